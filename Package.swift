@@ -1,0 +1,30 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Postern: an outgoing-mail spooler for Linux.
+///
+/// Dependencies flow one way: `PosternCore` (pure value types) at the bottom,
+/// `Spool` (the on-disk contract) on it, the `postern` CLI on top. The drop path
+/// (`postern drop`, `sendmail`) needs nothing but `Spool` and `PosternCore`.
+let package = Package(
+    name: "postern",
+    products: [
+        .executable(name: "postern", targets: ["postern"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "PosternCore"),
+        .target(name: "CSysShim"),
+        .target(name: "Spool", dependencies: ["PosternCore", "CSysShim"]),
+        .executableTarget(name: "postern", dependencies: [
+            "PosternCore", "Spool",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "PosternTesting", dependencies: ["PosternCore", "Spool", "CSysShim"]),
+        .testTarget(name: "PosternCoreTests", dependencies: ["PosternCore"]),
+        .testTarget(name: "SpoolTests", dependencies: ["Spool", "PosternTesting"]),
+        .testTarget(name: "PosternCLITests", dependencies: ["Spool", "PosternTesting"]),
+    ]
+)

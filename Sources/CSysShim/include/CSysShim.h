@@ -1,0 +1,8 @@
+#ifndef CSYS_SHIM_H
+#define CSYS_SHIM_H
+/* Glibc functions that are visible only with _GNU_SOURCE, which Swift's Glibc
+   module does not define. Kept tiny: one wrapper per call we need. */
+#define CSYS_RENAME_NOREPLACE 1
+int csys_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+int csys_pipe2(int fds[2], int flags);
+#endif

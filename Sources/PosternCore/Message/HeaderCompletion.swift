@@ -1,0 +1,85 @@
+import Foundation
+
+/// What `sendmail` does to the header section of a submitted message: extract
+/// recipients for `-t`, remove `Bcc:`, and add `From:`, `Date:` and `Message-ID:`
+/// when the message lacks them (RFC 5322 3.6 requires the first two; 3.6.4 says a
+/// message SHOULD have a Message-ID, and many receivers score its absence as spam).
+///
+/// Fields that are present are never rewritten: the submitter's headers are theirs.
+public struct HeaderCompletion: Sendable {
+    /// The envelope sender; `nil` for the null sender.
+    public var sender: MailboxAddress?
+    /// The full name for a generated `From:` (`-F`), if any.
+    public var fullName: String?
+    /// The host name for generated addresses and Message-IDs.
+    public var hostname: String
+    public var date: Date
+    public var queueID: QueueID
+
+    public init(sender: MailboxAddress?, fullName: String?, hostname: String, date: Date, queueID: QueueID) {
+        self.sender = sender
+        self.fullName = fullName
+        self.hostname = hostname
+        self.date = date
+        self.queueID = queueID
+    }
+
+    /// The recipients named in `To:`, `Cc:` and `Bcc:`, in order, for `sendmail -t`.
+    ///
+    /// - Throws: `AddressError` for the first field value or address that does not parse.
+    public static func recipients(in headers: HeaderSection) throws(AddressError) -> [MailboxAddress] {
+        var result: [MailboxAddress] = []
+        for field in headers.fields where ["to", "cc", "bcc"].contains(field.name.lowercased()) {
+            for text in try AddressList.addresses(in: field.value) {
+                result.append(try MailboxAddress(parsing: text))
+            }
+        }
+        return result
+    }
+
+    /// Removes `Bcc:` and adds what is missing. Returns the message's Message-ID
+    /// (without angle brackets), whether found or generated.
+    @discardableResult
+    public func complete(_ headers: inout HeaderSection) -> String {
+        // RFC 5322 3.6.3: Bcc recipients must not be disclosed to the others.
+        headers.removeAll(named: "Bcc")
+        if !headers.contains("From") {
+            headers.append(HeaderField(name: "From", value: fromValue))
+        }
+        if !headers.contains("Date") {
+            headers.append(HeaderField(name: "Date", value: Timestamp.rfc5322(date)))
+        }
+        if let existing = headers.values(of: "Message-ID").first {
+            return existing.trimmingCharacters(in: .whitespaces)
+                .trimmingCharacters(in: CharacterSet(charactersIn: "<>"))
+        }
+        let messageID = "\(queueID)@\(hostname)"
+        headers.append(HeaderField(name: "Message-ID", value: "<\(messageID)>"))
+        return messageID
+    }
+
+    /// `From:` for a message without one: the envelope sender with the full name
+    /// as a display name; for the null sender, the mailer daemon of this host.
+    var fromValue: String {
+        let address = sender?.smtpForm ?? "MAILER-DAEMON@\(hostname)"
+        guard let name = fullName?.trimmingCharacters(in: .whitespaces), !name.isEmpty else { return address }
+        return "\(Self.displayName(name)) <\(address)>"
+    }
+
+    /// A display name as an RFC 5322 phrase: bare when it is only atoms and
+    /// spaces, a quoted string otherwise, and an RFC 2047 encoded word when it
+    /// is not ASCII.
+    static func displayName(_ name: String) -> String {
+        // Control characters (CR and LF above all) would break the header line.
+        var cleaned = name
+        cleaned.unicodeScalars.removeAll { $0.value < 0x20 || $0.value == 0x7F }
+        if !cleaned.unicodeScalars.allSatisfy(\.isASCII) {
+            return "=?UTF-8?B?\(Data(cleaned.utf8).base64EncodedString())?="
+        }
+        let atext = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "!#$%&'*+-/=?^_`{|}~ "))
+        if cleaned.unicodeScalars.allSatisfy({ atext.contains($0) }) { return cleaned }
+        let escaped = cleaned.replacingOccurrences(of: "\\", with: "\\\\")
+            .replacingOccurrences(of: "\"", with: "\\\"")
+        return "\"\(escaped)\""
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import CSysShim
+import Glibc
+
+/// Runs the built `postern` binary as a child process, as users and scripts do.
+public struct PosternProcess {
+    public struct Result: Sendable {
+        public let status: Int32
+        /// The signal that ended the process, if one did.
+        public let signal: Int32?
+        public let stdout: String
+        public let stderr: String
+    }
+
+    /// The `postern` binary beside the test bundle (`.build/debug/postern`).
+    public static var binary: String {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [bundle, bundle.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("postern").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return bundle.appendingPathComponent("postern").path
+    }
+
+    /// Runs `postern` (or the binary under another name, through a symlink made
+    /// for the call, when `program` is given) with `arguments`, `input` on stdin.
+    public static func run(_ arguments: [String], input: Data = Data(), inputFile: String? = nil,
+                           environment: [String: String] = [:], program: String? = nil) throws -> Result {
+        var executable = binary
+        var linkDirectory: String?
+        if let program {
+            let directory = NSTemporaryDirectory() + "/postern-link-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            executable = directory + "/" + program
+            try FileManager.default.createSymbolicLink(atPath: executable, withDestinationPath: binary)
+            linkDirectory = directory
+        }
+        defer { if let linkDirectory { try? FileManager.default.removeItem(atPath: linkDirectory) } }
+
+        var env = ProcessInfo.processInfo.environment
+        env["POSTERN_HOSTNAME"] = "test.example"
+        env.removeValue(forKey: "POSTERN_SPOOL")
+        for (key, value) in environment { env[key] = value }
+
+        let stdinPipe = try makePipe(), stdoutPipe = try makePipe(), stderrPipe = try makePipe()
+        var inputFD = stdinPipe.read
+        if let inputFile {
+            inputFD = open(inputFile, O_RDONLY | O_CLOEXEC)
+            guard inputFD >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, inputFD, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdoutPipe.write, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderrPipe.write, 2)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        for fd in [stdinPipe.read, stdoutPipe.write, stderrPipe.write] { close(fd) }
+        if inputFile != nil { close(inputFD) }
+        guard spawned == 0 else {
+            for fd in [stdinPipe.write, stdoutPipe.read, stderrPipe.read] { close(fd) }
+            throw POSIXError(.init(rawValue: spawned) ?? .EIO)
+        }
+        // Output is drained on other threads so a chatty child cannot block on a full pipe.
+        let outData = Drain(stdoutPipe.read)
+        let errData = Drain(stderrPipe.read)
+        // A child that exits before reading everything closes the pipe: EPIPE, not SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        input.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Glibc.write(stdinPipe.write, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { break }
+                offset += written
+            }
+        }
+        close(stdinPipe.write)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let signaled = status & 0x7f != 0
+        return Result(status: signaled ? -1 : (status >> 8) & 0xff,
+                      signal: signaled ? status & 0x7f : nil,
+                      stdout: String(decoding: outData.wait(), as: UTF8.self),
+                      stderr: String(decoding: errData.wait(), as: UTF8.self))
+    }
+
+    private static func makePipe() throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [0, 0]
+        guard csys_pipe2(&fds, O_CLOEXEC) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        return (fds[0], fds[1])
+    }
+}
+
+/// Reads a pipe to its end on a thread of its own.
+final class Drain: @unchecked Sendable {
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ fd: Int32) {
+        Thread.detachNewThread {
+            let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            self.data = handle.readDataToEndOfFile()
+            self.done.signal()
+        }
+    }
+
+    func wait() -> Data {
+        done.wait()
+        return data
+    }
+}

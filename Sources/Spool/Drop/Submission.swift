@@ -1,0 +1,92 @@
+import Foundation
+import Glibc
+import PosternCore
+
+/// A request to put one message into the spool: what `sendmail`'s flags say.
+public struct Submission: Sendable {
+    /// The envelope sender; `nil` is the null sender `<>` (for bounces and DSNs).
+    public var sender: MailboxAddress?
+    public var recipients: [MailboxAddress]
+    /// `-t`: also take recipients from `To:`, `Cc:` and `Bcc:`.
+    public var extractRecipients = false
+    /// `-F`: full name for a generated `From:`.
+    public var fullName: String?
+    /// `-i`/`-oi`: a line with a single dot does not end the message.
+    public var ignoreDots = false
+    public var hostname: String
+    /// The largest message accepted, in octets as stored (with CRLF and added headers).
+    public var maxSize: Int
+    /// The uid recorded in the envelope: the invoking user.
+    public var uid: Int
+
+    public init(sender: MailboxAddress?, recipients: [MailboxAddress], hostname: String, maxSize: Int, uid: Int) {
+        self.sender = sender
+        self.recipients = recipients
+        self.hostname = hostname
+        self.maxSize = maxSize
+        self.uid = uid
+    }
+}
+
+/// Reads a message from a file descriptor and writes it into the spool as a drop.
+///
+/// The message is streamed: only the header section (bounded) and one line are in
+/// memory at any time. Line endings become CRLF; `From:`, `Date:` and
+/// `Message-ID:` are added when missing; `Bcc:` is removed. A line longer than
+/// 998 octets refuses the message (RFC 5322 2.1.1): see `spool-layout.md`.
+public struct Submitter {
+    public let layout: SpoolLayout
+    public var fileSystem: any FileSystem = SystemFileSystem()
+    public var ids = QueueIDGenerator()
+    public var now: () -> Date = { Date() }
+    /// Called after each step of the drop protocol (the crash-test hook).
+    public var observe: (DropStep) -> Void = { _ in }
+
+    public init(layout: SpoolLayout) {
+        self.layout = layout
+    }
+
+    /// Drops the message read from `input` (until end of file, or a lone `.` line
+    /// unless `ignoreDots`). Returns its queue ID.
+    public func submit(_ submission: Submission, input: Int32) throws(SpoolError) -> QueueID {
+        try SpoolCheck.requireWritable(layout)
+        let arrival = now()
+        let writer: DropWriter
+        do {
+            writer = try DropWriter(layout: layout, id: ids.next(), fileSystem: fileSystem, observe: observe)
+        } catch {
+            throw SpoolError(error.exitStatus, "cannot create a drop: \(error)")
+        }
+        let composer = MessageComposer(submission: submission, writer: writer, date: arrival)
+        do {
+            try composer.copy(from: input)
+        } catch {
+            writer.abandon()
+            throw error
+        }
+        var recipients: [String] = []
+        var smtputf8 = submission.sender?.requiresSMTPUTF8 ?? false
+        for address in submission.recipients + composer.extractedRecipients
+        where !recipients.contains(address.smtpForm) {
+            recipients.append(address.smtpForm)
+            smtputf8 = smtputf8 || address.requiresSMTPUTF8
+        }
+        guard !recipients.isEmpty else {
+            writer.abandon()
+            throw SpoolError(.dataError, "no recipients: name them as arguments or use -t")
+        }
+        var envelope = Envelope(id: writer.id, sender: submission.sender?.smtpForm,
+                                recipients: recipients.map { Recipient(address: $0) },
+                                arrival: arrival, size: writer.size, uid: submission.uid)
+        envelope.messageID = composer.messageID
+        envelope.eightBit = composer.eightBit
+        envelope.smtputf8 = smtputf8
+        envelope.requireTLS = composer.requireTLS
+        do {
+            try writer.commit(envelope)
+        } catch {
+            throw SpoolError(error.exitStatus, "cannot write the drop: \(error)")
+        }
+        return writer.id
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import PosternCore
+
+/// Everything about a queued message except its bytes: the file `envelope.json`
+/// beside `message` in the message's directory. `spool-layout.md` documents each
+/// field; this type is that documentation in code.
+public struct Envelope: Sendable, Equatable {
+    /// The layout version this program writes. A reader refuses an unknown major
+    /// version (quarantine) and keeps the unknown fields of a newer minor version.
+    public static let currentVersion = EnvelopeVersion(major: 1, minor: 0)
+
+    public var version: EnvelopeVersion = Envelope.currentVersion
+    public var id: QueueID
+    /// The envelope sender (RFC 5321 reverse-path); `nil` is the null sender `<>`.
+    public var sender: String?
+    public var recipients: [Recipient]
+    public var arrival: Date
+    /// Octets in `message`, checked by the scanner against the file.
+    public var size: Int
+    /// The uid of the user who dropped the message.
+    public var uid: Int
+    public var messageID: String?
+    /// The message has octets over 127 (BODY=8BITMIME, RFC 6152).
+    public var eightBit = false
+    /// An address needs RFC 6531 SMTPUTF8.
+    public var smtputf8 = false
+    /// RFC 8689 REQUIRETLS: `nil` unset (policy decides), true required, false
+    /// explicitly waived (`TLS-Required: No`).
+    public var requireTLS: Bool?
+    /// A transport name overriding the routes; `nil` for the configured routing.
+    public var transport: String?
+    /// Overrides the configured maximum number of attempts.
+    public var maxAttempts: Int?
+    /// Delivery attempts made so far (registered before each attempt starts).
+    public var attempts = 0
+    /// When the next attempt is due; `nil` means now.
+    public var nextAttempt: Date?
+    public var lastResult: DeliveryResult?
+    /// The latest attempts, oldest first, at most `historyLimit`.
+    public var history: [AttemptRecord] = []
+    /// Keys this version does not know, kept for the version that wrote them.
+    public var extra: [String: JSONValue] = [:]
+
+    public static let historyLimit = 32
+
+    public init(id: QueueID, sender: String?, recipients: [Recipient], arrival: Date, size: Int, uid: Int) {
+        self.id = id
+        self.sender = sender
+        self.recipients = recipients
+        self.arrival = arrival
+        self.size = size
+        self.uid = uid
+    }
+
+    /// Lower-case domains of the recipients still pending, each once, in order.
+    public var pendingDomains: [String] {
+        var seen = Set<String>()
+        return recipients.filter { $0.state == .pending }.compactMap { recipient in
+            let domain = recipient.domain
+            return seen.insert(domain).inserted ? domain : nil
+        }
+    }
+
+    /// Appends an attempt to the bounded history, dropping the oldest beyond the limit.
+    public mutating func record(_ attempt: AttemptRecord) {
+        history.append(attempt)
+        if history.count > Self.historyLimit { history.removeFirst(history.count - Self.historyLimit) }
+    }
+}
+
+/// `MAJOR.MINOR`, written as a string: `"1.0"`.
+public struct EnvelopeVersion: Sendable, Equatable, CustomStringConvertible {
+    public var major: Int
+    public var minor: Int
+    public var description: String { "\(major).\(minor)" }
+
+    public init(major: Int, minor: Int) {
+        self.major = major
+        self.minor = minor
+    }
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let major = Int(parts[0]), let minor = Int(parts[1]),
+              major >= 0, minor >= 0 else { return nil }
+        self.init(major: major, minor: minor)
+    }
+}
+
+/// One recipient and where it stands.
+public struct Recipient: Sendable, Equatable {
+    public enum State: String, Sendable, CaseIterable {
+        case pending, delivered, failed
+    }
+
+    /// The address in SMTP form (A-label domain, or U-label with SMTPUTF8).
+    public var address: String
+    /// RFC 3461 ORCPT: the address as the submitter wrote it, when that differs.
+    public var original: String?
+    public var state: State = .pending
+    public var attempts = 0
+    public var lastResult: DeliveryResult?
+    public var extra: [String: JSONValue] = [:]
+
+    public init(address: String, original: String? = nil) {
+        self.address = address
+        self.original = original
+    }
+
+    /// The part after the last `@`, lower-cased, brackets of an address literal kept.
+    public var domain: String {
+        guard let at = address.lastIndex(of: "@") else { return "" }
+        return address[address.index(after: at)...].lowercased()
+    }
+}
+
+/// The outcome of one attempt for a recipient or a message, as an operator
+/// needs it to answer "why is this still here".
+public struct DeliveryResult: Sendable, Equatable {
+    public var time: Date
+    /// The SMTP reply code, when a server answered.
+    public var code: Int?
+    /// The RFC 3463 enhanced status code, e.g. `4.2.0`.
+    public var enhanced: String?
+    /// The full reply (lines joined with newlines) or the local error.
+    public var text: String
+    public var host: String?
+    public var permanent: Bool
+    public var extra: [String: JSONValue] = [:]
+
+    public init(time: Date, code: Int? = nil, enhanced: String? = nil, text: String,
+                host: String? = nil, permanent: Bool) {
+        self.time = time
+        self.code = code
+        self.enhanced = enhanced
+        self.text = text
+        self.host = host
+        self.permanent = permanent
+    }
+}
+
+/// One delivery attempt to one host, for the envelope's history.
+public struct AttemptRecord: Sendable, Equatable {
+    public var time: Date
+    public var recipients: [String]
+    public var host: String?
+    public var ip: String?
+    /// The TLS outcome in words, e.g. `TLSv1.3 verified` or `none`.
+    public var tls: String?
+    public var result: DeliveryResult
+    public var extra: [String: JSONValue] = [:]
+
+    public init(time: Date, recipients: [String], host: String? = nil, ip: String? = nil,
+                tls: String? = nil, result: DeliveryResult) {
+        self.time = time
+        self.recipients = recipients
+        self.host = host
+        self.ip = ip
+        self.tls = tls
+        self.result = result
+    }
+}

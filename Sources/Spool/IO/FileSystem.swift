@@ -1,0 +1,81 @@
+import Glibc
+import PosternCore
+
+/// A file-system call that failed: which call, on which path, and errno.
+public struct SpoolIOError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let operation: String
+    public let path: String
+    public let code: Int32
+
+    public init(_ operation: String, _ path: String, _ code: Int32 = errno) {
+        self.operation = operation
+        self.path = path
+        self.code = code
+    }
+
+    public var description: String {
+        "\(operation) \(path): \(String(cString: strerror(code)))"
+    }
+
+    /// The sysexits status a command reports for this failure: a full or
+    /// read-only disk, a lock or a quota is temporary (the caller should retry),
+    /// a permission problem is `EX_NOPERM`, a missing spool is `EX_CANTCREAT`.
+    public var exitStatus: ExitStatus {
+        switch code {
+        case ENOSPC, EDQUOT, EROFS, EAGAIN, EINTR, EMFILE, ENFILE, ENOMEM, EBUSY: .tempFail
+        case EACCES, EPERM: .noPermission
+        case ENOENT, ENOTDIR: .cantCreate
+        default: .ioError
+        }
+    }
+}
+
+/// The file-system calls that the spool's durable write protocols are made of.
+///
+/// Everything that writes the spool goes through this protocol, so that a test
+/// can record the exact sequence of durable operations and compare it with
+/// `spool-layout.md`. Paths are absolute; no call follows a symbolic link.
+public protocol FileSystem: Sendable {
+    /// `mkdir(2)`; fails if the path exists.
+    func makeDirectory(_ path: String, mode: mode_t) throws(SpoolIOError)
+    /// Creates a new regular file for writing (`O_CREAT|O_EXCL|O_NOFOLLOW`).
+    func createFile(_ path: String, mode: mode_t) throws(SpoolIOError) -> Int32
+    func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolIOError)
+    /// `fsync(2)` of an open file.
+    func sync(_ fd: Int32, path: String) throws(SpoolIOError)
+    func close(_ fd: Int32)
+    /// Opens the directory without following links and `fsync(2)`s it, making
+    /// the creation, rename or removal of its entries durable.
+    func syncDirectory(_ path: String) throws(SpoolIOError)
+    /// `renameat2(2)` with `RENAME_NOREPLACE`: never overwrites an existing entry.
+    func rename(_ source: String, to destination: String) throws(SpoolIOError)
+    /// `rename(2)` that replaces the destination, for `envelope.json` updates.
+    func replace(_ source: String, with destination: String) throws(SpoolIOError)
+    /// Removes a file, a link, or a directory tree, without following links.
+    func removeTree(_ path: String) throws(SpoolIOError)
+}
+
+extension FileSystem {
+    /// Writes all of `data` to an open file.
+    public func write(_ fd: Int32, _ data: [UInt8], path: String) throws(SpoolIOError) {
+        // Array.withUnsafeBytes rethrows untyped errors; carry the typed one out by hand.
+        var failure: SpoolIOError?
+        data.withUnsafeBytes { bytes in
+            do throws(SpoolIOError) { try write(fd, bytes, path: path) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Writes all of `data` to a new file, `fsync`s and closes it.
+    public func writeFile(_ path: String, _ data: [UInt8], mode: mode_t) throws(SpoolIOError) {
+        let fd = try createFile(path, mode: mode)
+        do throws(SpoolIOError) {
+            try write(fd, data, path: path)
+            try sync(fd, path: path)
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+    }
+}

@@ -1,0 +1,103 @@
+import CSysShim
+import Glibc
+
+/// The real file system, through plain system calls.
+public struct SystemFileSystem: FileSystem {
+    public init() {}
+
+    public func makeDirectory(_ path: String, mode: mode_t) throws(SpoolIOError) {
+        // The mode is set explicitly after creation: the contract's modes must not
+        // depend on the umask of whoever happens to write.
+        guard mkdir(path, mode) == 0 else { throw SpoolIOError("mkdir", path) }
+        guard chmod(path, mode) == 0 else { throw SpoolIOError("chmod", path) }
+    }
+
+    public func createFile(_ path: String, mode: mode_t) throws(SpoolIOError) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw SpoolIOError("create", path) }
+        guard fchmod(fd, mode) == 0 else {
+            let error = SpoolIOError("chmod", path)
+            _ = Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    public func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolIOError) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw SpoolIOError("write", path)
+            }
+            offset += written
+        }
+    }
+
+    public func sync(_ fd: Int32, path: String) throws(SpoolIOError) {
+        guard fsync(fd) == 0 else { throw SpoolIOError("fsync", path) }
+    }
+
+    public func close(_ fd: Int32) {
+        // close(2) errors after a successful fsync cannot lose data; nothing to do.
+        _ = Glibc.close(fd)
+    }
+
+    public func syncDirectory(_ path: String) throws(SpoolIOError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw SpoolIOError("open directory", path) }
+        defer { _ = Glibc.close(fd) }
+        guard fsync(fd) == 0 else { throw SpoolIOError("fsync directory", path) }
+    }
+
+    public func rename(_ source: String, to destination: String) throws(SpoolIOError) {
+        guard csys_renameat2(AT_FDCWD, source, AT_FDCWD, destination, UInt32(CSYS_RENAME_NOREPLACE)) == 0 else {
+            throw SpoolIOError("rename to \(destination)", source)
+        }
+    }
+
+    public func replace(_ source: String, with destination: String) throws(SpoolIOError) {
+        guard Glibc.rename(source, destination) == 0 else {
+            throw SpoolIOError("rename to \(destination)", source)
+        }
+    }
+
+    public func removeTree(_ path: String) throws(SpoolIOError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT { return }
+            throw SpoolIOError("lstat", path)
+        }
+        if info.st_mode & S_IFMT == S_IFDIR {
+            for name in try DirectoryListing.names(in: path) {
+                try removeTree(path + "/" + name)
+            }
+            guard rmdir(path) == 0 else { throw SpoolIOError("rmdir", path) }
+        } else {
+            guard unlink(path) == 0 else { throw SpoolIOError("unlink", path) }
+        }
+    }
+}
+
+/// Reads directory entries without following links.
+public enum DirectoryListing {
+    /// The names in a directory, except `.` and `..`, in no particular order.
+    public static func names(in path: String) throws(SpoolIOError) -> [String] {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0, let dir = fdopendir(fd) else {
+            let code = errno
+            if fd >= 0 { _ = Glibc.close(fd) }
+            throw SpoolIOError("open directory", path, code)
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}

@@ -1,0 +1,59 @@
+import Glibc
+import PosternCore
+
+/// The write protocols for accepted messages (`spool-layout.md` sections 6.2
+/// to 6.4): envelope updates, moves between areas, removal when finished.
+///
+/// Only the holder of the spool lock may call these: they assume a single
+/// writer per message, which is what makes a plain rename enough.
+public struct MessageStore {
+    public let layout: SpoolLayout
+    public var fileSystem: any FileSystem = SystemFileSystem()
+
+    public init(layout: SpoolLayout) {
+        self.layout = layout
+    }
+
+    /// How much an update pays for durability (the durability budget).
+    public enum Durability: Sendable {
+        /// `fsync` the new file and the directory: survives power loss. For
+        /// updates whose loss would lose information or cause a retry storm.
+        case powerLoss
+        /// Rename only: survives a process crash; a power loss repeats work.
+        case processCrash
+    }
+
+    /// Replaces `envelope.json` of the message in `area` (section 6.2).
+    public func update(_ envelope: Envelope, in area: SpoolLayout.Area, durability: Durability) throws(SpoolIOError) {
+        let directory = layout.path(area, envelope.id)
+        let temporary = directory + "/" + SpoolLayout.envelopeTemporaryFile
+        // A leftover from a writer that died before its rename.
+        try fileSystem.removeTree(temporary)
+        let fd = try fileSystem.createFile(temporary, mode: DropWriter.fileMode)
+        do throws(SpoolIOError) {
+            try fileSystem.write(fd, Array(envelope.encoded()), path: temporary)
+            if durability == .powerLoss { try fileSystem.sync(fd, path: temporary) }
+        } catch {
+            fileSystem.close(fd)
+            throw error
+        }
+        fileSystem.close(fd)
+        try fileSystem.replace(temporary, with: directory + "/" + SpoolLayout.envelopeFile)
+        if durability == .powerLoss { try fileSystem.syncDirectory(directory) }
+    }
+
+    /// Moves a message between areas by one rename (section 6.3), then makes it durable.
+    public func move(_ id: QueueID, from source: SpoolLayout.Area, to destination: SpoolLayout.Area) throws(SpoolIOError) {
+        try fileSystem.rename(layout.path(source, id), to: layout.path(destination, id))
+        try fileSystem.syncDirectory(layout.directory(destination))
+        try fileSystem.syncDirectory(layout.directory(source))
+    }
+
+    /// Removes a message whose recipients are all final (section 6.4); no fsync.
+    public func remove(_ id: QueueID, from area: SpoolLayout.Area) throws(SpoolIOError) {
+        let directory = layout.path(area, id)
+        try fileSystem.removeTree(directory + "/" + SpoolLayout.messageFile)
+        try fileSystem.removeTree(directory + "/" + SpoolLayout.envelopeFile)
+        try fileSystem.removeTree(directory)
+    }
+}

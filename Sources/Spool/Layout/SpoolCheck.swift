@@ -1,0 +1,44 @@
+import Foundation
+import Glibc
+import PosternCore
+
+/// Checks that a directory is a spool this program understands before anything
+/// reads or writes it, so that a typo in `--spool` gives one clear line instead
+/// of a drop scattered into the wrong place.
+public enum SpoolCheck {
+    /// Throws unless `layout.root` holds a `VERSION` file with this layout version.
+    public static func requireSpool(_ layout: SpoolLayout) throws(SpoolError) {
+        var info = stat()
+        guard stat(layout.root, &info) == 0 else {
+            let code = errno
+            if code == EACCES { throw SpoolError(.noPermission, "spool \(layout.root): permission denied") }
+            throw SpoolError(.cantCreate, "spool \(layout.root) does not exist; create it with 'postern init'")
+        }
+        guard let data = FileManager.default.contents(atPath: layout.versionFile) else {
+            if access(layout.versionFile, F_OK) == 0 {
+                throw SpoolError(.noPermission, "\(layout.versionFile): permission denied")
+            }
+            throw SpoolError(.cantCreate, "\(layout.root) is not a Postern spool (no VERSION file); create it with 'postern init'")
+        }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text == String(SpoolLayout.version) else {
+            throw SpoolError(.config, "\(layout.versionFile) says layout version \"\(text)\"; this program knows version \(SpoolLayout.version)")
+        }
+    }
+
+    /// Like `requireSpool`, and the drop areas must be writable by this process.
+    public static func requireWritable(_ layout: SpoolLayout) throws(SpoolError) {
+        try requireSpool(layout)
+        for path in [layout.tmp, layout.directory(.drop)] where access(path, W_OK | X_OK) != 0 {
+            let code = errno
+            switch code {
+            case EACCES, EPERM:
+                throw SpoolError(.noPermission, "\(path): not writable by this user (is it in the spool's drop group?)")
+            case EROFS:
+                throw SpoolError(.tempFail, "\(path): read-only file system")
+            default:
+                throw SpoolError(.cantCreate, "\(path): \(String(cString: strerror(code)))")
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import Glibc
+import PosternCore
+
+/// One message found by the scanner, with what a scheduler needs to index it.
+public struct ScanItem: Sendable {
+    public let area: SpoolLayout.Area
+    public let envelope: Envelope
+
+    public var id: QueueID { envelope.id }
+    public var held: Bool { area == .hold }
+    /// When the next attempt is due; `nil` means now.
+    public var nextAttempt: Date? { envelope.nextAttempt }
+    /// Lower-case domains of the recipients still pending.
+    public var domains: [String] { envelope.pendingDomains }
+}
+
+/// What a scan found and did.
+public struct ScanReport: Sendable {
+    public struct Quarantined: Sendable, Equatable {
+        /// Where the entry was, relative to the spool: `queue/01J...`.
+        public let origin: String
+        public let reason: String
+        /// Where it went; `nil` when the scan only reported (read-only) or the move failed.
+        public let destination: String?
+    }
+
+    public var messages: [SpoolLayout.Area: Int] = [:]
+    public var quarantined: [Quarantined] = []
+    /// Stale entries of `tmp/` and stale envelope updates removed (or, read-only, found).
+    public var removed: [String] = []
+    /// Errors that stopped part of the scan (an unreadable area, a failed move).
+    public var errors: [String] = []
+
+    public var total: Int { messages.values.reduce(0, +) }
+}
+
+/// Walks the spool and rebuilds what a scheduler needs, repairing as it goes.
+///
+/// This is the crash recovery: whatever a crash left behind, the scanner sorts
+/// into complete messages (visited), temporary leftovers (removed once older than
+/// `temporaryMaxAge`, since they never were accepted mail) and anything else
+/// (moved to `corrupt/` with a reason). It never deletes a message and never
+/// follows a symbolic link.
+///
+/// Items are handed to `visit` one at a time and not kept, so memory grows with
+/// the number of messages (their names), never with their size.
+public struct SpoolScanner {
+    public enum Mode: Sendable {
+        /// Report and repair: quarantine, remove stale temporary entries. Only the
+        /// holder of the spool lock may repair.
+        case repair
+        /// Report only; the spool is not modified.
+        case readOnly
+    }
+
+    public let layout: SpoolLayout
+    public var mode: Mode
+    public var fileSystem: any FileSystem = SystemFileSystem()
+    public var now: () -> Date = { Date() }
+    /// Age after which an entry of `tmp/` is taken for an abandoned drop.
+    public var temporaryMaxAge: TimeInterval = 24 * 3600
+
+    public init(layout: SpoolLayout, mode: Mode) {
+        self.layout = layout
+        self.mode = mode
+    }
+
+    /// Scans `areas` (by default all, queue first so that the accepted copy of a
+    /// duplicated ID wins) and `tmp/`.
+    public func scan(areas: [SpoolLayout.Area] = [.queue, .hold, .drop], visit: (ScanItem) -> Void) -> ScanReport {
+        var report = ScanReport()
+        var info = stat()
+        let spoolOwner: uid_t = stat(layout.root, &info) == 0 ? info.st_uid : 0
+        let trusted: Set<uid_t> = [0, spoolOwner]
+        var seen = Set<QueueID>()
+        for area in areas {
+            let directory = layout.directory(area)
+            let names: [String]
+            do {
+                names = try DirectoryListing.names(in: directory).sorted()
+            } catch {
+                report.errors.append("\(error)")
+                continue
+            }
+            report.messages[area] = 0
+            for name in names {
+                let problem: String
+                if let id = QueueID(name) {
+                    if seen.contains(id) {
+                        problem = "duplicate: \(id) is also in another area"
+                    } else {
+                        do {
+                            let envelope = try MessageDirectory(path: directory + "/" + name)
+                                .load(id: id, trustedOwners: trusted)
+                            seen.insert(id)
+                            report.messages[area, default: 0] += 1
+                            removeStaleUpdate(in: directory + "/" + name, report: &report)
+                            visit(ScanItem(area: area, envelope: envelope))
+                            continue
+                        } catch {
+                            problem = error.description
+                        }
+                    }
+                } else {
+                    let kind = MessageDirectory.lstatus(directory + "/" + name).map { MessageDirectory.kind(of: $0.st_mode) } ?? "an entry"
+                    problem = "\(kind) whose name is not a queue ID"
+                }
+                quarantine(name, in: directory, area: area.rawValue, reason: problem, report: &report)
+            }
+        }
+        cleanTemporary(report: &report)
+        return report
+    }
+
+    private func quarantine(_ name: String, in directory: String, area: String, reason: String, report: inout ScanReport) {
+        var destination: String?
+        if mode == .repair {
+            do {
+                destination = try Quarantine(layout: layout, fileSystem: fileSystem, now: now)
+                    .move(name, in: directory, reason: reason)
+            } catch {
+                report.errors.append("cannot quarantine \(area)/\(name): \(error)")
+            }
+        }
+        report.quarantined.append(.init(origin: "\(area)/\(name)", reason: reason, destination: destination))
+    }
+
+    /// An `envelope.json.tmp` beside a valid envelope is an update that never
+    /// committed (the writer died before its rename): the envelope it would have
+    /// replaced is still the truth, so the leftover goes.
+    private func removeStaleUpdate(in directory: String, report: inout ScanReport) {
+        let path = directory + "/" + SpoolLayout.envelopeTemporaryFile
+        guard MessageDirectory.lstatus(path) != nil else { return }
+        report.removed.append(String(path.dropFirst(layout.root.count + 1)))
+        guard mode == .repair else { return }
+        do {
+            try fileSystem.removeTree(path)
+        } catch {
+            report.errors.append("\(error)")
+        }
+    }
+
+    /// Removes entries of `tmp/` whose newest change is older than `temporaryMaxAge`.
+    private func cleanTemporary(report: inout ScanReport) {
+        let names: [String]
+        do {
+            names = try DirectoryListing.names(in: layout.tmp).sorted()
+        } catch {
+            report.errors.append("\(error)")
+            return
+        }
+        let cutoff = now().timeIntervalSince1970 - temporaryMaxAge
+        for name in names {
+            let path = layout.tmp + "/" + name
+            guard newestChange(path) < cutoff else { continue }
+            report.removed.append("tmp/" + name)
+            guard mode == .repair else { continue }
+            do {
+                try fileSystem.removeTree(path)
+            } catch {
+                report.errors.append("\(error)")
+            }
+        }
+    }
+
+    /// The latest modification time of an entry and, for a directory, its entries
+    /// (a writer still streaming a large message keeps touching its file).
+    private func newestChange(_ path: String) -> TimeInterval {
+        guard let info = MessageDirectory.lstatus(path) else { return .infinity }
+        var newest = TimeInterval(info.st_mtim.tv_sec)
+        if info.st_mode & S_IFMT == S_IFDIR, let names = try? DirectoryListing.names(in: path) {
+            for name in names {
+                if let child = MessageDirectory.lstatus(path + "/" + name) {
+                    newest = max(newest, TimeInterval(child.st_mtim.tv_sec))
+                }
+            }
+        }
+        return newest
+    }
+}

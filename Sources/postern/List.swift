@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import PosternCore
+import Spool
+
+extension Postern {
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the messages in the spool, as mailq does.",
+            discussion: """
+                One block per message, oldest first: queue ID, state (dropped: not yet accepted \
+                by a daemon; queued; held), age, size and sender, then each recipient with its \
+                state and attempts, the last reply, and the next attempt. Entries that fail the \
+                scanner's checks are reported on standard error; run 'postern check'.
+
+                With --json, one JSON object per line with the keys id, state, sender ('' for \
+                the null sender), recipients (address, state, attempts, last_result), arrival, \
+                size, attempts, next_attempt, message_id and last_result.
+
+                Works without a daemon and never modifies the spool.
+                """
+        )
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(help: "One JSON object per line.")
+        var json = false
+
+        @Option(help: ArgumentHelp("Only messages in this state: dropped, queued or held.", valueName: "state"))
+        var state: String?
+
+        func run() throws {
+            let layout = global.layout
+            let areas = try selectedAreas(state)
+            do { try SpoolCheck.requireSpool(layout) } catch { throw failure(error) }
+            let now = Date()
+            var count = 0
+            var octets = 0
+            let report = SpoolScanner(layout: layout, mode: .readOnly).scan(areas: areas) { item in
+                count += 1
+                octets += item.envelope.size
+                output(json ? Self.jsonLine(item) + "\n" : Self.block(item, now: now))
+            }
+            for item in report.quarantined { warn("\(item.origin) cannot be trusted: \(item.reason) (run 'postern check')") }
+            for error in report.errors { warn(error) }
+            if !json {
+                print(count == 0 ? "Mail queue is empty" : "-- \(Self.size(octets)) in \(count) message\(count == 1 ? "" : "s")")
+            }
+        }
+
+        static func size(_ octets: Int) -> String {
+            switch octets {
+            case ..<1024: "\(octets)B"
+            case ..<(1024 * 1024): "\(octets / 1024)K"
+            default: String(format: "%.1fM", Double(octets) / 1048576)
+            }
+        }
+
+        static func block(_ item: ScanItem, now: Date) -> String {
+            let envelope = item.envelope
+            let age = DurationText.short(now.timeIntervalSince(envelope.arrival))
+            var text = "\(envelope.id) \(item.area.state.padding(toLength: 7, withPad: " ", startingAt: 0)) "
+                + "\(age.leftPadded(5)) \(size(envelope.size).leftPadded(6))  \(envelope.sender ?? "<>")\n"
+            let indent = String(repeating: " ", count: 50)
+            for recipient in envelope.recipients {
+                let attempts = recipient.attempts == 1 ? "1 attempt" : "\(recipient.attempts) attempts"
+                text += "\(indent)\(recipient.address) (\(recipient.state.rawValue), \(attempts))\n"
+                if let result = recipient.lastResult, recipient.state != .delivered {
+                    text += "\(indent)  last: \(Self.describe(result))\n"
+                }
+            }
+            if item.area != .hold, envelope.recipients.contains(where: { $0.state == .pending }) {
+                let next = envelope.nextAttempt.map(Timestamp.format) ?? "now"
+                text += "\(indent)next attempt: \(next)\n"
+            }
+            return text + "\n"
+        }
+
+        /// A reply in one line: code, enhanced code, first line of text, host.
+        static func describe(_ result: DeliveryResult) -> String {
+            let parts = [result.code.map(String.init), result.enhanced,
+                         result.text.split(separator: "\n").first.map(String.init)].compactMap { $0 }
+            return parts.joined(separator: " ") + (result.host.map { " (\($0))" } ?? "")
+        }
+
+        static func jsonLine(_ item: ScanItem) -> String {
+            let envelope = item.envelope
+            func result(_ value: DeliveryResult?) -> JSONValue {
+                guard let value else { return .null }
+                return .object(["time": .string(Timestamp.format(value.time)),
+                                "code": value.code.map { .integer(Int64($0)) } ?? .null,
+                                "enhanced": value.enhanced.map(JSONValue.string) ?? .null,
+                                "text": .string(value.text), "host": value.host.map(JSONValue.string) ?? .null,
+                                "permanent": .bool(value.permanent)])
+            }
+            let recipients = envelope.recipients.map { recipient -> JSONValue in
+                .object(["address": .string(recipient.address), "state": .string(recipient.state.rawValue),
+                         "attempts": .integer(Int64(recipient.attempts)), "last_result": result(recipient.lastResult)])
+            }
+            let object: [String: JSONValue] = [
+                "id": .string(envelope.id.rawValue),
+                "state": .string(item.area.state),
+                "sender": .string(envelope.sender ?? ""),
+                "recipients": .array(recipients),
+                "arrival": .string(Timestamp.format(envelope.arrival)),
+                "size": .integer(Int64(envelope.size)),
+                "attempts": .integer(Int64(envelope.attempts)),
+                "next_attempt": envelope.nextAttempt.map { .string(Timestamp.format($0)) } ?? .null,
+                "message_id": envelope.messageID.map(JSONValue.string) ?? .null,
+                "last_result": result(envelope.lastResult),
+            ]
+            return JSONValue.object(object).encodedLine()
+        }
+    }
+}
+
+/// The areas a `--state` option selects; all when it is absent.
+func selectedAreas(_ state: String?) throws -> [SpoolLayout.Area] {
+    guard let state else { return [.queue, .hold, .drop] }
+    guard let area = SpoolLayout.Area.allCases.first(where: { $0.state == state }) else {
+        throw ValidationError("--state must be one of dropped, queued, held")
+    }
+    return [area]
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import Glibc
+
+/// The `postern` command: one binary for the daemon, the drop path and queue
+/// management, as `sendmail` and `mailq` too when invoked under those names.
+@main
+struct Postern: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "postern",
+        abstract: "An outgoing-mail spooler: queue mail in a spool directory and deliver it over SMTP.",
+        discussion: """
+            Programs drop mail with 'postern drop' (or 'sendmail', a link to this binary); \
+            the spool is plain directories and JSON envelopes, documented in spool-layout.md.
+
+            ENVIRONMENT
+              POSTERN_SPOOL       the spool directory (default /var/spool/postern)
+              POSTERN_HOSTNAME    host name for generated senders and Message-IDs
+                                  (default: the system's host name)
+              POSTERN_MESSAGE_SIZE_LIMIT
+                                  the largest message accepted, in octets (default 67108864)
+
+            EXIT STATUS
+              Follows sysexits(3): 0 success, 64 usage, 65 data error, 66 no input,
+              70 internal error, 73 cannot create, 75 temporary failure, 77 permission denied.
+            """,
+        subcommands: [Init.self, Drop.self, Sendmail.self, Check.self, List.self, Show.self,
+                      Cat.self, Count.self, QueueIDs.self]
+    )
+
+    /// Dispatches on the program's name and on the sendmail-style subcommands,
+    /// whose flags (`-oi`, `-fSENDER`) are not swift-argument-parser's grammar.
+    static func main() {
+        let program = URL(fileURLWithPath: CommandLine.arguments.first ?? "postern").lastPathComponent
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        switch program {
+        case "sendmail":
+            Glibc.exit(DropCommand.run(arguments, program: program))
+        case "mailq":
+            arguments = ["list"] + arguments
+        default:
+            if let first = arguments.first, first == "drop" || first == "sendmail" {
+                Glibc.exit(DropCommand.run(Array(arguments.dropFirst()), program: "postern \(first)"))
+            }
+        }
+        main(arguments)
+    }
+}
+
+/// The options every subcommand shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The spool directory.", valueName: "dir"))
+    var spool: String = ProcessInfo.processInfo.environment["POSTERN_SPOOL"] ?? "/var/spool/postern"
+}

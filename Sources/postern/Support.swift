@@ -1,0 +1,24 @@
+import ArgumentParser
+import Foundation
+import PosternCore
+import Spool
+
+/// Writes one line to standard error, prefixed with the program name, as Unix tools do.
+func warn(_ message: String, program: String = "postern") {
+    FileHandle.standardError.write(Data("\(program): \(message)\n".utf8))
+}
+
+/// Reports a failure and turns it into the exit status it stands for.
+func failure(_ error: SpoolError, program: String = "postern") -> ExitCode {
+    warn(error.message, program: program)
+    return ExitCode(error.status.rawValue)
+}
+
+/// Writes bytes to standard output.
+func output(_ text: String) {
+    FileHandle.standardOutput.write(Data(text.utf8))
+}
+
+extension GlobalOptions {
+    var layout: SpoolLayout { SpoolLayout(root: spool) }
+}

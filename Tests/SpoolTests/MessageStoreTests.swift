@@ -1,0 +1,59 @@
+import Foundation
+import PosternCore
+import PosternTesting
+import Testing
+@testable import Spool
+
+struct MessageStoreTests {
+    let spool: TemporarySpool
+
+    init() throws {
+        spool = try TemporarySpool()
+    }
+
+    /// A durable envelope update writes a temporary file, fsyncs it, renames it over, fsyncs the directory.
+    @Test func durableUpdateOrder() throws {
+        var envelope = try spool.plant(.queue)
+        envelope.attempts = 1
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        var store = MessageStore(layout: spool.layout)
+        store.fileSystem = recorder
+        try store.update(envelope, in: .queue, durability: .powerLoss)
+        let id = envelope.id
+        #expect(recorder.calls == [
+            "remove queue/\(id)/envelope.json.tmp",
+            "create queue/\(id)/envelope.json.tmp",
+            "write queue/\(id)/envelope.json.tmp",
+            "fsync queue/\(id)/envelope.json.tmp",
+            "close queue/\(id)/envelope.json.tmp",
+            "replace queue/\(id)/envelope.json.tmp queue/\(id)/envelope.json",
+            "fsync queue/\(id)/",
+        ])
+        #expect(try Envelope.decode(spool.read("queue/\(id)/envelope.json")).attempts == 1)
+    }
+
+    /// A crash-only update skips both fsyncs and still replaces the envelope atomically.
+    @Test func lightUpdate() throws {
+        var envelope = try spool.plant(.queue)
+        envelope.recipients[0].state = .delivered
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        var store = MessageStore(layout: spool.layout)
+        store.fileSystem = recorder
+        try store.update(envelope, in: .queue, durability: .processCrash)
+        #expect(!recorder.calls.contains { $0.hasPrefix("fsync") })
+        #expect(try Envelope.decode(spool.read("queue/\(envelope.id)/envelope.json")).recipients[0].state == .delivered)
+    }
+
+    /// A move is one rename, then both directories are synced; removal leaves nothing.
+    @Test func moveAndRemove() throws {
+        let envelope = try spool.plant(.queue)
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        var store = MessageStore(layout: spool.layout)
+        store.fileSystem = recorder
+        try store.move(envelope.id, from: .queue, to: .hold)
+        #expect(recorder.calls == ["rename queue/\(envelope.id) hold/\(envelope.id)", "fsync hold/", "fsync queue/"])
+        #expect(try spool.names(.hold) == [envelope.id.rawValue])
+        try store.remove(envelope.id, from: .hold)
+        #expect(try spool.names(.hold).isEmpty)
+    }
+}
