@@ -34,10 +34,14 @@ extension Postern {
         @Option(help: ArgumentHelp("Age after which a tmp/ entry counts as abandoned, e.g. 90s, 2h, 1d.", valueName: "duration"))
         var temporaryAge = "1d"
 
-        func run() throws {
-            guard let age = DurationText.parse(temporaryAge) else {
+        func validate() throws {
+            guard DurationText.parse(temporaryAge) != nil else {
                 throw ValidationError("--temporary-age: \"\(temporaryAge)\" is not a duration like 90s, 2h or 1d")
             }
+        }
+
+        func run() throws {
+            let age = DurationText.parse(temporaryAge) ?? 86400
             let layout = global.layout
             var lock: SpoolLock?
             do {

@@ -13,6 +13,10 @@ extension Postern {
         @Option(help: ArgumentHelp("Only messages in this state: dropped, queued or held.", valueName: "state"))
         var state: String?
 
+        func validate() throws {
+            _ = try selectedAreas(state)
+        }
+
         func run() throws {
             let areas = try selectedAreas(state)
             do { try SpoolCheck.requireSpool(global.layout) } catch { throw failure(error) }

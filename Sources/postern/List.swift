@@ -29,6 +29,10 @@ extension Postern {
         @Option(help: ArgumentHelp("Only messages in this state: dropped, queued or held.", valueName: "state"))
         var state: String?
 
+        func validate() throws {
+            _ = try selectedAreas(state)
+        }
+
         func run() throws {
             let layout = global.layout
             let areas = try selectedAreas(state)

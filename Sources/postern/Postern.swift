@@ -14,15 +14,16 @@ struct Postern: ParsableCommand {
             the spool is plain directories and JSON envelopes, documented in spool-layout.md.
 
             ENVIRONMENT
-              POSTERN_SPOOL       the spool directory (default /var/spool/postern)
-              POSTERN_HOSTNAME    host name for generated senders and Message-IDs
-                                  (default: the system's host name)
-              POSTERN_MESSAGE_SIZE_LIMIT
-                                  the largest message accepted, in octets (default 67108864)
+              POSTERN_SPOOL               the spool (default /var/spool/postern)
+              POSTERN_HOSTNAME            host name for generated senders and
+                                          Message-IDs (default: the system's)
+              POSTERN_MESSAGE_SIZE_LIMIT  largest message accepted, in octets
+                                          (default 67108864)
 
             EXIT STATUS
-              Follows sysexits(3): 0 success, 64 usage, 65 data error, 66 no input,
-              70 internal error, 73 cannot create, 75 temporary failure, 77 permission denied.
+              Follows sysexits(3): 0 success, 64 usage, 65 data error,
+              66 no input, 70 internal error, 73 cannot create,
+              75 temporary failure, 77 permission denied.
             """,
         subcommands: [Init.self, Drop.self, Sendmail.self, Check.self, List.self, Show.self,
                       Cat.self, Count.self, QueueIDs.self]
