@@ -57,6 +57,8 @@ sync "$tmp"
 # 5. The commit point: rename it into drop/ (-T: never move it inside an existing directory).
 mv -T "$tmp" "$spool/drop/$id"
 trap - EXIT
-# 6. fsync drop/, so the rename survives a power failure.
-sync "$spool/drop"
+# 6. fsync drop/, so the rename survives a power failure. A drop-group member
+#    may not open drop/ (no read permission): syncfs(2) through its own
+#    directory (sync -f) commits the rename instead.
+sync "$spool/drop" 2>/dev/null || sync -f "$spool/drop/$id"
 echo "$id"

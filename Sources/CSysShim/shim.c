@@ -8,3 +8,4 @@ _Static_assert(RENAME_NOREPLACE == CSYS_RENAME_NOREPLACE, "RENAME_NOREPLACE");
 
 int csys_renameat2(int a, const char *b, int c, const char *d, unsigned int f) { return renameat2(a, b, c, d, f); }
 int csys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int csys_syncfs(int fd) { return syncfs(fd); }

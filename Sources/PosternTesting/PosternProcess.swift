@@ -24,8 +24,11 @@ public struct PosternProcess {
 
     /// Runs `postern` (or the binary under another name, through a symlink made
     /// for the call, when `program` is given) with `arguments`, `input` on stdin.
+    /// `command`, when given, replaces the binary: a wrapper such as `setpriv`
+    /// followed by the program to run.
     public static func run(_ arguments: [String], input: Data = Data(), inputFile: String? = nil,
-                           environment: [String: String] = [:], program: String? = nil) throws -> Result {
+                           environment: [String: String] = [:], program: String? = nil,
+                           command: [String]? = nil) throws -> Result {
         var executable = binary
         var linkDirectory: String?
         if let program {
@@ -54,7 +57,9 @@ public struct PosternProcess {
         posix_spawn_file_actions_adddup2(&actions, inputFD, 0)
         posix_spawn_file_actions_adddup2(&actions, stdoutPipe.write, 1)
         posix_spawn_file_actions_adddup2(&actions, stderrPipe.write, 2)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let words = (command ?? [executable]) + arguments
+        executable = words[0]
+        let argv = words.map { strdup($0) } + [nil]
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid: pid_t = 0

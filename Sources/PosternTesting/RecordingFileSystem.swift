@@ -62,6 +62,11 @@ public final class RecordingFileSystem: FileSystem {
         record("fsync \(relative(path))/")
     }
 
+    public func syncFileSystem(_ path: String) throws(SpoolIOError) {
+        try real.syncFileSystem(path)
+        record("syncfs \(relative(path))/")
+    }
+
     public func rename(_ source: String, to destination: String) throws(SpoolIOError) {
         try real.rename(source, to: destination)
         record("rename \(relative(source)) \(relative(destination))")

@@ -5,4 +5,5 @@
 #define CSYS_RENAME_NOREPLACE 1
 int csys_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
 int csys_pipe2(int fds[2], int flags);
+int csys_syncfs(int fd);
 #endif

@@ -104,9 +104,17 @@ public final class DropWriter {
         }
         committed = true
         observe(.renamed)
-        // The drop is committed: a failure to fsync drop/ is reported, but the
-        // message is there and will be delivered unless the machine loses power.
-        try fileSystem.syncDirectory(layout.directory(.drop))
+        // The drop is committed. A failure to make the rename durable is still
+        // reported (exit 75): the message is there and will be delivered unless
+        // the machine loses power, and the caller's retry at worst duplicates it.
+        do {
+            try fileSystem.syncDirectory(layout.directory(.drop))
+        } catch where error.code == EACCES {
+            // A drop-group member may write drop/ but not open it (no read
+            // permission, so it cannot list others' drops). syncfs(2) through its
+            // own message directory commits the rename with the rest of the file system.
+            try fileSystem.syncFileSystem(layout.path(.drop, id))
+        }
         observe(.dropAreaSynced)
     }
 

@@ -47,6 +47,9 @@ public protocol FileSystem: Sendable {
     /// Opens the directory without following links and `fsync(2)`s it, making
     /// the creation, rename or removal of its entries durable.
     func syncDirectory(_ path: String) throws(SpoolIOError)
+    /// `syncfs(2)` on the file system holding the directory `path`: for a writer
+    /// that may not open a parent directory to `fsync` it.
+    func syncFileSystem(_ path: String) throws(SpoolIOError)
     /// `renameat2(2)` with `RENAME_NOREPLACE`: never overwrites an existing entry.
     func rename(_ source: String, to destination: String) throws(SpoolIOError)
     /// `rename(2)` that replaces the destination, for `envelope.json` updates.

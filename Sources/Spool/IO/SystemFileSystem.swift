@@ -51,6 +51,13 @@ public struct SystemFileSystem: FileSystem {
         guard fsync(fd) == 0 else { throw SpoolIOError("fsync directory", path) }
     }
 
+    public func syncFileSystem(_ path: String) throws(SpoolIOError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw SpoolIOError("open directory", path) }
+        defer { _ = Glibc.close(fd) }
+        guard csys_syncfs(fd) == 0 else { throw SpoolIOError("syncfs", path) }
+    }
+
     public func rename(_ source: String, to destination: String) throws(SpoolIOError) {
         guard csys_renameat2(AT_FDCWD, source, AT_FDCWD, destination, UInt32(CSYS_RENAME_NOREPLACE)) == 0 else {
             throw SpoolIOError("rename to \(destination)", source)

@@ -1,0 +1,66 @@
+import Foundation
+import Glibc
+import PosternCore
+import PosternTesting
+import Testing
+@testable import Spool
+
+/// The permission model of spool-layout.md section 3, with real users.
+///
+/// The tests run as root and drop privileges for the child with setpriv(1):
+/// uid 65534 (nobody) is in the drop group 65534 (nogroup), uid 65533 is not.
+struct PermissionTests {
+    let spool: TemporarySpool
+    let binary: String
+
+    init() throws {
+        spool = try TemporarySpool()
+        chmod(spool.directory, 0o755)
+        // A copy the unprivileged users can reach, wherever the build directory is.
+        binary = spool.directory + "/postern"
+        try FileManager.default.copyItem(atPath: PosternProcess.binary, toPath: binary)
+        _ = try SpoolInitializer(layout: spool.layout, owner: getuid(), ownerGroup: getgid(), dropGroup: 65534).run()
+    }
+
+    func dropAs(uid: Int, gid: Int) throws -> PosternProcess.Result {
+        try PosternProcess.run(["drop", "--spool", spool.layout.root, "-v", "bob@example.net"],
+                               input: Data("Subject: from \(uid)\n\nhi\n".utf8),
+                               command: ["/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(gid)", "--clear-groups", binary])
+    }
+
+    /// A member of the drop group can drop; the drop is its own, in the drop group, and passes the scanner.
+    @Test func dropGroupMemberDrops() throws {
+        try #require(getuid() == 0, "needs root to change users")
+        let result = try dropAs(uid: 65534, gid: 65534)
+        #expect(result.status == 0, "\(result.stderr)")
+        let id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        var info = stat()
+        #expect(lstat(spool.layout.path(.drop, QueueID(id)!), &info) == 0)
+        #expect(info.st_uid == 65534)
+        #expect(info.st_gid == 65534)   // inherited from the set-group-ID tmp/
+        #expect(info.st_mode & 0o7777 == 0o770)
+        var items: [ScanItem] = []
+        let report = SpoolScanner(layout: spool.layout, mode: .readOnly).scan { items.append($0) }
+        #expect(report.quarantined.isEmpty, "\(report.quarantined)")
+        #expect(items.first?.envelope.uid == 65534)
+    }
+
+    /// Someone outside the drop group is refused with EX_NOPERM and leaves nothing.
+    @Test func outsiderIsRefused() throws {
+        try #require(getuid() == 0, "needs root to change users")
+        let result = try dropAs(uid: 65533, gid: 65533)
+        #expect(result.status == 77)
+        #expect(result.stderr.contains("not writable by this user"))
+        #expect(try spool.names(.drop).isEmpty)
+    }
+
+    /// A drop-group member can neither list the drop area nor read the queue.
+    @Test func membersCannotRead() throws {
+        try #require(getuid() == 0, "needs root to change users")
+        #expect(try dropAs(uid: 65534, gid: 65534).status == 0)
+        let list = try PosternProcess.run(["list", "--spool", spool.layout.root],
+                                          command: ["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", binary])
+        #expect(list.status != 0 || list.stdout == "Mail queue is empty\n")
+        #expect(!list.stdout.contains("bob@example.net"))
+    }
+}
