@@ -17,14 +17,20 @@ let package = Package(
     targets: [
         .target(name: "PosternCore"),
         .target(name: "CSysShim"),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .target(name: "COpenSSLShim", dependencies: ["COpenSSL"]),
         .target(name: "Spool", dependencies: ["PosternCore", "CSysShim"]),
+        .target(name: "TLS", dependencies: ["PosternCore", "COpenSSL", "COpenSSLShim"]),
+        .target(name: "SMTP", dependencies: ["PosternCore", "TLS", "COpenSSL"]),
         .executableTarget(name: "postern", dependencies: [
             "PosternCore", "Spool",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "PosternTesting", dependencies: ["PosternCore", "Spool", "CSysShim"]),
+        .target(name: "PosternTesting", dependencies: ["PosternCore", "Spool", "CSysShim", "COpenSSL", "COpenSSLShim"]),
         .testTarget(name: "PosternCoreTests", dependencies: ["PosternCore"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool", "PosternTesting"]),
         .testTarget(name: "PosternCLITests", dependencies: ["Spool", "PosternTesting"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS", "PosternTesting", "COpenSSL"]),
+        .testTarget(name: "SMTPTests", dependencies: ["SMTP", "TLS", "PosternTesting", "COpenSSL"]),
     ]
 )

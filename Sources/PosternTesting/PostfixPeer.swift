@@ -1,0 +1,176 @@
+import Foundation
+import Glibc
+
+/// A private Postfix on loopback for integration tests of the SMTP client: smtpd
+/// on `127.0.0.1:smtpdPort` offers STARTTLS, answers `tempfail@…` with 450 and
+/// `reject@…` with 550, and relays everything else to smtp-sink on `sinkPort`,
+/// which writes each message it receives to a file. A real MTA on the other end
+/// catches what a hand-written fake would agree with us about.
+///
+/// All the work is in `tools/postfix-peer.sh` (runnable by hand, too); this only
+/// picks ports and a directory, runs it, and reads the results. Needs root.
+public final class PostfixPeer: @unchecked Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public let directory: String
+    public let smtpdPort: UInt16
+    public let sinkPort: UInt16
+
+    /// This file is Sources/PosternTesting/PostfixPeer.swift: the repo root is
+    /// three levels up (after resolving symlinks), whatever the working directory.
+    static let script = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("tools/postfix-peer.sh").path
+
+    /// Whether Postfix is installed (`tools/postfix-peer.sh install`) and we are
+    /// root, which the Postfix master needs: gate integration tests on this.
+    public static var isAvailable: Bool {
+        geteuid() == 0 && ["/usr/sbin/postfix", "/usr/sbin/smtp-sink"].allSatisfy {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
+    }
+
+    /// Starts an instance in a fresh directory under `NSTemporaryDirectory()`.
+    /// Returns once smtpd and smtp-sink answer; throws with the script's output
+    /// (which includes the logs) if they do not.
+    public init(certificate: String, key: String) throws {
+        // Both sockets are bound before either is closed, so the ports differ.
+        // Another process may still take one before Postfix binds it: rare.
+        let first = try Self.bindLoopback()
+        let second = Result { try Self.bindLoopback() }
+        close(first.fd)
+        let (secondFD, secondPort) = try second.get()
+        close(secondFD)
+        (smtpdPort, sinkPort) = (first.port, secondPort)
+        directory = NSTemporaryDirectory() + "postfix-peer-" + UUID().uuidString
+        let (status, output) = try Self.run(["start", directory, "\(smtpdPort)", "\(sinkPort)", certificate, key])
+        // On failure the script has stopped what it started; deinit still runs
+        // (every property is set) and removes the directory.
+        guard status == 0 else { throw Failure(description: "postfix-peer.sh start failed (\(status)):\n\(output)") }
+    }
+
+    deinit {
+        _ = try? Self.run(["stop", directory])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Everything this instance's Postfix logged (DIR/log/maillog): "TLS
+    /// connection established", "reject: RCPT …", "status=sent (250 …)".
+    public var log: String {
+        (try? String(contentsOfFile: directory + "/log/maillog", encoding: .utf8)) ?? ""
+    }
+
+    /// Messages smtp-sink has written so far (file contents), sorted by file name:
+    /// `<UTC time to the second>.<random hex>`, so the order of messages received
+    /// within one second is arbitrary; match them by content. Files smtp-sink
+    /// still holds open (a transaction between MAIL and ".") are left out.
+    ///
+    /// A file is NOT what the client sent. From the top, it holds:
+    /// 1. smtp-sink's records, one line each: `X-Client-Addr:`, `X-Client-Proto:`,
+    ///    `X-Helo-Args:`, `X-Mail-Args:` (MAIL FROM arguments, e.g. `<a@b>
+    ///    BODY=8BITMIME`) and one `X-Rcpt-Args:` per recipient (`<r@x> ORCPT=…`);
+    /// 2. smtp-sink's `Received:` header (3 lines: `Received: from …`, TAB `by …
+    ///    (smtp-sink) with ESMTP id …;`, TAB date);
+    /// 3. Postfix smtpd's `Received:` header (`from HELO (unknown [127.0.0.1])`,
+    ///    TAB `by peer.postern.test (Postfix) with ESMTPS id QUEUEID`, and for one
+    ///    recipient TAB `for <r@x>; date`): "ESMTPS" means the client used TLS;
+    /// 4. the message as the client sent it after dot-unstuffing, with every CR
+    ///    removed (smtp-sink drops all CR bytes, so CRLF becomes LF);
+    /// 5. one extra LF: the end of the client's terminating `.CRLF`.
+    /// Postfix itself changes nothing else: tools/postfix-peer.sh turns off header
+    /// rewriting, added headers, dropped headers (Bcc:, Return-Path:, …) and the
+    /// folding of lines over 998 bytes. `sinkMessageBodies()` undoes 1–5.
+    public func sinkMessages() throws -> [Data] {
+        let sink = directory + "/sink"
+        let names = try FileManager.default.contentsOfDirectory(atPath: sink).sorted()
+        let open = openBySink()  // listed first, then checked: a closed file is complete
+        return try names.map { sink + "/" + $0 }.filter { !open.contains($0) }.map {
+            try Data(contentsOf: URL(fileURLWithPath: $0))
+        }
+    }
+
+    /// The sink messages with exactly the lines described at `sinkMessages()`
+    /// removed and LF turned back into CRLF: byte for byte what the client sent
+    /// in DATA, before dot-stuffing, if that used only CRLF line ends (a bare CR
+    /// or LF cannot survive smtp-sink) and ended with CRLF.
+    public func sinkMessageBodies() throws -> [Data] {
+        try sinkMessages().map(Self.body(ofSinkMessage:))
+    }
+
+    /// Undoes what smtp-sink and Postfix add to one dump file (see `sinkMessages()`).
+    public static func body(ofSinkMessage dump: Data) throws -> Data {
+        var lines = dump.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        guard lines.count >= 2, lines.removeLast().isEmpty, lines.removeLast().isEmpty else {
+            throw Failure(description: "sink message does not end with the extra LF")
+        }
+        func starts(_ line: Data, _ prefix: String) -> Bool { line.starts(with: Data(prefix.utf8)) }
+        let records = ["X-Client-Addr: ", "X-Client-Proto: ", "X-Helo-Args: ", "X-Mail-Args: ", "X-Rcpt-Args: "]
+        var index = 0
+        while index < lines.count, records.contains(where: { starts(lines[index], $0) }) { index += 1 }
+        for _ in 0..<2 {  // smtp-sink's Received:, then smtpd's, each with its continuation lines
+            guard index < lines.count, starts(lines[index], "Received: ") else {
+                throw Failure(description: "sink message lacks the expected Received: headers")
+            }
+            index += 1
+            while index < lines.count, let first = lines[index].first, first == 0x20 || first == 0x09 { index += 1 }
+        }
+        var body = Data()
+        for line in lines[index...] { body.append(line); body.append(contentsOf: [0x0D, 0x0A]) }
+        return body
+    }
+
+    /// Polls every 50 ms, at most `timeout` seconds, until smtp-sink has written
+    /// at least `count` complete messages; relaying takes a queue manager pass,
+    /// so a fixed sleep would be both slow and flaky. Throws with the log on timeout.
+    public func waitForSinkMessages(count: Int, timeout: Double = 30) throws -> [Data] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let messages = try sinkMessages()
+            if messages.count >= count { return messages }
+            guard Date() < deadline else {
+                throw Failure(description: "\(messages.count) of \(count) messages in the sink after \(timeout) s; log:\n\(log)")
+            }
+            usleep(50_000)
+        }
+    }
+
+    /// Paths of the files smtp-sink (pid in DIR/sink.pid) has open right now.
+    private func openBySink() -> Set<String> {
+        guard let pid = try? String(contentsOfFile: directory + "/sink.pid", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines), !pid.isEmpty,
+            let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { return [] }
+        return Set(fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") })
+    }
+
+    private static func bindLoopback() throws -> (fd: Int32, port: UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard ok else { close(fd); throw Failure(description: "bind 127.0.0.1:0: errno \(errno)") }
+        return (fd, UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Runs the script, stdout and stderr together, and waits for it.
+    private static func run(_ arguments: [String]) throws -> (Int32, String) {
+        let process = Process(), pipe = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script] + arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()  // the script's daemons do not hold it
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+}

@@ -1,0 +1,227 @@
+import COpenSSL
+import COpenSSLShim
+import Foundation
+import Glibc
+
+/// An SMTP server that follows a script, for testing the client without a
+/// network: it runs on its own thread at one end of a socketpair, and the
+/// script reads like a transcript.
+///
+/// ```swift
+/// let peer = try ScriptedSMTPPeer([
+///     .send("220 mx.example ESMTP"),
+///     .expect("EHLO client.example"),
+///     .send("250-mx.example\n250 PIPELINING"),
+///     ...
+/// ])
+/// let client = SMTPClient(stream: try SocketStream(fileDescriptor: peer.clientSocket), ...)
+/// ```
+/// `finish()` waits for the script to end and returns what happened; a line
+/// that differs from what the script expected is recorded as a failure and the
+/// server hangs up, as a real one would on a protocol error.
+public final class ScriptedSMTPPeer: @unchecked Sendable {
+    public enum Step: Sendable {
+        /// Lines to send, separated by `\n`; each goes out with CRLF.
+        case send(String)
+        /// Bytes to send exactly as given (garbage, bare LFs, overlong lines).
+        case sendRaw([UInt8])
+        /// One line from the client, which must equal this.
+        case expect(String)
+        /// One line from the client, which must start with this.
+        case expectPrefix(String)
+        /// The message after a 354: lines up to the lone dot, recorded as received.
+        case receiveData
+        /// A server-side TLS handshake (after "220 ready" to STARTTLS, or first thing for implicit TLS).
+        case startTLS(ServerTLS)
+        /// Hang up.
+        case close
+        /// Say nothing and read until the client gives up and closes.
+        case waitForClose
+    }
+
+    /// The server's certificate and protocol limits.
+    public struct ServerTLS: Sendable {
+        public var certificateChain: String
+        public var key: String
+        /// e.g. `TLS1_1_VERSION` to play a server stuck on an old protocol.
+        public var maximumVersion: Int32?
+
+        public init(certificateChain: String, key: String, maximumVersion: Int32? = nil) {
+            self.certificateChain = certificateChain
+            self.key = key
+            self.maximumVersion = maximumVersion
+        }
+    }
+
+    /// What the server saw and did.
+    public struct Outcome: Sendable {
+        /// `C: line` and `S: line`, in order.
+        public var transcript: [String] = []
+        /// Each message received with `.receiveData`, exactly as it came (still dot-stuffed, CRLF).
+        public var messages: [[UInt8]] = []
+        /// Where the client did not follow the script.
+        public var failures: [String] = []
+        /// The TLS version the server negotiated, if any.
+        public var tlsVersion: String?
+    }
+
+    /// The client's end of the socketpair; hand it to `SocketStream`, which then owns it.
+    public let clientSocket: Int32
+    private let serverSocket: Int32
+    private let done = DispatchSemaphore(value: 0)
+    private var outcome = Outcome()
+
+    public init(_ script: [Step]) throws {
+        // The server writes to clients that may have hung up: EPIPE, not SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        var fds: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw POSIXError(.init(rawValue: errno) ?? .EIO)
+        }
+        clientSocket = fds[0]
+        serverSocket = fds[1]
+        Thread.detachNewThread { [self] in
+            var connection = PeerConnection(fd: serverSocket)
+            run(script, on: &connection)
+            connection.close()
+            done.signal()
+        }
+    }
+
+    /// Waits for the script to end (the client must have closed or the script hung up).
+    public func finish() -> Outcome {
+        done.wait()
+        return outcome
+    }
+
+    private func run(_ script: [Step], on connection: inout PeerConnection) {
+        for step in script {
+            switch step {
+            case .send(let text):
+                for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+                    outcome.transcript.append("S: \(line)")
+                    connection.write(Array((line + "\r\n").utf8))
+                }
+            case .sendRaw(let bytes):
+                outcome.transcript.append("S: <\(bytes.count) raw octets>")
+                connection.write(bytes)
+            case .expect(let expected), .expectPrefix(let expected):
+                guard let line = connection.readLine() else {
+                    outcome.failures.append("expected \"\(expected)\", the client closed the connection")
+                    return
+                }
+                outcome.transcript.append("C: \(line)")
+                let matches: Bool = if case .expect = step { line == expected } else { line.hasPrefix(expected) }
+                if !matches {
+                    outcome.failures.append("expected \"\(expected)\", got \"\(line)\"")
+                    return
+                }
+            case .receiveData:
+                var message: [UInt8] = []
+                while true {
+                    guard let line = connection.readRawLine() else {
+                        outcome.failures.append("the connection closed during DATA")
+                        return
+                    }
+                    if line == Array(".\r\n".utf8) { break }
+                    message.append(contentsOf: line)
+                }
+                outcome.transcript.append("C: <message of \(message.count) octets>")
+                outcome.messages.append(message)
+            case .startTLS(let tls):
+                do {
+                    outcome.tlsVersion = try connection.acceptTLS(tls)
+                    outcome.transcript.append("S: <TLS \(outcome.tlsVersion ?? "")>")
+                } catch {
+                    outcome.failures.append("TLS handshake: \(error)")
+                    return
+                }
+            case .close:
+                return
+            case .waitForClose:
+                while connection.readRawLine() != nil {}
+                return
+            }
+        }
+    }
+}
+
+/// The server's end of the connection: blocking reads and writes, plain or TLS.
+struct PeerConnection {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+    private var context: OpaquePointer?
+    private var ssl: OpaquePointer?
+
+    init(fd: Int32) {
+        self.fd = fd
+    }
+
+    mutating func acceptTLS(_ tls: ScriptedSMTPPeer.ServerTLS) throws -> String {
+        guard let context = SSL_CTX_new(TLS_server_method()) else { throw PeerError("SSL_CTX_new") }
+        self.context = context
+        if let maximum = tls.maximumVersion {
+            // Old protocols need the lowest security level in OpenSSL 3.
+            SSL_CTX_set_cipher_list(context, "DEFAULT:@SECLEVEL=0")
+            _ = shim_SSL_CTX_set_min_proto_version(context, TLS1_VERSION)
+            _ = shim_SSL_CTX_set_max_proto_version(context, maximum)
+        }
+        guard SSL_CTX_use_certificate_chain_file(context, tls.certificateChain) == 1,
+              SSL_CTX_use_PrivateKey_file(context, tls.key, SSL_FILETYPE_PEM) == 1,
+              let ssl = SSL_new(context) else { throw PeerError("cannot load the server certificate") }
+        self.ssl = ssl
+        SSL_set_fd(ssl, fd)
+        guard SSL_accept(ssl) == 1 else { throw PeerError("SSL_accept failed (error \(ERR_get_error()))") }
+        return String(cString: SSL_get_version(ssl))
+    }
+
+    mutating func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            if let ssl {
+                var written = 0
+                _ = SSL_write_ex(ssl, raw.baseAddress, raw.count, &written)
+            } else {
+                _ = send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
+            }
+        }
+    }
+
+    /// A line without its CRLF, or nil at end of stream.
+    mutating func readLine() -> String? {
+        guard var line = readRawLine() else { return nil }
+        while line.last == 0x0A || line.last == 0x0D { line.removeLast() }
+        return String(decoding: line, as: UTF8.self)
+    }
+
+    /// A line with its terminator, or nil at end of stream.
+    mutating func readRawLine() -> [UInt8]? {
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0A) {
+                let line = Array(buffer[...newline])
+                buffer.removeFirst(newline + 1)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 16384)
+            let count: Int = chunk.withUnsafeMutableBytes { raw in
+                if let ssl {
+                    var read = 0
+                    return SSL_read_ex(ssl, raw.baseAddress, raw.count, &read) == 1 ? read : 0
+                }
+                return recv(fd, raw.baseAddress, raw.count, 0)
+            }
+            guard count > 0 else { return buffer.isEmpty ? nil : { defer { buffer.removeAll() }; return buffer }() }
+            buffer.append(contentsOf: chunk[0..<count])
+        }
+    }
+
+    mutating func close() {
+        if let ssl { SSL_free(ssl) }
+        if let context { SSL_CTX_free(context) }
+        Glibc.close(fd)
+    }
+}
+
+struct PeerError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
