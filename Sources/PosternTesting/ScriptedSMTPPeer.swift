@@ -37,6 +37,9 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
         case close
         /// Say nothing and read until the client gives up and closes.
         case waitForClose
+        /// Anything a fixed line cannot express (a SASL server computing its
+        /// answers); a thrown error is recorded as a failure and ends the script.
+        case custom(@Sendable (inout PeerConnection) throws -> Void)
     }
 
     /// The server's certificate and protocol limits.
@@ -136,6 +139,13 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
                     outcome.failures.append("TLS handshake: \(error)")
                     return
                 }
+            case .custom(let body):
+                do {
+                    try body(&connection)
+                } catch {
+                    outcome.failures.append("\(error)")
+                    return
+                }
             case .close:
                 return
             case .waitForClose:
@@ -147,7 +157,7 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
 }
 
 /// The server's end of the connection: blocking reads and writes, plain or TLS.
-struct PeerConnection {
+public struct PeerConnection {
     let fd: Int32
     private var buffer: [UInt8] = []
     private var context: OpaquePointer?
@@ -175,19 +185,31 @@ struct PeerConnection {
         return String(cString: SSL_get_version(ssl))
     }
 
+    /// Sends one line with CRLF.
+    public mutating func send(_ line: String) {
+        write(Array((line + "\r\n").utf8))
+    }
+
+    /// TLS exporter output on the server's side (RFC 5705), e.g. for channel binding.
+    public func exportKeyingMaterial(label: String, length: Int) -> [UInt8]? {
+        guard let ssl else { return nil }
+        var out = [UInt8](repeating: 0, count: length)
+        return SSL_export_keying_material(ssl, &out, length, label, label.utf8.count, nil, 0, 0) == 1 ? out : nil
+    }
+
     mutating func write(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { raw in
             if let ssl {
                 var written = 0
                 _ = SSL_write_ex(ssl, raw.baseAddress, raw.count, &written)
             } else {
-                _ = send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
+                _ = Glibc.send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
             }
         }
     }
 
     /// A line without its CRLF, or nil at end of stream.
-    mutating func readLine() -> String? {
+    public mutating func readLine() -> String? {
         guard var line = readRawLine() else { return nil }
         while line.last == 0x0A || line.last == 0x0D { line.removeLast() }
         return String(decoding: line, as: UTF8.self)
@@ -221,7 +243,7 @@ struct PeerConnection {
     }
 }
 
-struct PeerError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct PeerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

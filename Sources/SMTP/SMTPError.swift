@@ -83,7 +83,7 @@ public struct SMTPError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Failures below the level of commands, given their command by the session.
-    enum Failure: Error, Sendable {
+    enum Failure: Error, Sendable, Equatable {
         case stream(StreamError)
         case `protocol`(String)
 
