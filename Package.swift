@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "TLS", dependencies: ["PosternCore", "COpenSSL", "COpenSSLShim"]),
         .target(name: "SMTP", dependencies: ["PosternCore", "TLS", "COpenSSL"]),
         .executableTarget(name: "postern", dependencies: [
-            "PosternCore", "Spool",
+            "PosternCore", "Spool", "TLS", "SMTP",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "PosternTesting", dependencies: ["PosternCore", "Spool", "CSysShim", "COpenSSL", "COpenSSLShim"]),

@@ -33,6 +33,18 @@ public struct SMTPTimeouts: Sendable {
     public var tlsHandshake: Double = 60
 
     public init() {}
+
+    /// The same limit for every wait, for tools that want answers quickly.
+    public init(uniform seconds: Double) {
+        greeting = seconds
+        mail = seconds
+        recipient = seconds
+        dataInitiation = seconds
+        dataBlock = seconds
+        dataTermination = seconds
+        command = seconds
+        tlsHandshake = seconds
+    }
 }
 
 /// Everything the client needs to know about one connection.

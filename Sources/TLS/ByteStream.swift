@@ -63,7 +63,8 @@ func waitFor(_ fd: Int32, events: Int16, deadline: Deadline) throws(StreamError)
 public final class SocketStream: ByteStream {
     public let fileDescriptor: Int32
 
-    /// Takes ownership of a connected socket: it is closed when this goes away.
+    /// Takes ownership of a socket: it is closed when this goes away, or at
+    /// once if it cannot be made non-blocking.
     public init(fileDescriptor: Int32) throws(StreamError) {
         self.fileDescriptor = fileDescriptor
         let flags = fcntl(fileDescriptor, F_GETFL)

@@ -13,6 +13,8 @@ public enum ExitStatus: Int32, Sendable, Error {
     case noInput = 66
     /// An internal software error: a bug.
     case software = 70
+    /// A service is unavailable: a server refused for good.
+    case unavailable = 69
     /// A system error that is not temporary, such as a missing spool directory.
     case osError = 71
     /// An output file could not be created.
