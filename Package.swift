@@ -13,6 +13,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .target(name: "PosternCore"),
@@ -22,6 +24,11 @@ let package = Package(
         .target(name: "Spool", dependencies: ["PosternCore", "CSysShim"]),
         .target(name: "TLS", dependencies: ["PosternCore", "COpenSSL", "COpenSSLShim"]),
         .target(name: "SMTP", dependencies: ["PosternCore", "TLS", "COpenSSL"]),
+        .target(name: "Scheduler", dependencies: [
+            "PosternCore",
+            .product(name: "HeapModule", package: "swift-collections"),
+            .product(name: "DequeModule", package: "swift-collections"),
+        ]),
         .executableTarget(name: "postern", dependencies: [
             "PosternCore", "Spool", "TLS", "SMTP",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -32,5 +39,6 @@ let package = Package(
         .testTarget(name: "PosternCLITests", dependencies: ["Spool", "PosternTesting"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "PosternTesting", "COpenSSL"]),
         .testTarget(name: "SMTPTests", dependencies: ["SMTP", "TLS", "PosternTesting", "COpenSSL"]),
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "PosternCore"]),
     ]
 )

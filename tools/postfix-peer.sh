@@ -42,38 +42,68 @@ die() { echo "$me: $*" >&2; exit 1; }
 
 need_root() { [[ $(id -u) -eq 0 ]] || die "must run as root (the Postfix master runs as root)"; }
 
-# Paths of the Debian package; `postconf -d` works without any main.cf.
+# Paths in Debian's postfix package.
 postfix_bin=/usr/sbin/postfix
 sink_bin=/usr/sbin/smtp-sink
+master_bin=/usr/lib/postfix/sbin/master
 
-# A main.cf value cannot hold white space, commas or `$` unescaped; refuse them.
+# A main.cf value cannot hold white space, commas or `$` unescaped, and `%`
+# would be expanded in smtp-sink's dump template (strftime): refuse them.
 check_path() {
     [[ $1 == /* ]] || die "not an absolute path: $1"
-    [[ $1 != *[[:space:],\$]* ]] || die "path must not contain white space, ',' or '\$': $1"
+    [[ $1 != *[[:space:],\$%]* ]] || die "path must not contain white space, ',', '\$' or '%': $1"
 }
 
 check_port() {
     [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)) || die "not a TCP port: $1"
 }
 
-# Succeeds when something on 127.0.0.1:$1 answers with an SMTP greeting (220),
-# after which we say QUIT politely so smtpd does not log a lost connection.
+# Probes the SMTP server on 127.0.0.1:$1: greeting 220, EHLO answered with
+# 250; then, when $2 is "starttls", STARTTLS answered with 220 (and the
+# connection dropped before any handshake, so the log shows one "lost
+# connection after STARTTLS" but no TLS session our client did not make),
+# else QUIT. Exit status 0: as wanted; 1: not (yet) answering; 2: answering,
+# but without TLS: smtpd with a cert or key it cannot use logs a warning,
+# still lists STARTTLS in EHLO, and answers it with 454.
 # A subshell: the descriptor (and any failure of exec) stays in it.
-smtp_answers() (
+smtp_probe() (
     local line
     exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-    IFS= read -r -t 2 line <&3 && [[ $line == 220* ]] || exit 1
-    printf 'QUIT\r\n' >&3 || true
+    IFS= read -r -t 2 line <&3 && [[ $line == "220 "* ]] || exit 1
+    printf 'EHLO postfix-peer.sh\r\n' >&3 || exit 1
+    while IFS= read -r -t 2 line <&3 && [[ $line == "250-"* ]]; do :; done
+    [[ $line == "250 "* ]] || exit 1
+    if [[ ${2:-} == starttls ]]; then
+        printf 'STARTTLS\r\n' >&3 || exit 1
+        IFS= read -r -t 2 line <&3 || exit 1
+        [[ $line == "220 "* ]] || exit 2
+    else
+        printf 'QUIT\r\n' >&3 || true
+    fi
 )
 
-# Polls smtp_answers every 0.1 s for at most 20 s.
+# Probes every 0.1 s, for at most 20 s by the clock, until smtp_probe "$@"
+# succeeds.
 wait_for_smtp() {
-    local port=$1 i
-    for ((i = 0; i < 200; i++)); do
-        smtp_answers "$port" 2>/dev/null && return 0
+    local deadline=$((SECONDS + 20)) status
+    while ((SECONDS < deadline)); do
+        status=0
+        smtp_probe "$@" 2>/dev/null || status=$?
+        case $status in
+        0) return 0 ;;
+        2) echo "$me: 127.0.0.1:$1 answers but does not offer STARTTLS" >&2; return 1 ;;
+        esac
         sleep 0.1
     done
+    echo "$me: nothing answered SMTP on 127.0.0.1:$1 within 20 s" >&2
     return 1
+}
+
+# Succeeds while the instance's master runs: `master -t` fails exactly when
+# DIR/queue/pid/master.pid is locked. (Not `postfix status`: every Postfix
+# program sleeps 1 s before exiting on a fatal error, such as a missing config.)
+master_running() {
+    [[ -f $1/etc/main.cf && -d $1/queue ]] && ! "$master_bin" -c "$1/etc" -t >/dev/null 2>&1
 }
 
 # Prints the pid in DIR/sink.pid if that process is still our smtp-sink for DIR
@@ -85,6 +115,19 @@ sink_pid() {
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-d $dir/sink/" || return 1
     echo "$pid"
+}
+
+# Runs "$@" in place of this (sub)shell with only descriptors 0-2 open. A
+# long-running daemon must not keep its launcher's other descriptors: Swift
+# Foundation's Process on Linux hands its child a socket and waits for every
+# holder to close it, so an inherited copy makes waitUntilExit() hang.
+exec_without_inherited_fds() {
+    local fd
+    for fd in /proc/"$BASHPID"/fd/*; do
+        fd=${fd##*/}
+        if ((fd > 2)); then { exec {fd}>&-; } 2>/dev/null || true; fi
+    done
+    exec "$@"
 }
 
 cmd_install() {
@@ -145,6 +188,9 @@ relayhost = [127.0.0.1]:$sink_port
 default_transport = smtp
 relay_transport = smtp
 smtp_tls_security_level = none
+# Postfix's own notices to postmaster (notify_classes, e.g. about a TLS
+# problem) would be relayed into the sink too; the sink holds client mail only.
+notify_classes =
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
@@ -212,7 +258,7 @@ cmd_start() {
     check_path "$dir"
     check_path "$cert"
     check_path "$key"
-    if "$postfix_bin" -c "$dir/etc" status >/dev/null 2>&1 || sink_pid "$dir" >/dev/null; then
+    if master_running "$dir" || sink_pid "$dir" >/dev/null; then
         die "an instance is already running in $dir (run: $me stop $dir)"
     fi
 
@@ -238,11 +284,13 @@ EOF
     # which would add ~2 s to this start. Backdate the files we just wrote.
     touch -d "@$(($(date +%s) - 60))" "$dir"/etc/*
 
-    # The sink first, so the relay has somewhere to go. setsid: not in the
-    # caller's process group; stdio to a file: a caller reading our output to
-    # EOF must not wait for it. Dump names are <UTC time>.<random hex>.
-    TZ=UTC setsid "$sink_bin" -4 -u postfix -h sink.postern.test -d "$dir/sink/%Y%m%dT%H%M%S." \
-        "127.0.0.1:$sink_port" 64 </dev/null >>"$dir/log/smtp-sink.log" 2>&1 &
+    # The sink first, so the relay has somewhere to go. setsid: out of the
+    # caller's process group; stdio to a file and no other inherited
+    # descriptors: a caller waiting for our output's EOF or for our exit must
+    # not wait for the sink. -u: as root it must drop privileges. Dump file
+    # names are <UTC time>.<random hex>, created at MAIL and closed at ".".
+    (export TZ=UTC && exec_without_inherited_fds setsid "$sink_bin" -4 -u postfix -h sink.postern.test \
+        -d "$dir/sink/%Y%m%dT%H%M%S." "127.0.0.1:$sink_port" 64 </dev/null >>"$dir/log/smtp-sink.log" 2>&1) &
     echo $! >"$dir/sink.pid"
 
     # `postfix -c DIR/etc start` runs postfix-script for this config only: it
@@ -251,7 +299,8 @@ EOF
     # returns once master is initialised. Nothing in /etc/postfix is touched.
     local ok=1
     "$postfix_bin" -c "$dir/etc" start </dev/null >"$dir/log/postfix-start.out" 2>&1 || ok=0
-    if ((ok)) && wait_for_smtp "$smtpd_port" && wait_for_smtp "$sink_port"; then
+    if ((ok)) && wait_for_smtp "$smtpd_port" starttls 2>>"$dir/log/postfix-start.out" \
+        && wait_for_smtp "$sink_port" 2>>"$dir/log/postfix-start.out"; then
         return 0
     fi
     {
@@ -272,17 +321,27 @@ cmd_stop() {
     need_root
     [[ -d $dir ]] || return 0
     dir=$(realpath "$dir")
-    # `postfix stop` signals master and waits (up to 5 s, then SIGKILL) for it.
-    if [[ -f $dir/etc/main.cf ]] && "$postfix_bin" -c "$dir/etc" status >/dev/null 2>&1; then
-        "$postfix_bin" -c "$dir/etc" stop >/dev/null 2>&1 || true
+    # `postfix abort` sends master SIGTERM, as `postfix stop` does, but
+    # without stop's 1 s sleeps: we poll every 0.1 s (at most 10 s), then
+    # SIGKILL master's process group as postfix-script would.
+    if master_running "$dir"; then
+        pid=$(awk '{ print $1; exit }' "$dir/queue/pid/master.pid")
+        "$postfix_bin" -c "$dir/etc" abort >/dev/null 2>&1 || true
+        for ((i = 0; i < 100; i++)); do
+            master_running "$dir" || break
+            sleep 0.1
+        done
+        if master_running "$dir" && [[ $pid =~ ^[0-9]+$ ]]; then kill -9 -- "-$pid" 2>/dev/null || true; fi
     fi
+    # Not `kill -0` to see it gone: the sink's parent is init, which may be
+    # slow to reap it, and a zombie passes kill -0 (but has no cmdline).
     if pid=$(sink_pid "$dir"); then
         kill "$pid" 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
+            sink_pid "$dir" >/dev/null || break
             sleep 0.1
         done
-        kill -9 "$pid" 2>/dev/null || true
+        if sink_pid "$dir" >/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
     fi
     rm -f "$dir/sink.pid"
 }

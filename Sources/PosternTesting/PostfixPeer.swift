@@ -10,9 +10,7 @@ import Glibc
 /// All the work is in `tools/postfix-peer.sh` (runnable by hand, too); this only
 /// picks ports and a directory, runs it, and reads the results. Needs root.
 public final class PostfixPeer: @unchecked Sendable {
-    public struct Failure: Error, CustomStringConvertible {
-        public let description: String
-    }
+    public struct Failure: Error, CustomStringConvertible { public let description: String }
 
     public let directory: String
     public let smtpdPort: UInt16
@@ -27,9 +25,7 @@ public final class PostfixPeer: @unchecked Sendable {
     /// Whether Postfix is installed (`tools/postfix-peer.sh install`) and we are
     /// root, which the Postfix master needs: gate integration tests on this.
     public static var isAvailable: Bool {
-        geteuid() == 0 && ["/usr/sbin/postfix", "/usr/sbin/smtp-sink"].allSatisfy {
-            FileManager.default.isExecutableFile(atPath: $0)
-        }
+        geteuid() == 0 && ["/usr/sbin/postfix", "/usr/sbin/smtp-sink"].allSatisfy(FileManager.default.isExecutableFile)
     }
 
     /// Starts an instance in a fresh directory under `NSTemporaryDirectory()`.
@@ -57,7 +53,8 @@ public final class PostfixPeer: @unchecked Sendable {
     }
 
     /// Everything this instance's Postfix logged (DIR/log/maillog): "TLS
-    /// connection established", "reject: RCPT …", "status=sent (250 …)".
+    /// connection established", "reject: RCPT …", "status=sent (250 …)". The
+    /// start-up probe shows as one "lost connection after STARTTLS".
     public var log: String {
         (try? String(contentsOfFile: directory + "/log/maillog", encoding: .utf8)) ?? ""
     }
@@ -75,7 +72,8 @@ public final class PostfixPeer: @unchecked Sendable {
     ///    (smtp-sink) with ESMTP id …;`, TAB date);
     /// 3. Postfix smtpd's `Received:` header (`from HELO (unknown [127.0.0.1])`,
     ///    TAB `by peer.postern.test (Postfix) with ESMTPS id QUEUEID`, and for one
-    ///    recipient TAB `for <r@x>; date`): "ESMTPS" means the client used TLS;
+    ///    recipient TAB `for <r@x>; date`): "ESMTPS" means the client used TLS
+    ///    (plain "ESMTP" that it did not);
     /// 4. the message as the client sent it after dot-unstuffing, with every CR
     ///    removed (smtp-sink drops all CR bytes, so CRLF becomes LF);
     /// 5. one extra LF: the end of the client's terminating `.CRLF`.
@@ -86,9 +84,7 @@ public final class PostfixPeer: @unchecked Sendable {
         let sink = directory + "/sink"
         let names = try FileManager.default.contentsOfDirectory(atPath: sink).sorted()
         let open = openBySink()  // listed first, then checked: a closed file is complete
-        return try names.map { sink + "/" + $0 }.filter { !open.contains($0) }.map {
-            try Data(contentsOf: URL(fileURLWithPath: $0))
-        }
+        return try names.filter { !open.contains($0) }.map { try Data(contentsOf: URL(fileURLWithPath: "\(sink)/\($0)")) }
     }
 
     /// The sink messages with exactly the lines described at `sinkMessages()`
@@ -130,18 +126,20 @@ public final class PostfixPeer: @unchecked Sendable {
             let messages = try sinkMessages()
             if messages.count >= count { return messages }
             guard Date() < deadline else {
-                throw Failure(description: "\(messages.count) of \(count) messages in the sink after \(timeout) s; log:\n\(log)")
+                throw Failure(description: "\(messages.count) of \(count) messages in the sink after \(timeout) s:\n\(log)")
             }
             usleep(50_000)
         }
     }
 
-    /// Paths of the files smtp-sink (pid in DIR/sink.pid) has open right now.
+    /// Names of the files smtp-sink (pid in DIR/sink.pid) has open right now.
     private func openBySink() -> Set<String> {
+        let fm = FileManager.default
         guard let pid = try? String(contentsOfFile: directory + "/sink.pid", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines), !pid.isEmpty,
-            let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { return [] }
-        return Set(fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") })
+            let fds = try? fm.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { return [] }
+        return Set(fds.compactMap { try? fm.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
+            .map { URL(fileURLWithPath: $0).lastPathComponent })
     }
 
     private static func bindLoopback() throws -> (fd: Int32, port: UInt16) {
@@ -166,8 +164,7 @@ public final class PostfixPeer: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [script] + arguments
         process.standardInput = FileHandle.nullDevice
-        process.standardOutput = pipe
-        process.standardError = pipe
+        (process.standardOutput, process.standardError) = (pipe, pipe)
         try process.run()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()  // the script's daemons do not hold it
         process.waitUntilExit()

@@ -1,0 +1,208 @@
+import DequeModule
+import Foundation
+import HeapModule
+import PosternCore
+
+/// One delivery to do: the recipients of one message at one destination domain.
+public struct Job: Sendable, Hashable, CustomStringConvertible {
+    public let id: QueueID
+    public let domain: String
+
+    public init(id: QueueID, domain: String) {
+        self.id = id
+        self.domain = domain
+    }
+
+    public var description: String { "\(id)/\(domain)" }
+}
+
+/// Limits the scheduler enforces (`queue.max_concurrent`, `queue.per_domain`).
+public struct SchedulerLimits: Sendable, Equatable {
+    public var maxConcurrent: Int
+    public var perDomain: Int
+
+    public init(maxConcurrent: Int = 10, perDomain: Int = 1) {
+        self.maxConcurrent = max(1, maxConcurrent)
+        self.perDomain = max(1, perDomain)
+    }
+}
+
+/// The scheduler's state, without I/O or threads: the index of queued messages,
+/// a heap of due times, the per-domain queues of ready jobs, and the limits.
+///
+/// The daemon drives it: it inserts what the scanner and pickup find, asks for
+/// the messages that are due (and registers their attempts on disk before
+/// starting a round), asks for jobs to launch, and reports jobs finished. Tests
+/// drive it the same way with a fake clock.
+///
+/// A round is one attempt of one message: a job per pending destination domain.
+/// Jobs wait in their domain's queue while the domain is at its limit, so a busy
+/// or slow domain never holds up another; the global limit caps them all.
+public final class SchedulerCore {
+    /// What the index keeps per message: a few dozen bytes plus the domains.
+    struct Entry {
+        var nextAttempt: TimeInterval
+        var domains: [String]
+        var held: Bool
+        var inRound: Bool
+        var version: UInt32
+    }
+
+    struct Due: Comparable {
+        let time: TimeInterval
+        let id: QueueID
+        let version: UInt32
+        static func < (lhs: Due, rhs: Due) -> Bool { (lhs.time, lhs.id) < (rhs.time, rhs.id) }
+    }
+
+    public var limits: SchedulerLimits
+    private var entries: [QueueID: Entry] = [:]
+    private var heap = Heap<Due>()
+    private var ready: [String: Deque<Job>] = [:]
+    /// Domains with ready jobs, in the order they became ready (fairness).
+    private var readyDomains = Deque<String>()
+    private var busy: [String: Int] = [:]
+    private var roundsLeft: [QueueID: Int] = [:]
+    public private(set) var running = 0
+
+    public init(limits: SchedulerLimits) {
+        self.limits = limits
+    }
+
+    public var count: Int { entries.count }
+    public func contains(_ id: QueueID) -> Bool { entries[id] != nil }
+    public func isHeld(_ id: QueueID) -> Bool { entries[id]?.held ?? false }
+    public func inRound(_ id: QueueID) -> Bool { entries[id]?.inRound ?? false }
+
+    /// Adds or replaces a message. `nextAttempt` nil means due now.
+    public func insert(_ id: QueueID, nextAttempt: Date?, domains: [String], held: Bool) {
+        let version = (entries[id]?.version ?? 0) &+ 1
+        let inRound = entries[id]?.inRound ?? false
+        let time = nextAttempt?.timeIntervalSince1970 ?? 0
+        entries[id] = Entry(nextAttempt: time, domains: domains, held: held, inRound: inRound, version: version)
+        if !held { heap.insert(Due(time: time, id: id, version: version)) }
+    }
+
+    /// Forgets a message (delivered, deleted, quarantined). Its ready jobs are dropped.
+    public func remove(_ id: QueueID) {
+        entries[id] = nil
+        for domain in Array(ready.keys) {
+            ready[domain]?.removeAll { $0.id == id }
+            if ready[domain]?.isEmpty == true { ready[domain] = nil }
+        }
+        readyDomains.removeAll { ready[$0] == nil }
+    }
+
+    /// Holds or releases a message; a released message is due at its recorded time.
+    public func setHeld(_ id: QueueID, _ held: Bool) {
+        guard let entry = entries[id] else { return }
+        insert(id, nextAttempt: Date(timeIntervalSince1970: entry.nextAttempt), domains: entry.domains, held: held)
+        if held { remove(readyJobsOf: id) }
+    }
+
+    /// Makes a message due at `time` (a kick is `now`).
+    public func reschedule(_ id: QueueID, at time: Date, domains: [String]? = nil) {
+        guard let entry = entries[id] else { return }
+        insert(id, nextAttempt: time, domains: domains ?? entry.domains, held: entry.held)
+    }
+
+    /// Messages due at `now` that are not held and not already in a round,
+    /// earliest first. The caller registers each attempt, then calls `startRound`.
+    public func takeDue(now: Date) -> [QueueID] {
+        var due: [QueueID] = []
+        let limit = now.timeIntervalSince1970
+        while let top = heap.min, top.time <= limit {
+            heap.removeMin()
+            guard let entry = entries[top.id], entry.version == top.version, !entry.held, !entry.inRound else { continue }
+            due.append(top.id)
+        }
+        return due
+    }
+
+    /// Starts an attempt round: one job per domain, due again at `nextAttempt`
+    /// if recipients remain when the round ends.
+    public func startRound(_ id: QueueID, domains: [String], nextAttempt: Date) {
+        guard var entry = entries[id] else { return }
+        entry.inRound = true
+        entry.domains = domains
+        entry.nextAttempt = nextAttempt.timeIntervalSince1970
+        entry.version &+= 1
+        entries[id] = entry
+        roundsLeft[id] = domains.count
+        for domain in domains {
+            if ready[domain] == nil { readyDomains.append(domain) }
+            ready[domain, default: []].append(Job(id: id, domain: domain))
+        }
+        if domains.isEmpty { endRound(id) }
+    }
+
+    /// Jobs that may start now within the limits; they count as running.
+    public func launchable() -> [Job] {
+        var jobs: [Job] = []
+        var rotated = 0
+        while running < limits.maxConcurrent, rotated < readyDomains.count {
+            let domain = readyDomains.removeFirst()
+            guard busy[domain, default: 0] < limits.perDomain, let job = ready[domain]?.popFirst() else {
+                readyDomains.append(domain)
+                rotated += 1
+                continue
+            }
+            rotated = 0
+            busy[domain, default: 0] += 1
+            running += 1
+            jobs.append(job)
+            if ready[domain]?.isEmpty == true { ready[domain] = nil } else { readyDomains.append(domain) }
+        }
+        return jobs
+    }
+
+    /// A job ended. Returns true when it was the last of its message's round.
+    @discardableResult
+    public func finished(_ job: Job) -> Bool {
+        running -= 1
+        busy[job.domain, default: 1] -= 1
+        if busy[job.domain] == 0 { busy[job.domain] = nil }
+        guard let left = roundsLeft[job.id] else { return false }
+        if left > 1 {
+            roundsLeft[job.id] = left - 1
+            return false
+        }
+        endRound(job.id)
+        return true
+    }
+
+    /// Ends a round: the message waits for its next attempt (or was removed).
+    private func endRound(_ id: QueueID) {
+        roundsLeft[id] = nil
+        guard var entry = entries[id] else { return }
+        entry.inRound = false
+        entries[id] = entry
+        insert(id, nextAttempt: Date(timeIntervalSince1970: entry.nextAttempt), domains: entry.domains, held: entry.held)
+    }
+
+    private func remove(readyJobsOf id: QueueID) {
+        var dropped = 0
+        for domain in Array(ready.keys) {
+            let before = ready[domain]?.count ?? 0
+            ready[domain]?.removeAll { $0.id == id }
+            dropped += before - (ready[domain]?.count ?? 0)
+            if ready[domain]?.isEmpty == true { ready[domain] = nil }
+        }
+        readyDomains.removeAll { ready[$0] == nil }
+        if dropped > 0, let left = roundsLeft[id] {
+            if left <= dropped { endRound(id) } else { roundsLeft[id] = left - dropped }
+        }
+    }
+
+    /// When the earliest waiting message is due (nil when nothing waits). Jobs
+    /// waiting for a domain are not times: a finished job wakes the daemon.
+    public func nextWake() -> Date? {
+        while let top = heap.min {
+            if let entry = entries[top.id], entry.version == top.version, !entry.held, !entry.inRound {
+                return Date(timeIntervalSince1970: top.time)
+            }
+            heap.removeMin()
+        }
+        return nil
+    }
+}

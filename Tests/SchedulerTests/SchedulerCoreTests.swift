@@ -1,0 +1,168 @@
+import Foundation
+import PosternCore
+import Testing
+@testable import Scheduler
+
+/// The scheduler's state machine, driven by a fake clock (plain dates).
+struct SchedulerCoreTests {
+    let ids = QueueIDGenerator()
+    let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func at(_ seconds: TimeInterval) -> Date { start.addingTimeInterval(seconds) }
+
+    /// Starts every due message's round, as the daemon does after registering attempts.
+    func startDue(_ core: SchedulerCore, now: Date, domains: [QueueID: [String]], delay: TimeInterval = 450) -> [QueueID] {
+        let due = core.takeDue(now: now)
+        for id in due { core.startRound(id, domains: domains[id] ?? [], nextAttempt: now.addingTimeInterval(delay)) }
+        return due
+    }
+
+    /// Due messages come out earliest first, and not before their time.
+    @Test func dueOrder() {
+        let core = SchedulerCore(limits: SchedulerLimits())
+        let (a, b, c) = (ids.next(), ids.next(), ids.next())
+        core.insert(b, nextAttempt: at(20), domains: ["x"], held: false)
+        core.insert(a, nextAttempt: at(10), domains: ["x"], held: false)
+        core.insert(c, nextAttempt: at(30), domains: ["x"], held: false)
+        #expect(core.takeDue(now: at(5)).isEmpty)
+        #expect(core.nextWake() == at(10))
+        #expect(core.takeDue(now: at(25)) == [a, b])
+        #expect(core.nextWake() == at(30))
+    }
+
+    /// One delivery at a time per domain: the second message waits until the first job finishes.
+    @Test func perDomainExclusion() {
+        let core = SchedulerCore(limits: SchedulerLimits(maxConcurrent: 10, perDomain: 1))
+        let (a, b) = (ids.next(), ids.next())
+        core.insert(a, nextAttempt: nil, domains: ["example.net"], held: false)
+        core.insert(b, nextAttempt: nil, domains: ["example.net"], held: false)
+        _ = startDue(core, now: start, domains: [a: ["example.net"], b: ["example.net"]])
+        let first = core.launchable()
+        #expect(first == [Job(id: a, domain: "example.net")])
+        #expect(core.launchable().isEmpty)
+        #expect(core.finished(first[0]))
+        #expect(core.launchable() == [Job(id: b, domain: "example.net")])
+    }
+
+    /// queue.per_domain above 1 allows that many at once.
+    @Test func perDomainLimitTwo() {
+        let core = SchedulerCore(limits: SchedulerLimits(maxConcurrent: 10, perDomain: 2))
+        let messages = (0..<3).map { _ in ids.next() }
+        for id in messages { core.insert(id, nextAttempt: nil, domains: ["d"], held: false) }
+        _ = startDue(core, now: start, domains: Dictionary(uniqueKeysWithValues: messages.map { ($0, ["d"]) }))
+        #expect(core.launchable().count == 2)
+    }
+
+    /// The global cap holds across domains, and a busy domain does not hold up the others.
+    @Test func globalCapAndFairness() {
+        let core = SchedulerCore(limits: SchedulerLimits(maxConcurrent: 2, perDomain: 1))
+        let slow1 = ids.next(), slow2 = ids.next(), other = ids.next(), third = ids.next()
+        let domains = [slow1: ["slow.example"], slow2: ["slow.example"], other: ["fast.example"], third: ["third.example"]]
+        for (id, list) in domains { core.insert(id, nextAttempt: nil, domains: list, held: false) }
+        _ = startDue(core, now: start, domains: domains)
+        let launched = core.launchable()
+        #expect(launched.count == 2)
+        #expect(Set(launched.map(\.domain)).count == 2)
+        #expect(core.running == 2)
+        // Whatever finishes, the next launch is never a second slow.example job while one runs.
+        core.finished(launched[0])
+        let next = core.launchable()
+        #expect(next.count == 1)
+        let runningDomains = [launched[1].domain, next[0].domain]
+        #expect(runningDomains.filter { $0 == "slow.example" }.count <= 1)
+    }
+
+    /// A message with recipients at two domains gets one job per domain; the round ends with the last.
+    @Test func roundPerDomain() {
+        let core = SchedulerCore(limits: SchedulerLimits())
+        let id = ids.next()
+        core.insert(id, nextAttempt: nil, domains: ["a.example", "b.example"], held: false)
+        #expect(startDue(core, now: start, domains: [id: ["a.example", "b.example"]]) == [id])
+        let jobs = core.launchable()
+        #expect(Set(jobs) == [Job(id: id, domain: "a.example"), Job(id: id, domain: "b.example")])
+        #expect(core.takeDue(now: at(10_000)).isEmpty)   // in a round: not due again
+        #expect(!core.finished(jobs[0]))
+        #expect(core.finished(jobs[1]))
+        #expect(core.nextWake() == at(450))
+        #expect(core.takeDue(now: at(449)).isEmpty)
+        #expect(core.takeDue(now: at(450)) == [id])
+    }
+
+    /// A held message is never due; released, it is due at its recorded time.
+    @Test func holdAndRelease() {
+        let core = SchedulerCore(limits: SchedulerLimits())
+        let id = ids.next()
+        core.insert(id, nextAttempt: at(10), domains: ["x"], held: true)
+        #expect(core.takeDue(now: at(100)).isEmpty)
+        #expect(core.nextWake() == nil)
+        core.setHeld(id, false)
+        #expect(core.takeDue(now: at(100)) == [id])
+    }
+
+    /// Holding a message drops its waiting jobs; its round ends without them.
+    @Test func holdDropsReadyJobs() {
+        let core = SchedulerCore(limits: SchedulerLimits(maxConcurrent: 1, perDomain: 1))
+        let (a, b) = (ids.next(), ids.next())
+        core.insert(a, nextAttempt: nil, domains: ["d"], held: false)
+        core.insert(b, nextAttempt: nil, domains: ["d"], held: false)
+        _ = startDue(core, now: start, domains: [a: ["d"], b: ["d"]])
+        let first = core.launchable()
+        #expect(first.map(\.id) == [a])
+        core.setHeld(b, true)
+        core.finished(first[0])
+        #expect(core.launchable().isEmpty)
+        #expect(!core.inRound(b))
+    }
+
+    /// A kick makes a waiting message due at once.
+    @Test func kick() {
+        let core = SchedulerCore(limits: SchedulerLimits())
+        let id = ids.next()
+        core.insert(id, nextAttempt: at(3600), domains: ["x"], held: false)
+        #expect(core.takeDue(now: at(1)).isEmpty)
+        core.reschedule(id, at: at(1))
+        #expect(core.takeDue(now: at(1)) == [id])
+    }
+
+    /// A removed message is neither due nor launched.
+    @Test func removal() {
+        let core = SchedulerCore(limits: SchedulerLimits())
+        let id = ids.next()
+        core.insert(id, nextAttempt: nil, domains: ["x"], held: false)
+        core.remove(id)
+        #expect(core.takeDue(now: at(1)).isEmpty)
+        #expect(core.count == 0)
+    }
+}
+
+struct BackoffTests {
+    /// The default schedule is mox's: 7.5 m doubling to 8 h over 8 attempts.
+    @Test func defaultSequence() {
+        let backoff = Backoff()
+        #expect((1...7).map { backoff.delay(after: $0, unit: 0) } == [450, 900, 1800, 3600, 7200, 14400, 28800])
+        #expect(backoff.nominalSchedule(attempts: 8) == [450, 900, 1800, 3600, 7200, 14400, 28800])
+    }
+
+    /// Jitter stays within ±jitter on the base, scaled like the delay.
+    @Test func jitterBounds() {
+        let backoff = Backoff(base: 450, factor: 2, jitter: 5)
+        var generator = SystemRandomNumberGenerator()
+        for attempt in 1...8 {
+            let nominal = 450 * pow(2, Double(attempt - 1))
+            let spread = 5 * pow(2, Double(attempt - 1))
+            for _ in 0..<200 {
+                let delay = backoff.delay(after: attempt, using: &generator)
+                #expect(delay >= nominal - spread && delay <= nominal + spread)
+            }
+        }
+        #expect(backoff.delay(after: 1, unit: -1) == 445)
+        #expect(backoff.delay(after: 1, unit: 1) == 455)
+    }
+
+    /// Factor 1 gives a constant interval; jitter 0 gives exact delays.
+    @Test func constantAndExact() {
+        let backoff = Backoff(base: 90, factor: 1, jitter: 0)
+        var generator = SystemRandomNumberGenerator()
+        #expect((1...5).map { backoff.delay(after: $0, using: &generator) } == [90, 90, 90, 90, 90])
+    }
+}
