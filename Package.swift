@@ -24,6 +24,11 @@ let package = Package(
         .target(name: "Spool", dependencies: ["PosternCore", "CSysShim"]),
         .target(name: "TLS", dependencies: ["PosternCore", "COpenSSL", "COpenSSLShim"]),
         .target(name: "SMTP", dependencies: ["PosternCore", "TLS", "COpenSSL"]),
+        .target(name: "Delivery", dependencies: ["PosternCore", "TLS", "SMTP"]),
+        .target(name: "Daemon", dependencies: [
+            "PosternCore", "Spool", "Scheduler", "Delivery", "CSysShim",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Scheduler", dependencies: [
             "PosternCore",
             .product(name: "HeapModule", package: "swift-collections"),
@@ -40,5 +45,6 @@ let package = Package(
         .testTarget(name: "TLSTests", dependencies: ["TLS", "PosternTesting", "COpenSSL"]),
         .testTarget(name: "SMTPTests", dependencies: ["SMTP", "TLS", "PosternTesting", "COpenSSL"]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "PosternCore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SMTP", "TLS", "Spool", "PosternTesting", "PosternCore"]),
     ]
 )

@@ -55,7 +55,7 @@ check_path() {
 }
 
 check_port() {
-    [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)) || die "not a TCP port: $1"
+    if ! [[ $1 =~ ^[0-9]{1,5}$ ]] || ((10#$1 < 1 || 10#$1 > 65535)); then die "not a TCP port: $1"; fi
 }
 
 # Probes the SMTP server on 127.0.0.1:$1: greeting 220, EHLO answered with
@@ -253,8 +253,7 @@ cmd_start() {
     [[ $smtpd_port != "$sink_port" ]] || die "SMTPD_PORT and SINK_PORT must differ"
     [[ -x $postfix_bin && -x $sink_bin ]] || die "postfix is not installed (run: $me install)"
     [[ -r $cert && -r $key ]] || die "cannot read certificate $cert or key $key"
-    mkdir -p "$dir"
-    dir=$(realpath "$dir") cert=$(realpath "$cert") key=$(realpath "$key")
+    dir=$(realpath -m "$dir") cert=$(realpath "$cert") key=$(realpath "$key")
     check_path "$dir"
     check_path "$cert"
     check_path "$key"
@@ -264,8 +263,8 @@ cmd_start() {
 
     # Daemons run as mail_owner and chdir into DIR/queue: DIR must be
     # searchable by it (mktemp -d makes 0700). Other files stay root's.
-    chmod 755 "$dir"
     mkdir -p "$dir/etc" "$dir/log" "$dir/sink" "$dir/queue"
+    chmod 755 "$dir"
     setpriv --reuid=postfix --regid=postfix --clear-groups test -x "$dir/etc" \
         || die "user postfix cannot reach $dir (a parent directory is not searchable)"
     # smtp-sink drops to user postfix (-u) before it writes dump files.

@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 spool=${1:-${POSTERN_SPOOL:-/var/spool/postern}}
 
+tools/install-packages.sh libssl-dev pkg-config
 command -v swift >/dev/null || { echo "tools/run.sh: swift is not on PATH (see README)" >&2; exit 69; }
 swift build -c release
 postern=.build/release/postern

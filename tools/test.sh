@@ -1,27 +1,19 @@
 #!/usr/bin/env bash
-# tools/test.sh: install what the tests need (on Debian, when missing), then run them all.
+# tools/test.sh: install what the build and the tests need (Debian packages,
+# when missing), then run every test.
 #
 # Usage: tools/test.sh [swift test arguments...]
-#   tools/test.sh                         everything
-#   tools/test.sh --filter SpoolTests     one test target (or suite, or test)
+#   tools/test.sh                                 everything
+#   tools/test.sh --filter IntegrationTests       the tests against real Postfix only
+#   tools/test.sh --filter SpoolScannerTests      one suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: coreutils' sync(1) with file arguments (the
-# shell drop recipe), od and cut. Installed only when something is missing.
-packages=(coreutils)
-missing=()
-for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
-done
-if ((${#missing[@]})); then
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "tools/test.sh: missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
-        exit 69
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+# Build: the system OpenSSL and pkg-config to find it. Tests: coreutils' sync(1)
+# with file arguments (the shell drop recipe); Postfix's smtpd and smtp-sink as
+# real peers (installed without configuring or starting the system's Postfix).
+tools/install-packages.sh libssl-dev pkg-config coreutils
+tools/postfix-peer.sh install
 
 command -v swift >/dev/null || { echo "tools/test.sh: swift is not on PATH (see README)" >&2; exit 69; }
 exec swift test "$@"

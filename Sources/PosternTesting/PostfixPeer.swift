@@ -158,7 +158,9 @@ public final class PostfixPeer: @unchecked Sendable {
         return (fd, UInt16(bigEndian: address.sin_port))
     }
 
-    /// Runs the script, stdout and stderr together, and waits for it.
+    /// Runs the script, stdout and stderr together, and waits for it. The script
+    /// starts its daemons with none of our descriptors, or neither the pipe's EOF
+    /// nor waitUntilExit() (Foundation watches a socket the child inherits) would come.
     private static func run(_ arguments: [String]) throws -> (Int32, String) {
         let process = Process(), pipe = Pipe()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
@@ -166,7 +168,7 @@ public final class PostfixPeer: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         (process.standardOutput, process.standardError) = (pipe, pipe)
         try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()  // the script's daemons do not hold it
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: output, as: UTF8.self))
     }

@@ -26,7 +26,8 @@ struct Postern: ParsableCommand {
               75 temporary failure, 77 permission denied.
             """,
         subcommands: [Init.self, Drop.self, Sendmail.self, Check.self, List.self, Show.self,
-                      Cat.self, Count.self, SMTPProbe.self, QueueIDs.self]
+                      Cat.self, Count.self, Kick.self, Hold.self, Release.self, Delete.self, Fail.self,
+                      RequireTLS.self, SMTPProbe.self, QueueIDs.self]
     )
 
     /// Dispatches on the program's name and on the sendmail-style subcommands,

@@ -57,6 +57,7 @@ extension Envelope {
         envelope.lastResult = try reader.optional("last_result").map { value throws(EnvelopeError) in
             try DeliveryResult.decode(value, path: "last_result")
         }
+        envelope.holdReason = try reader.string("hold_reason")
         envelope.history = try reader.array("history", AttemptRecord.decode)
         envelope.extra = reader.leftovers
         return envelope
@@ -82,6 +83,7 @@ extension Envelope {
         writer.set("attempts", attempts)
         writer.set("next_attempt", nextAttempt)
         writer.set("last_result", lastResult?.json)
+        writer.set("hold_reason", holdReason)
         writer.set("history", history.map(\.json))
         return writer.value.encoded()
     }

@@ -36,6 +36,8 @@ public struct Envelope: Sendable, Equatable {
     /// When the next attempt is due; `nil` means now.
     public var nextAttempt: Date?
     public var lastResult: DeliveryResult?
+    /// Why an operator held the message (`postern hold --reason`).
+    public var holdReason: String?
     /// The latest attempts, oldest first, at most `historyLimit`.
     public var history: [AttemptRecord] = []
     /// Keys this version does not know, kept for the version that wrote them.

@@ -49,6 +49,15 @@ public struct MessageStore {
         try fileSystem.syncDirectory(layout.directory(source))
     }
 
+    /// Keeps a finished message's envelope in `retired/` (section 6.4): the
+    /// directory is renamed there, then its message file removed. No fsync: a
+    /// crash leaves it in one place or the other, both of which say it is finished.
+    public func retire(_ id: QueueID, from area: SpoolLayout.Area) throws(SpoolIOError) {
+        let target = layout.retired + "/" + id.rawValue
+        try fileSystem.rename(layout.path(area, id), to: target)
+        try fileSystem.removeTree(target + "/" + SpoolLayout.messageFile)
+    }
+
     /// Removes a message whose recipients are all final (section 6.4); no fsync.
     public func remove(_ id: QueueID, from area: SpoolLayout.Area) throws(SpoolIOError) {
         let directory = layout.path(area, id)

@@ -39,6 +39,7 @@ public struct SpoolInitializer {
             (layout.directory(.queue), ownerGroup, 0o700),
             (layout.directory(.hold), ownerGroup, 0o700),
             (layout.corrupt, ownerGroup, 0o700),
+            (layout.control, ownerGroup, 0o700),
         ]
     }
 

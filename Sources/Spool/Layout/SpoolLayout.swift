@@ -11,6 +11,8 @@ import PosternCore
 /// SPOOL/queue/ID/      accepted messages
 /// SPOOL/hold/ID/       accepted messages held by an operator
 /// SPOOL/corrupt/NAME/  quarantine: `reason` and the entry itself
+/// SPOOL/control/       queue-control requests to a running daemon, and its answers
+/// SPOOL/retired/ID/    envelopes of finished messages, kept for `queue.keep_retired`
 /// ```
 public struct SpoolLayout: Sendable, Equatable {
     /// The layout version in `VERSION`; a spool with another version is refused.
@@ -53,6 +55,8 @@ public struct SpoolLayout: Sendable, Equatable {
 
     public var tmp: String { root + "/tmp" }
     public var corrupt: String { root + "/corrupt" }
+    public var control: String { root + "/control" }
+    public var retired: String { root + "/retired" }
     public var versionFile: String { root + "/VERSION" }
     public var lockFile: String { root + "/lock" }
 

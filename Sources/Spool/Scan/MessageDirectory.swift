@@ -33,7 +33,8 @@ public struct MessageDirectory {
         }
     }
 
-    static func lstatus(_ path: String) -> stat? {
+    /// `lstat(2)`: the entry itself, never a link's target; nil when absent.
+    public static func lstatus(_ path: String) -> stat? {
         var info = stat()
         return lstat(path, &info) == 0 ? info : nil
     }

@@ -1,0 +1,151 @@
+import Foundation
+import Glibc
+import Logging
+import PosternCore
+import Scheduler
+import Spool
+
+extension Daemon {
+    /// Rebuilds the index from the spool (start-up, inotify overflow): the
+    /// scanner repairs what it must, then every drop is accepted.
+    func rebuild(reason: String) {
+        let started = Date()
+        var scanner = SpoolScanner(layout: layout, mode: .repair)
+        scanner.now = now
+        var seen = Set<QueueID>()
+        var drops: [QueueID] = []
+        var progress = 0
+        let report = scanner.scan { item in
+            progress += 1
+            if progress % 10_000 == 0 { logger.info("scanning", metadata: ["messages": "\(progress)"]) }
+            switch item.area {
+            case .drop:
+                drops.append(item.id)
+            case .queue, .hold:
+                seen.insert(item.id)
+                guard !core.inRound(item.id) else { return }
+                if item.area == .queue, item.envelope.pendingDomains.isEmpty {
+                    // Finished while no daemon ran (e.g. `postern fail` offline): finish it now.
+                    finalize(item.id, envelope: item.envelope, area: .queue)
+                    return
+                }
+                core.insert(item.id, nextAttempt: item.nextAttempt, domains: item.domains, held: item.held)
+            }
+        }
+        for quarantined in report.quarantined {
+            logger.warning("quarantined", metadata: ["entry": "\(quarantined.origin)", "reason": "\(quarantined.reason)"])
+        }
+        for error in report.errors { logger.error("scan", metadata: ["error": "\(error)"]) }
+        for id in drops { accept(id.rawValue) }
+        logger.info("index ready", metadata: ["reason": "\(reason)", "queued": "\(report.messages[.queue] ?? 0)",
+                                               "held": "\(report.messages[.hold] ?? 0)", "dropped": "\(drops.count)",
+                                               "duration": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
+    }
+
+    /// inotify events: drops to accept, operators' moves to follow, control requests.
+    func handle(_ events: [DirectoryWatcher.Event]) {
+        var requests = false
+        for event in events {
+            if event.overflowed || event.watchLost {
+                logger.warning("inotify overflow or lost watch; rescanning")
+                rebuild(reason: "inotify overflow")
+                return
+            }
+            switch event.directory {
+            case layout.directory(.drop):
+                if event.mask & UInt32(IN_MOVED_TO | IN_CREATE) != 0 { accept(event.name) }
+            case layout.control:
+                if event.name.hasSuffix(".request") { requests = true }
+            default:
+                if let id = QueueID(event.name) { reconcile(id) }
+                else if event.mask & UInt32(IN_MOVED_TO | IN_CREATE) != 0 {
+                    quarantine(event.name, in: event.directory, reason: "an entry whose name is not a queue ID")
+                }
+            }
+        }
+        if requests { processControlRequests() }
+    }
+
+    /// Validates a drop and accepts it into `queue/` by one rename (fsynced);
+    /// its first attempt is due at once. What fails validation is quarantined.
+    func accept(_ name: String) {
+        let directory = layout.directory(.drop)
+        guard MessageDirectory.lstatus(directory + "/" + name) != nil else { return }   // already taken
+        guard let id = QueueID(name) else {
+            quarantine(name, in: directory, reason: "an entry whose name is not a queue ID")
+            return
+        }
+        var info = stat()
+        let owner: uid_t = stat(layout.root, &info) == 0 ? info.st_uid : 0
+        let envelope: Envelope
+        do {
+            envelope = try MessageDirectory(path: layout.path(.drop, id)).load(id: id, trustedOwners: [0, owner])
+        } catch {
+            quarantine(name, in: directory, reason: error.description)
+            return
+        }
+        guard control.locate(id) == nil else {
+            quarantine(name, in: directory, reason: "duplicate: \(id) is already queued")
+            return
+        }
+        do {
+            try store.move(id, from: .drop, to: .queue)
+        } catch {
+            logger.error("cannot accept a drop", metadata: ["id": "\(id)", "error": "\(error)"])
+            return
+        }
+        core.insert(id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: false)
+        logger.info("accepted", metadata: ["id": "\(id)", "sender": "\(envelope.sender ?? "<>")",
+                                           "recipients": "\(envelope.recipients.count)", "size": "\(envelope.size)",
+                                           "uid": "\(envelope.uid)"])
+    }
+
+    /// Brings the index in line with where a message is on disk: an operator's
+    /// `mv` between `queue/` and `hold/`, a removal, a message planted by hand.
+    func reconcile(_ id: QueueID) {
+        let queued = MessageDirectory.lstatus(layout.path(.queue, id)) != nil
+        let held = MessageDirectory.lstatus(layout.path(.hold, id)) != nil
+        if !queued && !held {
+            if !core.inRound(id) { core.remove(id) }
+            return
+        }
+        if core.contains(id) {
+            if core.isHeld(id) != held { core.setHeld(id, held) }
+            return
+        }
+        let area: SpoolLayout.Area = queued ? .queue : .hold
+        var info = stat()
+        let owner: uid_t = stat(layout.root, &info) == 0 ? info.st_uid : 0
+        do {
+            let envelope = try MessageDirectory(path: layout.path(area, id)).load(id: id, trustedOwners: [0, owner])
+            core.insert(id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: held)
+        } catch {
+            quarantine(id.rawValue, in: layout.directory(area), reason: error.description)
+        }
+    }
+
+    func quarantine(_ name: String, in directory: String, reason: String) {
+        guard MessageDirectory.lstatus(directory + "/" + name) != nil else { return }
+        do {
+            let target = try Quarantine(layout: layout, now: now).move(name, in: directory, reason: reason)
+            logger.warning("quarantined", metadata: ["entry": "\(name)", "to": "\(target)", "reason": "\(reason)"])
+        } catch {
+            logger.error("cannot quarantine", metadata: ["entry": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// Removes envelopes in `retired/` older than `queue.keep_retired`.
+    func sweepRetired() {
+        lastRetiredSweep = now()
+        let names = (try? DirectoryListing.names(in: layout.retired)) ?? []   // no retired/: nothing to sweep
+        let cutoff = now().addingTimeInterval(-settings.keepRetired).timeIntervalSince1970
+        for name in names {
+            guard let info = MessageDirectory.lstatus(layout.retired + "/" + name), TimeInterval(info.st_mtim.tv_sec) < cutoff else { continue }
+            do {
+                try SystemFileSystem().removeTree(layout.retired + "/" + name)
+            } catch {
+                logger.error("cannot remove a retired envelope", metadata: ["entry": "\(name)", "error": "\(error)"])
+            }
+        }
+    }
+}

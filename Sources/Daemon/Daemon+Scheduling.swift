@@ -1,0 +1,193 @@
+import Delivery
+import Foundation
+import Logging
+import PosternCore
+import Scheduler
+import Spool
+
+extension Daemon {
+    /// Starts the rounds that are due and launches the jobs the limits allow.
+    func schedule(wake: WakePipe) {
+        guard !stopping else { return }
+        for id in core.takeDue(now: now()) { register(id) }
+        for job in core.launchable() { launch(job, wake: wake) }
+        if settings.keepRetired > 0, now().timeIntervalSince(lastRetiredSweep) >= 3600 { sweepRetired() }
+    }
+
+    /// Registers an attempt before any network I/O (mox's crash rule): the count
+    /// and the next attempt time are on disk, fsynced, so a crash mid-delivery
+    /// leaves the message due one backoff later, never in a retry storm.
+    func register(_ id: QueueID) {
+        guard let (area, found) = control.locate(id) else {
+            reconcile(id)
+            return
+        }
+        guard area == .queue else {
+            core.setHeld(id, true)
+            return
+        }
+        var envelope = found
+        let domains = envelope.pendingDomains
+        guard !domains.isEmpty else {
+            finalize(id, envelope: envelope, area: area)
+            return
+        }
+        envelope.attempts += 1
+        for index in envelope.recipients.indices where envelope.recipients[index].state == .pending {
+            envelope.recipients[index].attempts += 1
+        }
+        let next = now().addingTimeInterval(settings.backoff.delay(after: envelope.attempts, using: &random))
+        envelope.nextAttempt = next
+        do {
+            try store.update(envelope, in: .queue, durability: .powerLoss)
+        } catch {
+            logger.error("cannot register attempt; will retry", metadata: ["id": "\(id)", "error": "\(error)"])
+            core.reschedule(id, at: now().addingTimeInterval(60))
+            return
+        }
+        rounds[id] = envelope
+        core.startRound(id, domains: domains, nextAttempt: next)
+    }
+
+    func launch(_ job: Job, wake: WakePipe) {
+        guard let envelope = rounds[job.id] else {
+            core.finished(job)
+            return
+        }
+        let recipients = envelope.recipients.filter { $0.state == .pending && $0.domain == job.domain }.map(\.address)
+        var request = DeliveryRequest(id: job.id, messagePath: layout.path(.queue, job.id) + "/" + SpoolLayout.messageFile,
+                                      sender: envelope.sender ?? "", recipients: recipients, domain: job.domain)
+        request.eightBit = envelope.eightBit
+        request.smtputf8 = envelope.smtputf8
+        request.requireTLS = envelope.requireTLS
+        let work = request
+        let cancellation = Cancellation()
+        inFlight[job] = cancellation
+        let transport = transport(for: envelope)
+        let completed = self.completed
+        let attempt = envelope.attempts
+        // Blocking network I/O on a thread of its own, never on Swift's cooperative pool.
+        Thread.detachNewThread {
+            let report: AttemptReport = switch transport {
+            case .success(let transport): transport.deliver(work, cancellation: cancellation)
+            case .failure(let unavailable): .all(recipients, .deferred, text: unavailable.reason)
+            }
+            completed.append(job, report)
+            wake.wake()
+        }
+        logger.debug("attempt started", metadata: ["id": "\(job.id)", "domain": "\(job.domain)", "attempt": "\(attempt)"])
+    }
+
+    /// The transport for a message: its override, else the configured relay.
+    func transport(for envelope: Envelope) -> Result<any Transport, TransportUnavailable> {
+        if let name = envelope.transport, name != settings.transport?.name {
+            return .failure(TransportUnavailable(reason: "transport \"\(name)\" is not configured"))
+        }
+        guard let transport = settings.transport else {
+            return .failure(TransportUnavailable(reason: "no relay is configured (set relay = \"HOST:PORT\"); direct MX delivery is not available yet"))
+        }
+        return .success(transport)
+    }
+
+    /// A job's report comes back: record it, and end the round if it was the last.
+    func finish(_ job: Job, _ report: AttemptReport) {
+        inFlight[job] = nil
+        let roundOver = core.finished(job)
+        guard var envelope = rounds[job.id] else { return }
+        let time = now()
+        let maxAttempts = envelope.maxAttempts ?? settings.maxAttempts
+        for result in report.results {
+            guard let index = envelope.recipients.firstIndex(where: { $0.address == result.recipient && $0.state == .pending }) else { continue }
+            var outcome = result.outcome
+            var status = outcome == .delivered ? "sent" : outcome == .failed ? "bounced" : "deferred"
+            if outcome == .deferred && envelope.attempts >= maxAttempts {
+                outcome = .failed
+                status = "expired"
+            }
+            envelope.recipients[index].lastResult = DeliveryResult(time: time, code: result.code, enhanced: result.enhanced,
+                                                                   text: status == "expired" ? "\(result.text) (gave up after \(envelope.attempts) attempts)" : result.text,
+                                                                   host: report.host, permanent: outcome == .failed)
+            switch outcome {
+            case .delivered: envelope.recipients[index].state = .delivered
+            case .failed:
+                envelope.recipients[index].state = .failed
+                failedInRound[job.id, default: []].insert(result.recipient)
+            case .deferred: break
+            }
+            var metadata: Logger.Metadata = ["id": "\(job.id)", "recipient": "\(result.recipient)", "domain": "\(job.domain)",
+                                             "attempt": "\(envelope.attempts)", "status": "\(status)",
+                                             "duration": "\(String(format: "%.3f", report.duration))"]
+            if let host = report.host { metadata["host"] = "\(host)" }
+            if let ip = report.ip { metadata["ip"] = "\(ip)" }
+            if let tls = report.tls { metadata["tls"] = "\(tls)" }
+            if let code = result.code { metadata["code"] = "\(code)" }
+            if let enhanced = result.enhanced { metadata["enhanced"] = "\(enhanced)" }
+            if status != "sent" { metadata["reply"] = "\(result.text)" }
+            logger.info("delivery", metadata: metadata)
+        }
+        if let last = report.results.last {
+            let summary = DeliveryResult(time: time, code: last.code, enhanced: last.enhanced, text: last.text,
+                                         host: report.host, permanent: last.outcome == .failed)
+            envelope.lastResult = summary
+            envelope.record(AttemptRecord(time: time, recipients: report.results.map(\.recipient), host: report.host,
+                                          ip: report.ip, tls: report.tls, result: summary))
+        }
+        rounds[job.id] = envelope
+        let failedNow = report.results.contains { $0.outcome != .delivered } || envelope.recipients.contains { $0.state == .failed }
+        if let (area, _) = control.locate(job.id) {
+            do {
+                try store.update(envelope, in: area, durability: failedNow ? .powerLoss : .processCrash)
+            } catch {
+                logger.error("cannot record the attempt", metadata: ["id": "\(job.id)", "error": "\(error)"])
+            }
+        }
+        if roundOver { endRound(job.id) }
+    }
+
+    /// After the last job of a round: DSNs due, finished messages retired,
+    /// control requests that waited for the round applied.
+    func endRound(_ id: QueueID) {
+        guard let envelope = rounds.removeValue(forKey: id) else { return }
+        let failed = failedInRound.removeValue(forKey: id) ?? []
+        if !failed.isEmpty {
+            dsn.failed(envelope, recipients: envelope.recipients.filter { failed.contains($0.address) })
+        }
+        let pending = envelope.recipients.filter { $0.state == .pending }
+        if settings.delayWarningAttempts > 0, envelope.attempts == settings.delayWarningAttempts, !pending.isEmpty {
+            dsn.delayed(envelope, recipients: pending)
+        }
+        if let (area, current) = control.locate(id) {
+            if pending.isEmpty {
+                finalize(id, envelope: current, area: area)
+            } else {
+                core.reschedule(id, at: current.nextAttempt ?? now(), domains: current.pendingDomains)
+                if area == .hold { core.setHeld(id, true) }
+            }
+        } else {
+            core.remove(id)
+        }
+        applyDeferredControl(id)
+    }
+
+    /// A message whose recipients are all final leaves the queue: removed, or
+    /// its envelope kept in `retired/` for `queue.keep_retired`.
+    func finalize(_ id: QueueID, envelope: Envelope, area: SpoolLayout.Area) {
+        core.remove(id)
+        do {
+            if settings.keepRetired > 0 {
+                try store.retire(id, from: area)
+            } else {
+                try store.remove(id, from: area)
+            }
+            logger.info("removed", metadata: ["id": "\(id)", "delivered": "\(envelope.recipients.filter { $0.state == .delivered }.count)",
+                                              "failed": "\(envelope.recipients.filter { $0.state == .failed }.count)"])
+        } catch {
+            logger.error("cannot remove a finished message", metadata: ["id": "\(id)", "error": "\(error)"])
+        }
+    }
+}
+
+/// Why no transport can take a message now: a temporary failure.
+struct TransportUnavailable: Error {
+    let reason: String
+}

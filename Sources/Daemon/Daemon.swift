@@ -1,0 +1,154 @@
+import Delivery
+import Foundation
+import Glibc
+import Logging
+import PosternCore
+import Scheduler
+import Spool
+import Synchronization
+
+/// `postern run`: owns one spool, notices every drop at once, delivers, retries
+/// and never loses a message.
+///
+/// One thread runs the event loop below and is the spool's only writer; each
+/// delivery runs on a thread of its own and hands its report back through a
+/// queue and a wake-up pipe. The loop waits in `poll(2)` on inotify, the wake-up
+/// pipe (job results and signals) and the next due time: no polling for work.
+public final class Daemon {
+    let layout: SpoolLayout
+    var settings: DaemonSettings
+    let logger: Logger
+    let dsn: any DSNHook
+    let reload: () -> DaemonSettings?
+    let core: SchedulerCore
+    let store: MessageStore
+    let control: QueueControl
+    let mailbox: ControlMailbox
+    var random = SystemRandomNumberGenerator()
+    var now: () -> Date = { Date() }
+
+    /// Envelopes of messages in an attempt round, as last written.
+    var rounds: [QueueID: Envelope] = [:]
+    /// Recipients that failed during the current round, for its failure DSN.
+    var failedInRound: [QueueID: Set<String>] = [:]
+    /// Control requests waiting for a message's round to end.
+    var deferredControl: [QueueID: [(ControlRequest, ControlAction)]] = [:]
+    var waitingRequests: [QueueID: (request: ControlRequest, outcomes: [QueueID: ControlOutcome], open: Int)] = [:]
+    let completed = CompletionQueue()
+    var inFlight: [Job: Cancellation] = [:]
+    var stopping = false
+    var stopDeadline: Date?
+    var lastRetiredSweep = Date.distantPast
+
+    public init(layout: SpoolLayout, settings: DaemonSettings, logger: Logger, dsn: any DSNHook,
+                reload: @escaping () -> DaemonSettings? = { nil }) {
+        self.layout = layout
+        self.settings = settings
+        self.logger = logger
+        self.dsn = dsn
+        self.reload = reload
+        core = SchedulerCore(limits: settings.limits)
+        store = MessageStore(layout: layout)
+        control = QueueControl(layout: layout)
+        mailbox = ControlMailbox(layout: layout)
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains and returns.
+    ///
+    /// - Throws: `SpoolError` with `.tempFail` when another daemon holds the spool.
+    public func run() throws {
+        try SpoolCheck.requireSpool(layout)
+        let lock = try SpoolLock(layout: layout)
+        defer { withExtendedLifetime(lock) {} }
+        try ensureDirectory(layout.control)
+        if settings.keepRetired > 0 { try ensureDirectory(layout.retired) }
+        let wake = try WakePipe()
+        SignalRouting.install(wake)
+        let watcher = try DirectoryWatcher()
+        for path in [layout.directory(.drop), layout.directory(.queue), layout.directory(.hold), layout.control] {
+            try watcher.watch(path)
+        }
+        // Watch first, then scan: a drop between the two is seen twice, never missed.
+        rebuild(reason: "start-up")
+        processControlRequests()
+        loop(watcher: watcher, wake: wake)
+        logger.info("stopped", metadata: ["queued": "\(core.count)"])
+    }
+
+    private func loop(watcher: DirectoryWatcher, wake: WakePipe) {
+        while true {
+            schedule(wake: wake)
+            if stopping && inFlight.isEmpty { return }
+            var fds = [pollfd(fd: watcher.fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&fds, 2, timeout())
+            if ready < 0 && errno != EINTR {
+                logger.error("poll failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
+            }
+            if fds[0].revents != 0 { handle(watcher.read()) }
+            for byte in wake.drain() where byte != 0 { handle(signal: Int32(byte)) }
+            let results = completed.takeAll()
+            for (job, report) in results { finish(job, report) }
+            if stopping, let deadline = stopDeadline, now() >= deadline, !inFlight.isEmpty {
+                logger.warning("grace period over; aborting attempts in progress", metadata: ["count": "\(inFlight.count)"])
+                for cancellation in inFlight.values { cancellation.cancel() }
+                stopDeadline = nil
+            }
+        }
+    }
+
+    /// Milliseconds until the next due message, the shutdown deadline, or the
+    /// retired sweep; -1 (forever) when nothing is waiting.
+    private func timeout() -> Int32 {
+        var wakeAt: [Date] = []
+        if !stopping, let next = core.nextWake() { wakeAt.append(next) }
+        if let deadline = stopDeadline { wakeAt.append(deadline) }
+        if settings.keepRetired > 0 { wakeAt.append(lastRetiredSweep.addingTimeInterval(3600)) }
+        guard let earliest = wakeAt.min() else { return -1 }
+        let milliseconds = earliest.timeIntervalSince(now()) * 1000
+        return Int32(max(0, min(Double(Int32.max), milliseconds.rounded(.up))))
+    }
+
+    private func handle(signal: Int32) {
+        switch signal {
+        case SIGTERM, SIGINT:
+            guard !stopping else { return }
+            stopping = true
+            stopDeadline = now().addingTimeInterval(settings.shutdownGrace)
+            logger.info("stopping", metadata: ["in_flight": "\(inFlight.count)", "grace": "\(settings.shutdownGrace)s"])
+        case SIGHUP:
+            guard let fresh = reload() else {
+                logger.error("configuration not reloaded: it has errors (see above); keeping the running one")
+                return
+            }
+            settings = fresh
+            core.limits = fresh.limits
+            logger.info("configuration reloaded")
+        default:
+            break
+        }
+    }
+
+    func ensureDirectory(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) != 0 else { return }
+        try SystemFileSystem().makeDirectory(path, mode: 0o700)
+        try SystemFileSystem().syncDirectory(layout.root)
+    }
+}
+
+/// Finished jobs waiting for the event loop, handed over from delivery threads.
+final class CompletionQueue: Sendable {
+    private let items = Mutex<[(Job, AttemptReport)]>([])
+
+    func append(_ job: Job, _ report: AttemptReport) {
+        items.withLock { $0.append((job, report)) }
+    }
+
+    func takeAll() -> [(Job, AttemptReport)] {
+        items.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+    }
+}

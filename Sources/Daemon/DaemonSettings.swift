@@ -1,0 +1,34 @@
+import Delivery
+import Foundation
+import Scheduler
+import Spool
+
+/// What the daemon needs from the configuration, as plain values: the CLI
+/// builds it from the TOML file (and again on SIGHUP).
+public struct DaemonSettings: Sendable {
+    public var hostname: String
+    public var limits = SchedulerLimits()
+    public var maxAttempts = 8
+    public var backoff = Backoff()
+    /// How long finished messages' envelopes stay in `retired/`; 0 removes them at once.
+    public var keepRetired: TimeInterval = 0
+    public var shutdownGrace: TimeInterval = 30
+    /// Attempts after which a delayed DSN is due; 0 never.
+    public var delayWarningAttempts = 5
+    /// The transport for everything (the relay); nil when none is configured.
+    public var transport: (any Transport)?
+
+    public init(hostname: String) {
+        self.hostname = hostname
+    }
+}
+
+/// Where the delayed and failure notifications of the DSN issue plug in.
+///
+/// The daemon calls these at the moments a DSN is due, with the envelope as it
+/// is then and the recipients concerned; until the DSN component exists, the
+/// logging implementation records that a DSN was due.
+public protocol DSNHook: Sendable {
+    func delayed(_ envelope: Envelope, recipients: [Recipient])
+    func failed(_ envelope: Envelope, recipients: [Recipient])
+}

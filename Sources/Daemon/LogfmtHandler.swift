@@ -1,0 +1,69 @@
+import Foundation
+import Logging
+
+/// swift-log to standard error, one line per event: logfmt (`key=value`) by
+/// default, JSON on request; no timestamp when journald adds its own
+/// (`JOURNAL_STREAM` is set). Keys are stable so `grep` and log shippers can
+/// rely on them.
+public struct LogfmtHandler: LogHandler {
+    public enum Format: String, Sendable { case logfmt, json }
+
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
+    private let label: String
+    private let format: Format
+    private let timestamps: Bool
+
+    public init(label: String, format: Format = .logfmt,
+                timestamps: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] == nil) {
+        self.label = label
+        self.format = format
+        self.timestamps = timestamps
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields: [(String, String)] = []
+        if timestamps {
+            fields.append(("time", ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "UTC")!,
+                                                               formatOptions: [.withInternetDateTime, .withFractionalSeconds])))
+        }
+        fields.append(("level", event.level.rawValue))
+        fields.append(("msg", event.message.description))
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        for key in merged.keys.sorted() { fields.append((key, "\(merged[key]!)")) }
+        let line: String = switch format {
+        case .logfmt: fields.map { "\($0.0)=\(Self.quoted($0.1))" }.joined(separator: " ")
+        case .json: Self.json(fields)
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// A logfmt value: bare when it has no space, quote, equals sign or control character.
+    static func quoted(_ value: String) -> String {
+        let needsQuotes = value.isEmpty || value.unicodeScalars.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0.value < 0x20 }
+        guard needsQuotes else { return value }
+        var escaped = ""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            case "\t": escaped += "\\t"
+            default: scalar.value < 0x20 ? (escaped += String(format: "\\u%04x", scalar.value)) : escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return "\"\(escaped)\""
+    }
+
+    static func json(_ fields: [(String, String)]) -> String {
+        let object = Dictionary(fields, uniquingKeysWith: { $1 })
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)   // strings always encode
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,99 @@
+import PosternCore
+import SMTP
+
+/// One job's worth of work for a transport: a message and the recipients of
+/// one destination domain. Plain values, built by the daemon from the envelope.
+public struct DeliveryRequest: Sendable {
+    public let id: QueueID
+    /// The path of the message file in the spool.
+    public let messagePath: String
+    /// The reverse-path; empty for the null sender.
+    public let sender: String
+    public let recipients: [String]
+    public let domain: String
+    public var eightBit = false
+    public var smtputf8 = false
+    /// REQUIRETLS tri-state: nil unset, true required.
+    public var requireTLS: Bool?
+
+    public init(id: QueueID, messagePath: String, sender: String, recipients: [String], domain: String) {
+        self.id = id
+        self.messagePath = messagePath
+        self.sender = sender
+        self.recipients = recipients
+        self.domain = domain
+    }
+}
+
+/// What one attempt did, per recipient, and where.
+public struct AttemptReport: Sendable {
+    /// How a recipient came out of the attempt.
+    public enum Outcome: Sendable, Equatable {
+        case delivered
+        /// Try again later (4xx, network, TLS, DNS, timeout).
+        case deferred
+        /// Do not try again (5xx and other permanent errors).
+        case failed
+    }
+
+    public struct Result: Sendable {
+        public let recipient: String
+        public let outcome: Outcome
+        public let code: Int?
+        public let enhanced: String?
+        /// The full reply, or the local error in words.
+        public let text: String
+
+        public init(recipient: String, outcome: Outcome, code: Int?, enhanced: String?, text: String) {
+            self.recipient = recipient
+            self.outcome = outcome
+            self.code = code
+            self.enhanced = enhanced
+            self.text = text
+        }
+    }
+
+    public var results: [Result]
+    /// The server tried last (its name), and its IP address.
+    public var host: String?
+    public var ip: String?
+    /// The TLS outcome in words (`TLSv1.3 ... verified=pkix`, `none`).
+    public var tls: String?
+    public var duration: Double = 0
+
+    public init(results: [Result], host: String? = nil, ip: String? = nil, tls: String? = nil) {
+        self.results = results
+        self.host = host
+        self.ip = ip
+        self.tls = tls
+    }
+
+    /// Every recipient with the same outcome and text: a connection failure.
+    public static func all(_ recipients: [String], _ outcome: Outcome, code: Int? = nil, enhanced: String? = nil,
+                           text: String, host: String? = nil, ip: String? = nil) -> AttemptReport {
+        AttemptReport(results: recipients.map { Result(recipient: $0, outcome: outcome, code: code, enhanced: enhanced, text: text) },
+                      host: host, ip: ip)
+    }
+
+    /// Each recipient's outcome from an SMTP client report.
+    init(_ report: DeliveryReport) {
+        results = report.outcomes.map { outcome in
+            switch outcome.result {
+            case .success(let reply):
+                Result(recipient: outcome.recipient, outcome: .delivered, code: reply.code,
+                       enhanced: reply.enhanced?.description, text: reply.text)
+            case .failure(let error):
+                Result(recipient: outcome.recipient, outcome: error.isPermanent ? .failed : .deferred, code: error.code,
+                       enhanced: error.enhanced?.description, text: error.description)
+            }
+        }
+    }
+}
+
+/// A way to deliver: through a relay now; direct MX delivery and the other
+/// transports of the routing issue later. Called on a delivery thread; blocks.
+public protocol Transport: Sendable {
+    /// A short name for logs and metrics (`relay`).
+    var name: String { get }
+    func deliver(_ request: DeliveryRequest, cancellation: Cancellation) -> AttemptReport
+}

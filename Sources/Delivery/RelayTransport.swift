@@ -1,0 +1,122 @@
+import Foundation
+import PosternCore
+import SMTP
+import TLS
+
+/// Opens connections for transports: one real implementation (TCP, system
+/// resolver) and test doubles.
+public protocol Dialer: Sendable {
+    /// The IP addresses to try for `host`, in order.
+    func addresses(of host: String) throws(StreamError) -> [String]
+    func connect(ip: String, port: UInt16, deadline: Deadline) throws(StreamError) -> ByteStream
+}
+
+/// TCP through the system resolver: enough for a smarthost named in the
+/// configuration (direct delivery resolves MX hosts with its own resolver).
+public struct TCPDialer: Dialer {
+    public init() {}
+
+    public func addresses(of host: String) throws(StreamError) -> [String] {
+        try TCPConnector.addresses(of: host)
+    }
+
+    public func connect(ip: String, port: UInt16, deadline: Deadline) throws(StreamError) -> ByteStream {
+        try TCPConnector.connect(ip: ip, port: port, deadline: deadline)
+    }
+}
+
+/// Everything through one smarthost (`relay = "HOST:PORT"`), nullmailer style.
+///
+/// Tries the relay's addresses in order until one answers. With opportunistic
+/// TLS, a TLS failure is followed by one plaintext attempt on the same address,
+/// as mox does: a broken STARTTLS must not stop mail that would go in plaintext
+/// anyway (RFC 7435's opportunistic security).
+public struct RelayTransport: Transport {
+    public let name = "relay"
+    public let host: String
+    public let port: UInt16
+    public let options: SMTPClientOptions
+    public let dialer: any Dialer
+    public let connectTimeout: Double
+
+    public init(host: String, port: UInt16, options: SMTPClientOptions, dialer: any Dialer = TCPDialer(), connectTimeout: Double = 30) {
+        self.host = host
+        self.port = port
+        self.options = options
+        self.dialer = dialer
+        self.connectTimeout = connectTimeout
+    }
+
+    public func deliver(_ request: DeliveryRequest, cancellation: Cancellation) -> AttemptReport {
+        let started = Deadline.now
+        var report = attempt(request, cancellation: cancellation)
+        report.duration = Double(Deadline.now.nanoseconds - started.nanoseconds) / 1e9
+        return report
+    }
+
+    private func attempt(_ request: DeliveryRequest, cancellation: Cancellation) -> AttemptReport {
+        let source: FileMessageSource
+        do {
+            source = try FileMessageSource(path: request.messagePath)
+        } catch {
+            return .all(request.recipients, .deferred, text: "cannot read the message: \(error)")
+        }
+        let ips: [String]
+        do {
+            ips = try dialer.addresses(of: host)
+        } catch {
+            return .all(request.recipients, .deferred, text: "cannot resolve relay \(host): \(error)", host: host)
+        }
+        var last = AttemptReport.all(request.recipients, .deferred, text: "relay \(host) has no addresses", host: host)
+        for ip in ips {
+            guard !cancellation.isCancelled else { break }
+            var modes = [options.tlsMode]
+            if options.tlsMode == .opportunistic { modes.append(.none) }
+            for mode in modes {
+                let (report, retryPlain) = session(request, ip: ip, mode: mode, source: source, cancellation: cancellation)
+                last = report
+                if !retryPlain { break }
+            }
+            // Another address helps only when this one could not be talked to.
+            if last.results.contains(where: { $0.outcome != .deferred }) || last.tls != nil { break }
+        }
+        return last
+    }
+
+    /// One connection. Returns the report, and whether a plaintext retry makes sense (TLS failed).
+    private func session(_ request: DeliveryRequest, ip: String, mode: TLSMode, source: FileMessageSource,
+                         cancellation: Cancellation) -> (AttemptReport, Bool) {
+        let stream: ByteStream
+        do {
+            stream = try dialer.connect(ip: ip, port: port, deadline: .after(connectTimeout))
+        } catch {
+            return (.all(request.recipients, .deferred, text: "cannot connect to \(host) [\(ip)]:\(port): \(error)", host: host, ip: ip), false)
+        }
+        cancellation.register(stream.fileDescriptor)
+        defer { cancellation.register(-1) }
+        var sessionOptions = options
+        sessionOptions.tlsMode = mode
+        let client = SMTPClient(stream: stream, options: sessionOptions)
+        let facts: SessionFacts
+        do {
+            facts = try client.open()
+        } catch {
+            var report = AttemptReport.all(request.recipients, error.isPermanent ? .failed : .deferred,
+                                           code: error.code, enhanced: error.enhanced?.description,
+                                           text: error.description, host: host, ip: ip)
+            if case .tls = error.kind { report.tls = "failed" }
+            let retryPlain: Bool = if case .tls = error.kind { mode == .opportunistic } else { false }
+            return (report, retryPlain)
+        }
+        var transaction = Transaction(sender: request.sender, recipients: request.recipients, message: source)
+        transaction.eightBit = request.eightBit
+        transaction.smtputf8 = request.smtputf8
+        transaction.requireTLS = request.requireTLS == true
+        var report = AttemptReport(client.deliver(transaction))
+        client.quit()
+        report.host = host
+        report.ip = ip
+        report.tls = facts.tls?.summary ?? "none"
+        return (report, false)
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Glibc
+import PosternCore
+
+/// Applies operator actions to accepted messages, by the write protocols of
+/// `spool-layout.md`. Only the holder of the spool lock calls it: the daemon
+/// when it runs, the command itself when no daemon runs. That single writer is
+/// what keeps an action from racing a delivery attempt's envelope update.
+public struct QueueControl {
+    public let layout: SpoolLayout
+    public var store: MessageStore
+    public var now: () -> Date = { Date() }
+
+    public init(layout: SpoolLayout) {
+        self.layout = layout
+        store = MessageStore(layout: layout)
+    }
+
+    /// Where a message is among the accepted areas, and its envelope.
+    public func locate(_ id: QueueID) -> (area: SpoolLayout.Area, envelope: Envelope)? {
+        var info = stat()
+        let owner: uid_t = stat(layout.root, &info) == 0 ? info.st_uid : 0
+        for area in [SpoolLayout.Area.queue, .hold] {
+            let directory = MessageDirectory(path: layout.path(area, id))
+            guard MessageDirectory.lstatus(directory.path) != nil else { continue }
+            // A message that fails its checks is left to the scanner's quarantine.
+            guard let envelope = try? directory.load(id: id, trustedOwners: [0, owner]) else { return nil }
+            return (area, envelope)
+        }
+        return nil
+    }
+
+    /// Applies `action` to one message.
+    public func apply(_ action: ControlAction, to id: QueueID) -> ControlOutcome {
+        guard let (area, found) = locate(id) else { return .unchanged("no such message in queue/ or hold/") }
+        var envelope = found
+        do {
+            switch action {
+            case .kick(let transport):
+                guard area == .queue else { return .unchanged("held; release it first") }
+                envelope.nextAttempt = nil
+                if let transport { envelope.transport = transport }
+                try store.update(envelope, in: .queue, durability: .processCrash)
+            case .hold(let reason):
+                guard area == .queue else { return .unchanged("already held") }
+                try store.move(id, from: .queue, to: .hold)
+                envelope.holdReason = reason
+                try store.update(envelope, in: .hold, durability: .processCrash)
+            case .release:
+                guard area == .hold else { return .unchanged("not held") }
+                envelope.holdReason = nil
+                try store.update(envelope, in: .hold, durability: .processCrash)
+                try store.move(id, from: .hold, to: .queue)
+            case .delete:
+                try store.remove(id, from: area)
+            case .fail(let reason):
+                let pending = envelope.recipients.indices.filter { envelope.recipients[$0].state == .pending }
+                guard !pending.isEmpty else { return .unchanged("no pending recipients") }
+                let result = DeliveryResult(time: now(), text: "failed by the operator" + (reason.map { ": \($0)" } ?? ""), permanent: true)
+                for index in pending {
+                    envelope.recipients[index].state = .failed
+                    envelope.recipients[index].lastResult = result
+                }
+                envelope.lastResult = result
+                try store.update(envelope, in: area, durability: .powerLoss)
+            case .requireTLS(let value):
+                guard envelope.requireTLS != value else { return .unchanged("already set") }
+                envelope.requireTLS = value
+                try store.update(envelope, in: area, durability: .powerLoss)
+            }
+        } catch {
+            return .unchanged("\(error)")
+        }
+        return .changed
+    }
+}

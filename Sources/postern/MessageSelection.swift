@@ -1,0 +1,132 @@
+import ArgumentParser
+import Foundation
+import PosternCore
+import Spool
+
+/// How queue-control commands choose messages: IDs, or predicates, or all.
+struct MessageSelection: ParsableArguments {
+    @Argument(help: ArgumentHelp("Queue IDs.", valueName: "id"))
+    var ids: [String] = []
+
+    @Option(help: ArgumentHelp("Messages from this envelope sender ('<>' for the null sender).", valueName: "address"))
+    var sender: String?
+
+    @Option(help: ArgumentHelp("Messages with this recipient.", valueName: "address"))
+    var recipient: String?
+
+    @Option(help: ArgumentHelp("Messages with a recipient at this domain.", valueName: "domain"))
+    var domain: String?
+
+    @Option(help: ArgumentHelp("Messages that arrived longer ago than this, e.g. 2h or 1d.", valueName: "duration"))
+    var olderThan: String?
+
+    @Flag(help: "Every message in queue/ and hold/.")
+    var all = false
+
+    @Flag(help: "Show what would change, change nothing.")
+    var dryRun = false
+
+    @Flag(help: "One JSON object per message: {\"id\", \"action\", \"result\", \"reason\"}.")
+    var json = false
+
+    func validate() throws {
+        if let olderThan, DurationText.parse(olderThan) == nil {
+            throw ValidationError("--older-than: \"\(olderThan)\" is not a duration like 90s, 2h or 1d")
+        }
+        for id in ids where QueueID(id) == nil { throw ValidationError("\"\(id)\" is not a queue ID") }
+        guard all || !ids.isEmpty || sender != nil || recipient != nil || domain != nil || olderThan != nil else {
+            throw ValidationError("name messages by ID, or select them with --sender, --recipient, --domain, --older-than or --all")
+        }
+    }
+
+    /// The accepted messages (queue/ and hold/) that match, read without changing anything.
+    func select(_ layout: SpoolLayout, areas: [SpoolLayout.Area] = [.queue, .hold]) -> [ScanItem] {
+        let wanted = Set(ids.compactMap(QueueID.init))
+        let cutoff = olderThan.flatMap(DurationText.parse).map { Date().addingTimeInterval(-$0) }
+        var selected: [ScanItem] = []
+        _ = SpoolScanner(layout: layout, mode: .readOnly).scan(areas: areas) { item in
+            let envelope = item.envelope
+            if !wanted.isEmpty, !wanted.contains(item.id) { return }
+            if let sender {
+                let normalized = sender == "<>" ? "" : sender.lowercased()
+                guard (envelope.sender ?? "").lowercased() == normalized else { return }
+            }
+            if let recipient, !envelope.recipients.contains(where: { $0.address.lowercased() == recipient.lowercased() }) { return }
+            if let domain, !envelope.recipients.contains(where: { $0.domain == domain.lowercased() }) { return }
+            if let cutoff, envelope.arrival >= cutoff { return }
+            selected.append(item)
+        }
+        return selected
+    }
+}
+
+/// Runs an action on selected messages: directly when no daemon runs (this
+/// process takes the spool lock and is the single writer), through
+/// `control/` when one does (the daemon applies it between attempts).
+enum ControlRunner {
+    static func run(_ action: ControlAction, selection: MessageSelection, global: GlobalOptions) throws {
+        let layout = global.layout
+        do { try SpoolCheck.requireSpool(layout) } catch { throw failure(error) }
+        let items = selection.select(layout)
+        let missing = Set(selection.ids.compactMap(QueueID.init)).subtracting(items.map(\.id))
+        for id in missing.sorted() { warn("\(id): no such message in queue/ or hold/") }
+        if selection.dryRun {
+            for item in items { report(item.id, action, "would change", nil, json: selection.json) }
+            if !selection.json { print("\(items.count) message\(items.count == 1 ? "" : "s") would be affected by \(action.name)") }
+            return
+        }
+        let outcomes: [QueueID: ControlOutcome]
+        do {
+            let lock = try SpoolLock(layout: layout)
+            let control = QueueControl(layout: layout)
+            outcomes = Dictionary(uniqueKeysWithValues: items.map { ($0.id, control.apply(action, to: $0.id)) })
+            withExtendedLifetime(lock) {}
+        } catch where error.status == .tempFail {
+            outcomes = try viaDaemon(action, items.map(\.id), layout: layout)
+        } catch {
+            throw failure(error)
+        }
+        var changed = 0
+        for id in outcomes.keys.sorted() {
+            switch outcomes[id]! {
+            case .changed:
+                changed += 1
+                report(id, action, "changed", nil, json: selection.json)
+            case .unchanged(let reason):
+                report(id, action, "unchanged", reason, json: selection.json)
+            }
+        }
+        if !selection.json { print("\(changed) message\(changed == 1 ? "" : "s") affected by \(action.name)") }
+        if !missing.isEmpty { throw ExitCode(ExitStatus.noInput.rawValue) }
+    }
+
+    /// Hands the request to the running daemon and waits for its answer.
+    static func viaDaemon(_ action: ControlAction, _ ids: [QueueID], layout: SpoolLayout) throws -> [QueueID: ControlOutcome] {
+        guard !ids.isEmpty else { return [:] }
+        let mailbox = ControlMailbox(layout: layout)
+        let request = ControlRequest(id: QueueIDGenerator().next(), action: action, messages: ids)
+        do {
+            try mailbox.submit(request)
+        } catch {
+            throw failure(SpoolError(error.exitStatus, "cannot send the request to the daemon: \(error)"))
+        }
+        // The daemon answers within a second unless a message is mid-attempt; an
+        // attempt can take minutes, so the wait is long but bounded.
+        let deadline = Date().addingTimeInterval(600)
+        while Date() < deadline {
+            if let response = mailbox.response(to: request.id) { return response.outcomes }
+            usleep(50_000)
+        }
+        throw failure(SpoolError(.tempFail, "the daemon has not answered request \(request.id) yet; it stays in control/ and will be applied"))
+    }
+
+    static func report(_ id: QueueID, _ action: ControlAction, _ result: String, _ reason: String?, json: Bool) {
+        if json {
+            var object: [String: JSONValue] = ["id": .string(id.rawValue), "action": .string(action.name), "result": .string(result)]
+            if let reason { object["reason"] = .string(reason) }
+            print(JSONValue.object(object).encodedLine())
+        } else {
+            print("\(id): \(result)" + (reason.map { " (\($0))" } ?? ""))
+        }
+    }
+}
