@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
     ],
     targets: [
         .target(name: "PosternCore"),
@@ -25,6 +26,7 @@ let package = Package(
         .target(name: "TLS", dependencies: ["PosternCore", "COpenSSL", "COpenSSLShim"]),
         .target(name: "SMTP", dependencies: ["PosternCore", "TLS", "COpenSSL"]),
         .target(name: "Delivery", dependencies: ["PosternCore", "TLS", "SMTP"]),
+        .target(name: "Config", dependencies: ["PosternCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "Daemon", dependencies: [
             "PosternCore", "Spool", "Scheduler", "Delivery", "CSysShim",
             .product(name: "Logging", package: "swift-log"),
@@ -35,7 +37,8 @@ let package = Package(
             .product(name: "DequeModule", package: "swift-collections"),
         ]),
         .executableTarget(name: "postern", dependencies: [
-            "PosternCore", "Spool", "TLS", "SMTP",
+            "PosternCore", "Spool", "TLS", "SMTP", "Config", "Daemon", "Delivery", "Scheduler",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "PosternTesting", dependencies: ["PosternCore", "Spool", "CSysShim", "COpenSSL", "COpenSSLShim"]),
@@ -45,6 +48,7 @@ let package = Package(
         .testTarget(name: "TLSTests", dependencies: ["TLS", "PosternTesting", "COpenSSL"]),
         .testTarget(name: "SMTPTests", dependencies: ["SMTP", "TLS", "PosternTesting", "COpenSSL"]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "PosternCore"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SMTP", "TLS", "Spool", "PosternTesting", "PosternCore"]),
     ]
 )

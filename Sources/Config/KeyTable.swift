@@ -1,0 +1,112 @@
+/// Every configuration key, in the order `rendered()` and the example file
+/// list them (top-level keys first, then each table's).
+///
+/// This is the one place a key is defined: its name, type, default, validation
+/// and documentation. Parsing the file, `-o` overrides, `rendered()`, the
+/// example file and `Configuration.defaults` all read it. To add a key, add a
+/// stored property to `Configuration` (or one of its settings structs) and one
+/// entry here; the tests check that every default validates and round-trips.
+enum KeyTable {
+    static let all: [KeyDefinition] = [
+        .text("hostname", summary: "host name",
+              default: nil, defaultNote: "this machine's host name (gethostname)",
+              example: .string("mail.example.com"), \.hostname,
+              parse: { (text: String) throws(ValueProblem) -> String in
+                  try HostName.check(text)
+                  return text
+              },
+              encode: { $0 },
+              doc: "The host name announced in EHLO and used in Message-IDs and DSNs.",
+              details: [
+                  "Letters, digits and hyphens in dot-separated labels; receiving servers may",
+                  "check that it resolves, so use the machine's public name.",
+              ]),
+        .text("relay", summary: "\"HOST\", \"HOST:PORT\", \"[IPv6]:PORT\", or \"\" for none",
+              default: .string(""), \.relay,
+              parse: { (text: String) throws(ValueProblem) -> RelayAddress? in
+                  text.isEmpty ? nil : try RelayAddress.parse(text)
+              },
+              encode: { $0?.description ?? "" },
+              doc: "Send all mail through this smarthost; \"\" delivers directly to each domain's MX hosts.",
+              details: [
+                  "HOST alone means port 25; an IPv6 address needs brackets: \"[2001:db8::1]:587\".",
+                  "Example: relay = \"smtp.example.net:587\"",
+              ]),
+        .choice("relay_tls", default: RelayTLSMode.opportunistic, \.relayTLS,
+                doc: "TLS towards the relay: none, opportunistic, required (STARTTLS or fail), implicit (port 465).",
+                details: [
+                    "\"opportunistic\" uses STARTTLS when the relay offers it and plaintext otherwise;",
+                    "\"required\" fails the attempt when it does not; \"implicit\" speaks TLS from the start.",
+                ]),
+
+        .integer("queue.max_concurrent", default: 10, minimum: 1, \.queue.maxConcurrent,
+                 doc: "How many deliveries may be in progress at once, across all destinations."),
+        .integer("queue.per_domain", default: 1, minimum: 1, \.queue.perDomain,
+                 doc: "How many deliveries may be in progress at once to one destination domain.",
+                 details: ["Receiving servers throttle senders that open many connections at once."]),
+        .integer("queue.max_attempts", default: 8, minimum: 1, \.queue.maxAttempts,
+                 doc: "Delivery attempts before a message is given up and bounced to its sender.",
+                 details: ["A message's envelope may set its own max_attempts (spool-layout.md)."]),
+        .duration("queue.backoff_base", default: "7m30s", positive: true, \.queue.backoffBase,
+                  doc: "The delay before the second attempt; each later delay is backoff_factor times longer.",
+                  details: ["With the defaults the delays are 7m30s, 15m, 30m, 1h, 2h, 4h and 8h."]),
+        .number("queue.backoff_factor", default: 2.0, minimum: 1.0, \.queue.backoffFactor,
+                doc: "What each retry delay is multiplied by; 1 retries at a fixed interval.",
+                details: ["An integer (2) is accepted as well as a float (2.0)."]),
+        .duration("queue.jitter", default: "5s", positive: false, \.queue.jitter,
+                  doc: "Random spread of each retry delay, so that messages queued together do not retry together.",
+                  details: ["\"0s\" turns it off."]),
+        .duration("queue.keep_retired", default: "0s", positive: false, \.queue.keepRetired,
+                  doc: "How long delivered and bounced messages are kept in the spool for inspection.",
+                  details: ["\"0s\" removes them at once."]),
+        .duration("queue.shutdown_grace", default: "30s", positive: false, \.queue.shutdownGrace,
+                  doc: "On shutdown, how long deliveries in progress may finish before they are aborted.",
+                  details: ["Aborted deliveries count as temporary failures and are retried after a restart."]),
+
+        .integer("dsn.delay_warning_attempts", default: 5, minimum: 0, \.dsn.delayWarningAttempts,
+                 doc: "After this many failed attempts the sender is told the message is delayed; 0 never.",
+                 details: ["The warning is a \"delayed\" delivery status notification (RFC 3464)."]),
+
+        .integer("drop.max_message_size", default: 67_108_864, minimum: 1, \.drop.maxMessageSize,
+                 doc: "The largest message, in octets, the daemon accepts from the drop areas.",
+                 details: ["67108864 is 64 MiB."]),
+
+        .choice("log.format", default: LogFormat.logfmt, \.log.format,
+                doc: "Log lines as logfmt (key=value, for people and grep) or json (one object per line)."),
+    ]
+
+    /// The keys by dotted name.
+    static let byName: [String: KeyDefinition] = {
+        var keys: [String: KeyDefinition] = [:]
+        for key in all {
+            precondition(keys[key.name] == nil, "configuration key \(key.name) is defined twice")
+            keys[key.name] = key
+        }
+        return keys
+    }()
+
+    /// The tables, in the order of their first key.
+    static let tables: [String] = {
+        var names: [String] = []
+        for case let table? in all.map(\.table) where !names.contains(table) {
+            names.append(table)
+        }
+        return names
+    }()
+
+    /// The keys directly in `table` (`nil` for the top level), in table order.
+    static func keys(in table: String?) -> [KeyDefinition] {
+        all.filter { $0.table == table }
+    }
+
+    /// "the keys of [queue] are max_concurrent, per_domain, ..." for an
+    /// unknown-key error, so that the admin sees the spelling we expect.
+    static func knownKeysText(in table: String?) -> String {
+        let leaves = keys(in: table).map(\.leaf).joined(separator: ", ")
+        guard let table else {
+            let tableList = tables.map { "[\($0)]" }.joined(separator: ", ")
+            return "top-level keys are \(leaves); tables are \(tableList)"
+        }
+        return "the keys of [\(table)] are \(leaves)"
+    }
+}
