@@ -60,6 +60,8 @@ public final class Daemon {
         try SpoolCheck.requireSpool(layout)
         let lock = try SpoolLock(layout: layout)
         defer { withExtendedLifetime(lock) {} }
+        logger.info("starting", metadata: ["spool": "\(layout.root)", "pid": "\(getpid())",
+                                           "transport": "\(settings.transport?.name ?? "none")"])
         try ensureDirectory(layout.control)
         if settings.keepRetired > 0 { try ensureDirectory(layout.retired) }
         let wake = try WakePipe()

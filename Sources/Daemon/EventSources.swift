@@ -56,6 +56,12 @@ enum SignalRouting {
             action.sa_flags = SA_RESTART
             sigaction(signal, &action, nil)
         }
+        // Whoever started us may have blocked them (a parent's mask is inherited
+        // across exec): a daemon that cannot be stopped is worse than none.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&set, signal) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         // A vanished peer must cost an error, never the daemon.
         Glibc.signal(SIGPIPE, SIG_IGN)
     }

@@ -25,9 +25,9 @@ struct Postern: ParsableCommand {
               66 no input, 70 internal error, 73 cannot create,
               75 temporary failure, 77 permission denied.
             """,
-        subcommands: [Init.self, Drop.self, Sendmail.self, Check.self, List.self, Show.self,
+        subcommands: [Run.self, Init.self, Drop.self, Sendmail.self, Check.self, List.self, Show.self,
                       Cat.self, Count.self, Kick.self, Hold.self, Release.self, Delete.self, Fail.self,
-                      RequireTLS.self, SMTPProbe.self, QueueIDs.self]
+                      RequireTLS.self, ConfigCommand.self, SMTPProbe.self, QueueIDs.self]
     )
 
     /// Dispatches on the program's name and on the sendmail-style subcommands,

@@ -1,0 +1,91 @@
+import Foundation
+import Glibc
+import Spool
+
+/// A spool, a sink and `postern run` between them, for the daemon's integration tests.
+public final class DaemonFixture: @unchecked Sendable {
+    public let spool: TemporarySpool
+    public let sink: LocalSink
+    public private(set) var daemon: BackgroundProcess?
+    public let overrides: [String]
+
+    public init(sinkOptions: [String] = [], overrides: [String] = []) throws {
+        spool = try TemporarySpool()
+        sink = try LocalSink(options: sinkOptions)
+        self.overrides = ["relay=127.0.0.1:\(sink.port)", "queue.jitter=0s"] + overrides
+    }
+
+    /// Starts the daemon and waits until its index is ready.
+    public func start() throws {
+        let arguments = [PosternProcess.binary, "run", "--spool", spool.layout.root] + overrides.flatMap { ["-o", $0] }
+        let process = try BackgroundProcess(arguments, log: spool.directory + "/daemon.log",
+                                            environment: ["POSTERN_CONFIG": spool.directory + "/no-such-config.toml"])
+        daemon = process
+        let before = readyCount
+        guard BackgroundProcess.waitUntil(timeout: 30, { readyCount > before || daemonExited }) , !daemonExited else {
+            throw POSIXError(.ECHILD)
+        }
+    }
+
+    private var readyCount: Int { log.components(separatedBy: "msg=\"index ready\"").count - 1 }
+    private var daemonExited: Bool {
+        guard let daemon else { return true }
+        var status: Int32 = 0
+        return waitpid(daemon.pid, &status, WNOHANG) == daemon.pid
+    }
+
+    /// SIGTERM, then the exit status.
+    @discardableResult
+    public func stop(_ signal: Int32 = SIGTERM) -> Int32 {
+        guard let daemon else { return -1 }
+        daemon.signal(signal)
+        let status = daemon.wait()
+        self.daemon = nil
+        return status
+    }
+
+    /// Everything every daemon of this fixture logged.
+    public var log: String { (try? String(contentsOfFile: spool.directory + "/daemon.log", encoding: .utf8)) ?? "" }
+
+    /// Drops a message the way `postern drop` does, in-process (faster than a process each).
+    @discardableResult
+    public func drop(subject: String, to recipients: [String] = ["bob@example.net"]) throws -> String {
+        let input = spool.directory + "/input-\(UUID().uuidString)"
+        try Data("Subject: \(subject)\nMessage-ID: <\(subject)@test>\n\nbody of \(subject)\n".utf8).write(to: URL(fileURLWithPath: input))
+        let fd = open(input, O_RDONLY)
+        defer {
+            close(fd)
+            unlink(input)
+        }
+        let submission = Submission(sender: try .init(parsing: "alice@example.org"), recipients: try recipients.map { try .init(parsing: $0) },
+                                    hostname: "test.example", maxSize: 1 << 20, uid: Int(getuid()))
+        return try Submitter(layout: spool.layout).submit(submission, input: fd).rawValue
+    }
+
+    /// Runs the CLI against this spool.
+    public func postern(_ arguments: [String]) throws -> PosternProcess.Result {
+        try PosternProcess.run(arguments + ["--spool", spool.layout.root])
+    }
+
+    /// Waits until the sink has `count` messages (bounded).
+    @discardableResult
+    public func waitForSink(_ count: Int, timeout: Double = 60) -> Bool {
+        BackgroundProcess.waitUntil(timeout: timeout) { sink.messages().count >= count }
+    }
+
+    /// Waits until no message is left in queue/ (bounded).
+    @discardableResult
+    public func waitForEmptyQueue(timeout: Double = 60) -> Bool {
+        BackgroundProcess.waitUntil(timeout: timeout) { ((try? spool.names(.queue)) ?? ["?"]).isEmpty && ((try? spool.names(.drop)) ?? ["?"]).isEmpty }
+    }
+
+    /// Waits until the log contains `text` at least `count` times (bounded).
+    @discardableResult
+    public func waitForLog(_ text: String, count: Int = 1, timeout: Double = 60) -> Bool {
+        BackgroundProcess.waitUntil(timeout: timeout) { log.components(separatedBy: text).count - 1 >= count }
+    }
+
+    public func envelope(_ id: String, in area: SpoolLayout.Area = .queue) throws -> Envelope {
+        try Envelope.decode(spool.read("\(area.rawValue)/\(id)/envelope.json"))
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Glibc
+
+/// Postfix's `smtp-sink` on a loopback port, dumping every message it accepts
+/// into a directory: the far end of the daemon's integration tests.
+public final class LocalSink: @unchecked Sendable {
+    public let port: UInt16
+    public let directory: String
+    private var process: BackgroundProcess?
+
+    /// Starts a sink; `options` are extra smtp-sink flags (`-r RCPT` answers RCPT
+    /// with 4xx, `-w 1` waits a second before answering the final dot).
+    public init(options: [String] = []) throws {
+        port = try freeLoopbackPort()
+        directory = NSTemporaryDirectory() + "postern-sink-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory + "/dump", withIntermediateDirectories: true)
+        chmod(directory + "/dump", 0o777)   // smtp-sink writes as nobody
+        try start(options: options)
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: directory)   // scratch directory of a test
+    }
+
+    public static var isAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/sbin/smtp-sink") }
+
+    /// (Re)starts smtp-sink with `options`, keeping what it received so far.
+    public func start(options: [String] = []) throws {
+        stop()
+        process = try BackgroundProcess(["/usr/sbin/smtp-sink", "-u", "nobody", "-d", directory + "/dump/%M."] + options
+                                        + ["127.0.0.1:\(port)", "256"], log: directory + "/sink.log")
+        let up = BackgroundProcess.waitUntil(timeout: 10) {
+            (try? TCPProbe.connects(port: port)) ?? false
+        }
+        guard up else { throw POSIXError(.ETIMEDOUT) }
+    }
+
+    public func stop() {
+        process?.signal(SIGTERM)
+        process?.wait()
+        process = nil
+    }
+
+    /// The messages received so far, as text (smtp-sink's X- lines, then the message).
+    public func messages() -> [String] {
+        let dump = directory + "/dump"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dump)) ?? []
+        return names.compactMap { try? String(contentsOfFile: dump + "/" + $0, encoding: .utf8) }
+    }
+
+    /// Subject lines of the messages received so far, one per message.
+    public func subjects() -> [String] {
+        messages().compactMap { text in
+            text.split(separator: "\n").first { $0.hasPrefix("Subject: ") }.map { String($0.dropFirst(9)) }
+        }
+    }
+}
+
+/// Whether something accepts connections on a loopback port.
+enum TCPProbe {
+    static func connects(port: UInt16) throws -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}

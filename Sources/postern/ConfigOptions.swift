@@ -1,0 +1,53 @@
+import ArgumentParser
+import Config
+import Foundation
+
+/// `--config FILE` and `-o key=value`, shared by `run` and `config check`.
+struct ConfigOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The configuration file (default /etc/postern/postern.toml; missing means defaults).", valueName: "file"))
+    var config: String?
+
+    @Option(name: .customShort("o"), help: ArgumentHelp("Set a configuration key, Postfix style: -o queue.backoff_base=2s (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+
+    /// The effective configuration, or a failure with EX_CONFIG and the error's line.
+    func load() throws -> Configuration {
+        do {
+            return try Configuration.load(path: config ?? ProcessInfo.processInfo.environment["POSTERN_CONFIG"] ?? Configuration.defaultPath,
+                                          required: config != nil, overrides: overrides,
+                                          defaultHostname: Configuration.systemHostname())
+        } catch {
+            warn(error.description)
+            throw ExitCode(78)
+        }
+    }
+}
+
+extension Postern {
+    struct ConfigCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "config",
+            abstract: "Work with the configuration file.",
+            subcommands: [Check.self]
+        )
+
+        struct Check: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Validate the configuration and print the effective one, every key with its value.",
+                discussion: """
+                    Reads the file (and -o overrides) as 'postern run' would. An unknown key, a wrong type \
+                    or a bad value is an error naming the key and its line.
+
+                    EXIT STATUS
+                      0 valid; 78 invalid.
+                    """
+            )
+
+            @OptionGroup var options: ConfigOptions
+
+            func run() throws {
+                output(try options.load().rendered())
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Config
+import Daemon
+import Delivery
+import Foundation
+import Logging
+import PosternCore
+import Scheduler
+import SMTP
+import Spool
+import TLS
+
+extension Postern {
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the delivery daemon on the spool (the main job).",
+            discussion: """
+                Takes the spool's lock (one daemon per spool), rebuilds its index with the scanner, \
+                accepts drops as they arrive (inotify), and delivers: the first attempt at once, then \
+                retries with backoff (queue.backoff_base, doubling, with jitter) up to \
+                queue.max_attempts, at most queue.per_domain deliveries per destination domain and \
+                queue.max_concurrent in all. Logs one line per event to standard error.
+
+                SIGTERM or SIGINT: stop starting attempts, let those in progress finish within \
+                queue.shutdown_grace, abort the rest as temporary failures, exit 0. SIGHUP: re-read \
+                the configuration.
+
+                EXIT STATUS
+                  0 stopped by a signal; 73 no spool; 75 another daemon holds the spool; 78 bad configuration.
+                """
+        )
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var options: ConfigOptions
+
+        @Option(help: ArgumentHelp("Log format: logfmt or json (default: log.format).", valueName: "format"))
+        var logFormat: String?
+
+        func validate() throws {
+            if let logFormat, LogfmtHandler.Format(rawValue: logFormat) == nil {
+                throw ValidationError("--log-format must be logfmt or json")
+            }
+        }
+
+        func run() throws {
+            let configuration = try options.load()
+            let format = logFormat.flatMap(LogfmtHandler.Format.init) ?? LogfmtHandler.Format(rawValue: configuration.log.format.rawValue) ?? .logfmt
+            LoggingSystem.bootstrap { LogfmtHandler(label: $0, format: format) }
+            let logger = Logger(label: "postern")
+            let settings: DaemonSettings
+            do {
+                settings = try Self.settings(from: configuration)
+            } catch {
+                warn("\(error)")
+                throw ExitCode(78)
+            }
+            let reload: () -> DaemonSettings? = {
+                do {
+                    return try Self.settings(from: options.load())
+                } catch {
+                    logger.error("configuration", metadata: ["error": "\(error)"])
+                    return nil
+                }
+            }
+            do {
+                try Daemon(layout: global.layout, settings: settings, logger: logger, dsn: LoggingDSNHook(logger: logger),
+                           reload: reload).run()
+            } catch let error as SpoolError {
+                throw failure(error)
+            } catch {
+                warn("\(error)")
+                throw ExitCode(ExitStatus.software.rawValue)
+            }
+        }
+
+        /// The daemon's view of the configuration.
+        static func settings(from configuration: Configuration) throws -> DaemonSettings {
+            var settings = DaemonSettings(hostname: configuration.hostname)
+            let queue = configuration.queue
+            settings.limits = SchedulerLimits(maxConcurrent: queue.maxConcurrent, perDomain: queue.perDomain)
+            settings.maxAttempts = queue.maxAttempts
+            settings.backoff = Backoff(base: queue.backoffBase, factor: queue.backoffFactor, jitter: queue.jitter)
+            settings.keepRetired = queue.keepRetired
+            settings.shutdownGrace = queue.shutdownGrace
+            settings.delayWarningAttempts = configuration.dsn.delayWarningAttempts
+            if let relay = configuration.relay {
+                let mode: TLSMode = switch configuration.relayTLS {
+                case .plaintext: .none
+                case .opportunistic: .opportunistic
+                case .required: .required
+                case .implicit: .implicit
+                }
+                // A smarthost named in the configuration is checked by name when TLS is
+                // required of it; opportunistic TLS protects against passive listeners only.
+                let verification: TLSVerification = mode == .required || mode == .implicit ? .pkix(hostnames: [relay.host]) : .none
+                let isLiteral = relay.host.contains(":") || relay.host.allSatisfy { $0.isNumber || $0 == "." }
+                let tls = TLSClientOptions(verification: verification, serverName: isLiteral ? nil : relay.host, context: try TLSContext())
+                settings.transport = RelayTransport(host: relay.host, port: relay.port,
+                                                    options: SMTPClientOptions(ehloName: configuration.hostname, tlsMode: mode, tls: tls))
+            }
+            return settings
+        }
+    }
+}
+
+/// Records where a DSN is due, until the DSN component sends them.
+struct LoggingDSNHook: DSNHook {
+    let logger: Logger
+
+    func delayed(_ envelope: Envelope, recipients: [Recipient]) {
+        logger.notice("dsn due", metadata: ["id": "\(envelope.id)", "kind": "delayed", "sender": "\(envelope.sender ?? "<>")",
+                                            "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
+    }
+
+    func failed(_ envelope: Envelope, recipients: [Recipient]) {
+        logger.notice("dsn due", metadata: ["id": "\(envelope.id)", "kind": "failed", "sender": "\(envelope.sender ?? "<>")",
+                                            "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
+    }
+}

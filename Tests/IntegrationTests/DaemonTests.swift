@@ -1,0 +1,151 @@
+import Foundation
+import Glibc
+import PosternCore
+import PosternTesting
+import Testing
+@testable import Spool
+
+/// The real `postern run` against Postfix's smtp-sink on loopback.
+@Suite(.serialized)
+struct DaemonTests {
+    init() throws {
+        try #require(LocalSink.isAvailable, "smtp-sink is needed (tools/test.sh installs Postfix)")
+    }
+
+    /// 500 messages dropped while the daemon runs all arrive, and the spool is empty afterwards.
+    @Test func fiveHundredMessages() throws {
+        let fixture = try DaemonFixture()
+        try fixture.start()
+        for index in 0..<500 { try fixture.drop(subject: "bulk-\(index)", to: ["r\(index % 7)@d\(index % 5).example"]) }
+        #expect(fixture.waitForSink(500, timeout: 120), "\(fixture.sink.messages().count) of 500 arrived")
+        #expect(fixture.waitForEmptyQueue())
+        #expect(Set(fixture.sink.subjects()) == Set((0..<500).map { "bulk-\($0)" }))
+        #expect(try fixture.postern(["count"]).stdout == "0\n")
+        #expect(fixture.stop() == 0)
+    }
+
+    /// A drop is picked up through inotify and delivered at once, not after a polling interval.
+    @Test func promptPickup() throws {
+        let fixture = try DaemonFixture()
+        try fixture.start()
+        let id = try fixture.drop(subject: "prompt")
+        // Far below any polling interval an MTA would use, far above what inotify needs.
+        #expect(fixture.waitForSink(1, timeout: 10))
+        #expect(fixture.log.contains("msg=accepted id=\(id)"))
+        #expect(fixture.stop() == 0)
+    }
+
+    /// A 4xx leaves the message queued with one attempt, the next one backoff later and the reply recorded; kick then delivers it.
+    @Test func temporaryFailureThenKick() throws {
+        let fixture = try DaemonFixture(sinkOptions: ["-r", "RCPT"])
+        try fixture.start()
+        let before = Date()
+        let id = try fixture.drop(subject: "deferred")
+        #expect(fixture.waitForLog("status=deferred"))
+        let envelope = try fixture.envelope(id)
+        #expect(envelope.attempts == 1)
+        #expect(envelope.recipients[0].state == .pending)
+        #expect(envelope.recipients[0].lastResult?.code.map { (400..<500).contains($0) } == true)
+        let next = try #require(envelope.nextAttempt)
+        #expect(next.timeIntervalSince(before) >= 449 && next.timeIntervalSince(Date()) <= 451)
+        #expect(envelope.history.count == 1)
+
+        try fixture.sink.start()
+        let kick = try fixture.postern(["kick", id])
+        #expect(kick.status == 0, "\(kick.stderr)")
+        #expect(kick.stdout.contains("\(id): changed"))
+        #expect(fixture.waitForSink(1))
+        #expect(fixture.waitForEmptyQueue())
+        #expect(fixture.stop() == 0)
+    }
+
+    /// A held message is not delivered while a due one is; released, it is delivered.
+    @Test func holdAndRelease() throws {
+        let fixture = try DaemonFixture()
+        let held = try fixture.drop(subject: "held")
+        try MessageStore(layout: fixture.spool.layout).move(QueueID(held)!, from: .drop, to: .queue)
+        let hold = try fixture.postern(["hold", "--reason", "testing", held])
+        #expect(hold.status == 0 && hold.stdout.contains("\(held): changed"), "\(hold.stderr)")
+        #expect(try fixture.envelope(held, in: .hold).holdReason == "testing")
+        try fixture.drop(subject: "canary")
+        try fixture.start()
+        #expect(fixture.waitForSink(1))
+        #expect(fixture.sink.subjects() == ["canary"])
+        #expect(try fixture.postern(["kick", held]).stdout.contains("unchanged (held; release it first)"))
+        let release = try fixture.postern(["release", held])
+        #expect(release.stdout.contains("\(held): changed"), "\(release.stdout)\(release.stderr)")
+        #expect(fixture.waitForSink(2))
+        #expect(Set(fixture.sink.subjects()) == ["canary", "held"])
+        #expect(fixture.stop() == 0)
+    }
+
+    /// An operator's plain mv into hold/ is honoured, and mv back releases.
+    @Test func plainMoveHolds() throws {
+        let fixture = try DaemonFixture(sinkOptions: ["-r", "RCPT"], overrides: ["queue.backoff_base=1s"])
+        try fixture.start()
+        let id = try fixture.drop(subject: "moved")
+        #expect(fixture.waitForLog("status=deferred"))
+        let layout = fixture.spool.layout
+        #expect(rename(layout.path(.queue, QueueID(id)!), layout.path(.hold, QueueID(id)!)) == 0)
+        try fixture.sink.start()
+        // Retries come every second; the held message must not be among them.
+        let kick = try fixture.postern(["kick", id])
+        #expect(kick.stdout.contains("unchanged (held"), "\(kick.stdout)")
+        #expect(rename(layout.path(.hold, QueueID(id)!), layout.path(.queue, QueueID(id)!)) == 0)
+        #expect(fixture.waitForSink(1))
+        #expect(fixture.stop() == 0)
+    }
+
+    /// A second daemon on the same spool exits at once with EX_TEMPFAIL and a clear message.
+    @Test func oneDaemonPerSpool() throws {
+        let fixture = try DaemonFixture()
+        try fixture.start()
+        let second = try PosternProcess.run(["run", "--spool", fixture.spool.layout.root, "-o", "relay=127.0.0.1:1"],
+                                            environment: ["POSTERN_CONFIG": "/nonexistent"])
+        #expect(second.status == 75)
+        #expect(second.stderr.contains("locked by another process"))
+        #expect(fixture.stop() == 0)
+    }
+
+    /// A corrupt envelope, a symlink and a half-written drop planted while running are quarantined; the rest is delivered.
+    @Test func badInputWhileRunning() throws {
+        let fixture = try DaemonFixture()
+        try fixture.start()
+        let layout = fixture.spool.layout
+        // A corrupt envelope moved into the queue.
+        let corrupt = QueueIDGenerator().next()
+        let scratch = fixture.spool.directory + "/scratch-\(corrupt)"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false)
+        try Data("body\r\n".utf8).write(to: URL(fileURLWithPath: scratch + "/message"))
+        try Data("{broken".utf8).write(to: URL(fileURLWithPath: scratch + "/envelope.json"))
+        #expect(rename(scratch, layout.path(.queue, corrupt)) == 0)
+        // A symlink in the drop area.
+        let link = QueueIDGenerator().next()
+        try FileManager.default.createSymbolicLink(atPath: layout.path(.drop, link), withDestinationPath: "/etc")
+        // A half-written drop (no envelope) renamed in.
+        let half = QueueIDGenerator().next()
+        let partial = fixture.spool.directory + "/partial-\(half)"
+        try FileManager.default.createDirectory(atPath: partial, withIntermediateDirectories: false)
+        try Data("half".utf8).write(to: URL(fileURLWithPath: partial + "/message"))
+        #expect(rename(partial, layout.path(.drop, half)) == 0)
+        try fixture.drop(subject: "good")
+        #expect(fixture.waitForSink(1))
+        #expect(fixture.waitForLog("msg=quarantined", count: 3))
+        let reasons = try fixture.spool.corruptNames().map { try String(decoding: fixture.spool.read("corrupt/\($0)/reason"), as: UTF8.self) }
+        #expect(reasons.contains { $0.contains("from: queue/\(corrupt)") && $0.contains("not valid JSON") })
+        #expect(reasons.contains { $0.contains("from: drop/\(link)") && $0.contains("symbolic link") })
+        #expect(reasons.contains { $0.contains("from: drop/\(half)") && $0.contains("missing envelope.json") })
+        #expect(fixture.stop() == 0)
+    }
+
+    /// SIGTERM lets the attempt in progress finish, records it, and exits 0.
+    @Test func gracefulShutdown() throws {
+        let fixture = try DaemonFixture(sinkOptions: ["-w", "2"])
+        try fixture.start()
+        try fixture.drop(subject: "slow")
+        #expect(fixture.waitForLog("msg=accepted"))
+        #expect(fixture.stop(SIGTERM) == 0)
+        #expect(fixture.log.contains("status=sent"))
+        #expect(fixture.sink.subjects() == ["slow"])
+    }
+}
