@@ -149,3 +149,39 @@ struct DaemonTests {
         #expect(fixture.sink.subjects() == ["slow"])
     }
 }
+
+/// Queue control through a running daemon: the command hands the request over and reports the daemon's answer.
+@Suite(.serialized)
+struct DaemonControlTests {
+    init() throws {
+        try #require(LocalSink.isAvailable, "smtp-sink is needed (tools/test.sh installs Postfix)")
+    }
+
+    /// fail through the daemon fails the recipients, records a failure DSN as due, and retires the message.
+    @Test func failThroughDaemon() throws {
+        let fixture = try DaemonFixture(sinkOptions: ["-r", "RCPT"])
+        try fixture.start()
+        let id = try fixture.drop(subject: "to-fail")
+        #expect(fixture.waitForLog("status=deferred"))
+        let result = try fixture.postern(["fail", "--reason", "operator says no", id])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("\(id): changed"))
+        #expect(fixture.waitForLog("kind=failed"))
+        #expect(fixture.waitForEmptyQueue())
+        #expect(fixture.stop() == 0)
+    }
+
+    /// requiretls and delete through the daemon change the envelope and the spool as asked.
+    @Test func requireTLSAndDeleteThroughDaemon() throws {
+        let fixture = try DaemonFixture(sinkOptions: ["-r", "RCPT"])
+        try fixture.start()
+        let id = try fixture.drop(subject: "controlled")
+        #expect(fixture.waitForLog("status=deferred"))
+        #expect(try fixture.postern(["requiretls", "yes", id]).stdout.contains("\(id): changed"))
+        #expect(try fixture.envelope(id).requireTLS == true)
+        #expect(try fixture.postern(["delete", id]).stdout.contains("\(id): changed"))
+        #expect(try fixture.spool.names(.queue).isEmpty)
+        #expect(try fixture.postern(["count"]).stdout == "0\n")
+        #expect(fixture.stop() == 0)
+    }
+}
