@@ -18,7 +18,14 @@ struct PermissionTests {
         chmod(spool.directory, 0o755)
         // A copy the unprivileged users can reach, wherever the build directory is.
         binary = spool.directory + "/postern"
-        try FileManager.default.copyItem(atPath: PosternProcess.binary, toPath: binary)
+        // Written through a close-on-exec descriptor: a plain copy's descriptor could
+        // leak into a child another test spawns meanwhile, and exec would then fail
+        // with ETXTBSY ("text file busy").
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: PosternProcess.binary))
+        let fd = open(binary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        try #require(fd >= 0)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
         _ = try SpoolInitializer(layout: spool.layout, owner: getuid(), ownerGroup: getgid(), dropGroup: 65534).run()
     }
 
@@ -57,7 +64,8 @@ struct PermissionTests {
     /// A drop-group member can neither list the drop area nor read the queue.
     @Test func membersCannotRead() throws {
         try #require(getuid() == 0, "needs root to change users")
-        #expect(try dropAs(uid: 65534, gid: 65534).status == 0)
+        let dropped = try dropAs(uid: 65534, gid: 65534)
+        #expect(dropped.status == 0, "\(dropped.stderr)")
         let list = try PosternProcess.run(["list", "--spool", spool.layout.root],
                                           command: ["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", binary])
         #expect(list.status != 0 || list.stdout == "Mail queue is empty\n")
