@@ -19,6 +19,7 @@ public final class BackgroundProcess: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var env = ProcessInfo.processInfo.environment
         env["POSTERN_HOSTNAME"] = "test.example"
+        env["POSTERN_CONFIG"] = "/nonexistent/postern.toml"   // hermetic: never the machine's configuration
         for (key, value) in environment { env[key] = value }
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]

@@ -42,6 +42,7 @@ public struct PosternProcess {
 
         var env = ProcessInfo.processInfo.environment
         env["POSTERN_HOSTNAME"] = "test.example"
+        env["POSTERN_CONFIG"] = "/nonexistent/postern.toml"   // hermetic: never the machine's configuration
         env.removeValue(forKey: "POSTERN_SPOOL")
         for (key, value) in environment { env[key] = value }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Config
 import Foundation
 import Glibc
 import PosternCore
@@ -23,7 +24,7 @@ extension Postern {
                 FLAGS
                   -t            Also take recipients from To:, Cc: and Bcc:.
                   -f SENDER     Envelope sender ('<>' or '' for the null sender); also -r.
-                                Default: the invoking user at POSTERN_HOSTNAME.
+                                Default: the invoking user at the configured hostname.
                   -F NAME       Full name for a generated From: header.
                   -i, -oi       A line with a single dot does not end the message.
                   -bm           Queue the message (the default).
@@ -34,12 +35,15 @@ extension Postern {
                 -o options, -B TYPE, -N DSN, -R RET, -V ENVID, -h N, -L TAG, -C FILE, -U, -G, -n, -m.
 
                 Nothing is printed on success (the queue ID with -v). A failed drop leaves nothing \
-                in the drop area.
+                in the drop area. The host name and size limit come from the configuration file \
+                (hostname, drop.max_message_size; POSTERN_CONFIG names another file), and \
+                POSTERN_HOSTNAME and POSTERN_MESSAGE_SIZE_LIMIT override them.
 
                 EXIT STATUS
                   0 queued; 64 bad flags; 65 bad address or header, no recipients, NUL byte,
                   over-long line or over-size message; 66 empty message; 73 no spool;
-                  75 spool full, read-only or locked (try again); 77 not allowed to drop.
+                  75 spool full, read-only or locked (try again); 77 not allowed to drop;
+                  78 the configuration file is invalid.
                 """
         )
 
@@ -58,7 +62,6 @@ enum DropCommand {
     /// Environment variable naming a `DropStep` after which the process kills
     /// itself with SIGKILL: the crash-safety tests' hook. Not for production.
     static let crashHook = "POSTERN_TEST_CRASH_AFTER"
-    static let defaultSizeLimit = 64 << 20
 
     static func run(_ arguments: [String], program: String) -> Int32 {
         let parsed: SendmailArguments
@@ -99,8 +102,17 @@ enum DropCommand {
 
     static func submit(_ arguments: SendmailArguments, layout: SpoolLayout,
                        environment: [String: String]) throws(SpoolError) -> QueueID {
-        let hostname = environment["POSTERN_HOSTNAME"] ?? systemHostname()
-        var sizeLimit = defaultSizeLimit
+        // The configuration file's hostname and drop.max_message_size, as the
+        // daemon reads them; the environment overrides both (for tests, containers).
+        let configuration: Configuration
+        do {
+            configuration = try Configuration.load(path: environment["POSTERN_CONFIG"] ?? Configuration.defaultPath, required: false,
+                                                   overrides: [], defaultHostname: systemHostname())
+        } catch {
+            throw SpoolError(.config, error.description)
+        }
+        let hostname = environment["POSTERN_HOSTNAME"].flatMap { $0.isEmpty ? nil : $0 } ?? configuration.hostname
+        var sizeLimit = configuration.drop.maxMessageSize
         if let text = environment["POSTERN_MESSAGE_SIZE_LIMIT"] {
             guard let value = Int(text), value > 0 else {
                 throw SpoolError(.config, "POSTERN_MESSAGE_SIZE_LIMIT=\(text) is not a positive number of octets")

@@ -29,6 +29,9 @@ extension Postern {
         @Option(help: ArgumentHelp("Only messages in this state: dropped, queued or held.", valueName: "state"))
         var state: String?
 
+        @Flag(help: "List finished messages kept in retired/ (queue.keep_retired) instead.")
+        var retired = false
+
         func validate() throws {
             _ = try selectedAreas(state)
         }
@@ -40,10 +43,20 @@ extension Postern {
             let now = Date()
             var count = 0
             var octets = 0
+            if retired {
+                for envelope in Self.retiredEnvelopes(layout) {
+                    count += 1
+                    octets += envelope.size
+                    output(json ? Self.jsonLine(envelope, state: "retired") + "\n" : Self.block(envelope, state: "retired", now: now))
+                }
+                if !json { print(count == 0 ? "No retired messages" : "-- \(count) retired message\(count == 1 ? "" : "s")") }
+                return
+            }
             let report = SpoolScanner(layout: layout, mode: .readOnly).scan(areas: areas) { item in
                 count += 1
                 octets += item.envelope.size
-                output(json ? Self.jsonLine(item) + "\n" : Self.block(item, now: now))
+                output(json ? Self.jsonLine(item.envelope, state: item.area.state) + "\n"
+                            : Self.block(item.envelope, state: item.area.state, now: now))
             }
             for item in report.quarantined { warn("\(item.origin) cannot be trusted: \(item.reason) (run 'postern check')") }
             for error in report.errors { warn(error) }
@@ -60,10 +73,22 @@ extension Postern {
             }
         }
 
-        static func block(_ item: ScanItem, now: Date) -> String {
-            let envelope = item.envelope
+        /// Envelopes in retired/, oldest first; unreadable ones are skipped with a warning.
+        static func retiredEnvelopes(_ layout: SpoolLayout) -> [Envelope] {
+            let names = ((try? DirectoryListing.names(in: layout.retired)) ?? []).sorted()   // no retired/: none kept
+            return names.compactMap { name in
+                do {
+                    return try Envelope.decode(try MessageDirectory(path: layout.retired + "/" + name).readEnvelopeData())
+                } catch {
+                    warn("retired/\(name): \(error)")
+                    return nil
+                }
+            }
+        }
+
+        static func block(_ envelope: Envelope, state: String, now: Date) -> String {
             let age = DurationText.short(now.timeIntervalSince(envelope.arrival))
-            var text = "\(envelope.id) \(item.area.state.padding(toLength: 7, withPad: " ", startingAt: 0)) "
+            var text = "\(envelope.id) \(state.padding(toLength: 7, withPad: " ", startingAt: 0)) "
                 + "\(age.leftPadded(5)) \(size(envelope.size).leftPadded(6))  \(envelope.sender ?? "<>")\n"
             let indent = String(repeating: " ", count: 50)
             for recipient in envelope.recipients {
@@ -73,7 +98,7 @@ extension Postern {
                     text += "\(indent)  last: \(Self.describe(result))\n"
                 }
             }
-            if item.area != .hold, envelope.recipients.contains(where: { $0.state == .pending }) {
+            if state != "held", envelope.recipients.contains(where: { $0.state == .pending }) {
                 let next = envelope.nextAttempt.map(Timestamp.format) ?? "now"
                 text += "\(indent)next attempt: \(next)\n"
             }
@@ -87,8 +112,7 @@ extension Postern {
             return parts.joined(separator: " ") + (result.host.map { " (\($0))" } ?? "")
         }
 
-        static func jsonLine(_ item: ScanItem) -> String {
-            let envelope = item.envelope
+        static func jsonLine(_ envelope: Envelope, state: String) -> String {
             func result(_ value: DeliveryResult?) -> JSONValue {
                 guard let value else { return .null }
                 return .object(["time": .string(Timestamp.format(value.time)),
@@ -103,7 +127,7 @@ extension Postern {
             }
             let object: [String: JSONValue] = [
                 "id": .string(envelope.id.rawValue),
-                "state": .string(item.area.state),
+                "state": .string(state),
                 "sender": .string(envelope.sender ?? ""),
                 "recipients": .array(recipients),
                 "arrival": .string(Timestamp.format(envelope.arrival)),

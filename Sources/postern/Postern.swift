@@ -15,15 +15,16 @@ struct Postern: ParsableCommand {
 
             ENVIRONMENT
               POSTERN_SPOOL               the spool (default /var/spool/postern)
-              POSTERN_HOSTNAME            host name for generated senders and
-                                          Message-IDs (default: the system's)
-              POSTERN_MESSAGE_SIZE_LIMIT  largest message accepted, in octets
-                                          (default 67108864)
+              POSTERN_CONFIG              the configuration file for commands
+                                          without --config (default
+                                          /etc/postern/postern.toml)
+              POSTERN_HOSTNAME            overrides hostname for drops
+              POSTERN_MESSAGE_SIZE_LIMIT  overrides drop.max_message_size
 
             EXIT STATUS
               Follows sysexits(3): 0 success, 64 usage, 65 data error,
               66 no input, 70 internal error, 73 cannot create,
-              75 temporary failure, 77 permission denied.
+              75 temporary failure, 77 permission denied, 78 bad configuration.
             """,
         subcommands: [Run.self, Init.self, Drop.self, Sendmail.self, Check.self, List.self, Show.self,
                       Cat.self, Count.self, Kick.self, Hold.self, Release.self, Delete.self, Fail.self,

@@ -185,3 +185,58 @@ struct DaemonControlTests {
         #expect(fixture.stop() == 0)
     }
 }
+
+/// Shutdown, reload and retirement of the daemon.
+@Suite(.serialized)
+struct DaemonLifecycleTests {
+    init() throws {
+        try #require(LocalSink.isAvailable, "smtp-sink is needed (tools/test.sh installs Postfix)")
+    }
+
+    /// After the grace period, attempts still in progress are aborted and recorded as temporary failures; exit 0.
+    @Test func abortAfterGrace() throws {
+        let fixture = try DaemonFixture(sinkOptions: ["-w", "20"], overrides: ["queue.shutdown_grace=0s"])
+        try fixture.start()
+        let id = try fixture.drop(subject: "aborted")
+        #expect(fixture.waitForLog("msg=accepted"))
+        #expect(fixture.stop(SIGTERM) == 0)
+        #expect(fixture.log.contains("grace period over"))
+        #expect(fixture.log.contains("status=deferred"))
+        let envelope = try fixture.envelope(id)
+        #expect(envelope.attempts == 1 && envelope.recipients[0].state == .pending)
+        #expect(envelope.recipients[0].lastResult != nil)
+    }
+
+    /// SIGHUP re-reads the configuration; a broken file is refused and the running one kept.
+    @Test func reloadOnHangup() throws {
+        let fixture = try DaemonFixture()
+        try fixture.start()
+        let config = fixture.spool.directory + "/no-such-config.toml"
+        try Data("[queue]\nmax_concurrent = 3\n".utf8).write(to: URL(fileURLWithPath: config))
+        fixture.daemon?.signal(SIGHUP)
+        #expect(fixture.waitForLog("msg=\"configuration reloaded\""))
+        try Data("[queue]\nmax_concurrent = \"many\"\n".utf8).write(to: URL(fileURLWithPath: config))
+        fixture.daemon?.signal(SIGHUP)
+        #expect(fixture.waitForLog("configuration not reloaded"))
+        try fixture.drop(subject: "after-reload")
+        #expect(fixture.waitForSink(1))
+        #expect(fixture.stop() == 0)
+    }
+
+    /// With queue.keep_retired, a finished message's envelope stays in retired/ and list --retired shows it.
+    @Test func keepsRetired() throws {
+        let fixture = try DaemonFixture(overrides: ["queue.keep_retired=1h"])
+        try fixture.start()
+        let id = try fixture.drop(subject: "retired")
+        #expect(fixture.waitForSink(1))
+        #expect(fixture.waitForEmptyQueue())
+        #expect(fixture.waitForLog("msg=removed"))
+        let layout = fixture.spool.layout
+        #expect(FileManager.default.fileExists(atPath: layout.retired + "/\(id)/envelope.json"))
+        #expect(!FileManager.default.fileExists(atPath: layout.retired + "/\(id)/message"))
+        let list = try fixture.postern(["list", "--retired"])
+        #expect(list.stdout.contains("\(id) retired"))
+        #expect(list.stdout.contains("bob@example.net (delivered, 1 attempt)"))
+        #expect(fixture.stop() == 0)
+    }
+}

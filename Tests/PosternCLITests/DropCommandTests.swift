@@ -118,3 +118,21 @@ struct DropCommandTests {
         #expect(envelope.size == Int(try FileManager.default.attributesOfItem(atPath: spool.layout.path(.drop, envelope.id) + "/message")[.size] as! UInt64))
     }
 }
+
+extension DropCommandTests {
+    /// The configuration file's hostname and drop.max_message_size apply to drops; a bad file is EX_CONFIG.
+    @Test func readsConfiguration() throws {
+        let config = spool.directory + "/postern.toml"
+        try Data("hostname = \"cfg.example\"\n[drop]\nmax_message_size = 500\n".utf8).write(to: URL(fileURLWithPath: config))
+        let environment = ["POSTERN_CONFIG": config, "POSTERN_HOSTNAME": ""]
+        let ok = try drop(["a@b.example"], "x\n", environment: environment)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let id = try #require(try spool.names(.drop).first)
+        #expect(try Envelope.decode(try spool.read("drop/\(id)/envelope.json")).sender?.hasSuffix("@cfg.example") == true)
+        let big = try drop(["a@b.example"], String(repeating: "y\n", count: 400), environment: environment)
+        #expect(big.status == 65 && big.stderr.contains("limit of 500"))
+        try Data("[queue]\nbogus = 1\n".utf8).write(to: URL(fileURLWithPath: config))
+        let bad = try drop(["a@b.example"], "x\n", environment: environment)
+        #expect(bad.status == 78 && bad.stderr.contains("queue.bogus"))
+    }
+}
