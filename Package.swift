@@ -37,7 +37,7 @@ let package = Package(
             .product(name: "DequeModule", package: "swift-collections"),
         ]),
         .executableTarget(name: "postern", dependencies: [
-            "PosternCore", "Spool", "TLS", "SMTP", "Config", "Daemon", "Delivery", "Scheduler",
+            "PosternCore", "Spool", "TLS", "SMTP", "Config", "Daemon", "Delivery", "Scheduler", "CSysShim",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include "CSysShim.h"
 
 _Static_assert(RENAME_NOREPLACE == CSYS_RENAME_NOREPLACE, "RENAME_NOREPLACE");
@@ -9,3 +10,4 @@ _Static_assert(RENAME_NOREPLACE == CSYS_RENAME_NOREPLACE, "RENAME_NOREPLACE");
 int csys_renameat2(int a, const char *b, int c, const char *d, unsigned int f) { return renameat2(a, b, c, d, f); }
 int csys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int csys_syncfs(int fd) { return syncfs(fd); }
+unsigned long csys_heap_in_use(void) { return (unsigned long)mallinfo2().uordblks; }

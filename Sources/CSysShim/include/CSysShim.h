@@ -6,4 +6,6 @@
 int csys_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
 int csys_pipe2(int fds[2], int flags);
 int csys_syncfs(int fd);
+/* Bytes allocated by malloc and in use now (mallinfo2), for memory measurements. */
+unsigned long csys_heap_in_use(void);
 #endif
