@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# tools/run.sh: build postern (release) and set up a spool with the defaults.
+# tools/run.sh [postern run options...]: build postern (release), create the
+# spool if it is missing, and run the delivery daemon in the foreground with
+# the defaults (and /etc/postern/postern.toml if it exists). Ctrl-C stops it.
 #
-# Usage: tools/run.sh [SPOOL]     (default: $POSTERN_SPOOL, else /var/spool/postern)
+#   tools/run.sh                              defaults; spool /var/spool/postern
+#   tools/run.sh -o relay=127.0.0.1:2525      everything through a smarthost
+#   POSTERN_SPOOL=/tmp/spool tools/run.sh     another spool
 #
-# Creates the spool layout (postern init) owned by the invoking user, then shows
-# the queue. Drop mail with:  .build/release/postern drop --spool SPOOL -t < message
-# The delivery daemon (postern run) is not built yet; see the open issues.
+# Drop mail meanwhile with: .build/release/postern drop -t < message
 set -euo pipefail
 cd "$(dirname "$0")/.."
-spool=${1:-${POSTERN_SPOOL:-/var/spool/postern}}
-
 tools/install-packages.sh libssl-dev pkg-config
 command -v swift >/dev/null || { echo "tools/run.sh: swift is not on PATH (see README)" >&2; exit 69; }
-swift build -c release
+swift build -c release --product postern
 postern=.build/release/postern
+spool=${POSTERN_SPOOL:-/var/spool/postern}
 "$postern" init --spool "$spool"
-"$postern" check --spool "$spool"
-"$postern" list --spool "$spool"
+exec "$postern" run --spool "$spool" "$@"
