@@ -98,18 +98,19 @@ extension Daemon {
         let maxAttempts = envelope.maxAttempts ?? settings.maxAttempts
         for result in report.results {
             guard let index = envelope.recipients.firstIndex(where: { $0.address == result.recipient && $0.state == .pending }) else { continue }
-            var outcome = result.outcome
-            var status = outcome == .delivered ? "sent" : outcome == .failed ? "bounced" : "deferred"
-            if outcome == .deferred && envelope.attempts >= maxAttempts {
-                outcome = .failed
-                status = "expired"
+            let outcome: RetryPolicy.Outcome = switch result.outcome {
+            case .delivered: .delivered
+            case .deferred: .temporary
+            case .failed: .permanent
             }
+            let verdict = RetryPolicy.verdict(outcome, attempts: envelope.attempts, maxAttempts: maxAttempts)
+            let status = verdict.rawValue
             envelope.recipients[index].lastResult = DeliveryResult(time: time, code: result.code, enhanced: result.enhanced,
-                                                                   text: status == "expired" ? "\(result.text) (gave up after \(envelope.attempts) attempts)" : result.text,
-                                                                   host: report.host, permanent: outcome == .failed)
-            switch outcome {
-            case .delivered: envelope.recipients[index].state = .delivered
-            case .failed:
+                                                                   text: verdict == .expired ? "\(result.text) (gave up after \(envelope.attempts) attempts)" : result.text,
+                                                                   host: report.host, permanent: verdict == .bounced || verdict == .expired)
+            switch verdict {
+            case .sent: envelope.recipients[index].state = .delivered
+            case .bounced, .expired:
                 envelope.recipients[index].state = .failed
                 failedInRound[job.id, default: []].insert(result.recipient)
             case .deferred: break

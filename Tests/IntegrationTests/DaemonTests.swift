@@ -240,3 +240,18 @@ struct DaemonLifecycleTests {
         #expect(fixture.stop() == 0)
     }
 }
+
+extension DaemonLifecycleTests {
+    /// A recipient that keeps failing temporarily expires at queue.max_attempts: failed, a failure DSN due, the message gone.
+    @Test func expiresAtMaxAttempts() throws {
+        let fixture = try DaemonFixture(sinkOptions: ["-r", "RCPT"], overrides: ["queue.max_attempts=2", "queue.backoff_base=1s"])
+        try fixture.start()
+        let id = try fixture.drop(subject: "expiring")
+        #expect(fixture.waitForLog("status=expired"))
+        #expect(fixture.waitForLog("kind=failed"))
+        #expect(fixture.waitForEmptyQueue())
+        #expect(fixture.log.components(separatedBy: "id=\(id)").count >= 3)
+        #expect(fixture.log.contains("attempt=2") && fixture.log.contains("status=deferred"))
+        #expect(fixture.stop() == 0)
+    }
+}

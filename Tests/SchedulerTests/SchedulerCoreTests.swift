@@ -166,3 +166,42 @@ struct BackoffTests {
         #expect((1...5).map { backoff.delay(after: $0, using: &generator) } == [90, 90, 90, 90, 90])
     }
 }
+
+struct RetryPolicyTests {
+    /// A temporary failure is retried until the last allowed attempt, then expires; permanent ones bounce at once.
+    @Test func maxAttempts() {
+        #expect((1...7).map { RetryPolicy.verdict(.temporary, attempts: $0, maxAttempts: 8) }.allSatisfy { $0 == .deferred })
+        #expect(RetryPolicy.verdict(.temporary, attempts: 8, maxAttempts: 8) == .expired)
+        #expect(RetryPolicy.verdict(.permanent, attempts: 1, maxAttempts: 8) == .bounced)
+        #expect(RetryPolicy.verdict(.delivered, attempts: 8, maxAttempts: 8) == .sent)
+        #expect(RetryPolicy.verdict(.temporary, attempts: 1, maxAttempts: 1) == .expired)
+        #expect(!Verdict.deferred.isFinal && Verdict.expired.isFinal)
+    }
+
+    /// Driven by a fake clock through the scheduler: a message retried at each backoff expires after max attempts.
+    @Test func scheduleUntilExpiry() {
+        let core = SchedulerCore(limits: SchedulerLimits())
+        let id = QueueIDGenerator().next()
+        let backoff = Backoff(base: 450, factor: 2, jitter: 0)
+        var clock = Date(timeIntervalSince1970: 1_800_000_000)
+        core.insert(id, nextAttempt: nil, domains: ["x"], held: false)
+        var verdicts: [Verdict] = []
+        var times: [TimeInterval] = []
+        for attempt in 1...8 {
+            guard let due = core.nextWake() else { break }
+            clock = max(clock, due)
+            #expect(core.takeDue(now: clock) == [id])
+            times.append(clock.timeIntervalSince1970)
+            core.startRound(id, domains: ["x"], nextAttempt: clock.addingTimeInterval(backoff.delay(after: attempt, unit: 0)))
+            let job = core.launchable()[0]
+            core.finished(job)
+            let verdict = RetryPolicy.verdict(.temporary, attempts: attempt, maxAttempts: 8)
+            verdicts.append(verdict)
+            if verdict.isFinal { core.remove(id) }
+        }
+        #expect(verdicts == Array(repeating: .deferred, count: 7) + [.expired])
+        let gaps = zip(times.dropFirst(), times).map { $0 - $1 }
+        #expect(gaps == [450, 900, 1800, 3600, 7200, 14400, 28800])
+        #expect(core.count == 0)
+    }
+}
