@@ -154,6 +154,13 @@ public struct QueueSettings: Sendable, Equatable {
 public struct DSNSettings: Sendable, Equatable {
     /// After this many failed attempts the sender gets a "delayed" DSN; 0 never.
     public var delayWarningAttempts = 0
+    /// The From: of DSNs; empty for MAILER-DAEMON@hostname.
+    public var from = ""
+    /// Failure DSNs carry the whole message up to this size; 0 headers only.
+    public var returnFullUpTo = 0
+    /// Where failures of null-sender messages go; empty for nowhere.
+    public var postmaster = ""
+    public var copyFailuresToPostmaster = false
 }
 
 /// Settings of the drop path as the daemon enforces them: the `[drop]` table.

@@ -114,6 +114,18 @@ struct KeyDefinition: Sendable {
             current: { configuration in encode(configuration[keyPath: path]) })
     }
 
+    /// A boolean key.
+    static func boolean(_ name: String, default value: Bool,
+                        _ path: WritableKeyPath<Configuration, Bool> & Sendable,
+                        doc: String, details: [String] = []) -> KeyDefinition {
+        make(name, summary: "true or false", default: .boolean(value), path,
+             decode: { (scalar: Scalar) throws(ValueProblem) -> Bool in
+                 guard case .boolean(let flag) = scalar else { throw .wrongType(expected: "true or false", got: scalar) }
+                 return flag
+             },
+             encode: { .boolean($0) }, doc: doc, details: details)
+    }
+
     /// An integer key with a lower bound.
     static func integer(_ name: String, default value: Int, minimum: Int,
                         _ path: WritableKeyPath<Configuration, Int> & Sendable,

@@ -1,3 +1,5 @@
+import PosternCore
+
 /// Every configuration key, in the order `rendered()` and the example file
 /// list them (top-level keys first, then each table's).
 ///
@@ -67,8 +69,33 @@ enum KeyTable {
                  doc: "After this many failed attempts the sender is told the message is delayed; 0 never.",
                  details: ["The warning is a \"delayed\" delivery status notification (RFC 3464)."]),
 
+        .text("dsn.from", summary: "a mailbox, or \"\" for MAILER-DAEMON@hostname", default: .string(""), \.dsn.from,
+              parse: { (text: String) throws(ValueProblem) -> String in
+                  guard text.isEmpty || (try? MailboxAddress(parsing: text)) != nil else {
+                      throw ValueProblem("\(TOMLText.quoted(text)) is not a mail address")
+                  }
+                  return text
+              },
+              encode: { $0 },
+              doc: "The From: address of delivery status notifications.",
+              details: ["\"\" means MAILER-DAEMON at the configured hostname."]),
+        .integer("dsn.return_full_up_to", default: 0, minimum: 0, \.dsn.returnFullUpTo,
+                 doc: "Failure notifications return the whole message when it is at most this many octets.",
+                 details: ["Larger messages, and all with 0, are returned as their headers only."]),
+        .text("dsn.postmaster", summary: "a mailbox, or \"\" for none", default: .string(""), \.dsn.postmaster,
+              parse: { (text: String) throws(ValueProblem) -> String in
+                  guard text.isEmpty || (try? MailboxAddress(parsing: text)) != nil else {
+                      throw ValueProblem("\(TOMLText.quoted(text)) is not a mail address")
+                  }
+                  return text
+              },
+              encode: { $0 },
+              doc: "Where failures of messages without a sender (bounces themselves) are reported.",
+              details: ["\"\" logs them only."]),
+        .boolean("dsn.copy_failures_to_postmaster", default: false, \.dsn.copyFailuresToPostmaster,
+                 doc: "Also send dsn.postmaster a headers-only copy of every failure notification."),
         .integer("drop.max_message_size", default: 67_108_864, minimum: 1, \.drop.maxMessageSize,
-                 doc: "The largest message, in octets, the daemon accepts from the drop areas.",
+                 doc: "The largest message, in octets, that postern drop (sendmail) accepts.",
                  details: ["67108864 is 64 MiB."]),
 
         .choice("log.format", default: LogFormat.logfmt, \.log.format,

@@ -28,8 +28,19 @@ extension Postern {
         static let configuration = CommandConfiguration(
             commandName: "config",
             abstract: "Work with the configuration file.",
-            subcommands: [Check.self]
+            subcommands: [Check.self, Example.self]
         )
+
+        struct Example: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Print the commented example configuration: every key at its default, documented.",
+                discussion: "A starting point: postern config example > /etc/postern/postern.toml"
+            )
+
+            func run() {
+                output(Configuration.exampleText())
+            }
+        }
 
         struct Check: ParsableCommand {
             static let configuration = CommandConfiguration(

@@ -8,7 +8,7 @@ extension Postern {
         static let configuration = CommandConfiguration(
             abstract: "Create the spool directory layout, or repair its modes and owners.",
             discussion: """
-                Creates SPOOL/{tmp,drop,queue,hold,corrupt}, VERSION and lock with the modes \
+                Creates SPOOL/{tmp,drop,queue,hold,corrupt,control}, VERSION and lock with the modes \
                 of spool-layout.md, owned by --owner. With --drop-group, members of that group \
                 (in practice a set-group-ID postern binary, like Postfix's postdrop) may drop \
                 mail but not read anyone's; without it only the owner and root can drop. \
