@@ -26,9 +26,10 @@ let package = Package(
         .target(name: "TLS", dependencies: ["PosternCore", "COpenSSL", "COpenSSLShim"]),
         .target(name: "SMTP", dependencies: ["PosternCore", "TLS", "COpenSSL"]),
         .target(name: "Delivery", dependencies: ["PosternCore", "TLS", "SMTP"]),
+        .target(name: "DSN", dependencies: ["PosternCore"]),
         .target(name: "Config", dependencies: ["PosternCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "Daemon", dependencies: [
-            "PosternCore", "Spool", "Scheduler", "Delivery", "CSysShim",
+            "PosternCore", "Spool", "Scheduler", "Delivery", "DSN", "CSysShim",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Scheduler", dependencies: [
@@ -49,6 +50,7 @@ let package = Package(
         .testTarget(name: "SMTPTests", dependencies: ["SMTP", "TLS", "PosternTesting", "COpenSSL"]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "PosternCore"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "DSNTests", dependencies: ["DSN", "PosternCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SMTP", "TLS", "Spool", "PosternTesting", "PosternCore"]),
     ]
 )

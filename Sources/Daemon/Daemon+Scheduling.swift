@@ -155,7 +155,7 @@ extension Daemon {
         }
         let pending = envelope.recipients.filter { $0.state == .pending }
         if settings.delayWarningAttempts > 0, envelope.attempts == settings.delayWarningAttempts, !pending.isEmpty {
-            dsn.delayed(envelope, recipients: pending)
+            dsn.delayed(envelope, recipients: pending, schedule: settings.remainingSchedule(for: envelope))
         }
         if let (area, current) = control.locate(id) {
             if pending.isEmpty {

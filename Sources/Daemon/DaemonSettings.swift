@@ -15,6 +15,19 @@ public struct DaemonSettings: Sendable {
     public var shutdownGrace: TimeInterval = 30
     /// Attempts after which a delayed DSN is due; 0 never.
     public var delayWarningAttempts = 5
+    /// What the remaining attempts of a message are, from its attempt count and
+    /// next attempt: the nominal schedule a delayed DSN tells the sender.
+    public func remainingSchedule(for envelope: Envelope) -> [Date] {
+        let limit = envelope.maxAttempts ?? maxAttempts
+        guard envelope.attempts < limit, var next = envelope.nextAttempt else { return [] }
+        var times = [next]
+        for attempt in (envelope.attempts + 1)..<limit {
+            next = next.addingTimeInterval(backoff.delay(after: attempt, unit: 0))
+            times.append(next)
+        }
+        return times
+    }
+
     /// The transport for everything (the relay); nil when none is configured.
     public var transport: (any Transport)?
 
@@ -29,6 +42,8 @@ public struct DaemonSettings: Sendable {
 /// is then and the recipients concerned; until the DSN component exists, the
 /// logging implementation records that a DSN was due.
 public protocol DSNHook: Sendable {
-    func delayed(_ envelope: Envelope, recipients: [Recipient])
+    /// Recipients still pending after the delay-warning attempt; `schedule` is
+    /// when the remaining attempts are due, the last one the final.
+    func delayed(_ envelope: Envelope, recipients: [Recipient], schedule: [Date])
     func failed(_ envelope: Envelope, recipients: [Recipient])
 }

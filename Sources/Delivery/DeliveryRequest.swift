@@ -83,8 +83,10 @@ public struct AttemptReport: Sendable {
                 Result(recipient: outcome.recipient, outcome: .delivered, code: reply.code,
                        enhanced: reply.enhanced?.description, text: reply.text)
             case .failure(let error):
+                // The server's own words when it answered (for logs and DSNs); the
+                // classified error otherwise (timeouts, TLS, refusals).
                 Result(recipient: outcome.recipient, outcome: error.isPermanent ? .failed : .deferred, code: error.code,
-                       enhanced: error.enhanced?.description, text: error.description)
+                       enhanced: error.enhanced?.description, text: error.reply?.text ?? error.description)
             }
         }
     }

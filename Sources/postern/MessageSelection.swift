@@ -1,5 +1,7 @@
 import ArgumentParser
+import Daemon
 import Foundation
+import Logging
 import PosternCore
 import Spool
 
@@ -75,15 +77,16 @@ enum ControlRunner {
             if !selection.json { print("\(items.count) message\(items.count == 1 ? "" : "s") would be affected by \(action.name)") }
             return
         }
-        let outcomes: [QueueID: ControlOutcome]
+        var outcomes: [QueueID: ControlOutcome] = [:]
         do {
             let lock = try SpoolLock(layout: layout)
             let control = QueueControl(layout: layout)
             outcomes = Dictionary(uniqueKeysWithValues: items.map { ($0.id, control.apply(action, to: $0.id)) })
+            if case .fail = action { try sendFailureDSNs(for: outcomes, control: control, layout: layout) }
             withExtendedLifetime(lock) {}
-        } catch where error.status == .tempFail {
+        } catch let error as SpoolError where error.status == .tempFail {
             outcomes = try viaDaemon(action, items.map(\.id), layout: layout)
-        } catch {
+        } catch let error as SpoolError {
             throw failure(error)
         }
         var changed = 0
@@ -98,6 +101,20 @@ enum ControlRunner {
         }
         if !selection.json { print("\(changed) message\(changed == 1 ? "" : "s") affected by \(action.name)") }
         if !missing.isEmpty { throw ExitCode(ExitStatus.noInput.rawValue) }
+    }
+
+    /// Without a daemon, whoever fails messages sends their failure DSNs (through
+    /// the spool, for the next daemon to deliver); the daemon only removes them.
+    static func sendFailureDSNs(for outcomes: [QueueID: ControlOutcome], control: QueueControl, layout: SpoolLayout) throws {
+        let configuration = try ConfigOptions.parse([]).load()
+        let logger = Logger(label: "postern") { LogfmtHandler(label: $0) }
+        let dsn = SpoolDSN(layout: layout, settings: Postern.Run.dsnSettings(configuration), logger: logger)
+        for (id, outcome) in outcomes where outcome == .changed {
+            guard let (_, envelope) = control.locate(id) else { continue }
+            dsn.failed(envelope, recipients: envelope.recipients.filter {
+                $0.state == .failed && $0.lastResult?.text.hasPrefix("failed by the operator") == true
+            })
+        }
     }
 
     /// Hands the request to the running daemon and waits for its answer.

@@ -63,7 +63,8 @@ extension Postern {
                 }
             }
             do {
-                try Daemon(layout: global.layout, settings: settings, logger: logger, dsn: LoggingDSNHook(logger: logger),
+                try Daemon(layout: global.layout, settings: settings, logger: logger,
+                           dsn: SpoolDSN(layout: global.layout, settings: Self.dsnSettings(configuration), logger: logger),
                            reload: reload).run()
             } catch let error as SpoolError {
                 throw failure(error)
@@ -71,6 +72,14 @@ extension Postern {
                 warn("\(error)")
                 throw ExitCode(ExitStatus.software.rawValue)
             }
+        }
+
+        /// What DSNs are sent with.
+        static func dsnSettings(_ configuration: Configuration) -> SpoolDSN.Settings {
+            let dsn = configuration.dsn
+            return SpoolDSN.Settings(hostname: configuration.hostname, from: dsn.from, returnFullUpTo: dsn.returnFullUpTo,
+                                     postmaster: dsn.postmaster.isEmpty ? nil : dsn.postmaster,
+                                     copyFailuresToPostmaster: dsn.copyFailuresToPostmaster)
         }
 
         /// The daemon's view of the configuration.
@@ -103,17 +112,3 @@ extension Postern {
     }
 }
 
-/// Records where a DSN is due, until the DSN component sends them.
-struct LoggingDSNHook: DSNHook {
-    let logger: Logger
-
-    func delayed(_ envelope: Envelope, recipients: [Recipient]) {
-        logger.notice("dsn due", metadata: ["id": "\(envelope.id)", "kind": "delayed", "sender": "\(envelope.sender ?? "<>")",
-                                            "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
-    }
-
-    func failed(_ envelope: Envelope, recipients: [Recipient]) {
-        logger.notice("dsn due", metadata: ["id": "\(envelope.id)", "kind": "failed", "sender": "\(envelope.sender ?? "<>")",
-                                            "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
-    }
-}

@@ -157,7 +157,7 @@ struct DaemonControlTests {
         try #require(LocalSink.isAvailable, "smtp-sink is needed (tools/test.sh installs Postfix)")
     }
 
-    /// fail through the daemon fails the recipients, records a failure DSN as due, and retires the message.
+    /// fail through the daemon fails the recipients, queues a failure DSN to the sender, and removes the message.
     @Test func failThroughDaemon() throws {
         let fixture = try DaemonFixture(sinkOptions: ["-r", "RCPT"])
         try fixture.start()
@@ -167,7 +167,15 @@ struct DaemonControlTests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("\(id): changed"))
         #expect(fixture.waitForLog("kind=failed"))
-        #expect(fixture.waitForEmptyQueue())
+        // The sink still defers everything, so the DSN waits in the queue: from <> to the sender.
+        let queued = BackgroundProcess.waitUntil(timeout: 30) {
+            let names = (try? fixture.spool.names(.queue)) ?? []
+            return !names.contains(id) && names.count == 1
+        }
+        #expect(queued)
+        let dsnID = try #require(try fixture.spool.names(.queue).first)
+        let dsn = try fixture.envelope(dsnID)
+        #expect(dsn.sender == nil && dsn.recipients.map(\.address) == ["alice@example.org"])
         #expect(fixture.stop() == 0)
     }
 

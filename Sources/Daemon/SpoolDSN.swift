@@ -1,0 +1,124 @@
+import DSN
+import Foundation
+import Glibc
+import Logging
+import PosternCore
+import Spool
+
+/// Sends DSNs through the spool: a notification is composed, then dropped by
+/// the durable drop protocol with the null sender (RFC 5321 4.5.5), and the
+/// daemon delivers it like any other message.
+public struct SpoolDSN: DSNHook {
+    /// What the configuration says about DSNs.
+    public struct Settings: Sendable {
+        public var hostname: String
+        /// The From: address; MAILER-DAEMON@hostname when empty.
+        public var from: String
+        /// Failure DSNs carry the whole message up to this size; 0 headers only.
+        public var returnFullUpTo: Int
+        /// Where failures of null-sender messages go, if anywhere.
+        public var postmaster: String?
+        public var copyFailuresToPostmaster: Bool
+
+        public init(hostname: String, from: String = "", returnFullUpTo: Int = 0, postmaster: String? = nil,
+                    copyFailuresToPostmaster: Bool = false) {
+            self.hostname = hostname
+            self.from = from
+            self.returnFullUpTo = returnFullUpTo
+            self.postmaster = postmaster
+            self.copyFailuresToPostmaster = copyFailuresToPostmaster
+        }
+
+        var fromAddress: String { from.isEmpty ? "MAILER-DAEMON@\(hostname)" : from }
+    }
+
+    public let layout: SpoolLayout
+    public let settings: Settings
+    public let logger: Logger
+    let ids = QueueIDGenerator()
+
+    public init(layout: SpoolLayout, settings: Settings, logger: Logger) {
+        self.layout = layout
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public func failed(_ envelope: Envelope, recipients: [Recipient]) {
+        guard !recipients.isEmpty else { return }
+        guard let sender = envelope.sender else {
+            // RFC 5321 4.5.5: a message with the null sender is never answered
+            // with a DSN; the postmaster may hear of it instead, also from <>.
+            logger.warning("undeliverable bounce; no DSN for the null sender",
+                           metadata: ["id": "\(envelope.id)", "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
+            if let postmaster = settings.postmaster { send(.failed, envelope, recipients, to: postmaster, full: false, schedule: []) }
+            return
+        }
+        send(.failed, envelope, recipients, to: sender, full: envelope.size <= settings.returnFullUpTo, schedule: [])
+        if settings.copyFailuresToPostmaster, let postmaster = settings.postmaster {
+            send(.failed, envelope, recipients, to: postmaster, full: false, schedule: [])
+        }
+    }
+
+    public func delayed(_ envelope: Envelope, recipients: [Recipient], schedule: [Date]) {
+        guard !recipients.isEmpty, let sender = envelope.sender else { return }
+        send(.delayed, envelope, recipients, to: sender, full: false, schedule: schedule)
+    }
+
+    private func send(_ action: DSNReport.Action, _ envelope: Envelope, _ recipients: [Recipient], to address: String,
+                      full: Bool, schedule: [Date]) {
+        let id = ids.next()
+        let original: [UInt8]
+        do {
+            original = try readOriginal(envelope.id, full: full)
+        } catch {
+            logger.error("cannot read the message for its DSN", metadata: ["id": "\(envelope.id)", "error": "\(error)"])
+            return
+        }
+        var report = DSNReport(action: action, reportingMTA: settings.hostname, from: settings.fromAddress, to: address,
+                               queueID: envelope.id.rawValue, arrival: envelope.arrival, date: Date(),
+                               messageID: "\(id)@\(settings.hostname)", originalMessageID: envelope.messageID,
+                               recipients: recipients.map(Self.recipient), returned: full ? .message(original) : .headers(original))
+        report.international = envelope.smtputf8
+        report.remainingAttempts = schedule
+        let bytes = DSNComposer.compose(report)
+        do {
+            let writer = try DropWriter(layout: layout, id: id)
+            try writer.write(bytes)
+            var dsnEnvelope = Envelope(id: id, sender: nil, recipients: [Recipient(address: address)], arrival: Date(),
+                                       size: writer.size, uid: Int(getuid()))
+            dsnEnvelope.messageID = report.messageID
+            dsnEnvelope.eightBit = bytes.contains { $0 >= 0x80 }
+            dsnEnvelope.smtputf8 = !address.unicodeScalars.allSatisfy(\.isASCII)
+            try writer.commit(dsnEnvelope)
+            logger.info("dsn", metadata: ["id": "\(envelope.id)", "dsn": "\(id)", "kind": "\(action.rawValue)", "to": "\(address)",
+                                          "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
+        } catch {
+            logger.error("cannot drop a DSN", metadata: ["id": "\(envelope.id)", "kind": "\(action.rawValue)", "error": "\(error)"])
+        }
+    }
+
+    static func recipient(_ recipient: Recipient) -> DSNReport.Recipient {
+        let result = recipient.lastResult
+        let answered = result?.code != nil
+        return DSNReport.Recipient(original: recipient.original, final: recipient.address, status: result?.enhanced,
+                                   remoteMTA: result?.host, smtpReply: answered ? result?.text : nil,
+                                   localDiagnostic: answered ? nil : result?.text, lastAttempt: result?.time)
+    }
+
+    /// The original's header section, or the whole message, from whichever area holds it.
+    func readOriginal(_ id: QueueID, full: Bool) throws -> [UInt8] {
+        for area in [SpoolLayout.Area.queue, .hold] {
+            let path = layout.path(area, id) + "/" + SpoolLayout.messageFile
+            guard let handle = FileHandle(forReadingAtPath: path) else { continue }
+            defer { try? handle.close() }   // a read-only descriptor; closing cannot lose anything
+            if full { return Array(try handle.readToEnd() ?? Data()) }
+            var headers: [UInt8] = []
+            while headers.count < HeaderSection.maxSize, let chunk = try handle.read(upToCount: 64 << 10), !chunk.isEmpty {
+                headers += chunk
+                if let end = headers.firstRange(of: [13, 10, 13, 10]) { return Array(headers[..<end.upperBound]) }
+            }
+            return headers
+        }
+        throw SpoolIOError("open", layout.path(.queue, id))
+    }
+}
