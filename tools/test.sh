@@ -10,9 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Build: the system OpenSSL and pkg-config to find it. Tests: coreutils' sync(1)
-# with file arguments (the shell drop recipe); Postfix's smtpd and smtp-sink as
+# with file arguments (the shell drop recipe); python3 (its email package
+# parses DSNs as an independent MIME reader); Postfix's smtpd and smtp-sink as
 # real peers (installed without configuring or starting the system's Postfix).
-tools/install-packages.sh libssl-dev pkg-config coreutils
+tools/install-packages.sh libssl-dev pkg-config coreutils python3
 tools/postfix-peer.sh install
 
 command -v swift >/dev/null || { echo "tools/test.sh: swift is not on PATH (see README)" >&2; exit 69; }

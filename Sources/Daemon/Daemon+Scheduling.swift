@@ -154,7 +154,7 @@ extension Daemon {
             dsn.failed(envelope, recipients: envelope.recipients.filter { failed.contains($0.address) })
         }
         let pending = envelope.recipients.filter { $0.state == .pending }
-        if settings.delayWarningAttempts > 0, envelope.attempts == settings.delayWarningAttempts, !pending.isEmpty {
+        if DelayWarning.isDue(attempts: envelope.attempts, threshold: settings.delayWarningAttempts, pendingRecipients: pending.count) {
             dsn.delayed(envelope, recipients: pending, schedule: settings.remainingSchedule(for: envelope))
         }
         if let (area, current) = control.locate(id) {

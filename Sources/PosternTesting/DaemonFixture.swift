@@ -9,10 +9,11 @@ public final class DaemonFixture: @unchecked Sendable {
     public private(set) var daemon: BackgroundProcess?
     public let overrides: [String]
 
-    public init(sinkOptions: [String] = [], overrides: [String] = []) throws {
+    /// A daemon relaying to a fresh smtp-sink, or to `relayPort` (another server) when given.
+    public init(sinkOptions: [String] = [], overrides: [String] = [], relayPort: UInt16? = nil) throws {
         spool = try TemporarySpool()
         sink = try LocalSink(options: sinkOptions)
-        self.overrides = ["relay=127.0.0.1:\(sink.port)", "queue.jitter=0s"] + overrides
+        self.overrides = ["relay=127.0.0.1:\(relayPort ?? sink.port)", "queue.jitter=0s", "hostname=mail.postern.test"] + overrides
     }
 
     /// Starts the daemon and waits until its index is ready.
@@ -49,7 +50,8 @@ public final class DaemonFixture: @unchecked Sendable {
 
     /// Drops a message the way `postern drop` does, in-process (faster than a process each).
     @discardableResult
-    public func drop(subject: String, to recipients: [String] = ["bob@example.net"]) throws -> String {
+    public func drop(subject: String, to recipients: [String] = ["bob@example.net"],
+                     from sender: String? = "alice@example.org") throws -> String {
         let input = spool.directory + "/input-\(UUID().uuidString)"
         try Data("Subject: \(subject)\nMessage-ID: <\(subject)@test>\n\nbody of \(subject)\n".utf8).write(to: URL(fileURLWithPath: input))
         let fd = open(input, O_RDONLY)
@@ -57,7 +59,7 @@ public final class DaemonFixture: @unchecked Sendable {
             close(fd)
             unlink(input)
         }
-        let submission = Submission(sender: try .init(parsing: "alice@example.org"), recipients: try recipients.map { try .init(parsing: $0) },
+        let submission = Submission(sender: try sender.map { try .init(parsing: $0) }, recipients: try recipients.map { try .init(parsing: $0) },
                                     hostname: "test.example", maxSize: 1 << 20, uid: Int(getuid()))
         return try Submitter(layout: spool.layout).submit(submission, input: fd).rawValue
     }

@@ -205,3 +205,25 @@ struct RetryPolicyTests {
         #expect(core.count == 0)
     }
 }
+
+struct DelayWarningTests {
+    /// Over a message's whole retry schedule (fake clock), the delayed DSN is due exactly once, after attempt 5.
+    @Test func exactlyOnceAtThreshold() {
+        let backoff = Backoff(base: 450, factor: 2, jitter: 0)
+        var clock = 0.0
+        var due: [(attempt: Int, time: Double)] = []
+        for attempt in 1...8 {
+            if DelayWarning.isDue(attempts: attempt, threshold: 5, pendingRecipients: 1) { due.append((attempt, clock)) }
+            clock += backoff.delay(after: attempt, unit: 0)
+        }
+        #expect(due.count == 1)
+        #expect(due.first?.attempt == 5)
+        #expect(due.first?.time == Double(450 + 900 + 1800 + 3600))   // 1 h 52.5 m after the first attempt, as mox
+    }
+
+    /// No warning when nothing is pending or the warning is off.
+    @Test func notDue() {
+        #expect(!DelayWarning.isDue(attempts: 5, threshold: 5, pendingRecipients: 0))
+        #expect(!DelayWarning.isDue(attempts: 5, threshold: 0, pendingRecipients: 1))
+    }
+}

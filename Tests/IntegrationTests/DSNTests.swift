@@ -1,0 +1,117 @@
+import Foundation
+import Glibc
+import PosternCore
+import PosternTesting
+import Testing
+@testable import Spool
+
+/// DSNs end to end: produced by the daemon, delivered by it, parsed back by Python's email package.
+@Suite(.serialized)
+struct DSNEndToEndTests {
+    init() throws {
+        try #require(LocalSink.isAvailable && PostfixPeer.isAvailable, "Postfix and smtp-sink are needed (tools/test.sh installs them)")
+    }
+
+    /// Parses a message with Python's email package and returns what it found, as JSON.
+    static func parseWithPython(_ message: Data) throws -> [String: Any] {
+        let script = """
+        import email, email.policy, json, sys
+        msg = email.message_from_bytes(sys.stdin.buffer.read(), policy=email.policy.default)
+        out = {"headers": {k: str(v) for k, v in msg.items()}, "parts": []}
+        for part in msg.iter_parts():
+            entry = {"type": part.get_content_type()}
+            if part.get_content_type() in ("message/delivery-status", "message/global-delivery-status"):
+                entry["blocks"] = [dict(block.items()) for block in part.get_payload()]
+            elif part.get_content_type() == "text/plain":
+                entry["text"] = part.get_content()
+            else:
+                entry["text"] = part.as_string()
+            out["parts"].append(entry)
+        out["report_type"] = msg.get_param("report-type")
+        print(json.dumps(out))
+        """
+        let input = NSTemporaryDirectory() + "/dsn-\(UUID().uuidString).eml"
+        try message.write(to: URL(fileURLWithPath: input))
+        defer { unlink(input) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script]
+        process.standardInput = FileHandle(forReadingAtPath: input)
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// A 550 from real Postfix drives a failure DSN, which the daemon delivers to the sender through the same server.
+    @Test func failureDSNThroughPostfix() throws {
+        let directory = NSTemporaryDirectory() + "/postern-dsn-certs-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        chmod(directory, 0o755)
+        let paths = try TestCertificate.selfSigned(commonName: "mx.postern.test", dnsNames: ["mx.postern.test"]).write(to: directory, name: "smtpd")
+        chmod(paths.key, 0o644)
+        let peer = try PostfixPeer(certificate: paths.certificate, key: paths.key)
+        let fixture = try DaemonFixture(relayPort: peer.smtpdPort)
+        try fixture.start()
+        let id = try fixture.drop(subject: "doomed", to: ["reject@x.example"])
+        #expect(fixture.waitForLog("status=bounced"))
+        let arrived = try peer.waitForSinkMessages(count: 1)
+        let dsn = try PostfixPeer.body(ofSinkMessage: arrived[0])
+        #expect(fixture.waitForEmptyQueue())
+        #expect(fixture.stop() == 0)
+
+        let parsed = try Self.parseWithPython(dsn)
+        let headers = try #require(parsed["headers"] as? [String: String])
+        #expect(headers["From"] == "MAILER-DAEMON@mail.postern.test")
+        #expect(headers["To"] == "alice@example.org")
+        #expect(headers["Subject"] == "Undelivered mail returned to sender")
+        #expect(headers["In-Reply-To"] == "<doomed@test>" && headers["References"] == "<doomed@test>")
+        #expect(headers["Auto-Submitted"] == "auto-replied")
+        #expect(headers["Message-ID"]?.hasSuffix("@mail.postern.test>") == true)
+        #expect(headers["Date"] != nil)
+        #expect(parsed["report_type"] as? String == "delivery-status")
+        let parts = try #require(parsed["parts"] as? [[String: Any]])
+        #expect(parts.map { $0["type"] as? String } == ["text/plain", "message/delivery-status", "text/rfc822-headers"])
+        #expect((parts[0]["text"] as? String)?.contains("<reject@x.example>:") == true)
+        let blocks = try #require(parts[1]["blocks"] as? [[String: String]])
+        #expect(blocks.count == 2)
+        #expect(blocks[0]["Reporting-MTA"] == "dns; mail.postern.test")
+        #expect(blocks[0]["X-Postern-Queue-ID"] == id)
+        #expect(blocks[0]["Arrival-Date"] != nil)
+        #expect(blocks[1]["Final-Recipient"] == "rfc822; reject@x.example")
+        #expect(blocks[1]["Action"] == "failed")
+        #expect(blocks[1]["Status"] == "5.1.1")
+        #expect(blocks[1]["Remote-MTA"] == "dns; 127.0.0.1")
+        #expect(blocks[1]["Diagnostic-Code"]?.hasPrefix("smtp; 550 5.1.1 <reject@x.example>") == true)
+        #expect(blocks[1]["Last-Attempt-Date"] != nil)
+        #expect((parts[2]["text"] as? String)?.contains("Subject: doomed") == true)
+    }
+
+    /// A failing message with the null sender (a bounce) gets no DSN: logged, and gone.
+    @Test func noDSNForNullSender() throws {
+        let fixture = try DaemonFixture(sinkOptions: ["-f", "RCPT"])
+        try fixture.start()
+        try fixture.drop(subject: "bounce", to: ["nobody@x.example"], from: nil)
+        #expect(fixture.waitForLog("undeliverable bounce"))
+        #expect(fixture.waitForEmptyQueue())
+        #expect(!fixture.log.contains("msg=dsn "))
+        #expect(try fixture.spool.names(.drop).isEmpty)
+        #expect(fixture.stop() == 0)
+    }
+
+    /// With dsn.delay_warning_attempts=2 and max_attempts=3, one delayed DSN, then one failure DSN at expiry.
+    @Test func delayedOnceThenExpired() throws {
+        let fixture = try DaemonFixture(sinkOptions: ["-r", "RCPT"],
+                                        overrides: ["queue.backoff_base=1s", "queue.max_attempts=3", "dsn.delay_warning_attempts=2"])
+        try fixture.start()
+        let id = try fixture.drop(subject: "slowpoke", to: ["late@x.example"])
+        #expect(fixture.waitForLog("status=expired"))
+        #expect(fixture.waitForLog("msg=dsn", count: 2))
+        let dsnLines = fixture.log.split(separator: "\n").filter { $0.contains("msg=dsn ") && $0.contains("id=\(id)") }
+        #expect(dsnLines.filter { $0.contains("kind=delayed") }.count == 1)
+        #expect(dsnLines.filter { $0.contains("kind=failed") }.count == 1)
+        #expect(fixture.stop() == 0)
+    }
+}
