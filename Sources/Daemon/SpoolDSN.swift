@@ -45,27 +45,34 @@ public struct SpoolDSN: DSNHook {
 
     public func failed(_ envelope: Envelope, recipients: [Recipient]) {
         guard !recipients.isEmpty else { return }
+        guard !envelope.notifyNever else {
+            logger.warning("undeliverable notification; not reported further",
+                           metadata: ["id": "\(envelope.id)", "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
+            return
+        }
         guard let sender = envelope.sender else {
             // RFC 5321 4.5.5: a message with the null sender is never answered
             // with a DSN; the postmaster may hear of it instead, also from <>.
             logger.warning("undeliverable bounce; no DSN for the null sender",
                            metadata: ["id": "\(envelope.id)", "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
-            if let postmaster = settings.postmaster { send(.failed, envelope, recipients, to: postmaster, full: false, schedule: []) }
+            if let postmaster = settings.postmaster {
+                send(.failed, envelope, recipients, to: postmaster, full: false, schedule: [], notifyNever: true)
+            }
             return
         }
         send(.failed, envelope, recipients, to: sender, full: envelope.size <= settings.returnFullUpTo, schedule: [])
         if settings.copyFailuresToPostmaster, let postmaster = settings.postmaster {
-            send(.failed, envelope, recipients, to: postmaster, full: false, schedule: [])
+            send(.failed, envelope, recipients, to: postmaster, full: false, schedule: [], notifyNever: true)
         }
     }
 
     public func delayed(_ envelope: Envelope, recipients: [Recipient], schedule: [Date]) {
-        guard !recipients.isEmpty, let sender = envelope.sender else { return }
+        guard !recipients.isEmpty, !envelope.notifyNever, let sender = envelope.sender else { return }
         send(.delayed, envelope, recipients, to: sender, full: false, schedule: schedule)
     }
 
     private func send(_ action: DSNReport.Action, _ envelope: Envelope, _ recipients: [Recipient], to address: String,
-                      full: Bool, schedule: [Date]) {
+                      full: Bool, schedule: [Date], notifyNever: Bool = false) {
         let id = ids.next()
         let original: [UInt8]
         do {
@@ -89,6 +96,7 @@ public struct SpoolDSN: DSNHook {
             dsnEnvelope.messageID = report.messageID
             dsnEnvelope.eightBit = bytes.contains { $0 >= 0x80 }
             dsnEnvelope.smtputf8 = !address.unicodeScalars.allSatisfy(\.isASCII)
+            dsnEnvelope.notifyNever = notifyNever
             try writer.commit(dsnEnvelope)
             logger.info("dsn", metadata: ["id": "\(envelope.id)", "dsn": "\(id)", "kind": "\(action.rawValue)", "to": "\(address)",
                                           "recipients": "\(recipients.map(\.address).joined(separator: ","))"])

@@ -115,3 +115,24 @@ struct DSNEndToEndTests {
         #expect(fixture.stop() == 0)
     }
 }
+
+extension DSNEndToEndTests {
+    /// dsn.postmaster hears of failed bounces and gets copies of failure DSNs; none of that is ever answered by another DSN.
+    @Test func postmasterNotifications() throws {
+        let fixture = try DaemonFixture(sinkOptions: ["-f", "RCPT"],
+                                        overrides: ["dsn.postmaster=postmaster@example.org", "dsn.copy_failures_to_postmaster=true"])
+        try fixture.start()
+        let id = try fixture.drop(subject: "rejected", to: ["nobody@x.example"])
+        // The failure DSN to the sender and its copy to the postmaster; both bounce too (the
+        // sink rejects every recipient). The bounced DSN is reported to the postmaster once;
+        // the postmaster's own notifications (notify=never) are reported to no one.
+        #expect(fixture.waitForLog("to=alice@example.org"))
+        #expect(fixture.waitForLog("undeliverable bounce"))
+        #expect(fixture.waitForLog("undeliverable notification", count: 2))
+        #expect(fixture.waitForEmptyQueue())
+        let lines = fixture.log.split(separator: "\n").filter { $0.contains("msg=dsn ") }
+        #expect(lines.filter { $0.contains("id=\(id)") }.count == 2)
+        #expect(lines.count == 3)
+        #expect(fixture.stop() == 0)
+    }
+}

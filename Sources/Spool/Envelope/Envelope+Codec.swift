@@ -58,6 +58,10 @@ extension Envelope {
             try DeliveryResult.decode(value, path: "last_result")
         }
         envelope.holdReason = try reader.string("hold_reason")
+        if let notify = try reader.string("notify") {
+            guard notify == "never" else { throw reader.bad("notify", "\"\(notify)\" is not \"never\"") }
+            envelope.notifyNever = true
+        }
         envelope.history = try reader.array("history", AttemptRecord.decode)
         envelope.extra = reader.leftovers
         return envelope
@@ -84,6 +88,7 @@ extension Envelope {
         writer.set("next_attempt", nextAttempt)
         writer.set("last_result", lastResult?.json)
         writer.set("hold_reason", holdReason)
+        writer.set("notify", notifyNever ? "never" : nil)
         writer.set("history", history.map(\.json))
         return writer.value.encoded()
     }

@@ -36,6 +36,10 @@ public struct Envelope: Sendable, Equatable {
     /// When the next attempt is due; `nil` means now.
     public var nextAttempt: Date?
     public var lastResult: DeliveryResult?
+    /// RFC 3461 NOTIFY=NEVER: no DSN of any kind for this message, not even to
+    /// the postmaster. Set on notifications to the postmaster, so that a failing
+    /// one ends the chain instead of starting a storm.
+    public var notifyNever = false
     /// Why an operator held the message (`postern hold --reason`).
     public var holdReason: String?
     /// The latest attempts, oldest first, at most `historyLimit`.
