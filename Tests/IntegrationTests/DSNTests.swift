@@ -4,6 +4,8 @@ import PosternCore
 import PosternTesting
 import Testing
 @testable import Spool
+import Daemon
+import Scheduler
 
 /// DSNs end to end: produced by the daemon, delivered by it, parsed back by Python's email package.
 @Suite(.serialized)
@@ -134,5 +136,25 @@ extension DSNEndToEndTests {
         #expect(lines.filter { $0.contains("id=\(id)") }.count == 2)
         #expect(lines.count == 3)
         #expect(fixture.stop() == 0)
+    }
+}
+
+/// The schedule a delayed DSN promises is the one the daemon will follow.
+struct RemainingScheduleTests {
+    /// After attempt 5 of 8 with the defaults, the remaining attempts are the registered next one, then +4 h, then +8 h.
+    @Test func defaultsAfterFifthAttempt() throws {
+        var settings = DaemonSettings(hostname: "mail.example.org")
+        settings.backoff = Backoff(base: 450, factor: 2, jitter: 5)
+        let next = Date(timeIntervalSince1970: 1_800_000_000)
+        var envelope = Envelope(id: QueueIDGenerator().next(), sender: "a@b.example", recipients: [Recipient(address: "c@d.example")],
+                                arrival: next, size: 1, uid: 0)
+        envelope.attempts = 5
+        envelope.nextAttempt = next
+        let schedule = settings.remainingSchedule(for: envelope)
+        #expect(schedule.map { $0.timeIntervalSince(next) } == [0, 14_400, 14_400 + 28_800])
+        envelope.maxAttempts = 6
+        #expect(settings.remainingSchedule(for: envelope) == [next])
+        envelope.attempts = 6
+        #expect(settings.remainingSchedule(for: envelope).isEmpty)
     }
 }
