@@ -25,7 +25,9 @@ let package = Package(
         .target(name: "Spool", dependencies: ["PosternCore", "CSysShim"]),
         .target(name: "TLS", dependencies: ["PosternCore", "COpenSSL", "COpenSSLShim"]),
         .target(name: "SMTP", dependencies: ["PosternCore", "TLS", "COpenSSL"]),
-        .target(name: "Delivery", dependencies: ["PosternCore", "TLS", "SMTP"]),
+        .systemLibrary(name: "CResolv"),
+        .target(name: "DNS", dependencies: ["PosternCore", "CResolv"]),
+        .target(name: "Delivery", dependencies: ["PosternCore", "TLS", "SMTP", "DNS"]),
         .target(name: "DSN", dependencies: ["PosternCore"]),
         .target(name: "Config", dependencies: ["PosternCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "Daemon", dependencies: [
@@ -51,6 +53,8 @@ let package = Package(
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "PosternCore"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "DSNTests", dependencies: ["DSN", "PosternCore"]),
+        .testTarget(name: "DNSTests", dependencies: ["DNS", "PosternCore", "CResolv"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "DNS", "SMTP", "PosternTesting", "PosternCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SMTP", "TLS", "Spool", "PosternTesting", "PosternCore", "Daemon", "Scheduler"]),
     ]
 )

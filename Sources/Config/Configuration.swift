@@ -19,6 +19,8 @@ public struct Configuration: Sendable, Equatable {
     public var relay: RelayAddress?
     /// How TLS is used towards the relay.
     public var relayTLS: RelayTLSMode
+    public var direct: DirectSettings
+    public var dns: DNSSettings
     public var queue: QueueSettings
     public var dsn: DSNSettings
     public var drop: DropSettings
@@ -29,6 +31,8 @@ public struct Configuration: Sendable, Equatable {
         hostname = ""
         relay = nil
         relayTLS = .opportunistic
+        direct = DirectSettings()
+        dns = DNSSettings()
         queue = QueueSettings()
         dsn = DSNSettings()
         drop = DropSettings()
@@ -151,6 +155,23 @@ public struct QueueSettings: Sendable, Equatable {
 }
 
 /// Delivery status notification settings: the `[dsn]` table.
+/// Direct delivery: the `[direct]` table.
+public struct DirectSettings: Sendable, Equatable {
+    public var port = 25
+}
+
+/// The resolver: the `[dns]` table.
+public struct DNSSettings: Sendable, Equatable {
+    /// The nameserver; nil for /etc/resolv.conf.
+    public var nameserver: RelayAddress?
+    public var trustAD: TrustAD = .auto
+}
+
+/// `dns.trust_ad`.
+public enum TrustAD: String, Sendable, Equatable, CaseIterable {
+    case auto, yes, no
+}
+
 public struct DSNSettings: Sendable, Equatable {
     /// After this many failed attempts the sender gets a "delayed" DSN; 0 never.
     public var delayWarningAttempts = 0

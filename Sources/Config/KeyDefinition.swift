@@ -127,15 +127,17 @@ struct KeyDefinition: Sendable {
     }
 
     /// An integer key with a lower bound.
-    static func integer(_ name: String, default value: Int, minimum: Int,
+    static func integer(_ name: String, default value: Int, minimum: Int, maximum: Int = Int.max,
                         _ path: WritableKeyPath<Configuration, Int> & Sendable,
                         doc: String, details: [String] = []) -> KeyDefinition {
-        make(name, summary: "integer >= \(minimum)", default: .integer(value), path,
+        make(name, summary: maximum == Int.max ? "integer >= \(minimum)" : "integer from \(minimum) to \(maximum)",
+             default: .integer(value), path,
              decode: { (scalar: Scalar) throws(ValueProblem) -> Int in
                  guard case .integer(let number) = scalar else {
                      throw .wrongType(expected: "an integer", got: scalar)
                  }
                  guard number >= minimum else { throw ValueProblem("must be at least \(minimum), got \(number)") }
+                 guard number <= maximum else { throw ValueProblem("must be at most \(maximum), got \(number)") }
                  return number
              },
              encode: { .integer($0) }, doc: doc, details: details)

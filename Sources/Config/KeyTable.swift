@@ -41,6 +41,20 @@ enum KeyTable {
                     "\"required\" fails the attempt when it does not; \"implicit\" speaks TLS from the start.",
                 ]),
 
+        .integer("direct.port", default: 25, minimum: 1, maximum: 65535, \.direct.port,
+                 doc: "The port of recipients' mail servers when delivering directly (no relay).",
+                 details: ["25 on the Internet; another port only for tests and special setups."]),
+        .text("dns.nameserver", summary: "\"IP:PORT\", \"[IPv6]:PORT\", or \"\" for /etc/resolv.conf", default: .string(""),
+              \.dns.nameserver,
+              parse: { (text: String) throws(ValueProblem) -> RelayAddress? in
+                  text.isEmpty ? nil : try RelayAddress.parse(text)
+              },
+              encode: { $0?.description ?? "" },
+              doc: "The DNS server for MX, address and TLSA lookups; \"\" uses the system's resolv.conf.",
+              details: ["A local validating resolver (unbound on 127.0.0.1) is what DANE needs."]),
+        .choice("dns.trust_ad", default: TrustAD.auto, \.dns.trustAD,
+                doc: "Whether to believe the DNSSEC authenticated-data bit: auto (only from a loopback server), yes, no.",
+                details: ["glibc clears the bit unless told to trust it; only a resolver on this machine can vouch for it."]),
         .integer("queue.max_concurrent", default: 10, minimum: 1, \.queue.maxConcurrent,
                  doc: "How many deliveries may be in progress at once, across all destinations."),
         .integer("queue.per_domain", default: 1, minimum: 1, \.queue.perDomain,

@@ -84,7 +84,7 @@ extension Daemon {
             return .failure(TransportUnavailable(reason: "transport \"\(name)\" is not configured"))
         }
         guard let transport = settings.transport else {
-            return .failure(TransportUnavailable(reason: "no relay is configured (set relay = \"HOST:PORT\"); direct MX delivery is not available yet"))
+            return .failure(TransportUnavailable(reason: "no transport is configured"))
         }
         return .success(transport)
     }

@@ -9,7 +9,7 @@ public struct DeliveryRequest: Sendable {
     public let messagePath: String
     /// The reverse-path; empty for the null sender.
     public let sender: String
-    public let recipients: [String]
+    public var recipients: [String]
     public let domain: String
     public var eightBit = false
     public var smtputf8 = false

@@ -67,56 +67,7 @@ public struct RelayTransport: Transport {
         } catch {
             return .all(request.recipients, .deferred, text: "cannot resolve relay \(host): \(error)", host: host)
         }
-        var last = AttemptReport.all(request.recipients, .deferred, text: "relay \(host) has no addresses", host: host)
-        for ip in ips {
-            guard !cancellation.isCancelled else { break }
-            var modes = [options.tlsMode]
-            if options.tlsMode == .opportunistic { modes.append(.none) }
-            for mode in modes {
-                let (report, retryPlain) = session(request, ip: ip, mode: mode, source: source, cancellation: cancellation)
-                last = report
-                if !retryPlain { break }
-            }
-            // Another address helps only when this one could not be talked to.
-            if last.results.contains(where: { $0.outcome != .deferred }) || last.tls != nil { break }
-        }
-        return last
-    }
-
-    /// One connection. Returns the report, and whether a plaintext retry makes sense (TLS failed).
-    private func session(_ request: DeliveryRequest, ip: String, mode: TLSMode, source: FileMessageSource,
-                         cancellation: Cancellation) -> (AttemptReport, Bool) {
-        let stream: ByteStream
-        do {
-            stream = try dialer.connect(ip: ip, port: port, deadline: .after(connectTimeout))
-        } catch {
-            return (.all(request.recipients, .deferred, text: "cannot connect to \(host) [\(ip)]:\(port): \(error)", host: host, ip: ip), false)
-        }
-        cancellation.register(stream.fileDescriptor)
-        defer { cancellation.register(-1) }
-        var sessionOptions = options
-        sessionOptions.tlsMode = mode
-        let client = SMTPClient(stream: stream, options: sessionOptions)
-        let facts: SessionFacts
-        do {
-            facts = try client.open()
-        } catch {
-            var report = AttemptReport.all(request.recipients, error.isPermanent ? .failed : .deferred,
-                                           code: error.code, enhanced: error.enhanced?.description,
-                                           text: error.description, host: host, ip: ip)
-            if case .tls = error.kind { report.tls = "failed" }
-            let retryPlain: Bool = if case .tls = error.kind { mode == .opportunistic } else { false }
-            return (report, retryPlain)
-        }
-        var transaction = Transaction(sender: request.sender, recipients: request.recipients, message: source)
-        transaction.eightBit = request.eightBit
-        transaction.smtputf8 = request.smtputf8
-        transaction.requireTLS = request.requireTLS == true
-        var report = AttemptReport(client.deliver(transaction))
-        client.quit()
-        report.host = host
-        report.ip = ip
-        report.tls = facts.tls?.summary ?? "none"
-        return (report, false)
+        return SMTPSession.tryAddresses(request, host: host, ips: ips, port: port, options: options, dialer: dialer,
+                                        connectTimeout: connectTimeout, source: source, cancellation: cancellation)
     }
 }

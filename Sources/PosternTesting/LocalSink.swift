@@ -5,13 +5,16 @@ import Glibc
 /// into a directory: the far end of the daemon's integration tests.
 public final class LocalSink: @unchecked Sendable {
     public let port: UInt16
+    /// The loopback address it listens on (any of 127.0.0.0/8).
+    public let ip: String
     public let directory: String
     private var process: BackgroundProcess?
 
     /// Starts a sink; `options` are extra smtp-sink flags (`-r RCPT` answers RCPT
     /// with 4xx, `-w 1` waits a second before answering the final dot).
-    public init(options: [String] = []) throws {
-        port = try freeLoopbackPort()
+    public init(options: [String] = [], ip: String = "127.0.0.1", port: UInt16? = nil) throws {
+        self.ip = ip
+        self.port = try port ?? freeLoopbackPort()
         directory = NSTemporaryDirectory() + "postern-sink-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory + "/dump", withIntermediateDirectories: true)
         chmod(directory + "/dump", 0o777)   // smtp-sink writes as nobody
@@ -29,9 +32,9 @@ public final class LocalSink: @unchecked Sendable {
     public func start(options: [String] = []) throws {
         stop()
         process = try BackgroundProcess(["/usr/sbin/smtp-sink", "-u", "nobody", "-d", directory + "/dump/%M."] + options
-                                        + ["127.0.0.1:\(port)", "256"], log: directory + "/sink.log")
+                                        + ["\(ip):\(port)", "256"], log: directory + "/sink.log")
         let up = BackgroundProcess.waitUntil(timeout: 10) {
-            (try? TCPProbe.connects(port: port)) ?? false
+            (try? TCPProbe.connects(ip: ip, port: port)) ?? false
         }
         guard up else { throw POSIXError(.ETIMEDOUT) }
     }
@@ -59,14 +62,14 @@ public final class LocalSink: @unchecked Sendable {
 
 /// Whether something accepts connections on a loopback port.
 enum TCPProbe {
-    static func connects(port: UInt16) throws -> Bool {
+    static func connects(ip: String = "127.0.0.1", port: UInt16) throws -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_addr.s_addr = inet_addr(ip)
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Config
 import Daemon
 import Delivery
+import DNS
 import Foundation
 import Logging
 import PosternCore
@@ -106,6 +107,21 @@ extension Postern {
                 let tls = TLSClientOptions(verification: verification, serverName: isLiteral ? nil : relay.host, context: try TLSContext())
                 settings.transport = RelayTransport(host: relay.host, port: relay.port,
                                                     options: SMTPClientOptions(ehloName: configuration.hostname, tlsMode: mode, tls: tls))
+            } else {
+                // Direct delivery to each domain's MX hosts, with opportunistic STARTTLS
+                // and no certificate checks (RFC 7435): the MTA-STS and DANE policies of
+                // the routing issue will require more where domains ask for it.
+                let dns = configuration.dns
+                let trustAD: Bool? = switch dns.trustAD {
+                case .auto: nil
+                case .yes: true
+                case .no: false
+                }
+                let resolver = SystemResolver(nameserver: dns.nameserver.map { (host: $0.host, port: $0.port) }, trustAD: trustAD)
+                let tls = TLSClientOptions(verification: .none, enforce: false, context: try TLSContext())
+                settings.transport = DirectTransport(resolver: resolver,
+                                                     options: SMTPClientOptions(ehloName: configuration.hostname, tlsMode: .opportunistic, tls: tls),
+                                                     port: UInt16(configuration.direct.port))
             }
             return settings
         }

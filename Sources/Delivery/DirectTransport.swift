@@ -1,0 +1,137 @@
+import DNS
+import Foundation
+import PosternCore
+import SMTP
+import TLS
+
+/// Delivery to each recipient domain's own servers, as mox's `deliverDirect`
+/// does: MX lookup (RFC 5321 5.1), hosts in preference order, each host's
+/// addresses, opportunistic STARTTLS.
+public struct DirectTransport: Transport {
+    public let name = "direct"
+    public let resolver: any Resolver
+    public let dialer: any Dialer
+    public let options: SMTPClientOptions
+    /// Port 25, overridable for tests (`direct.port`).
+    public let port: UInt16
+    public let connectTimeout: Double
+    static let cnameLimit = 10
+
+    public init(resolver: any Resolver, options: SMTPClientOptions, dialer: any Dialer = TCPDialer(), port: UInt16 = 25,
+                connectTimeout: Double = 30) {
+        self.resolver = resolver
+        self.options = options
+        self.dialer = dialer
+        self.port = port
+        self.connectTimeout = connectTimeout
+    }
+
+    /// Where to deliver for a domain: hosts in order, or a verdict for all recipients.
+    enum Destinations: Equatable {
+        case hosts([String])
+        /// An IP literal recipient (`user@[192.0.2.1]`): that address, no DNS.
+        case address(String)
+        case permanent(String)
+        case temporary(String)
+    }
+
+    public func deliver(_ request: DeliveryRequest, cancellation: Cancellation) -> AttemptReport {
+        let started = Deadline.now
+        var report = attempt(request, cancellation: cancellation)
+        report.duration = Double(Deadline.now.nanoseconds - started.nanoseconds) / 1e9
+        return report
+    }
+
+    private func attempt(_ request: DeliveryRequest, cancellation: Cancellation) -> AttemptReport {
+        let source: FileMessageSource
+        do {
+            source = try FileMessageSource(path: request.messagePath)
+        } catch {
+            return .all(request.recipients, .deferred, text: "cannot read the message: \(error)")
+        }
+        switch destinations(for: request.domain) {
+        case .permanent(let reason):
+            return .all(request.recipients, .failed, text: reason)
+        case .temporary(let reason):
+            return .all(request.recipients, .deferred, text: reason)
+        case .address(let ip):
+            return SMTPSession.tryAddresses(request, host: "[\(ip)]", ips: [ip], port: port, options: options, dialer: dialer,
+                                            connectTimeout: connectTimeout, source: source, cancellation: cancellation)
+        case .hosts(let hosts):
+            return tryHosts(hosts, request, source: source, cancellation: cancellation)
+        }
+    }
+
+    /// Tries each host until every recipient has a final answer: a temporary
+    /// failure moves the still-pending recipients on to the next host.
+    private func tryHosts(_ hosts: [String], _ request: DeliveryRequest, source: FileMessageSource,
+                          cancellation: Cancellation) -> AttemptReport {
+        var final: [AttemptReport.Result] = []
+        var pending = request.recipients
+        var last = AttemptReport.all(pending, .deferred, text: "no MX host could be reached")
+        for host in hosts where !pending.isEmpty && !cancellation.isCancelled {
+            let ips = addresses(of: host)
+            guard !ips.isEmpty else {
+                last = .all(pending, .deferred, text: "MX host \(host) has no usable address", host: host)
+                continue
+            }
+            var subset = request
+            subset.recipients = pending
+            last = SMTPSession.tryAddresses(subset, host: host, ips: ips, port: port, options: options, dialer: dialer,
+                                            connectTimeout: connectTimeout, source: source, cancellation: cancellation)
+            final += last.results.filter { $0.outcome != .deferred }
+            pending = last.results.filter { $0.outcome == .deferred }.map(\.recipient)
+        }
+        var report = last
+        report.results = final + last.results.filter { $0.outcome == .deferred && pending.contains($0.recipient) }
+        return report
+    }
+
+    /// The MX hosts of a domain, following CNAMEs (bounded, loops refused),
+    /// ordered by preference with a random order among equals (RFC 5321 5.1).
+    func destinations(for domain: String) -> Destinations {
+        if domain.hasPrefix("[") && domain.hasSuffix("]") {
+            let literal = domain.dropFirst().dropLast()
+            // Recipient domains are lower-cased, so the tag may read "ipv6:".
+            return .address(literal.lowercased().hasPrefix("ipv6:") ? String(literal.dropFirst(5)) : String(literal))
+        }
+        var name = domain
+        var seen: Set<String> = [name]
+        for _ in 0..<Self.cnameLimit {
+            do {
+                guard let target = try resolver.cname(name).records.first else { break }
+                guard seen.insert(target).inserted else { return .temporary("CNAME loop at \(name)") }
+                name = target
+            } catch {
+                if error.isTemporary { return .temporary("looking up \(name): \(error)") }
+                break   // no CNAME here (no data, or the name does not exist: the MX lookup says which)
+            }
+        }
+        do {
+            let records = try resolver.mx(name).records
+            // RFC 7505 3: a single MX of "." means the domain accepts no mail.
+            if records.count == 1, records[0].host.isEmpty {
+                return .permanent("\(domain) accepts no mail (null MX, RFC 7505)")
+            }
+            let usable = records.filter { !$0.host.isEmpty }
+            guard !usable.isEmpty else { return .hosts([name]) }
+            let grouped = Dictionary(grouping: usable, by: \.preference)
+            return .hosts(grouped.keys.sorted().flatMap { grouped[$0]!.map(\.host).shuffled() })
+        } catch {
+            switch error {
+            // A deliberate difference from mox, which retries NXDOMAIN for hours: Postfix bounces it too.
+            case .nxdomain: return .permanent("\(domain) does not exist (NXDOMAIN)")
+            // RFC 5321 5.1: no MX records means the domain itself is the host (implicit MX).
+            case .noData: return .hosts([name])
+            default: return .temporary("looking up the MX of \(name): \(error)")
+            }
+        }
+    }
+
+    /// A host's IPv6 and IPv4 addresses; a failed lookup of one family leaves the other.
+    func addresses(of host: String) -> [String] {
+        let v6 = (try? resolver.aaaa(host).records) ?? []   // a missing family is not an error: the other may serve
+        let v4 = (try? resolver.a(host).records) ?? []
+        return v6 + v4
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import PosternCore
+import SMTP
+import TLS
+
+/// One SMTP connection for one request: connect, open, deliver, quit. Shared
+/// by the transports, which decide which hosts and addresses to try.
+enum SMTPSession {
+    /// Tries `ips` of one host in order until one answers; with opportunistic
+    /// TLS, a TLS failure is followed by one plaintext attempt on the same
+    /// address, as mox does (RFC 7435: mail that would go in plaintext anyway
+    /// must not be stopped by a broken STARTTLS).
+    static func tryAddresses(_ request: DeliveryRequest, host: String, ips: [String], port: UInt16, options: SMTPClientOptions,
+                             dialer: any Dialer, connectTimeout: Double, source: FileMessageSource,
+                             cancellation: Cancellation) -> AttemptReport {
+        var last = AttemptReport.all(request.recipients, .deferred, text: "\(host) has no addresses", host: host)
+        for ip in ips {
+            guard !cancellation.isCancelled else { break }
+            var modes = [options.tlsMode]
+            if options.tlsMode == .opportunistic { modes.append(.none) }
+            for mode in modes {
+                let (report, retryPlain) = run(request, host: host, ip: ip, port: port, options: options, mode: mode, dialer: dialer,
+                                               connectTimeout: connectTimeout, source: source, cancellation: cancellation)
+                last = report
+                if !retryPlain { break }
+            }
+            // Another address helps only when this one could not be talked to.
+            if last.tls != nil || last.results.contains(where: { $0.outcome != .deferred || $0.code != nil }) { break }
+        }
+        return last
+    }
+
+    /// One connection. Returns the report, and whether a plaintext retry makes sense (TLS failed).
+    static func run(_ request: DeliveryRequest, host: String, ip: String, port: UInt16, options: SMTPClientOptions,
+                    mode: TLSMode, dialer: any Dialer, connectTimeout: Double, source: FileMessageSource,
+                    cancellation: Cancellation) -> (AttemptReport, Bool) {
+        let stream: ByteStream
+        do {
+            stream = try dialer.connect(ip: ip, port: port, deadline: .after(connectTimeout))
+        } catch {
+            return (.all(request.recipients, .deferred, text: "cannot connect to \(host) [\(ip)]:\(port): \(error)", host: host, ip: ip), false)
+        }
+        cancellation.register(stream.fileDescriptor)
+        defer { cancellation.register(-1) }
+        var sessionOptions = options
+        sessionOptions.tlsMode = mode
+        let client = SMTPClient(stream: stream, options: sessionOptions)
+        let facts: SessionFacts
+        do {
+            facts = try client.open()
+        } catch {
+            var report = AttemptReport.all(request.recipients, error.isPermanent ? .failed : .deferred,
+                                           code: error.code, enhanced: error.enhanced?.description,
+                                           text: error.description, host: host, ip: ip)
+            if case .tls = error.kind { report.tls = "failed" }
+            let retryPlain: Bool = if case .tls = error.kind { mode == .opportunistic } else { false }
+            return (report, retryPlain)
+        }
+        var transaction = Transaction(sender: request.sender, recipients: request.recipients, message: source)
+        transaction.eightBit = request.eightBit
+        transaction.smtputf8 = request.smtputf8
+        transaction.requireTLS = request.requireTLS == true
+        var report = AttemptReport(client.deliver(transaction))
+        client.quit()
+        report.host = host
+        report.ip = ip
+        report.tls = facts.tls?.summary ?? "none"
+        return (report, false)
+    }
+}

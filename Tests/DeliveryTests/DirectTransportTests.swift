@@ -1,0 +1,114 @@
+import DNS
+import Foundation
+import PosternCore
+import PosternTesting
+import SMTP
+import Testing
+@testable import Delivery
+
+/// Direct delivery: MX selection against a mock resolver, and attempts against smtp-sink on loopback addresses.
+struct DirectTransportTests {
+    static func transport(_ resolver: MockResolver, port: UInt16 = 25) -> DirectTransport {
+        var options = SMTPClientOptions(ehloName: "client.postern.test", tlsMode: .opportunistic)
+        options.timeouts = SMTPTimeouts(uniform: 10)
+        return DirectTransport(resolver: resolver, options: options, port: port, connectTimeout: 5)
+    }
+
+    /// MX hosts come in preference order, equal preferences in any order.
+    @Test func preferenceOrder() {
+        let resolver = MockResolver(mx: ["example.org": [MXRecord(preference: 20, host: "backup.example.org"),
+                                                         MXRecord(preference: 10, host: "a.example.org"),
+                                                         MXRecord(preference: 10, host: "b.example.org")]])
+        guard case .hosts(let hosts) = Self.transport(resolver).destinations(for: "example.org") else {
+            Issue.record("expected hosts")
+            return
+        }
+        #expect(Set(hosts.prefix(2)) == ["a.example.org", "b.example.org"])
+        #expect(hosts.last == "backup.example.org")
+    }
+
+    /// No MX means the domain itself (implicit MX); null MX and NXDOMAIN are permanent; SERVFAIL is temporary.
+    @Test func verdicts() {
+        let resolver = MockResolver(mx: ["null.example": [MXRecord(preference: 0, host: "")]],
+                                    a: ["implicit.example": ["127.0.0.1"]],
+                                    serverFailures: ["broken.example"])
+        let transport = Self.transport(resolver)
+        #expect(transport.destinations(for: "implicit.example") == .hosts(["implicit.example"]))
+        #expect(transport.destinations(for: "null.example") == .permanent("null.example accepts no mail (null MX, RFC 7505)"))
+        #expect(transport.destinations(for: "missing.example") == .permanent("missing.example does not exist (NXDOMAIN)"))
+        guard case .temporary = transport.destinations(for: "broken.example") else {
+            Issue.record("SERVFAIL should be temporary")
+            return
+        }
+    }
+
+    /// CNAMEs are followed to the MX; a loop is a temporary failure, not a hang.
+    @Test func cnames() {
+        let resolver = MockResolver(mx: ["real.example": [MXRecord(preference: 10, host: "mx.real.example")]],
+                                    cname: ["alias.example": "real.example", "loop1.example": "loop2.example", "loop2.example": "loop1.example"])
+        let transport = Self.transport(resolver)
+        #expect(transport.destinations(for: "alias.example") == .hosts(["mx.real.example"]))
+        guard case .temporary = transport.destinations(for: "loop1.example") else {
+            Issue.record("a CNAME loop should be temporary")
+            return
+        }
+    }
+
+    /// An IP-literal recipient goes to that address without DNS.
+    @Test func ipLiteral() {
+        let transport = Self.transport(MockResolver())
+        #expect(transport.destinations(for: "[192.0.2.1]") == .address("192.0.2.1"))
+        #expect(transport.destinations(for: "[ipv6:2001:db8::1]") == .address("2001:db8::1"))
+        #expect(transport.destinations(for: "[IPv6:2001:db8::1]") == .address("2001:db8::1"))
+    }
+}
+
+/// Direct delivery against real smtp-sinks on two loopback addresses.
+@Suite(.serialized)
+struct DirectDeliveryTests {
+    init() throws {
+        try #require(LocalSink.isAvailable, "smtp-sink is needed (tools/test.sh installs Postfix)")
+    }
+
+    func request(_ recipients: [String], domain: String) throws -> (DeliveryRequest, String) {
+        let directory = NSTemporaryDirectory() + "/postern-direct-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/message"
+        try Data("Subject: direct\r\n\r\nhello\r\n".utf8).write(to: URL(fileURLWithPath: path))
+        return (DeliveryRequest(id: QueueIDGenerator().next(), messagePath: path, sender: "a@b.example", recipients: recipients, domain: domain), directory)
+    }
+
+    /// The first MX refuses connections; the attempt moves on to the next one and delivers there.
+    @Test func nextHostAfterConnectFailure() throws {
+        let sink = try LocalSink(ip: "127.0.0.1")
+        let resolver = MockResolver(mx: ["example.org": [MXRecord(preference: 10, host: "dead.example.org"), MXRecord(preference: 20, host: "live.example.org")]],
+                                    a: ["dead.example.org": ["127.0.0.2"], "live.example.org": ["127.0.0.1"]])
+        let (request, _) = try request(["bob@example.org"], domain: "example.org")
+        let report = DirectTransportTests.transport(resolver, port: sink.port).deliver(request, cancellation: Cancellation())
+        #expect(report.results.map(\.outcome) == [.delivered])
+        #expect(report.host == "live.example.org" && report.ip == "127.0.0.1")
+        #expect(BackgroundProcess.waitUntil(timeout: 10) { sink.messages().count == 1 })
+    }
+
+    /// A temporary refusal at the first MX moves the recipient on to the next MX, which accepts it.
+    @Test func nextHostAfterTemporaryFailure() throws {
+        let busy = try LocalSink(options: ["-r", "RCPT"], ip: "127.0.0.3")
+        let accepting = try LocalSink(ip: "127.0.0.4", port: busy.port)
+        let resolver = MockResolver(mx: ["example.org": [MXRecord(preference: 10, host: "busy.example.org"), MXRecord(preference: 20, host: "ok.example.org")]],
+                                    a: ["busy.example.org": ["127.0.0.3"], "ok.example.org": ["127.0.0.4"]])
+        let (request, _) = try request(["bob@example.org", "carol@example.org"], domain: "example.org")
+        let report = DirectTransportTests.transport(resolver, port: busy.port).deliver(request, cancellation: Cancellation())
+        #expect(report.results.map(\.outcome) == [.delivered, .delivered])
+        #expect(report.host == "ok.example.org")
+        #expect(BackgroundProcess.waitUntil(timeout: 10) { accepting.messages().count == 1 })
+        #expect(busy.messages().isEmpty)
+    }
+
+    /// NXDOMAIN for the recipient domain fails every recipient permanently without touching the network.
+    @Test func nonexistentDomain() throws {
+        let (request, _) = try request(["bob@nowhere.example"], domain: "nowhere.example")
+        let report = DirectTransportTests.transport(MockResolver()).deliver(request, cancellation: Cancellation())
+        #expect(report.results.map(\.outcome) == [.failed])
+        #expect(report.results[0].text.contains("NXDOMAIN"))
+    }
+}
