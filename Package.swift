@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "PosternCore"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "DSNTests", dependencies: ["DSN", "PosternCore"]),
-        .testTarget(name: "DNSTests", dependencies: ["DNS", "PosternCore", "CResolv"]),
+        .testTarget(name: "DNSTests", dependencies: ["DNS", "PosternCore", "CResolv", "PosternTesting"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "DNS", "SMTP", "PosternTesting", "PosternCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SMTP", "TLS", "Spool", "PosternTesting", "PosternCore", "Daemon", "Scheduler"]),
     ]

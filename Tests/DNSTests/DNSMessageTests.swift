@@ -1,5 +1,6 @@
 import CResolv
 import PosternCore
+import PosternTesting
 import Testing
 @testable import DNS
 

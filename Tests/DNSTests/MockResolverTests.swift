@@ -1,4 +1,5 @@
 import PosternCore
+import PosternTesting
 import Testing
 @testable import DNS
 

@@ -1,5 +1,6 @@
 import Glibc
 import PosternCore
+import PosternTesting
 import Testing
 @testable import DNS
 

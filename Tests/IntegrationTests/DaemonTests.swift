@@ -263,3 +263,28 @@ extension DaemonLifecycleTests {
         #expect(fixture.stop() == 0)
     }
 }
+
+/// The daemon without a relay: MX lookups through a DNS server on loopback, delivery to the MX host.
+@Suite(.serialized)
+struct DaemonDirectDeliveryTests {
+    init() throws {
+        try #require(LocalSink.isAvailable, "smtp-sink is needed (tools/test.sh installs Postfix)")
+    }
+
+    /// Mail for a domain goes to its MX host's address; a domain that does not exist bounces at once.
+    @Test func deliversToMX() throws {
+        let dns = try FakeDNSServer(zone: .init(records: ["example.net": [.mx(10, "mx.example.net")],
+                                                          "mx.example.net": [.a("127.0.0.1")]]))
+        defer { dns.stop() }
+        let fixture = try DaemonFixture()
+        let direct = try DaemonFixture(overrides: ["relay=", "direct.port=\(fixture.sink.port)", "dns.nameserver=127.0.0.1:\(dns.port)"])
+        try direct.start()
+        try direct.drop(subject: "direct", to: ["bob@example.net"])
+        #expect(BackgroundProcess.waitUntil(timeout: 30) { fixture.sink.subjects() == ["direct"] })
+        #expect(direct.waitForLog("host=mx.example.net"))
+        try direct.drop(subject: "nowhere", to: ["bob@nowhere.example"])
+        #expect(direct.waitForLog("status=bounced"))
+        #expect(direct.log.contains("NXDOMAIN"))
+        #expect(direct.stop() == 0)
+    }
+}

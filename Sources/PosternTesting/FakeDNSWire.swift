@@ -6,17 +6,17 @@ import Glibc
 
 /// A query as the fake server reads it. Only what a stub sends is accepted:
 /// one question, uncompressed, and at most one additional record (OPT).
-struct FakeQuery {
-    let id: UInt16
-    let flags: UInt16
-    let name: String
-    let type: UInt16
+public struct FakeQuery {
+    public let id: UInt16
+    public let flags: UInt16
+    public let name: String
+    public let type: UInt16
     /// The question as sent, echoed verbatim in the reply.
-    let questionBytes: [UInt8]
-    let udpSize: UInt16?
-    let dnssecOK: Bool
+    public let questionBytes: [UInt8]
+    public let udpSize: UInt16?
+    public let dnssecOK: Bool
 
-    init?(_ bytes: [UInt8]) {
+    public init?(_ bytes: [UInt8]) {
         guard bytes.count >= 12 else { return nil }
         func u16(_ at: Int) -> UInt16 { UInt16(bytes[at]) << 8 | UInt16(bytes[at + 1]) }
         id = u16(0)
@@ -50,21 +50,23 @@ struct FakeQuery {
 }
 
 /// Builds a reply, compressing names against every suffix written before.
-struct FakeWireWriter {
-    var bytes: [UInt8] = []
-    var names: [String: Int] = [:]
+public struct FakeWireWriter {
+    public var bytes: [UInt8] = []
+    public var names: [String: Int] = [:]
 
-    mutating func u16(_ value: UInt16) {
+    public init() {}
+
+    public mutating func u16(_ value: UInt16) {
         bytes += [UInt8(value >> 8), UInt8(value & 0xFF)]
     }
 
-    mutating func u32(_ value: UInt32) {
+    public mutating func u32(_ value: UInt32) {
         u16(UInt16(value >> 16))
         u16(UInt16(value & 0xFFFF))
     }
 
     /// Header with one question and no records yet.
-    mutating func header(id: UInt16, flags: UInt16) {
+    public mutating func header(id: UInt16, flags: UInt16) {
         u16(id)
         u16(flags)
         u16(1)
@@ -73,21 +75,21 @@ struct FakeWireWriter {
         u16(0)
     }
 
-    mutating func setCount(_ count: Int, at offset: Int) {
+    public mutating func setCount(_ count: Int, at offset: Int) {
         bytes[offset] = UInt8(count >> 8)
         bytes[offset + 1] = UInt8(count & 0xFF)
     }
 
-    mutating func setRCode(_ rcode: UInt8) {
+    public mutating func setRCode(_ rcode: UInt8) {
         bytes[3] = bytes[3] & 0xF0 | rcode
     }
 
-    mutating func setTruncated() {
+    public mutating func setTruncated() {
         bytes[2] |= 0x02
     }
 
     /// A name, with a pointer for the longest suffix already written.
-    mutating func name(_ name: String) {
+    public mutating func name(_ name: String) {
         let labels = name.split(separator: ".").map(String.init)
         for index in labels.indices {
             let suffix = labels[index...].joined(separator: ".")
@@ -102,7 +104,7 @@ struct FakeWireWriter {
         bytes.append(0)
     }
 
-    mutating func record(owner: String, _ record: FakeDNSServer.Record) {
+    public mutating func record(owner: String, _ record: FakeDNSServer.Record) {
         name(owner)
         u16(record.type)
         u16(1)
@@ -137,13 +139,13 @@ struct FakeWireWriter {
     }
 
     /// The OPT record echoed (RFC 6891 7): our size, the client's DO.
-    mutating func opt(size: UInt16, dnssecOK: Bool) {
+    public mutating func opt(size: UInt16, dnssecOK: Bool) {
         setCount(1, at: 10)
         bytes += [0, 0, 41, UInt8(size >> 8), UInt8(size & 0xFF), 0, 0, dnssecOK ? 0x80 : 0, 0, 0, 0]
     }
 
     /// One broken A record as the whole answer section; the message ends there.
-    mutating func malformedAnswer(_ malformation: FakeDNSServer.Malformation) {
+    public mutating func malformedAnswer(_ malformation: FakeDNSServer.Malformation) {
         setCount(1, at: 6)
         switch malformation {
         case .truncated:

@@ -12,8 +12,8 @@ import Synchronization
 /// `authentic`; the OPT record echoed (RFC 6891 7). Answer names are
 /// compressed (RFC 1035 4.1.4), so the client's decompression is exercised.
 /// A test starts one and stops it with `defer`, so it ends with the test.
-final class FakeDNSServer: Sendable {
-    enum Record: Sendable {
+public final class FakeDNSServer: Sendable {
+    public enum Record: Sendable {
         case mx(UInt16, String)
         case a(String)
         case aaaa(String)
@@ -34,7 +34,7 @@ final class FakeDNSServer: Sendable {
     }
 
     /// Ways to break a reply on purpose.
-    enum Malformation: Sendable {
+    public enum Malformation: Sendable {
         /// The reply ends in the middle of the answer section.
         case truncated
         /// The answer's owner is a label followed by a pointer back to that
@@ -42,29 +42,39 @@ final class FakeDNSServer: Sendable {
         case compressionLoop
     }
 
-    struct Zone: Sendable {
-        var records: [String: [Record]] = [:]
-        var servfail: Set<String> = []
-        var drop: Set<String> = []
-        var authentic: Set<String> = []
-        var malformed: [String: Malformation] = [:]
+    public struct Zone: Sendable {
+        public var records: [String: [Record]] = [:]
+        public var servfail: Set<String> = []
+        public var drop: Set<String> = []
+        public var authentic: Set<String> = []
+        public var malformed: [String: Malformation] = [:]
         /// Over UDP these get an empty reply with TC set; over TCP the full one.
-        var tcpOnly: Set<String> = []
+        public var tcpOnly: Set<String> = []
+
+        public init(records: [String: [Record]] = [:], servfail: Set<String> = [], drop: Set<String> = [],
+                    authentic: Set<String> = [], malformed: [String: Malformation] = [:], tcpOnly: Set<String> = []) {
+            self.records = records
+            self.servfail = servfail
+            self.drop = drop
+            self.authentic = authentic
+            self.malformed = malformed
+            self.tcpOnly = tcpOnly
+        }
     }
 
     /// What the server saw of a query, for checks on what the client sends.
-    struct Query: Sendable {
-        let flags: UInt16
-        let name: String
-        let type: UInt16
+    public struct Query: Sendable {
+        public let flags: UInt16
+        public let name: String
+        public let type: UInt16
         /// The OPT record's CLASS (UDP payload size) and DO bit, if it had one.
-        let udpSize: UInt16?
-        let dnssecOK: Bool
-        let overTCP: Bool
+        public let udpSize: UInt16?
+        public let dnssecOK: Bool
+        public let overTCP: Bool
     }
 
-    let port: UInt16
-    let host: String
+    public let port: UInt16
+    public let host: String
     private let zone: Zone
     private let udp: Int32
     private let tcp: Int32
@@ -72,15 +82,15 @@ final class FakeDNSServer: Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private let log = Mutex<[Query]>([])
 
-    var queries: [Query] { log.withLock { $0 } }
+    public var queries: [Query] { log.withLock { $0 } }
 
-    struct SetupError: Error, CustomStringConvertible {
-        let description: String
+    public struct SetupError: Error, CustomStringConvertible {
+        public let description: String
     }
 
     /// Starts serving `zone` on 127.0.0.1 (or ::1). Call `stop()` when done
     /// (`defer { server.stop() }`): the serving thread keeps the server alive.
-    init(zone: Zone, ipv6: Bool = false) throws {
+    public init(zone: Zone, ipv6: Bool = false) throws {
         self.zone = zone
         host = ipv6 ? "::1" : "127.0.0.1"
         // Bind UDP to port 0 for a random port, then TCP to the same number;
@@ -106,7 +116,7 @@ final class FakeDNSServer: Sendable {
     }
 
     /// Stops the thread, waits for it, and closes the sockets.
-    func stop() {
+    public func stop() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         finished.wait()
         close(udp)
