@@ -36,19 +36,10 @@ public struct DirectTransport: Transport {
     }
 
     public func deliver(_ request: DeliveryRequest, cancellation: Cancellation) -> AttemptReport {
-        let started = Deadline.now
-        var report = attempt(request, cancellation: cancellation)
-        report.duration = Double(Deadline.now.nanoseconds - started.nanoseconds) / 1e9
-        return report
+        SMTPSession.timed(request) { source in attempt(request, source: source, cancellation: cancellation) }
     }
 
-    private func attempt(_ request: DeliveryRequest, cancellation: Cancellation) -> AttemptReport {
-        let source: FileMessageSource
-        do {
-            source = try FileMessageSource(path: request.messagePath)
-        } catch {
-            return .all(request.recipients, .deferred, text: "cannot read the message: \(error)")
-        }
+    private func attempt(_ request: DeliveryRequest, source: FileMessageSource, cancellation: Cancellation) -> AttemptReport {
         switch destinations(for: request.domain) {
         case .permanent(let reason):
             return .all(request.recipients, .failed, text: reason)

@@ -6,6 +6,19 @@ import TLS
 /// One SMTP connection for one request: connect, open, deliver, quit. Shared
 /// by the transports, which decide which hosts and addresses to try.
 enum SMTPSession {
+    /// Opens the message and runs `body` with it, recording how long the attempt took.
+    static func timed(_ request: DeliveryRequest, _ body: (FileMessageSource) -> AttemptReport) -> AttemptReport {
+        let started = Deadline.now
+        var report: AttemptReport
+        do {
+            report = body(try FileMessageSource(path: request.messagePath))
+        } catch {
+            report = .all(request.recipients, .deferred, text: "cannot read the message: \(error)")
+        }
+        report.duration = Double(Deadline.now.nanoseconds - started.nanoseconds) / 1e9
+        return report
+    }
+
     /// Tries `ips` of one host in order until one answers; with opportunistic
     /// TLS, a TLS failure is followed by one plaintext attempt on the same
     /// address, as mox does (RFC 7435: mail that would go in plaintext anyway
