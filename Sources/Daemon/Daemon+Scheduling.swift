@@ -60,6 +60,7 @@ extension Daemon {
         request.eightBit = envelope.eightBit
         request.smtputf8 = envelope.smtputf8
         request.requireTLS = envelope.requireTLS
+        request.dialedIPs = envelope.dialedIPs
         let work = request
         let cancellation = Cancellation()
         inFlight[job] = cancellation
@@ -133,6 +134,7 @@ extension Daemon {
             envelope.record(AttemptRecord(time: time, recipients: report.results.map(\.recipient), host: report.host,
                                           ip: report.ip, tls: report.tls, result: summary))
         }
+        envelope.recordDialed(report.dialed)
         rounds[job.id] = envelope
         let failedNow = report.results.contains { $0.outcome != .delivered } || envelope.recipients.contains { $0.state == .failed }
         if let (area, _) = control.locate(job.id) {

@@ -15,6 +15,9 @@ public struct DeliveryRequest: Sendable {
     public var smtputf8 = false
     /// REQUIRETLS tri-state: nil unset, true required.
     public var requireTLS: Bool?
+    /// The IP addresses dialed for each host in earlier attempts, oldest first
+    /// (the envelope's `dialed_ips`), for mox's address-family alternation.
+    public var dialedIPs: [String: [String]] = [:]
 
     public init(id: QueueID, messagePath: String, sender: String, recipients: [String], domain: String) {
         self.id = id
@@ -60,6 +63,8 @@ public struct AttemptReport: Sendable {
     /// The TLS outcome in words (`TLSv1.3 ... verified=pkix`, `none`).
     public var tls: String?
     public var duration: Double = 0
+    /// The addresses dialed in this attempt, per host, in order.
+    public var dialed: [String: [String]] = [:]
 
     public init(results: [Result], host: String? = nil, ip: String? = nil, tls: String? = nil) {
         self.results = results

@@ -60,8 +60,9 @@ public struct DirectTransport: Transport {
         var final: [AttemptReport.Result] = []
         var pending = request.recipients
         var last = AttemptReport.all(pending, .deferred, text: "no MX host could be reached")
+        var dialed: [String: [String]] = [:]
         for host in hosts where !pending.isEmpty && !cancellation.isCancelled {
-            let ips = addresses(of: host)
+            let ips = Self.order(addresses(of: host), dialed: request.dialedIPs[host] ?? [])
             guard !ips.isEmpty else {
                 last = .all(pending, .deferred, text: "MX host \(host) has no usable address", host: host)
                 continue
@@ -70,11 +71,13 @@ public struct DirectTransport: Transport {
             subset.recipients = pending
             last = SMTPSession.tryAddresses(subset, host: host, ips: ips, port: port, options: options, dialer: dialer,
                                             connectTimeout: connectTimeout, source: source, cancellation: cancellation)
+            dialed.merge(last.dialed) { $0 + $1 }
             final += last.results.filter { $0.outcome != .deferred }
             pending = last.results.filter { $0.outcome == .deferred }.map(\.recipient)
         }
         var report = last
         report.results = final + last.results.filter { $0.outcome == .deferred && pending.contains($0.recipient) }
+        report.dialed = dialed
         return report
     }
 
@@ -117,6 +120,23 @@ public struct DirectTransport: Transport {
             default: return .temporary("looking up the MX of \(name): \(error)")
             }
         }
+    }
+
+    /// mox's dialed-IPs memory: after an attempt, prefer the address family not
+    /// used last (so a broken IPv6 route does not block every attempt), and
+    /// within a family reuse the address dialed before, since greylisting
+    /// servers remember the client's address.
+    static func order(_ ips: [String], dialed: [String]) -> [String] {
+        guard let last = dialed.last else { return ips }
+        func isV6(_ ip: String) -> Bool { ip.contains(":") }
+        var preferred = ips.filter { isV6($0) != isV6(last) }
+        var others = ips.filter { isV6($0) == isV6(last) }
+        if preferred.isEmpty { (preferred, others) = (others, []) }
+        if let reuse = dialed.last(where: { preferred.contains($0) }) {
+            preferred.removeAll { $0 == reuse }
+            preferred.insert(reuse, at: 0)
+        }
+        return preferred + others
     }
 
     /// A host's IPv6 and IPv4 addresses; a failed lookup of one family leaves the other.

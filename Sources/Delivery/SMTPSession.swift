@@ -27,8 +27,11 @@ enum SMTPSession {
                              dialer: any Dialer, connectTimeout: Double, source: FileMessageSource,
                              cancellation: Cancellation) -> AttemptReport {
         var last = AttemptReport.all(request.recipients, .deferred, text: "\(host) has no addresses", host: host)
+        var dialed: [String] = []
+        defer { last.dialed[host] = dialed }
         for ip in ips {
             guard !cancellation.isCancelled else { break }
+            dialed.append(ip)
             var modes = [options.tlsMode]
             if options.tlsMode == .opportunistic { modes.append(.none) }
             for mode in modes {

@@ -112,3 +112,22 @@ struct DirectDeliveryTests {
         #expect(report.results[0].text.contains("NXDOMAIN"))
     }
 }
+
+/// mox's dialed-IPs memory.
+struct DialedIPsTests {
+    /// With no history the resolver's order stands; after IPv6 was used, IPv4 comes first, and vice versa.
+    @Test func alternatesFamilies() {
+        let ips = ["2001:db8::1", "192.0.2.1"]
+        #expect(DirectTransport.order(ips, dialed: []) == ips)
+        #expect(DirectTransport.order(ips, dialed: ["2001:db8::1"]) == ["192.0.2.1", "2001:db8::1"])
+        #expect(DirectTransport.order(ips, dialed: ["2001:db8::1", "192.0.2.1"]) == ["2001:db8::1", "192.0.2.1"])
+    }
+
+    /// Within the preferred family the address used before comes first (greylisting remembers it).
+    @Test func reusesAddress() {
+        let ips = ["192.0.2.1", "192.0.2.2", "2001:db8::1"]
+        #expect(DirectTransport.order(ips, dialed: ["192.0.2.2", "2001:db8::1"]) == ["192.0.2.2", "192.0.2.1", "2001:db8::1"])
+        // One family only: the same address again.
+        #expect(DirectTransport.order(["192.0.2.1", "192.0.2.2"], dialed: ["192.0.2.2"]) == ["192.0.2.2", "192.0.2.1"])
+    }
+}

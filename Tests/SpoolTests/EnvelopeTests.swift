@@ -157,3 +157,14 @@ struct EnvelopeTests {
         #expect(envelope.history.last?.result.text == "99")
     }
 }
+
+extension EnvelopeTests {
+    /// Dialed IPs round-trip and stay bounded per host.
+    @Test func dialedIPs() throws {
+        var envelope = Self.sample()
+        envelope.recordDialed(["mx.example.net": (1...10).map { "192.0.2.\($0)" }])
+        #expect(envelope.dialedIPs["mx.example.net"]?.count == Envelope.dialedLimit)
+        #expect(envelope.dialedIPs["mx.example.net"]?.last == "192.0.2.10")
+        #expect(try Envelope.decode(envelope.encoded()) == envelope)
+    }
+}

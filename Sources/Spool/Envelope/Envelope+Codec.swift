@@ -57,6 +57,17 @@ extension Envelope {
         envelope.lastResult = try reader.optional("last_result").map { value throws(EnvelopeError) in
             try DeliveryResult.decode(value, path: "last_result")
         }
+        if let dialed = reader.optional("dialed_ips") {
+            var table = try JSONObjectReader(dialed, path: "dialed_ips")
+            for host in table.keys {
+                envelope.dialedIPs[host] = try table.array(host) { value, path throws(EnvelopeError) in
+                    guard case .string(let ip) = value else {
+                        throw EnvelopeError(kind: .wrongType, field: path, detail: "expected a string, found \(value.typeName)")
+                    }
+                    return ip
+                }
+            }
+        }
         envelope.holdReason = try reader.string("hold_reason")
         if let notify = try reader.string("notify") {
             guard notify == "never" else { throw reader.bad("notify", "\"\(notify)\" is not \"never\"") }
@@ -88,6 +99,7 @@ extension Envelope {
         writer.set("next_attempt", nextAttempt)
         writer.set("last_result", lastResult?.json)
         writer.set("hold_reason", holdReason)
+        writer.set("dialed_ips", dialedIPs.isEmpty ? nil : JSONValue.object(dialedIPs.mapValues { .array($0.map(JSONValue.string)) }))
         writer.set("notify", notifyNever ? "never" : nil)
         writer.set("history", history.map(\.json))
         return writer.value.encoded()

@@ -36,6 +36,23 @@ public struct Envelope: Sendable, Equatable {
     /// When the next attempt is due; `nil` means now.
     public var nextAttempt: Date?
     public var lastResult: DeliveryResult?
+    /// IP addresses dialed per host in earlier attempts, oldest first, at most
+    /// `dialedLimit` per host (mox's DialedIPs).
+    public var dialedIPs: [String: [String]] = [:]
+    public static let dialedLimit = 8
+
+    /// Adds an attempt's dialed addresses, keeping the latest few per host.
+    public mutating func recordDialed(_ dialed: [String: [String]]) {
+        for (host, ips) in dialed where !ips.isEmpty {
+            dialedIPs[host, default: []].append(contentsOf: ips)
+            dialedIPs[host] = Array(dialedIPs[host]!.suffix(Self.dialedLimit))
+        }
+        if dialedIPs.count > 16 {
+            // Hosts of old attempts are the least useful; which ones go is of little consequence.
+            for host in dialedIPs.keys.sorted().prefix(dialedIPs.count - 16) { dialedIPs[host] = nil }
+        }
+    }
+
     /// RFC 3461 NOTIFY=NEVER: no DSN of any kind for this message, not even to
     /// the postmaster. Set on notifications to the postmaster, so that a failing
     /// one ends the chain instead of starting a storm.

@@ -37,6 +37,9 @@ struct JSONObjectReader {
         self.path = path
     }
 
+    /// Every key of the object (for tables keyed by data, such as host names).
+    var keys: [String] { object.keys.sorted() }
+
     /// The keys this program did not ask for, with their values.
     var leftovers: [String: JSONValue] { object.filter { !consumed.contains($0.key) } }
 
