@@ -20,14 +20,18 @@ extension Postern {
                 accepts drops as they arrive (inotify), and delivers: the first attempt at once, then \
                 retries with backoff (queue.backoff_base, doubling, with jitter) up to \
                 queue.max_attempts, at most queue.per_domain deliveries per destination domain and \
-                queue.max_concurrent in all. Logs one line per event to standard error.
+                queue.max_concurrent in all. Everything goes through `relay` when it is set, \
+                otherwise directly to each recipient domain's MX hosts (DNS through the system \
+                resolver, or dns.nameserver). Failed and delayed mail is reported to its sender \
+                with a DSN dropped into the same spool. Logs one line per event to standard error.
 
                 SIGTERM or SIGINT: stop starting attempts, let those in progress finish within \
                 queue.shutdown_grace, abort the rest as temporary failures, exit 0. SIGHUP: re-read \
                 the configuration.
 
                 EXIT STATUS
-                  0 stopped by a signal; 73 no spool; 75 another daemon holds the spool; 78 bad configuration.
+                  0 stopped by a signal; 73 no spool; 75 another daemon holds the spool;
+                  78 bad configuration.
                 """
         )
 
