@@ -18,14 +18,8 @@ public struct DaemonSettings: Sendable {
     /// What the remaining attempts of a message are, from its attempt count and
     /// next attempt: the nominal schedule a delayed DSN tells the sender.
     public func remainingSchedule(for envelope: Envelope) -> [Date] {
-        let limit = envelope.maxAttempts ?? maxAttempts
-        guard envelope.attempts < limit, var next = envelope.nextAttempt else { return [] }
-        var times = [next]
-        for attempt in (envelope.attempts + 1)..<limit {
-            next = next.addingTimeInterval(backoff.delay(after: attempt, unit: 0))
-            times.append(next)
-        }
-        return times
+        backoff.remainingSchedule(next: envelope.nextAttempt, attempts: envelope.attempts,
+                                  maxAttempts: envelope.maxAttempts ?? maxAttempts)
     }
 
     /// The transport for everything (the relay); nil when none is configured.

@@ -30,6 +30,19 @@ public struct Backoff: Sendable, Equatable {
         delay(after: attempt, unit: jitter > 0 ? Double.random(in: -1...1, using: &generator) : 0)
     }
 
+    /// When the remaining attempts of a message are due, nominally (no jitter):
+    /// the registered `next` one, then one backoff after another up to
+    /// `maxAttempts`. What a delayed DSN promises and `postern explain` shows.
+    public func remainingSchedule(next: Date?, attempts: Int, maxAttempts: Int) -> [Date] {
+        guard attempts < maxAttempts, var time = next else { return [] }
+        var times = [time]
+        for attempt in (attempts + 1)..<maxAttempts {
+            time = time.addingTimeInterval(delay(after: attempt, unit: 0))
+            times.append(time)
+        }
+        return times
+    }
+
     /// The nominal delays (no jitter) after attempts 1 ..< `attempts`, for the
     /// schedule a delayed DSN promises and `postern explain` shows.
     public func nominalSchedule(attempts: Int) -> [TimeInterval] {

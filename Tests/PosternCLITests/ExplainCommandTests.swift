@@ -1,0 +1,67 @@
+import Foundation
+import PosternCore
+import PosternTesting
+import Testing
+@testable import Spool
+
+/// postern explain: a message's story from its envelope and the retry schedule from the configuration.
+struct ExplainCommandTests {
+    let spool: TemporarySpool
+
+    init() throws {
+        spool = try TemporarySpool()
+    }
+
+    func explain(_ arguments: [String]) throws -> PosternProcess.Result {
+        try PosternProcess.run(["explain"] + arguments + ["--spool", spool.layout.root])
+    }
+
+    /// A deferred message: its attempt with host, address, TLS and reply, and the real remaining schedule.
+    @Test func deferred() throws {
+        let attempt = Date(timeIntervalSinceNow: -60)
+        let next = Date(timeIntervalSinceNow: 3600)
+        let envelope = try spool.plant(.queue) {
+            $0.attempts = 1
+            $0.nextAttempt = next
+            let result = DeliveryResult(time: attempt, code: 451, enhanced: "4.7.1", text: "451 4.7.1 greylisted", host: "mx.example.net", permanent: false)
+            $0.recipients[0].attempts = 1
+            $0.recipients[0].lastResult = result
+            $0.record(AttemptRecord(time: attempt, recipients: ["bob@example.net"], host: "mx.example.net", ip: "192.0.2.7", tls: "TLSv1.3", result: result))
+        }
+        let text = try explain([envelope.id.rawValue])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("It is queued."))
+        #expect(text.stdout.contains("Attempts made: 1 of at most 8."))
+        #expect(text.stdout.contains("mx.example.net [192.0.2.7] TLS TLSv1.3: 451 4.7.1 greylisted"))
+        #expect(text.stdout.contains("bob@example.net: pending after 1 attempt; last: 451 4.7.1 greylisted from mx.example.net"))
+        #expect(text.stdout.contains("Next: attempt 2 is due \(Timestamp.format(next))"))
+        #expect(text.stdout.contains("7 attempts remain"))
+
+        let json = try explain(["--json", envelope.id.rawValue])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let remaining = try #require(object["remaining_attempts"] as? [String])
+        // The defaults: 15 m after attempt 2, then 30 m, 1 h, 2 h, 4 h, 8 h.
+        let times = remaining.compactMap(Timestamp.parse)
+        #expect(zip(times.dropFirst(), times).map { $0.timeIntervalSince($1) } == [900, 1800, 3600, 7200, 14400, 28800])
+        #expect(object["delayed_dsn_sent"] as? Bool == false)
+        #expect(object["state"] as? String == "queued")
+    }
+
+    /// A held message says why and that nothing is attempted.
+    @Test func held() throws {
+        let envelope = try spool.plant(.hold) { $0.holdReason = "spam check" }
+        let text = try explain([envelope.id.rawValue])
+        #expect(text.stdout.contains("It is held: spam check."))
+        #expect(!text.stdout.contains("Next:"))
+    }
+
+    /// A quarantined message shows the scanner's reason; an unknown one is EX_NOINPUT.
+    @Test func quarantinedAndMissing() throws {
+        let envelope = try spool.plant(.queue)
+        try Data("{".utf8).write(to: URL(fileURLWithPath: spool.layout.path(.queue, envelope.id) + "/envelope.json"))
+        _ = try PosternProcess.run(["check", "--spool", spool.layout.root])
+        let text = try explain([envelope.id.rawValue])
+        #expect(text.stdout.contains("is quarantined: envelope: not valid JSON"))
+        #expect(try explain([QueueIDGenerator().next().rawValue]).status == 66)
+    }
+}
