@@ -274,7 +274,8 @@ struct DaemonDirectDeliveryTests {
     /// Mail for a domain goes to its MX host's address; a domain that does not exist bounces at once.
     @Test func deliversToMX() throws {
         let dns = try FakeDNSServer(zone: .init(records: ["example.net": [.mx(10, "mx.example.net")],
-                                                          "mx.example.net": [.a("127.0.0.1")]]))
+                                                          "mx.example.net": [.a("127.0.0.1")],
+                                                          "nullmx.example": [.mx(0, "")]]))
         defer { dns.stop() }
         let fixture = try DaemonFixture()
         let direct = try DaemonFixture(overrides: ["relay=", "direct.port=\(fixture.sink.port)", "dns.nameserver=127.0.0.1:\(dns.port)"])
@@ -282,9 +283,14 @@ struct DaemonDirectDeliveryTests {
         try direct.drop(subject: "direct", to: ["bob@example.net"])
         #expect(BackgroundProcess.waitUntil(timeout: 30) { fixture.sink.subjects() == ["direct"] })
         #expect(direct.waitForLog("host=mx.example.net"))
-        try direct.drop(subject: "nowhere", to: ["bob@nowhere.example"])
+        let nowhere = try direct.drop(subject: "nowhere", to: ["bob@nowhere.example"])
         #expect(direct.waitForLog("status=bounced"))
         #expect(direct.log.contains("NXDOMAIN"))
+        let nullMX = try direct.drop(subject: "nullmx", to: ["bob@nullmx.example"])
+        #expect(direct.waitForLog("null MX, RFC 7505"))
+        // Each bounce sends its sender a failure DSN at once, whatever the cause.
+        #expect(direct.waitForLog("id=\(nowhere) kind=failed"))
+        #expect(direct.waitForLog("id=\(nullMX) kind=failed"))
         #expect(direct.stop() == 0)
     }
 }
