@@ -17,7 +17,10 @@ extension Daemon {
         var progress = 0
         let report = scanner.scan { item in
             progress += 1
-            if progress % 10_000 == 0 { logger.info("scanning", metadata: ["messages": "\(progress)"]) }
+            if progress % 10_000 == 0 {
+                let rate = Double(progress) / max(0.001, Date().timeIntervalSince(started))
+                logger.info("scanning", metadata: ["messages": "\(progress)", "rate": "\(Int(rate))/s"])
+            }
             switch item.area {
             case .drop:
                 drops.append(item.id)

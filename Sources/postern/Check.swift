@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import PosternCore
 import Spool
 
@@ -52,7 +53,18 @@ extension Postern {
             }
             var scanner = SpoolScanner(layout: layout, mode: dryRun ? .readOnly : .repair)
             scanner.temporaryMaxAge = age
-            let report = scanner.scan { _ in }
+            // Progress for large spools, on a terminal only: scripts get the summary alone.
+            let started = Date()
+            let terminal = isatty(STDERR_FILENO) == 1
+            var seen = 0
+            let report = scanner.scan { _ in
+                seen += 1
+                if terminal, seen % 10_000 == 0 {
+                    let rate = Double(seen) / max(0.001, Date().timeIntervalSince(started))
+                    FileHandle.standardError.write(Data("\rscanned \(seen) messages (\(Int(rate))/s)".utf8))
+                }
+            }
+            if terminal, seen >= 10_000 { FileHandle.standardError.write(Data("\n".utf8)) }
             withExtendedLifetime(lock) {}
             let counts = SpoolLayout.Area.allCases.map { "\(report.messages[$0] ?? 0) \($0.state)" }
             print("scanned \(report.total) messages: \(counts.joined(separator: ", "))")

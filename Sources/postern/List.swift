@@ -32,8 +32,23 @@ extension Postern {
         @Flag(help: "List finished messages kept in retired/ (queue.keep_retired) instead.")
         var retired = false
 
+        @Option(help: ArgumentHelp("Only messages with a recipient whose last attempt failed this way: temporary or permanent.", valueName: "class"))
+        var error: String?
+
         func validate() throws {
             _ = try selectedAreas(state)
+            if let error, !["temporary", "permanent"].contains(error) {
+                throw ValidationError("--error must be temporary or permanent")
+            }
+        }
+
+        /// Whether a recipient's last result is of the error class asked for.
+        static func matches(_ envelope: Envelope, errorClass: String?) -> Bool {
+            guard let errorClass else { return true }
+            return envelope.recipients.contains { recipient in
+                guard let result = recipient.lastResult, recipient.state != .delivered else { return false }
+                return errorClass == "permanent" ? result.permanent : !result.permanent
+            }
         }
 
         func run() throws {
@@ -53,6 +68,7 @@ extension Postern {
                 return
             }
             let report = SpoolScanner(layout: layout, mode: .readOnly).scan(areas: areas) { item in
+                guard Self.matches(item.envelope, errorClass: error) else { return }
                 count += 1
                 octets += item.envelope.size
                 output(json ? Self.jsonLine(item.envelope, state: item.area.state) + "\n"

@@ -138,3 +138,22 @@ struct InspectionCommandTests {
         withExtendedLifetime(lock) {}
     }
 }
+
+extension InspectionCommandTests {
+    /// --error selects messages by how their recipients' last attempts failed.
+    @Test func errorClassFilter() throws {
+        let temporary = try spool.plant(.queue) {
+            $0.recipients[0].lastResult = DeliveryResult(time: Date(), code: 451, text: "451 later", permanent: false)
+        }
+        let permanent = try spool.plant(.queue, recipients: ["a@x.example", "b@x.example"]) {
+            $0.recipients[1].state = .failed
+            $0.recipients[1].lastResult = DeliveryResult(time: Date(), code: 550, text: "550 no", permanent: true)
+        }
+        let clean = try spool.plant(.queue)
+        let temp = try postern(["list", "--json", "--error", "temporary"]).stdout
+        #expect(temp.contains(temporary.id.rawValue) && !temp.contains(permanent.id.rawValue) && !temp.contains(clean.id.rawValue))
+        let perm = try postern(["list", "--json", "--error", "permanent"]).stdout
+        #expect(perm.contains(permanent.id.rawValue) && !perm.contains(temporary.id.rawValue))
+        #expect(try postern(["list", "--error", "sideways"]).status == 64)
+    }
+}
