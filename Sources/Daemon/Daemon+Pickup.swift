@@ -78,16 +78,14 @@ extension Daemon {
             quarantine(name, in: directory, reason: "an entry whose name is not a queue ID")
             return
         }
-        var info = stat()
-        let owner: uid_t = stat(layout.root, &info) == 0 ? info.st_uid : 0
         let envelope: Envelope
         do {
-            envelope = try MessageDirectory(path: layout.path(.drop, id)).load(id: id, trustedOwners: [0, owner])
+            envelope = try MessageDirectory(path: layout.path(.drop, id)).load(id: id, trustedOwners: MessageDirectory.trustedOwners(of: layout))
         } catch {
             quarantine(name, in: directory, reason: error.description)
             return
         }
-        guard control.locate(id) == nil else {
+        guard control.area(of: id) == nil else {
             quarantine(name, in: directory, reason: "duplicate: \(id) is already queued")
             return
         }
@@ -117,10 +115,8 @@ extension Daemon {
             return
         }
         let area: SpoolLayout.Area = queued ? .queue : .hold
-        var info = stat()
-        let owner: uid_t = stat(layout.root, &info) == 0 ? info.st_uid : 0
         do {
-            let envelope = try MessageDirectory(path: layout.path(area, id)).load(id: id, trustedOwners: [0, owner])
+            let envelope = try MessageDirectory(path: layout.path(area, id)).load(id: id, trustedOwners: MessageDirectory.trustedOwners(of: layout))
             core.insert(id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: held)
         } catch {
             quarantine(id.rawValue, in: layout.directory(area), reason: error.description)

@@ -137,7 +137,9 @@ extension Daemon {
         envelope.recordDialed(report.dialed)
         rounds[job.id] = envelope
         let failedNow = report.results.contains { $0.outcome != .delivered } || envelope.recipients.contains { $0.state == .failed }
-        if let (area, _) = control.locate(job.id) {
+        // Only where to write is needed: the round's envelope is the current one
+        // (control actions wait for the round to end), so it is not read again.
+        if let area = control.area(of: job.id) {
             do {
                 try store.update(envelope, in: area, durability: failedNow ? .powerLoss : .processCrash)
             } catch {
@@ -159,11 +161,11 @@ extension Daemon {
         if DelayWarning.isDue(attempts: envelope.attempts, threshold: settings.delayWarningAttempts, pendingRecipients: pending.count) {
             dsn.delayed(envelope, recipients: pending, schedule: settings.remainingSchedule(for: envelope))
         }
-        if let (area, current) = control.locate(id) {
+        if let area = control.area(of: id) {
             if pending.isEmpty {
-                finalize(id, envelope: current, area: area)
+                finalize(id, envelope: envelope, area: area)
             } else {
-                core.reschedule(id, at: current.nextAttempt ?? now(), domains: current.pendingDomains)
+                core.reschedule(id, at: envelope.nextAttempt ?? now(), domains: envelope.pendingDomains)
                 if area == .hold { core.setHeld(id, true) }
             }
         } else {

@@ -43,8 +43,8 @@ public struct Backoff: Sendable, Equatable {
         return times
     }
 
-    /// The nominal delays (no jitter) after attempts 1 ..< `attempts`, for the
-    /// schedule a delayed DSN promises and `postern explain` shows.
+    /// The nominal delays (no jitter) after attempts 1 ..< `attempts`: the
+    /// whole schedule as durations (`remainingSchedule` gives dates).
     public func nominalSchedule(attempts: Int) -> [TimeInterval] {
         (1..<max(1, attempts)).map { delay(after: $0, unit: 0) }
     }

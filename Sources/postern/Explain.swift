@@ -130,26 +130,16 @@ struct Story {
         return result.code == nil ? text : text.hasPrefix("\(result.code!)") ? text : "\(result.code!) \(text)"
     }
 
-    static func json(_ value: DeliveryResult?) -> JSONValue {
-        guard let value else { return .null }
-        var object: [String: JSONValue] = ["time": .string(Timestamp.format(value.time)), "text": .string(value.text),
-                                           "permanent": .bool(value.permanent)]
-        object["code"] = value.code.map { JSONValue.integer(Int64($0)) } ?? .null
-        object["enhanced"] = value.enhanced.map(JSONValue.string) ?? .null
-        object["host"] = value.host.map(JSONValue.string) ?? .null
-        return .object(object)
-    }
-
     var json: JSONValue {
         var recipients: [JSONValue] = []
         for recipient in envelope.recipients {
             let object: [String: JSONValue] = ["address": .string(recipient.address), "state": .string(recipient.state.rawValue),
-                                               "attempts": .integer(Int64(recipient.attempts)), "last_result": Self.json(recipient.lastResult)]
+                                               "attempts": .integer(Int64(recipient.attempts)), "last_result": Postern.List.resultJSON(recipient.lastResult)]
             recipients.append(.object(object))
         }
         var history: [JSONValue] = []
         for attempt in envelope.history {
-            var object: [String: JSONValue] = ["time": .string(Timestamp.format(attempt.time)), "result": Self.json(attempt.result)]
+            var object: [String: JSONValue] = ["time": .string(Timestamp.format(attempt.time)), "result": Postern.List.resultJSON(attempt.result)]
             object["host"] = attempt.host.map(JSONValue.string) ?? .null
             object["ip"] = attempt.ip.map(JSONValue.string) ?? .null
             object["tls"] = attempt.tls.map(JSONValue.string) ?? .null

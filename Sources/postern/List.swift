@@ -128,15 +128,18 @@ extension Postern {
             return parts.joined(separator: " ") + (result.host.map { " (\($0))" } ?? "")
         }
 
+        /// A result as the JSON outputs show it (list --json, explain --json): every key, null when unknown.
+        static func resultJSON(_ value: DeliveryResult?) -> JSONValue {
+            guard let value else { return .null }
+            return .object(["time": .string(Timestamp.format(value.time)),
+                            "code": value.code.map { .integer(Int64($0)) } ?? .null,
+                            "enhanced": value.enhanced.map(JSONValue.string) ?? .null,
+                            "text": .string(value.text), "host": value.host.map(JSONValue.string) ?? .null,
+                            "permanent": .bool(value.permanent)])
+        }
+
         static func jsonLine(_ envelope: Envelope, state: String) -> String {
-            func result(_ value: DeliveryResult?) -> JSONValue {
-                guard let value else { return .null }
-                return .object(["time": .string(Timestamp.format(value.time)),
-                                "code": value.code.map { .integer(Int64($0)) } ?? .null,
-                                "enhanced": value.enhanced.map(JSONValue.string) ?? .null,
-                                "text": .string(value.text), "host": value.host.map(JSONValue.string) ?? .null,
-                                "permanent": .bool(value.permanent)])
-            }
+            let result = resultJSON
             let recipients = envelope.recipients.map { recipient -> JSONValue in
                 .object(["address": .string(recipient.address), "state": .string(recipient.state.rawValue),
                          "attempts": .integer(Int64(recipient.attempts)), "last_result": result(recipient.lastResult)])

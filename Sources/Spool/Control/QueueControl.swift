@@ -18,16 +18,17 @@ public struct QueueControl {
 
     /// Where a message is among the accepted areas, and its envelope.
     public func locate(_ id: QueueID) -> (area: SpoolLayout.Area, envelope: Envelope)? {
-        var info = stat()
-        let owner: uid_t = stat(layout.root, &info) == 0 ? info.st_uid : 0
-        for area in [SpoolLayout.Area.queue, .hold] {
-            let directory = MessageDirectory(path: layout.path(area, id))
-            guard MessageDirectory.lstatus(directory.path) != nil else { continue }
-            // A message that fails its checks is left to the scanner's quarantine.
-            guard let envelope = try? directory.load(id: id, trustedOwners: [0, owner]) else { return nil }
-            return (area, envelope)
-        }
-        return nil
+        guard let area = area(of: id) else { return nil }
+        // A message that fails its checks is left to the scanner's quarantine.
+        guard let envelope = try? MessageDirectory(path: layout.path(area, id))
+            .load(id: id, trustedOwners: MessageDirectory.trustedOwners(of: layout)) else { return nil }
+        return (area, envelope)
+    }
+
+    /// Which accepted area holds a message, by `lstat` alone: for callers that
+    /// already have its envelope and only need to know where to write it.
+    public func area(of id: QueueID) -> SpoolLayout.Area? {
+        [SpoolLayout.Area.queue, .hold].first { MessageDirectory.lstatus(layout.path($0, id)) != nil }
     }
 
     /// Applies `action` to one message.

@@ -33,6 +33,13 @@ public struct MessageDirectory {
         }
     }
 
+    /// The uids that may own any entry of `layout`'s message directories: root
+    /// and the spool's owner (spool-layout.md section 3).
+    public static func trustedOwners(of layout: SpoolLayout) -> Set<uid_t> {
+        var info = stat()
+        return [0, stat(layout.root, &info) == 0 ? info.st_uid : 0]
+    }
+
     /// `lstat(2)`: the entry itself, never a link's target; nil when absent.
     public static func lstatus(_ path: String) -> stat? {
         var info = stat()

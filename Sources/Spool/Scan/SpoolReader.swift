@@ -19,9 +19,8 @@ public struct SpoolReader {
             throw SpoolError(.dataError, "\"\(text)\" is not a queue ID (26 characters of Crockford base32)")
         }
         try SpoolCheck.requireSpool(layout)
-        var info = stat()
         let root = layout.root
-        let trusted: Set<uid_t> = [0, stat(root, &info) == 0 ? info.st_uid : 0]
+        let trusted = MessageDirectory.trustedOwners(of: layout)
         for area in SpoolLayout.Area.allCases {
             let directory = MessageDirectory(path: layout.path(area, id))
             guard MessageDirectory.lstatus(directory.path) != nil else { continue }

@@ -70,9 +70,7 @@ public struct SpoolScanner {
     /// duplicated ID wins) and `tmp/`.
     public func scan(areas: [SpoolLayout.Area] = [.queue, .hold, .drop], visit: (ScanItem) -> Void) -> ScanReport {
         var report = ScanReport()
-        var info = stat()
-        let spoolOwner: uid_t = stat(layout.root, &info) == 0 ? info.st_uid : 0
-        let trusted: Set<uid_t> = [0, spoolOwner]
+        let trusted = MessageDirectory.trustedOwners(of: layout)
         var seen = Set<QueueID>()
         for area in areas {
             let directory = layout.directory(area)
