@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "DSNTests", dependencies: ["DSN", "PosternCore"]),
         .testTarget(name: "DNSTests", dependencies: ["DNS", "PosternCore", "CResolv", "PosternTesting"]),
-        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "DNS", "SMTP", "PosternTesting", "PosternCore"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "DNS", "SMTP", "TLS", "PosternTesting", "PosternCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SMTP", "TLS", "Spool", "PosternTesting", "PosternCore", "Daemon", "Scheduler"]),
     ]
 )

@@ -25,6 +25,10 @@ public struct Configuration: Sendable, Equatable {
     public var dsn: DSNSettings
     public var drop: DropSettings
     public var log: LogSettings
+    /// The `[transports.NAME]` tables, in file order.
+    public var transports: [TransportDefinition]
+    /// The `[[routes]]`, in file order: the first that matches wins.
+    public var routes: [RouteDefinition]
 
     /// A configuration with every field zero, to be filled from the key table.
     init(unfilled: ()) {
@@ -37,6 +41,8 @@ public struct Configuration: Sendable, Equatable {
         dsn = DSNSettings()
         drop = DropSettings()
         log = LogSettings()
+        transports = []
+        routes = []
     }
 
     /// Every default from the key table, computed once. A default that fails
@@ -158,6 +164,12 @@ public struct QueueSettings: Sendable, Equatable {
 /// Direct delivery: the `[direct]` table.
 public struct DirectSettings: Sendable, Equatable {
     public var port = 25
+    public var connectTimeout: TimeInterval = 0
+    public var connectBudget: TimeInterval = 0
+    public var family: AddressFamily = .any
+    /// "" for the kernel's choice.
+    public var bindIPv4 = ""
+    public var bindIPv6 = ""
 }
 
 /// The resolver: the `[dns]` table.

@@ -24,6 +24,7 @@ struct ConfigurationParser {
         if let text { try parser.apply(file: text, source: source) }
         for override in overrides { try parser.apply(override: override) }
         try parser.checkSystemHostname(source: source)
+        try parser.checkRoutes(source: source)
         return parser.configuration
     }
 
@@ -36,7 +37,17 @@ struct ConfigurationParser {
         let locator = KeyLocator(text: text)
         var found = Found()
         Self.collect(root, in: nil, into: &found)
-        var errors = found.problems.map { problem in
+        var transportParser = TransportParser()
+        if let table = found.transports { transportParser.parse(transports: table) }
+        if let routes = found.routes { transportParser.parse(routes: routes) }
+        // TOMLKit hands tables over sorted by name; the file's order reads better.
+        configuration.transports = transportParser.transports.sorted {
+            (locator.line(of: "transports.\($0.name)") ?? .max) < (locator.line(of: "transports.\($1.name)") ?? .max)
+        }
+        configuration.routes = transportParser.routes.enumerated().map { index, route in
+            RouteDefinition(route, line: locator.line(of: "routes[\(index)]"))
+        }
+        var errors = (found.problems + transportParser.problems).map { problem in
             ConfigurationError(source: source, line: locator.line(of: problem.path), key: problem.key,
                                message: problem.message)
         }
@@ -78,6 +89,9 @@ struct ConfigurationParser {
         var values: [(KeyDefinition, Scalar)] = []
         /// `path` finds the line; `key` is how the key is named in the message.
         var problems: [(path: String, key: String, message: String)] = []
+        /// `[transports.NAME]` and `[[routes]]`, read by `TransportParser`.
+        var transports: TOMLTable?
+        var routes: (any TOMLValueConvertible)?
     }
 
     /// Walks the root table and the known tables below it, sorting each entry
@@ -93,7 +107,15 @@ struct ConfigurationParser {
                 found.problems.append((path, shown, "unknown key; " + KeyTable.knownKeysText(in: tableName)))
                 continue
             }
-            if let key = KeyTable.byName[path] {
+            if tableName == nil, name == "transports" {
+                if let table = value.table {
+                    found.transports = table
+                } else {
+                    found.problems.append((path, path, "expected tables such as [transports.smarthost], got \(Scalar(value).described)"))
+                }
+            } else if tableName == nil, name == "routes" {
+                found.routes = value
+            } else if let key = KeyTable.byName[path] {
                 found.values.append((key, Scalar(value)))
             } else if tableName == nil, KeyTable.tables.contains(name) {
                 if let subtable = value.table {
@@ -152,6 +174,9 @@ struct ConfigurationParser {
 
     private static func unknownOverrideMessage(_ name: String) -> String {
         if name.isEmpty { return "expected key=value, e.g. -o queue.max_concurrent=20" }
+        if name.hasPrefix("transports") || name.hasPrefix("routes") {
+            return "transports and routes are set in the configuration file only"
+        }
         if KeyTable.tables.contains(name), let first = KeyTable.keys(in: name).first {
             return "[\(name)] is a table; set one of its keys, e.g. -o \(first.name)=..."
         }
@@ -163,6 +188,23 @@ struct ConfigurationParser {
             return "unknown key given with -o: there is no table [\(parts[0])]; " + KeyTable.knownKeysText(in: nil)
         }
         return "unknown key given with -o; " + KeyTable.knownKeysText(in: nil)
+    }
+
+    // MARK: - Routes
+
+    /// Every route must name a transport that exists: a typo would otherwise
+    /// send mail somewhere the admin did not mean, or nowhere.
+    private func checkRoutes(source: String) throws(ConfigurationError) {
+        if configuration.relay != nil, configuration.transports.contains(where: { $0.name == "relay" }) {
+            throw ConfigurationError(source: source, key: "transports.relay",
+                                     message: "the top-level relay key defines the transport \"relay\" already; remove one")
+        }
+        let names = Set(configuration.transportNames)
+        for (index, route) in configuration.routes.enumerated() where !names.contains(route.route.transport) {
+            throw ConfigurationError(source: source, line: route.line, key: "routes[\(index)].transport",
+                                     message: "unknown transport \"\(route.route.transport)\"; defined: "
+                                         + configuration.transportNames.joined(separator: ", "))
+        }
     }
 
     // MARK: - The system host name

@@ -22,6 +22,8 @@ extension Configuration {
                 text += "\(key.leaf) = \(key.current(self).tomlText)\n"
             }
         }
+        for transport in transports { text += "\n" + transport.tomlText }
+        for route in routes { text += "\n" + route.tomlText }
         return text
     }
 
@@ -65,7 +67,7 @@ extension Configuration {
                 }
             }
         }
-        return text
+        return text + routingExample
     }
 
     /// The keys grouped by table, top-level keys first (TOML requires them

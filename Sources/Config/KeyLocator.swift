@@ -21,6 +21,7 @@ struct KeyLocator {
     init(text: String) {
         var table: [String] = []
         var openString: Substring?  // the closing delimiter of a multi-line string we are inside
+        var arrayCounts: [String: Int] = [:]  // `[[routes]]` headers seen so far, by path
         // "\r\n" is one Character in Swift, so it must be named as a separator too.
         let textLines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
         for (index, textLine) in textLines.enumerated() {
@@ -34,7 +35,14 @@ struct KeyLocator {
             if line.hasPrefix("[") {
                 let isArray = line.hasPrefix("[[")
                 var rest = line.dropFirst(isArray ? 2 : 1)
-                guard let path = Self.keyPath(&rest) else { continue }
+                guard var path = Self.keyPath(&rest) else { continue }
+                if isArray {
+                    // Each `[[routes]]` starts element N, recorded as `routes[N]`.
+                    let joined = path.joined(separator: ".")
+                    let index = arrayCounts[joined, default: 0]
+                    arrayCounts[joined] = index + 1
+                    path[path.count - 1] += "[\(index)]"
+                }
                 table = path
                 record(path, line: number)
                 continue

@@ -44,6 +44,31 @@ enum KeyTable {
         .integer("direct.port", default: 25, minimum: 1, maximum: 65535, \.direct.port,
                  doc: "The port of recipients' mail servers when delivering directly (no relay).",
                  details: ["25 on the Internet; another port only for tests and special setups."]),
+        .duration("direct.connect_timeout", default: "30s", positive: true, \.direct.connectTimeout,
+                  doc: "How long one connection attempt to one IP address may take.",
+                  details: ["Also the limit for relay, submission and proxy connections."]),
+        .duration("direct.connect_budget", default: "3m", positive: true, \.direct.connectBudget,
+                  doc: "How long one delivery attempt may spend connecting, over all hosts and addresses.",
+                  details: ["When it is spent, the remaining hosts wait for the next attempt."]),
+        .choice("direct.family", default: AddressFamily.any, \.direct.family,
+                doc: "Which address families direct delivery dials: any, ipv4 or ipv6."),
+        .text("direct.bind_ipv4", summary: "an IPv4 address, or \"\" for the kernel's choice", default: .string(""),
+              \.direct.bindIPv4,
+              parse: { (text: String) throws(ValueProblem) -> String in
+                  guard text.isEmpty || IPText.isAddress(text, v6: false) else { throw ValueProblem("\(TOMLText.quoted(text)) is not an IPv4 address") }
+                  return text
+              },
+              encode: { $0 },
+              doc: "The local address outgoing IPv4 connections come from.",
+              details: ["For a machine with several addresses, where one has the right reverse DNS."]),
+        .text("direct.bind_ipv6", summary: "an IPv6 address, or \"\" for the kernel's choice", default: .string(""),
+              \.direct.bindIPv6,
+              parse: { (text: String) throws(ValueProblem) -> String in
+                  guard text.isEmpty || IPText.isAddress(text, v6: true) else { throw ValueProblem("\(TOMLText.quoted(text)) is not an IPv6 address") }
+                  return text
+              },
+              encode: { $0 },
+              doc: "The local address outgoing IPv6 connections come from."),
         .text("dns.nameserver", summary: "\"IP:PORT\", \"[IPv6]:PORT\", or \"\" for /etc/resolv.conf", default: .string(""),
               \.dns.nameserver,
               parse: { (text: String) throws(ValueProblem) -> RelayAddress? in
@@ -145,7 +170,7 @@ enum KeyTable {
     static func knownKeysText(in table: String?) -> String {
         let leaves = keys(in: table).map(\.leaf).joined(separator: ", ")
         guard let table else {
-            let tableList = tables.map { "[\($0)]" }.joined(separator: ", ")
+            let tableList = (tables.map { "[\($0)]" } + ["[transports.NAME]", "[[routes]]"]).joined(separator: ", ")
             return "top-level keys are \(leaves); tables are \(tableList)"
         }
         return "the keys of [\(table)] are \(leaves)"

@@ -64,30 +64,24 @@ extension Daemon {
         let work = request
         let cancellation = Cancellation()
         inFlight[job] = cancellation
-        let transport = transport(for: envelope)
+        let transport = settings.router.transport(sender: envelope.sender ?? "", domain: job.domain,
+                                                  attemptsMade: envelope.attempts - 1, override: envelope.transport)
         let completed = self.completed
         let attempt = envelope.attempts
         // Blocking network I/O on a thread of its own, never on Swift's cooperative pool.
         Thread.detachNewThread {
-            let report: AttemptReport = switch transport {
-            case .success(let transport): transport.deliver(work, cancellation: cancellation)
-            case .failure(let unavailable): .all(recipients, .deferred, text: unavailable.reason)
+            var report: AttemptReport
+            switch transport {
+            case .success(let transport):
+                report = transport.deliver(work, cancellation: cancellation)
+                report.transport = transport.name
+            case .failure(let unavailable):
+                report = .all(recipients, .deferred, text: unavailable.reason)
             }
             completed.append(job, report)
             wake.wake()
         }
         logger.debug("attempt started", metadata: ["id": "\(job.id)", "domain": "\(job.domain)", "attempt": "\(attempt)"])
-    }
-
-    /// The transport for a message: its override, else the configured relay.
-    func transport(for envelope: Envelope) -> Result<any Transport, TransportUnavailable> {
-        if let name = envelope.transport, name != settings.transport?.name {
-            return .failure(TransportUnavailable(reason: "transport \"\(name)\" is not configured"))
-        }
-        guard let transport = settings.transport else {
-            return .failure(TransportUnavailable(reason: "no transport is configured"))
-        }
-        return .success(transport)
     }
 
     /// A job's report comes back: record it, and end the round if it was the last.
@@ -119,6 +113,7 @@ extension Daemon {
             var metadata: Logger.Metadata = ["id": "\(job.id)", "recipient": "\(result.recipient)", "domain": "\(job.domain)",
                                              "attempt": "\(envelope.attempts)", "status": "\(status)",
                                              "duration": "\(String(format: "%.3f", report.duration))"]
+            if let transport = report.transport { metadata["transport"] = "\(transport)" }
             if let host = report.host { metadata["host"] = "\(host)" }
             if let ip = report.ip { metadata["ip"] = "\(ip)" }
             if let tls = report.tls { metadata["tls"] = "\(tls)" }
@@ -192,7 +187,3 @@ extension Daemon {
     }
 }
 
-/// Why no transport can take a message now: a temporary failure.
-struct TransportUnavailable: Error {
-    let reason: String
-}

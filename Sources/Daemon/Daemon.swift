@@ -61,7 +61,8 @@ public final class Daemon {
         let lock = try SpoolLock(layout: layout)
         defer { withExtendedLifetime(lock) {} }
         logger.info("starting", metadata: ["spool": "\(layout.root)", "pid": "\(getpid())",
-                                           "transport": "\(settings.transport?.name ?? "none")"])
+                                           "transport": "\(settings.router.defaultTransport)",
+                                           "routes": "\(settings.router.routes.count)"])
         try ensureDirectory(layout.control)
         if settings.keepRetired > 0 { try ensureDirectory(layout.retired) }
         let wake = try WakePipe()

@@ -22,8 +22,8 @@ public struct DaemonSettings: Sendable {
                                   maxAttempts: envelope.maxAttempts ?? maxAttempts)
     }
 
-    /// The transport for everything (the relay); nil when none is configured.
-    public var transport: (any Transport)?
+    /// The transports and the routes that choose among them.
+    public var router = Router(transports: [], defaultTransport: "direct")
 
     public init(hostname: String) {
         self.hostname = hostname

@@ -63,6 +63,8 @@ public struct AttemptReport: Sendable {
     /// The TLS outcome in words (`TLSv1.3 ... verified=pkix`, `none`).
     public var tls: String?
     public var duration: Double = 0
+    /// The name of the transport that made the attempt, set by the daemon.
+    public var transport: String?
     /// The addresses dialed in this attempt, per host, in order.
     public var dialed: [String: [String]] = [:]
 
@@ -97,10 +99,11 @@ public struct AttemptReport: Sendable {
     }
 }
 
-/// A way to deliver: through a relay now; direct MX delivery and the other
-/// transports of the routing issue later. Called on a delivery thread; blocks.
+/// A way to deliver: direct MX delivery, a relay, a Maildir, a refusal. The
+/// daemon's `Router` picks one per job. Called on a delivery thread; blocks.
 public protocol Transport: Sendable {
-    /// A short name for logs and metrics (`relay`).
+    /// The configuration's name of the transport (`direct`, `smarthost`), for
+    /// routes, logs and metrics.
     var name: String { get }
     func deliver(_ request: DeliveryRequest, cancellation: Cancellation) -> AttemptReport
 }

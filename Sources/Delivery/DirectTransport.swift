@@ -7,23 +7,34 @@ import TLS
 /// Delivery to each recipient domain's own servers, as mox's `deliverDirect`
 /// does: MX lookup (RFC 5321 5.1), hosts in preference order, each host's
 /// addresses, opportunistic STARTTLS.
+///
+/// With a `SOCKS5Dialer` it is the `socks5` transport: the same MX logic, DNS
+/// resolved here, every connection through the proxy.
 public struct DirectTransport: Transport {
-    public let name = "direct"
+    /// Which address families to dial.
+    public enum Family: Sendable {
+        case any, ipv4, ipv6
+    }
+
+    public let name: String
     public let resolver: any Resolver
     public let dialer: any Dialer
     public let options: SMTPClientOptions
     /// Port 25, overridable for tests (`direct.port`).
     public let port: UInt16
-    public let connectTimeout: Double
+    public let family: Family
+    public let limits: ConnectLimits
     static let cnameLimit = 10
 
-    public init(resolver: any Resolver, options: SMTPClientOptions, dialer: any Dialer = TCPDialer(), port: UInt16 = 25,
-                connectTimeout: Double = 30) {
+    public init(name: String = "direct", resolver: any Resolver, options: SMTPClientOptions, dialer: any Dialer = TCPDialer(),
+                port: UInt16 = 25, family: Family = .any, limits: ConnectLimits = ConnectLimits()) {
+        self.name = name
         self.resolver = resolver
         self.options = options
         self.dialer = dialer
         self.port = port
-        self.connectTimeout = connectTimeout
+        self.family = family
+        self.limits = limits
     }
 
     /// Where to deliver for a domain: hosts in order, or a verdict for all recipients.
@@ -40,22 +51,24 @@ public struct DirectTransport: Transport {
     }
 
     private func attempt(_ request: DeliveryRequest, source: FileMessageSource, cancellation: Cancellation) -> AttemptReport {
+        let budget = Deadline.after(limits.perAttempt)
         switch destinations(for: request.domain) {
         case .permanent(let reason):
             return .all(request.recipients, .failed, text: reason)
         case .temporary(let reason):
             return .all(request.recipients, .deferred, text: reason)
         case .address(let ip):
+            guard allows(ip) else { return .all(request.recipients, .deferred, text: "[\(ip)] is of an address family this transport does not use") }
             return SMTPSession.tryAddresses(request, host: "[\(ip)]", ips: [ip], port: port, options: options, dialer: dialer,
-                                            connectTimeout: connectTimeout, source: source, cancellation: cancellation)
+                                            connectTimeout: limits.perAddress, budget: budget, source: source, cancellation: cancellation)
         case .hosts(let hosts):
-            return tryHosts(hosts, request, source: source, cancellation: cancellation)
+            return tryHosts(hosts, request, budget: budget, source: source, cancellation: cancellation)
         }
     }
 
     /// Tries each host until every recipient has a final answer: a temporary
     /// failure moves the still-pending recipients on to the next host.
-    private func tryHosts(_ hosts: [String], _ request: DeliveryRequest, source: FileMessageSource,
+    private func tryHosts(_ hosts: [String], _ request: DeliveryRequest, budget: Deadline, source: FileMessageSource,
                           cancellation: Cancellation) -> AttemptReport {
         var final: [AttemptReport.Result] = []
         var pending = request.recipients
@@ -70,7 +83,7 @@ public struct DirectTransport: Transport {
             var subset = request
             subset.recipients = pending
             last = SMTPSession.tryAddresses(subset, host: host, ips: ips, port: port, options: options, dialer: dialer,
-                                            connectTimeout: connectTimeout, source: source, cancellation: cancellation)
+                                            connectTimeout: limits.perAddress, budget: budget, source: source, cancellation: cancellation)
             dialed.merge(last.dialed) { $0 + $1 }
             final += last.results.filter { $0.outcome != .deferred }
             pending = last.results.filter { $0.outcome == .deferred }.map(\.recipient)
@@ -139,10 +152,20 @@ public struct DirectTransport: Transport {
         return preferred + others
     }
 
-    /// A host's IPv6 and IPv4 addresses; a failed lookup of one family leaves the other.
+    /// A host's IPv6 and IPv4 addresses, of the families this transport
+    /// uses; a failed lookup of one family leaves the other.
     func addresses(of host: String) -> [String] {
-        let v6 = (try? resolver.aaaa(host).records) ?? []   // a missing family is not an error: the other may serve
-        let v4 = (try? resolver.a(host).records) ?? []
+        // A missing family is not an error: the other may serve.
+        let v6 = family == .ipv4 ? [] : (try? resolver.aaaa(host).records) ?? []
+        let v4 = family == .ipv6 ? [] : (try? resolver.a(host).records) ?? []
         return v6 + v4
+    }
+
+    func allows(_ ip: String) -> Bool {
+        switch family {
+        case .any: true
+        case .ipv4: !ip.contains(":")
+        case .ipv6: ip.contains(":")
+        }
     }
 }

@@ -23,20 +23,30 @@ enum SMTPSession {
     /// TLS, a TLS failure is followed by one plaintext attempt on the same
     /// address, as mox does (RFC 7435: mail that would go in plaintext anyway
     /// must not be stopped by a broken STARTTLS).
+    ///
+    /// `budget` ends the connecting of the whole attempt (`ConnectLimits`):
+    /// once it has passed, no further address is dialed.
     static func tryAddresses(_ request: DeliveryRequest, host: String, ips: [String], port: UInt16, options: SMTPClientOptions,
-                             dialer: any Dialer, connectTimeout: Double, source: FileMessageSource,
+                             dialer: any Dialer, connectTimeout: Double, budget: Deadline, source: FileMessageSource,
                              cancellation: Cancellation) -> AttemptReport {
         var last = AttemptReport.all(request.recipients, .deferred, text: "\(host) has no addresses", host: host)
         var dialed: [String] = []
         defer { last.dialed[host] = dialed }
         for ip in ips {
             guard !cancellation.isCancelled else { break }
+            guard !budget.hasPassed else {
+                if !dialed.isEmpty || last.ip == nil {
+                    last = .all(request.recipients, .deferred, text: "the time for connecting in this attempt is spent; \(host) waits for the next attempt", host: host)
+                }
+                break
+            }
             dialed.append(ip)
             var modes = [options.tlsMode]
             if options.tlsMode == .opportunistic { modes.append(.none) }
             for mode in modes {
+                let deadline = min(Deadline.after(connectTimeout), budget)
                 let (report, retryPlain) = run(request, host: host, ip: ip, port: port, options: options, mode: mode, dialer: dialer,
-                                               connectTimeout: connectTimeout, source: source, cancellation: cancellation)
+                                               deadline: deadline, source: source, cancellation: cancellation)
                 last = report
                 if !retryPlain { break }
             }
@@ -48,11 +58,11 @@ enum SMTPSession {
 
     /// One connection. Returns the report, and whether a plaintext retry makes sense (TLS failed).
     static func run(_ request: DeliveryRequest, host: String, ip: String, port: UInt16, options: SMTPClientOptions,
-                    mode: TLSMode, dialer: any Dialer, connectTimeout: Double, source: FileMessageSource,
+                    mode: TLSMode, dialer: any Dialer, deadline: Deadline, source: FileMessageSource,
                     cancellation: Cancellation) -> (AttemptReport, Bool) {
         let stream: ByteStream
         do {
-            stream = try dialer.connect(ip: ip, port: port, deadline: .after(connectTimeout))
+            stream = try dialer.connect(ip: ip, port: port, deadline: deadline)
         } catch {
             return (.all(request.recipients, .deferred, text: "cannot connect to \(host) [\(ip)]:\(port): \(error)", host: host, ip: ip), false)
         }

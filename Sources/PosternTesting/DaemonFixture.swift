@@ -8,19 +8,27 @@ public final class DaemonFixture: @unchecked Sendable {
     public let sink: LocalSink
     public private(set) var daemon: BackgroundProcess?
     public let overrides: [String]
+    /// The configuration file the daemon reads (it need not exist).
+    public let configPath: String
 
-    /// A daemon relaying to a fresh smtp-sink, or to `relayPort` (another server) when given.
-    public init(sinkOptions: [String] = [], overrides: [String] = [], relayPort: UInt16? = nil) throws {
+    /// A daemon relaying to a fresh smtp-sink, or to `relayPort` (another server) when given;
+    /// with `relay: false`, delivering directly (routes and `direct.*` then decide).
+    /// `config` is the text of its configuration file: transports and routes.
+    public init(sinkOptions: [String] = [], overrides: [String] = [], relayPort: UInt16? = nil, relay: Bool = true,
+                config: String? = nil) throws {
         spool = try TemporarySpool()
         sink = try LocalSink(options: sinkOptions)
-        self.overrides = ["relay=127.0.0.1:\(relayPort ?? sink.port)", "queue.jitter=0s", "hostname=mail.postern.test"] + overrides
+        let relayOverride = relay ? ["relay=127.0.0.1:\(relayPort ?? sink.port)"] : []
+        self.overrides = relayOverride + ["queue.jitter=0s", "hostname=mail.postern.test"] + overrides
+        configPath = spool.directory + "/postern.toml"
+        if let config { try Data(config.utf8).write(to: URL(fileURLWithPath: configPath)) }
     }
 
     /// Starts the daemon and waits until its index is ready.
     public func start() throws {
         let arguments = [PosternProcess.binary, "run", "--spool", spool.layout.root] + overrides.flatMap { ["-o", $0] }
         let process = try BackgroundProcess(arguments, log: spool.directory + "/daemon.log",
-                                            environment: ["POSTERN_CONFIG": spool.directory + "/no-such-config.toml"])
+                                            environment: ["POSTERN_CONFIG": configPath])
         daemon = process
         let before = readyCount
         guard BackgroundProcess.waitUntil(timeout: 30, { readyCount > before || daemonExited }) , !daemonExited else {

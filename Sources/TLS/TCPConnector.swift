@@ -5,31 +5,23 @@ import PosternCore
 /// `poll(2)`, so an address that swallows SYNs costs one deadline, not a
 /// kernel timeout of minutes.
 public enum TCPConnector {
-    /// Connects to an IP address (`192.0.2.1`, `::1`) and port.
-    public static func connect(ip: String, port: UInt16, deadline: Deadline) throws(StreamError) -> SocketStream {
-        var storage = sockaddr_storage()
-        var length: socklen_t
-        var family: Int32
-        if ip.contains(":") {
-            var address = sockaddr_in6()
-            address.sin6_family = sa_family_t(AF_INET6)
-            address.sin6_port = port.bigEndian
-            guard inet_pton(AF_INET6, ip, &address.sin6_addr) == 1 else { throw .system(operation: "inet_pton \(ip)", code: EINVAL) }
-            withUnsafeBytes(of: address) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
-            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-            family = AF_INET6
-        } else {
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            guard inet_pton(AF_INET, ip, &address.sin_addr) == 1 else { throw .system(operation: "inet_pton \(ip)", code: EINVAL) }
-            withUnsafeBytes(of: address) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
-            length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            family = AF_INET
-        }
+    /// Connects to an IP address (`192.0.2.1`, `::1`) and port, from the local
+    /// address `bind` when given (of the same family; port chosen by the kernel).
+    public static func connect(ip: String, port: UInt16, deadline: Deadline, bind local: String? = nil) throws(StreamError) -> SocketStream {
+        let (address, length, family) = try socketAddress(ip, port: port)
+        var storage = address
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw .system(operation: "socket", code: errno) }
         let stream = try SocketStream(fileDescriptor: fd)
+        if let local {
+            let (localAddress, localLength, localFamily) = try socketAddress(local, port: 0)
+            var localStorage = localAddress
+            guard localFamily == family else { throw .system(operation: "bind \(local) for \(ip)", code: EAFNOSUPPORT) }
+            let bound = withUnsafePointer(to: &localStorage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, localLength) }
+            }
+            guard bound == 0 else { throw .system(operation: "bind \(local)", code: errno) }
+        }
         let result = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
         }
@@ -42,6 +34,25 @@ public enum TCPConnector {
             guard code == 0 else { throw .system(operation: "connect \(ip) port \(port)", code: code) }
         }
         return stream
+    }
+
+    /// A socket address for an IP address text and port.
+    static func socketAddress(_ ip: String, port: UInt16) throws(StreamError) -> (sockaddr_storage, socklen_t, Int32) {
+        var storage = sockaddr_storage()
+        if ip.contains(":") {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = port.bigEndian
+            guard inet_pton(AF_INET6, ip, &address.sin6_addr) == 1 else { throw .system(operation: "inet_pton \(ip)", code: EINVAL) }
+            withUnsafeBytes(of: address) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
+            return (storage, socklen_t(MemoryLayout<sockaddr_in6>.size), AF_INET6)
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, ip, &address.sin_addr) == 1 else { throw .system(operation: "inet_pton \(ip)", code: EINVAL) }
+        withUnsafeBytes(of: address) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
+        return (storage, socklen_t(MemoryLayout<sockaddr_in>.size), AF_INET)
     }
 
     /// The IP addresses of a host name through the system resolver (getaddrinfo),

@@ -47,7 +47,11 @@ extension Postern {
                 abstract: "Validate the configuration and print the effective one, every key with its value.",
                 discussion: """
                     Reads the file (and -o overrides) as 'postern run' would. An unknown key, a wrong type \
-                    or a bad value is an error naming the key and its line.
+                    or a bad value is an error naming the key and its line, and so is a route that \
+                    names an unknown transport. Then checks what the file only refers to: each \
+                    transport's credentials file must be readable by this user and by no other \
+                    (run it as the daemon's user), and each route must be reachable (not matched \
+                    entirely by an earlier one). Problems go to standard error, one per line.
 
                     EXIT STATUS
                       0 valid; 78 invalid.
@@ -57,7 +61,11 @@ extension Postern {
             @OptionGroup var options: ConfigOptions
 
             func run() throws {
-                output(try options.load().rendered())
+                let configuration = try options.load()
+                output(configuration.rendered())
+                let problems = configuration.credentialProblems().map(\.description) + configuration.unreachableRoutes()
+                for problem in problems { warn(problem) }
+                if !problems.isEmpty { throw ExitCode(78) }
             }
         }
     }

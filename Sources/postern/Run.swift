@@ -20,7 +20,8 @@ extension Postern {
                 accepts drops as they arrive (inotify), and delivers: the first attempt at once, then \
                 retries with backoff (queue.backoff_base, doubling, with jitter) up to \
                 queue.max_attempts, at most queue.per_domain deliveries per destination domain and \
-                queue.max_concurrent in all. Everything goes through `relay` when it is set, \
+                queue.max_concurrent in all. Each delivery goes through the transport of the \
+                first [[routes]] entry that matches it; with none, through `relay` when it is set, \
                 otherwise directly to each recipient domain's MX hosts (DNS through the system \
                 resolver, or dns.nameserver). Failed and delayed mail is reported to its sender \
                 with a DSN dropped into the same spool. Logs one line per event to standard error.
@@ -52,6 +53,9 @@ extension Postern {
             let format = logFormat.flatMap(LogfmtHandler.Format.init) ?? LogfmtHandler.Format(rawValue: configuration.log.format.rawValue) ?? .logfmt
             LoggingSystem.bootstrap { LogfmtHandler(label: $0, format: format) }
             let logger = Logger(label: "postern")
+            for warning in configuration.unreachableRoutes() {
+                logger.warning("configuration", metadata: ["problem": "\(warning)"])
+            }
             let settings: DaemonSettings
             do {
                 settings = try Self.settings(from: configuration)
@@ -97,36 +101,7 @@ extension Postern {
             settings.keepRetired = queue.keepRetired
             settings.shutdownGrace = queue.shutdownGrace
             settings.delayWarningAttempts = configuration.dsn.delayWarningAttempts
-            if let relay = configuration.relay {
-                let mode: TLSMode = switch configuration.relayTLS {
-                case .plaintext: .none
-                case .opportunistic: .opportunistic
-                case .required: .required
-                case .implicit: .implicit
-                }
-                // A smarthost named in the configuration is checked by name when TLS is
-                // required of it; opportunistic TLS protects against passive listeners only.
-                let verification: TLSVerification = mode == .required || mode == .implicit ? .pkix(hostnames: [relay.host]) : .none
-                let isLiteral = relay.host.contains(":") || relay.host.allSatisfy { $0.isNumber || $0 == "." }
-                let tls = TLSClientOptions(verification: verification, serverName: isLiteral ? nil : relay.host, context: try TLSContext())
-                settings.transport = RelayTransport(host: relay.host, port: relay.port,
-                                                    options: SMTPClientOptions(ehloName: configuration.hostname, tlsMode: mode, tls: tls))
-            } else {
-                // Direct delivery to each domain's MX hosts, with opportunistic STARTTLS
-                // and no certificate checks (RFC 7435): the MTA-STS and DANE policies of
-                // the routing issue will require more where domains ask for it.
-                let dns = configuration.dns
-                let trustAD: Bool? = switch dns.trustAD {
-                case .auto: nil
-                case .yes: true
-                case .no: false
-                }
-                let resolver = SystemResolver(nameserver: dns.nameserver.map { (host: $0.host, port: $0.port) }, trustAD: trustAD)
-                let tls = TLSClientOptions(verification: .none, enforce: false, context: try TLSContext())
-                settings.transport = DirectTransport(resolver: resolver,
-                                                     options: SMTPClientOptions(ehloName: configuration.hostname, tlsMode: .opportunistic, tls: tls),
-                                                     port: UInt16(configuration.direct.port))
-            }
+            settings.router = try TransportFactory.router(configuration)
             return settings
         }
     }

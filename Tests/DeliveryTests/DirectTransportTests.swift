@@ -8,10 +8,12 @@ import Testing
 
 /// Direct delivery: MX selection against a mock resolver, and attempts against smtp-sink on loopback addresses.
 struct DirectTransportTests {
-    static func transport(_ resolver: MockResolver, port: UInt16 = 25) -> DirectTransport {
+    static func transport(_ resolver: MockResolver, port: UInt16 = 25, family: DirectTransport.Family = .any,
+                          budget: Double = 60) -> DirectTransport {
         var options = SMTPClientOptions(ehloName: "client.postern.test", tlsMode: .opportunistic)
         options.timeouts = SMTPTimeouts(uniform: 10)
-        return DirectTransport(resolver: resolver, options: options, port: port, connectTimeout: 5)
+        return DirectTransport(resolver: resolver, options: options, port: port, family: family,
+                               limits: ConnectLimits(perAddress: 5, perAttempt: budget))
     }
 
     /// MX hosts come in preference order, equal preferences in any order.
@@ -52,6 +54,15 @@ struct DirectTransportTests {
             Issue.record("a CNAME loop should be temporary")
             return
         }
+    }
+
+    /// An IPv4-only or IPv6-only transport looks up and dials its family only.
+    @Test func families() {
+        let resolver = MockResolver(a: ["mx.example.org": ["192.0.2.1"]], aaaa: ["mx.example.org": ["2001:db8::1"]])
+        #expect(Self.transport(resolver).addresses(of: "mx.example.org") == ["2001:db8::1", "192.0.2.1"])
+        #expect(Self.transport(resolver, family: .ipv4).addresses(of: "mx.example.org") == ["192.0.2.1"])
+        #expect(Self.transport(resolver, family: .ipv6).addresses(of: "mx.example.org") == ["2001:db8::1"])
+        #expect(!Self.transport(resolver, family: .ipv6).allows("192.0.2.1"))
     }
 
     /// An IP-literal recipient goes to that address without DNS.
@@ -102,6 +113,33 @@ struct DirectDeliveryTests {
         #expect(report.host == "ok.example.org")
         #expect(BackgroundProcess.waitUntil(timeout: 10) { accepting.messages().count == 1 })
         #expect(busy.messages().isEmpty)
+    }
+
+    /// A spent connect budget stops the attempt before any address is dialed; the recipients wait.
+    @Test func connectBudget() throws {
+        let sink = try LocalSink(ip: "127.0.0.1")
+        let resolver = MockResolver(mx: ["example.org": [MXRecord(preference: 10, host: "mx.example.org")]],
+                                    a: ["mx.example.org": ["127.0.0.1"]])
+        let (request, _) = try request(["bob@example.org"], domain: "example.org")
+        let report = DirectTransportTests.transport(resolver, port: sink.port, budget: 0).deliver(request, cancellation: Cancellation())
+        #expect(report.results.map(\.outcome) == [.deferred])
+        #expect(report.results[0].text.contains("time for connecting in this attempt is spent"))
+        #expect(report.dialed.values.allSatisfy { $0.isEmpty })
+    }
+
+    /// Connections leave from the configured local address (smtp-sink records the client's address).
+    @Test func bindAddress() throws {
+        let sink = try LocalSink(ip: "127.0.0.1")
+        let resolver = MockResolver(mx: ["example.org": [MXRecord(preference: 10, host: "mx.example.org")]],
+                                    a: ["mx.example.org": ["127.0.0.1"]])
+        let (request, _) = try request(["bob@example.org"], domain: "example.org")
+        var options = SMTPClientOptions(ehloName: "client.postern.test", tlsMode: .none)
+        options.timeouts = SMTPTimeouts(uniform: 10)
+        let transport = DirectTransport(resolver: resolver, options: options, dialer: TCPDialer(bindIPv4: "127.0.0.9"), port: sink.port)
+        #expect(transport.deliver(request, cancellation: Cancellation()).results.map(\.outcome) == [.delivered])
+        #expect(BackgroundProcess.waitUntil(timeout: 10) { sink.messages().count == 1 })
+        let dump = try #require(sink.messages().first)
+        #expect(dump.contains("X-Client-Addr: 127.0.0.9"))
     }
 
     /// NXDOMAIN for the recipient domain fails every recipient permanently without touching the network.
