@@ -5,10 +5,13 @@
 # Usage:
 #   tools/postfix-peer.sh install
 #   tools/postfix-peer.sh start DIR SMTPD_PORT SINK_PORT CERT KEY
+#          [--sasl USER:PASSWORD SUBMISSION_PORT SUBMISSIONS_PORT]
 #   tools/postfix-peer.sh stop DIR
 #   tools/postfix-peer.sh --help
 #
-# `start` lays out a self-contained instance under DIR and runs it:
+# `install` installs postfix and dovecot-core (for --sasl), starting neither
+# system service. `start` lays out a self-contained instance under DIR and
+# runs it:
 #
 #   DIR/etc/main.cf, master.cf     this instance's config_directory
 #   DIR/etc/recipient_access       regexp map: tempfail@... -> 450, reject@... -> 550
@@ -22,12 +25,46 @@
 # Mail flow: client --STARTTLS--> smtpd on 127.0.0.1:SMTPD_PORT --> queue -->
 # smtp client (no TLS) --> smtp-sink on 127.0.0.1:SINK_PORT --> DIR/sink/FILE.
 #
+# With --sasl, two more smtpd listeners require authentication, checked by a
+# private Dovecot (auth only: no IMAP/POP3/other listeners) against the one
+# account USER:PASSWORD (USER of letters, digits and ._@-; PASSWORD without
+# ':' or control characters), and relay to the same smtp-sink:
+#
+#   127.0.0.1:SUBMISSION_PORT    STARTTLS required (smtpd_tls_security_level
+#                                = encrypt), AUTH offered after STARTTLS only
+#   127.0.0.1:SUBMISSIONS_PORT   implicit TLS (smtpd_tls_wrappermode), AUTH
+#
+# On the submission port, MAIL before STARTTLS gets "530 5.7.0 Must issue a
+# STARTTLS command first". On both, MAIL before a successful AUTH gets "530
+# 5.7.0 <sender>: Sender address rejected: Authentication required", a wrong
+# user or password "535 5.7.8 Error: authentication failed: ..." (at once: no
+# failure delay or penalty), and an unauthenticated RCPT would be refused too;
+# tempfail@ and reject@ answer as above. Mechanisms: PLAIN, LOGIN, CRAM-MD5,
+# SCRAM-SHA-1, SCRAM-SHA-256. Dovecot's files:
+#
+#   DIR/etc/dovecot.conf           its configuration (and DIR/etc/dovecot-passwd)
+#   DIR/dovecot/                   base_dir: sockets (auth-postfix, which
+#                                  smtpd_sasl_path names), master.pid
+#   DIR/dovecot-state/             state_dir
+#   DIR/dovecot.pid                the Dovecot master's pid
+#   DIR/log/dovecot.log            its log: failed logins ("Password mismatch",
+#                                  "unknown user"), and at the first login one
+#                                  "Error: net_connect_unix(anvil-auth-penalty)
+#                                  failed", the price of no auth penalty
+#
+# Postfix logs "sasl_method=PLAIN, sasl_username=USER" for each login, and its
+# Received: header then says "with ESMTPSA". The start-up probes show as one
+# "lost connection after STARTTLS" on SMTPD_PORT and SUBMISSION_PORT, and one
+# TLS connection, EHLO and QUIT on SUBMISSIONS_PORT.
+#
 # Several instances may run at once (distinct DIRs and ports): everything a
 # running Postfix owns (queue, sockets, master.pid under the queue directory,
 # master.lock under the data directory, log file, listeners) is per DIR.
 # The system instance stays inert: `install` answers debconf with
 # "No configuration", so no /etc/postfix/main.cf exists, and Debian's
-# postfix.service has ConditionPathExists=/etc/postfix/main.cf.
+# postfix.service has ConditionPathExists=/etc/postfix/main.cf; while it
+# installs, /usr/sbin/policy-rc.d forbids starting services (the system's
+# Dovecot: see install_without_starting_services).
 # `start` and `stop` need root: the Postfix master process must run as root.
 set -euo pipefail
 
@@ -46,6 +83,7 @@ need_root() { [[ $(id -u) -eq 0 ]] || die "must run as root (the Postfix master 
 postfix_bin=/usr/sbin/postfix
 sink_bin=/usr/sbin/smtp-sink
 master_bin=/usr/lib/postfix/sbin/master
+dovecot_bin=/usr/sbin/dovecot
 
 # A main.cf value cannot hold white space, commas or `$` unescaped, and `%`
 # would be expanded in smtp-sink's dump template (strftime): refuse them.
@@ -65,9 +103,12 @@ check_port() {
 # else QUIT. Exit status 0: as wanted; 1: not (yet) answering; 2: answering,
 # but without TLS: smtpd with a cert or key it cannot use logs a warning,
 # still lists STARTTLS in EHLO, and answers it with 454.
+# When $2 is "smtps-auth", the same over implicit TLS (openssl s_client),
+# where 2 means EHLO lists no AUTH (smtpd got no mechanisms from Dovecot).
 # A subshell: the descriptor (and any failure of exec) stays in it.
 smtp_probe() (
     local line
+    if [[ ${2:-} == smtps-auth ]]; then smtps_probe "$1"; exit; fi
     exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
     IFS= read -r -t 2 line <&3 && [[ $line == "220 "* ]] || exit 1
     printf 'EHLO postfix-peer.sh\r\n' >&3 || exit 1
@@ -82,6 +123,25 @@ smtp_probe() (
     fi
 )
 
+# smtp_probe's "smtps-auth" case, in its subshell: openssl s_client, a
+# coprocess, does the TLS; the subshell's EXIT trap kills it.
+smtps_probe() {
+    local line auth=0
+    coproc tls { exec openssl s_client -quiet -connect "127.0.0.1:$1" 2>/dev/null; }
+    # shellcheck disable=SC2154 # tls_PID: set by coproc
+    trap 'kill "$tls_PID" 2>/dev/null || true' EXIT
+    IFS= read -r -t 5 line <&"${tls[0]}" && [[ $line == "220 "* ]] || return 1
+    printf 'EHLO postfix-peer.sh\r\n' >&"${tls[1]}" || return 1
+    while IFS= read -r -t 2 line <&"${tls[0]}"; do
+        [[ $line != 250[-\ ]AUTH\ * ]] || auth=1
+        [[ $line == "250-"* ]] || break
+    done
+    [[ $line == "250 "* ]] || return 1
+    printf 'QUIT\r\n' >&"${tls[1]}" || true
+    IFS= read -r -t 2 line <&"${tls[0]}" || true # 221: no "lost connection" in the log
+    ((auth)) || return 2
+}
+
 # Probes every 0.1 s, for at most 20 s by the clock, until smtp_probe "$@"
 # succeeds.
 wait_for_smtp() {
@@ -91,7 +151,14 @@ wait_for_smtp() {
         smtp_probe "$@" 2>/dev/null || status=$?
         case $status in
         0) return 0 ;;
-        2) echo "$me: 127.0.0.1:$1 answers but does not offer STARTTLS" >&2; return 1 ;;
+        2)
+            if [[ ${2:-} == smtps-auth ]]; then
+                echo "$me: 127.0.0.1:$1 answers but does not offer AUTH (see dovecot.log)" >&2
+            else
+                echo "$me: 127.0.0.1:$1 answers but does not offer STARTTLS" >&2
+            fi
+            return 1
+            ;;
         esac
         sleep 0.1
     done
@@ -113,8 +180,16 @@ sink_pid() {
     [[ -f $dir/sink.pid ]] || return 1
     pid=$(<"$dir/sink.pid")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-d $dir/sink/" || return 1
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "-d $dir/sink/" || return 1
     echo "$pid"
+}
+
+# Succeeds while process $1 exists and is not a zombie (whose cmdline is
+# empty). For a daemon we just launched: its pid file names it from the fork
+# on, but its cmdline is ours until it has exec'd, so *_pid would not see it.
+alive() {
+    local cmdline
+    cmdline=$(tr -d '\0' 2>/dev/null <"/proc/$1/cmdline") && [[ -n $cmdline ]]
 }
 
 # Runs "$@" in place of this (sub)shell with only descriptors 0-2 open. A
@@ -130,20 +205,134 @@ exec_without_inherited_fds() {
     exec "$@"
 }
 
+# Installs the Debian packages "$@" without starting any service they bring:
+# their maintainer scripts start services through invoke-rc.d (sysvinit) or
+# deb-systemd-invoke (systemd), and both first ask /usr/sbin/policy-rc.d,
+# which answers 101, "forbidden", while apt-get runs. Any policy-rc.d already
+# there is set aside meanwhile and put back (also after an interrupted run).
+# On a systemd machine the units are still enabled, so they would start at the
+# next boot; nothing runs now. Serialised by a lock, as two scripts' installs
+# would otherwise swap each other's policy-rc.d.
+policy=/usr/sbin/policy-rc.d
+policy_saved=/usr/sbin/policy-rc.d.postern-peer-saved
+policy_marker="# temporary: written by a tools/*-peer.sh install, removed after it"
+
+restore_policy() {
+    if grep -qsF -- "$policy_marker" "$policy"; then rm -f "$policy"; fi
+    if [[ -e $policy_saved && ! -e $policy ]]; then mv "$policy_saved" "$policy"; fi
+}
+
+install_without_starting_services() {
+    [[ $(id -u) -eq 0 ]] || die "missing Debian packages: $* (run $me install as root)"
+    (
+        flock -w 900 9 || die "another install holds /run/postern-peer-install.lock"
+        restore_policy # an earlier run was interrupted
+        [[ ! -e $policy_saved ]] || die "both $policy and $policy_saved exist: keep one"
+        trap restore_policy EXIT
+        trap 'exit 130' INT TERM HUP
+        if [[ -e $policy ]]; then mv "$policy" "$policy_saved"; fi
+        printf '#!/bin/sh\n%s\nexit 101\n' "$policy_marker" >"$policy.tmp"
+        chmod 755 "$policy.tmp"
+        mv -f "$policy.tmp" "$policy"
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; then
+            apt-get update -qq # stale or missing package lists on a fresh machine
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+        fi
+    ) 9>/run/postern-peer-install.lock
+}
+
 cmd_install() {
-    if dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q "ok installed" \
-        && [[ -x $postfix_bin && -x $sink_bin ]]; then
+    local package missing=()
+    for package in postfix dovecot-core; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+    done
+    if ((${#missing[@]} == 0)) && [[ -x $postfix_bin && -x $sink_bin && -x $dovecot_bin ]]; then
         return 0 # already there: stay quiet
     fi
     need_root
     # "No configuration": the package installs binaries only, writes no
     # /etc/postfix/main.cf, so the system instance has nothing to start.
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null; then
-        apt-get update -qq # stale or missing package lists on a fresh machine
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
-    fi
+    install_without_starting_services postfix dovecot-core
     [[ -x $postfix_bin && -x $sink_bin ]] || die "postfix installed, but $postfix_bin or $sink_bin is missing"
+    [[ -x $dovecot_bin ]] || die "dovecot-core installed, but $dovecot_bin is missing"
+}
+
+# Prints the pid in DIR/dovecot.pid if that process is still our Dovecot
+# master for DIR (as sink_pid).
+dovecot_pid() {
+    local dir=$1 pid
+    [[ -f $dir/dovecot.pid ]] || return 1
+    pid=$(<"$dir/dovecot.pid")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "-c $dir/etc/dovecot.conf" || return 1
+    echo "$pid"
+}
+
+# Polls every 0.1 s, for at most 20 s by the clock, until Dovecot's master
+# listens on the auth socket for smtpd (it binds every listener before it
+# starts any service; the auth process starts on the first connection).
+wait_for_dovecot() {
+    local dir=$1 deadline=$((SECONDS + 20))
+    while ((SECONDS < deadline)); do
+        [[ -S $dir/dovecot/auth-postfix ]] && return 0
+        alive "$(<"$dir/dovecot.pid")" || { echo "$me: dovecot exited" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "$me: no $dir/dovecot/auth-postfix within 20 s" >&2
+    return 1
+}
+
+write_dovecot_conf() {
+    local dir=$1 user=$2 password=$3
+    # passwd-file: user:{scheme}password:uid:gid:gecos:home:shell:extra. A
+    # plain-text password lets Dovecot do the challenge-response mechanisms.
+    # Read by the auth process, which runs as user dovecot.
+    install -m 640 -g dovecot /dev/null "$dir/etc/dovecot-passwd"
+    printf '%s:{PLAIN}%s::::::\n' "$user" "$password" >"$dir/etc/dovecot-passwd"
+    cat >"$dir/etc/dovecot.conf" <<EOF
+# Generated by $me for a private test instance; rewritten on every start.
+# Authentication only, for Postfix smtpd (smtpd_sasl_type = dovecot): no
+# protocols, so no IMAP, POP3, LMTP or submission listeners, no mail storage.
+protocols =
+base_dir = $dir/dovecot
+state_dir = $dir/dovecot-state
+log_path = $dir/log/dovecot.log
+ssl = no
+
+# TLS is smtpd's business: it offers AUTH only inside TLS.
+disable_plaintext_auth = no
+auth_mechanisms = plain login cram-md5 scram-sha-1 scram-sha-256
+auth_verbose = yes
+# Tests try wrong passwords: no delay after a failure (default 2 s), and no
+# auth penalty (anvil delays every further attempt from the client's IP up to
+# 15 s, beyond smtpd's patience, so smtpd would answer 454, not 535).
+auth_failure_delay = 0
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dir/etc/dovecot-passwd
+}
+# Not used for SMTP AUTH, but Dovecot wants one.
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=/nonexistent
+}
+
+service auth {
+  # smtpd_sasl_path: smtpd runs as mail_owner (postfix), without chroot.
+  unix_listener auth-postfix {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+EOF
 }
 
 write_main_cf() {
@@ -244,22 +433,93 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
 }
 
+# With --sasl: what main.cf and master.cf get in addition.
+append_sasl_main_cf() {
+    local dir=$1
+    cat >>"$dir/etc/main.cf" <<EOF
+
+# --sasl: AUTH through the private Dovecot, on the submission listeners only
+# (master.cf turns smtpd_sasl_auth_enable on there). smtpd opens the socket
+# by its absolute path: no chroot.
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $dir/dovecot/auth-postfix
+smtpd_sasl_auth_enable = no
+smtpd_sasl_security_options = noanonymous
+smtpd_sasl_tls_security_options = noanonymous
+# Used by the submission listeners (master.cf): MAIL before AUTH gets 530
+# (smtpd_delay_reject = no there, so at MAIL), RCPT from an unauthenticated
+# client would be refused too; tempfail@/reject@ still answer from the map.
+peer_submission_sender_restrictions = permit_sasl_authenticated,
+    check_sender_access static:{530 5.7.0 Authentication required}
+peer_submission_relay_restrictions = permit_sasl_authenticated, reject
+peer_submission_recipient_restrictions =
+    check_recipient_access regexp:$dir/etc/recipient_access,
+    permit_sasl_authenticated, reject
+EOF
+}
+
+append_sasl_master_cf() {
+    local dir=$1 smtpd_port=$2 submission_port=$3 submissions_port=$4 service port
+    for service in submission submissions; do
+        if [[ $service == submission ]]; then
+            port=$submission_port
+            printf '%s\n' "127.0.0.1:$port inet n - n - - smtpd" \
+                "  -o smtpd_tls_security_level=encrypt"
+        else
+            port=$submissions_port
+            printf '%s\n' "127.0.0.1:$port inet n - n - - smtpd" \
+                "  -o smtpd_tls_wrappermode=yes"
+        fi
+        printf '%s\n' "  -o syslog_name=postfix-peer-$smtpd_port/$service" \
+            "  -o smtpd_tls_auth_only=yes" \
+            "  -o smtpd_sasl_auth_enable=yes" \
+            "  -o smtpd_delay_reject=no" \
+            "  -o smtpd_client_restrictions=" \
+            "  -o smtpd_helo_restrictions=" \
+            "  -o smtpd_sender_restrictions=\$peer_submission_sender_restrictions" \
+            "  -o smtpd_relay_restrictions=\$peer_submission_relay_restrictions" \
+            "  -o smtpd_recipient_restrictions=\$peer_submission_recipient_restrictions"
+    done >>"$dir/etc/master.cf"
+}
+
 cmd_start() {
-    (($# == 5)) || die "usage: $me start DIR SMTPD_PORT SINK_PORT CERT KEY"
-    local dir=$1 smtpd_port=$2 sink_port=$3 cert=$4 key=$5
+    local usage="usage: $me start DIR SMTPD_PORT SINK_PORT CERT KEY [--sasl USER:PASSWORD SUBMISSION_PORT SUBMISSIONS_PORT]"
+    [[ $# -eq 5 || ($# -eq 9 && $6 == --sasl) ]] || die "$usage"
+    local dir=$1 smtpd_port=$2 sink_port=$3 cert=$4 key=$5 sasl=${6:-} account=${7:-}
+    local submission_port=${8:-} submissions_port=${9:-} user='' password='' ports
     need_root
     check_port "$smtpd_port"
     check_port "$sink_port"
-    [[ $smtpd_port != "$sink_port" ]] || die "SMTPD_PORT and SINK_PORT must differ"
+    ports="$smtpd_port $sink_port"
+    if [[ -n $sasl ]]; then
+        user=${account%%:*} password=${account#*:}
+        [[ $account == *:* && $user =~ ^[A-Za-z0-9._@-]+$ ]] \
+            || die "--sasl wants USER:PASSWORD, USER of letters, digits and ._@- only: $account"
+        [[ -n $password && $password != *[:[:cntrl:]]* ]] \
+            || die "--sasl PASSWORD must be non-empty, without ':' or control characters"
+        check_port "$submission_port"
+        check_port "$submissions_port"
+        ports+=" $submission_port $submissions_port"
+        [[ -x $dovecot_bin ]] || die "dovecot-core is not installed (run: $me install)"
+        getent passwd dovecot >/dev/null && getent passwd dovenull >/dev/null \
+            || die "users dovecot and dovenull are missing (dovecot-core's postinst makes them; run: $me install)"
+    fi
+    [[ $(tr ' ' '\n' <<<"$ports" | sort -u | wc -l) -eq $(wc -w <<<"$ports") ]] || die "the ports must differ: $ports"
     [[ -x $postfix_bin && -x $sink_bin ]] || die "postfix is not installed (run: $me install)"
     [[ -r $cert && -r $key ]] || die "cannot read certificate $cert or key $key"
     dir=$(realpath -m "$dir") cert=$(realpath "$cert") key=$(realpath "$key")
     check_path "$dir"
     check_path "$cert"
     check_path "$key"
-    if master_running "$dir" || sink_pid "$dir" >/dev/null; then
+    if master_running "$dir" || sink_pid "$dir" >/dev/null || dovecot_pid "$dir" >/dev/null; then
         die "an instance is already running in $dir (run: $me stop $dir)"
     fi
+    # Unix sockets have a path limit of 107 bytes; Dovecot's longest in its
+    # base_dir is replication-notify-fifo.
+    if [[ -n $sasl ]] && ((${#dir} > 107 - 32)); then
+        die "DIR is too long for Dovecot's sockets (at most 75 bytes): $dir"
+    fi
+    [[ -z $sasl || $dir != *[\"\'#{}]* ]] || die "with --sasl, DIR must not contain quotes, '#', '{' or '}': $dir"
 
     # Daemons run as mail_owner and chdir into DIR/queue: DIR must be
     # searchable by it (mktemp -d makes 0700). Other files stay root's.
@@ -267,11 +527,21 @@ cmd_start() {
     chmod 755 "$dir"
     setpriv --reuid=postfix --regid=postfix --clear-groups test -x "$dir/etc" \
         || die "user postfix cannot reach $dir (a parent directory is not searchable)"
+    if [[ -n $sasl ]]; then
+        setpriv --reuid=dovecot --regid=dovecot --clear-groups test -x "$dir/etc" \
+            || die "user dovecot cannot reach $dir (a parent directory is not searchable)"
+    fi
     # smtp-sink drops to user postfix (-u) before it writes dump files.
     chown postfix: "$dir/sink"
 
     write_main_cf "$dir" "$smtpd_port" "$sink_port" "$cert" "$key"
     write_master_cf "$dir" "$smtpd_port"
+    rm -f "$dir/etc/dovecot.conf" "$dir/etc/dovecot-passwd" # from an earlier start with --sasl
+    if [[ -n $sasl ]]; then
+        append_sasl_main_cf "$dir"
+        append_sasl_master_cf "$dir" "$smtpd_port" "$submission_port" "$submissions_port"
+        write_dovecot_conf "$dir" "$user" "$password"
+    fi
     cat >"$dir/etc/recipient_access" <<'EOF'
 # check_recipient_access map (regexp: built in, unlike pcre: which needs
 # postfix-pcre). The lookup key is the whole recipient address.
@@ -292,14 +562,26 @@ EOF
         -d "$dir/sink/%Y%m%dT%H%M%S." "127.0.0.1:$sink_port" 64 </dev/null >>"$dir/log/smtp-sink.log" 2>&1) &
     echo $! >"$dir/sink.pid"
 
+    # Dovecot before Postfix: smtpd asks it for the mechanisms to list in
+    # EHLO. -F: in the foreground (of its own session), like the sink.
+    local ok=1
+    : >"$dir/log/postfix-start.out"
+    if [[ -n $sasl ]]; then
+        (exec_without_inherited_fds setsid "$dovecot_bin" -F -c "$dir/etc/dovecot.conf" \
+            </dev/null >>"$dir/log/dovecot.log" 2>&1) &
+        echo $! >"$dir/dovecot.pid"
+        wait_for_dovecot "$dir" 2>>"$dir/log/postfix-start.out" || ok=0
+    fi
+
     # `postfix -c DIR/etc start` runs postfix-script for this config only: it
     # creates DIR/queue/* and DIR/data with the owners and modes Postfix wants
     # (post-install create-missing), checks them, and starts master -w, which
     # returns once master is initialised. Nothing in /etc/postfix is touched.
-    local ok=1
-    "$postfix_bin" -c "$dir/etc" start </dev/null >"$dir/log/postfix-start.out" 2>&1 || ok=0
+    ((ok)) && { "$postfix_bin" -c "$dir/etc" start </dev/null >>"$dir/log/postfix-start.out" 2>&1 || ok=0; }
     if ((ok)) && wait_for_smtp "$smtpd_port" starttls 2>>"$dir/log/postfix-start.out" \
-        && wait_for_smtp "$sink_port" 2>>"$dir/log/postfix-start.out"; then
+        && wait_for_smtp "$sink_port" 2>>"$dir/log/postfix-start.out" \
+        && { [[ -z $sasl ]] || { wait_for_smtp "$submission_port" starttls \
+            && wait_for_smtp "$submissions_port" smtps-auth; } 2>>"$dir/log/postfix-start.out"; }; then
         return 0
     fi
     {
@@ -309,6 +591,10 @@ EOF
         cat "$dir/log/maillog" 2>/dev/null || true
         echo "--- $dir/log/smtp-sink.log:"
         cat "$dir/log/smtp-sink.log" 2>/dev/null || true
+        if [[ -n $sasl ]]; then
+            echo "--- $dir/log/dovecot.log:"
+            cat "$dir/log/dovecot.log" 2>/dev/null || true
+        fi
     } >&2
     cmd_stop "$dir" >/dev/null 2>&1 || true
     exit 1
@@ -343,6 +629,17 @@ cmd_stop() {
         if sink_pid "$dir" >/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
     fi
     rm -f "$dir/sink.pid"
+    # Dovecot's master ends its children on SIGTERM; then its process group
+    # (setsid made it the leader) gets SIGKILL if it is not gone in 10 s.
+    if pid=$(dovecot_pid "$dir"); then
+        kill "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            dovecot_pid "$dir" >/dev/null || break
+            sleep 0.1
+        done
+        if dovecot_pid "$dir" >/dev/null; then kill -9 -- "-$pid" 2>/dev/null || true; fi
+    fi
+    rm -f "$dir/dovecot.pid"
 }
 
 case ${1:-} in

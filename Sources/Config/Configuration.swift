@@ -25,6 +25,7 @@ public struct Configuration: Sendable, Equatable {
     public var dsn: DSNSettings
     public var drop: DropSettings
     public var log: LogSettings
+    public var metrics: MetricsSettings
     /// The `[transports.NAME]` tables, in file order.
     public var transports: [TransportDefinition]
     /// The `[[routes]]`, in file order: the first that matches wins.
@@ -41,6 +42,7 @@ public struct Configuration: Sendable, Equatable {
         dsn = DSNSettings()
         drop = DropSettings()
         log = LogSettings()
+        metrics = MetricsSettings()
         transports = []
         routes = []
     }
@@ -205,6 +207,12 @@ public struct DropSettings: Sendable, Equatable {
 /// Logging settings: the `[log]` table.
 public struct LogSettings: Sendable, Equatable {
     public var format: LogFormat = .logfmt
+}
+
+/// The Prometheus endpoint: the `[metrics]` table.
+public struct MetricsSettings: Sendable, Equatable {
+    /// nil when turned off.
+    public var listen: RelayAddress?
 }
 
 /// The daemon's log line format.

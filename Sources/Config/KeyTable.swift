@@ -137,6 +137,23 @@ enum KeyTable {
                  doc: "The largest message, in octets, that postern drop (sendmail) accepts.",
                  details: ["67108864 is 64 MiB."]),
 
+        .text("metrics.listen", summary: "\"IP:PORT\", \"[IPv6]:PORT\", or \"\" for none", default: .string("127.0.0.1:9464"),
+              \.metrics.listen,
+              parse: { (text: String) throws(ValueProblem) -> RelayAddress? in
+                  guard !text.isEmpty else { return nil }
+                  // Port 0 (the kernel picks one, logged at start) serves tests.
+                  let anyPort = text.hasSuffix(":0")
+                  var address = try RelayAddress.parse(anyPort ? String(text.dropLast()) + "1" : text)
+                  if anyPort { address.port = 0 }
+                  let explicitPort = text.hasPrefix("[") ? text.contains("]:") : text.contains(":")
+                  guard explicitPort, IPText.isAddress(address.host, v6: false) || IPText.isAddress(address.host, v6: true) else {
+                      throw ValueProblem("\(TOMLText.quoted(text)) must be an IP address and port, e.g. \"127.0.0.1:9464\"")
+                  }
+                  return address
+              },
+              encode: { $0?.description ?? "" },
+              doc: "Where the Prometheus /metrics endpoint listens; \"\" turns it off.",
+              details: ["Keep it on loopback, or behind a firewall: the metrics name your queue's domains' transports."]),
         .choice("log.format", default: LogFormat.logfmt, \.log.format,
                 doc: "Log lines as logfmt (key=value, for people and grep) or json (one object per line)."),
     ]

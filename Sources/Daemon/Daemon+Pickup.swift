@@ -32,7 +32,8 @@ extension Daemon {
                     finalize(item.id, envelope: item.envelope, area: .queue)
                     return
                 }
-                core.insert(item.id, nextAttempt: item.nextAttempt, domains: item.domains, held: item.held)
+                core.insert(item.id, nextAttempt: item.nextAttempt, domains: item.domains, held: item.held,
+                            recipients: item.envelope.recipients.count { $0.state == .pending })
             }
         }
         for quarantined in report.quarantined {
@@ -40,6 +41,8 @@ extension Daemon {
         }
         for error in report.errors { logger.error("scan", metadata: ["error": "\(error)"]) }
         for id in drops { accept(id.rawValue) }
+        let scanned = (report.messages[.queue] ?? 0) + (report.messages[.hold] ?? 0)
+        metrics.rescan(seconds: Date().timeIntervalSince(started), messages: scanned + drops.count)
         logger.info("index ready", metadata: ["reason": "\(reason)", "queued": "\(report.messages[.queue] ?? 0)",
                                                "held": "\(report.messages[.hold] ?? 0)", "dropped": "\(drops.count)",
                                                "duration": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
@@ -50,6 +53,7 @@ extension Daemon {
         var requests = false
         for event in events {
             if event.overflowed || event.watchLost {
+                if event.overflowed { metrics.inotifyOverflow() }
                 logger.warning("inotify overflow or lost watch; rescanning")
                 rebuild(reason: "inotify overflow")
                 return
@@ -76,6 +80,7 @@ extension Daemon {
         guard MessageDirectory.lstatus(directory + "/" + name) != nil else { return }   // already taken
         guard let id = QueueID(name) else {
             quarantine(name, in: directory, reason: "an entry whose name is not a queue ID")
+            metrics.dropRejected(reason: .badName)
             return
         }
         let envelope: Envelope
@@ -83,10 +88,12 @@ extension Daemon {
             envelope = try MessageDirectory(path: layout.path(.drop, id)).load(id: id, trustedOwners: MessageDirectory.trustedOwners(of: layout))
         } catch {
             quarantine(name, in: directory, reason: error.description)
+            metrics.dropRejected(reason: .invalid)
             return
         }
         guard control.area(of: id) == nil else {
             quarantine(name, in: directory, reason: "duplicate: \(id) is already queued")
+            metrics.dropRejected(reason: .duplicate)
             return
         }
         do {
@@ -95,7 +102,9 @@ extension Daemon {
             logger.error("cannot accept a drop", metadata: ["id": "\(id)", "error": "\(error)"])
             return
         }
-        core.insert(id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: false)
+        core.insert(id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: false,
+                    recipients: envelope.recipients.count { $0.state == .pending })
+        metrics.dropAccepted()
         logger.info("accepted", metadata: ["id": "\(id)", "sender": "\(envelope.sender ?? "<>")",
                                            "recipients": "\(envelope.recipients.count)", "size": "\(envelope.size)",
                                            "uid": "\(envelope.uid)"])
@@ -117,7 +126,8 @@ extension Daemon {
         let area: SpoolLayout.Area = queued ? .queue : .hold
         do {
             let envelope = try MessageDirectory(path: layout.path(area, id)).load(id: id, trustedOwners: MessageDirectory.trustedOwners(of: layout))
-            core.insert(id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: held)
+            core.insert(id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: held,
+                        recipients: envelope.recipients.count { $0.state == .pending })
         } catch {
             quarantine(id.rawValue, in: layout.directory(area), reason: error.description)
         }

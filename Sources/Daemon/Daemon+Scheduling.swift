@@ -64,6 +64,7 @@ extension Daemon {
         let work = request
         let cancellation = Cancellation()
         inFlight[job] = cancellation
+        metrics.setInFlight(inFlight.count)
         let transport = settings.router.transport(sender: envelope.sender ?? "", domain: job.domain,
                                                   attemptsMade: envelope.attempts - 1, override: envelope.transport)
         let completed = self.completed
@@ -87,10 +88,13 @@ extension Daemon {
     /// A job's report comes back: record it, and end the round if it was the last.
     func finish(_ job: Job, _ report: AttemptReport) {
         inFlight[job] = nil
+        metrics.setInFlight(inFlight.count)
         let roundOver = core.finished(job)
         guard var envelope = rounds[job.id] else { return }
         let time = now()
         let maxAttempts = envelope.maxAttempts ?? settings.maxAttempts
+        var verdicts: [(Verdict, Int?)] = []
+        defer { record(report, attempt: envelope.attempts, verdicts: verdicts) }
         for result in report.results {
             guard let index = envelope.recipients.firstIndex(where: { $0.address == result.recipient && $0.state == .pending }) else { continue }
             let outcome: RetryPolicy.Outcome = switch result.outcome {
@@ -99,6 +103,7 @@ extension Daemon {
             case .failed: .permanent
             }
             let verdict = RetryPolicy.verdict(outcome, attempts: envelope.attempts, maxAttempts: maxAttempts)
+            verdicts.append((verdict, result.code))
             let status = verdict.rawValue
             envelope.recipients[index].lastResult = DeliveryResult(time: time, code: result.code, enhanced: result.enhanced,
                                                                    text: verdict == .expired ? "\(result.text) (gave up after \(envelope.attempts) attempts)" : result.text,
@@ -160,7 +165,7 @@ extension Daemon {
             if pending.isEmpty {
                 finalize(id, envelope: envelope, area: area)
             } else {
-                core.reschedule(id, at: envelope.nextAttempt ?? now(), domains: envelope.pendingDomains)
+                core.reschedule(id, at: envelope.nextAttempt ?? now(), domains: envelope.pendingDomains, recipients: pending.count)
                 if area == .hold { core.setHeld(id, true) }
             }
         } else {

@@ -2,6 +2,7 @@ import Delivery
 import Foundation
 import Glibc
 import Logging
+import Monitoring
 import PosternCore
 import Scheduler
 import Spool
@@ -39,10 +40,17 @@ public final class Daemon {
     var stopping = false
     var stopDeadline: Date?
     var lastRetiredSweep = Date.distantPast
+    let metrics: PosternMetrics
+    let census: SpoolCensus
+    /// When the queue gauges were last published, and whether they changed since.
+    var lastPublish = Date.distantPast
+    var metricsDirty = true
 
     public init(layout: SpoolLayout, settings: DaemonSettings, logger: Logger, dsn: any DSNHook,
-                reload: @escaping () -> DaemonSettings? = { nil }) {
+                metrics: PosternMetrics = PosternMetrics(), reload: @escaping () -> DaemonSettings? = { nil }) {
         self.layout = layout
+        self.metrics = metrics
+        census = SpoolCensus(layout: layout)
         self.settings = settings
         self.logger = logger
         self.dsn = dsn
@@ -73,6 +81,8 @@ public final class Daemon {
         }
         // Watch first, then scan: a drop between the two is seen twice, never missed.
         rebuild(reason: "start-up")
+        census.start()
+        defer { census.stop() }
         processControlRequests()
         loop(watcher: watcher, wake: wake)
         logger.info("stopped", metadata: ["queued": "\(core.count)"])
@@ -92,6 +102,7 @@ public final class Daemon {
             for byte in wake.drain() where byte != 0 { handle(signal: Int32(byte)) }
             let results = completed.takeAll()
             for (job, report) in results { finish(job, report) }
+            publishMetrics()
             if stopping, let deadline = stopDeadline, now() >= deadline, !inFlight.isEmpty {
                 logger.warning("grace period over; aborting attempts in progress", metadata: ["count": "\(inFlight.count)"])
                 for cancellation in inFlight.values { cancellation.cancel() }
@@ -107,6 +118,9 @@ public final class Daemon {
         if !stopping, let next = core.nextWake() { wakeAt.append(next) }
         if let deadline = stopDeadline { wakeAt.append(deadline) }
         if settings.keepRetired > 0 { wakeAt.append(lastRetiredSweep.addingTimeInterval(3600)) }
+        // Gauges changed within the last second are published a second later;
+        // the census of corrupt/ and retired/ once a minute.
+        wakeAt.append(lastPublish.addingTimeInterval(metricsDirty ? 1 : 60))
         guard let earliest = wakeAt.min() else { return -1 }
         let milliseconds = earliest.timeIntervalSince(now()) * 1000
         return Int32(max(0, min(Double(Int32.max), milliseconds.rounded(.up))))
@@ -153,5 +167,25 @@ final class CompletionQueue: Sendable {
             defer { list.removeAll() }
             return list
         }
+    }
+}
+
+extension Daemon {
+    /// Publishes the queue gauges: at most once a second, since finding the
+    /// oldest queued message walks the index.
+    func publishMetrics() {
+        metricsDirty = true
+        let time = now()
+        guard time.timeIntervalSince(lastPublish) >= 1 else { return }
+        lastPublish = time
+        metricsDirty = false
+        let tally = core.tally
+        let outside = census.counts
+        metrics.setQueue(messages: QueueCounts(queued: tally.queuedMessages, held: tally.heldMessages,
+                                               corrupt: outside.corruptMessages, retired: outside.retiredMessages),
+                         recipients: QueueCounts(queued: tally.queuedRecipients, held: tally.heldRecipients,
+                                                 corrupt: outside.corruptRecipients, retired: outside.retiredRecipients))
+        metrics.setOldestQueued(arrival: core.oldestQueued()?.date.timeIntervalSince1970)
+        metrics.setInFlight(inFlight.count)
     }
 }

@@ -2,6 +2,7 @@ import DSN
 import Foundation
 import Glibc
 import Logging
+import Monitoring
 import PosternCore
 import Spool
 
@@ -37,10 +38,13 @@ public struct SpoolDSN: DSNHook {
     public let logger: Logger
     let ids = QueueIDGenerator()
 
-    public init(layout: SpoolLayout, settings: Settings, logger: Logger) {
+    let metrics: PosternMetrics?
+
+    public init(layout: SpoolLayout, settings: Settings, logger: Logger, metrics: PosternMetrics? = nil) {
         self.layout = layout
         self.settings = settings
         self.logger = logger
+        self.metrics = metrics
     }
 
     public func failed(_ envelope: Envelope, recipients: [Recipient]) {
@@ -98,6 +102,7 @@ public struct SpoolDSN: DSNHook {
             dsnEnvelope.smtputf8 = !address.unicodeScalars.allSatisfy(\.isASCII)
             dsnEnvelope.notifyNever = notifyNever
             try writer.commit(dsnEnvelope)
+            metrics?.dsn(kind: notifyNever ? .postmaster : action == .failed ? .failed : .delayed)
             logger.info("dsn", metadata: ["id": "\(envelope.id)", "dsn": "\(id)", "kind": "\(action.rawValue)", "to": "\(address)",
                                           "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
         } catch {

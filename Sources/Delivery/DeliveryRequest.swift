@@ -65,6 +65,37 @@ public struct AttemptReport: Sendable {
     public var duration: Double = 0
     /// The name of the transport that made the attempt, set by the daemon.
     public var transport: String?
+    /// The TLS mode the attempt's SMTP connections used (`none`,
+    /// `opportunistic`, `required`, `implicit`); nil when it made none.
+    public var tlsMode: String?
+    /// Each connection the attempt opened, in order, for metrics.
+    public var connections: [Connection] = []
+
+    /// How one connection ended, in mox's words for its connection metric.
+    public struct Connection: Sendable, Equatable {
+        public enum Result: String, Sendable {
+            /// SMTP was spoken (whatever the replies said).
+            case ok
+            case timeout
+            /// Aborted by the daemon (shutdown).
+            case canceled
+            /// Refused, reset, TLS failed, or the server broke the protocol.
+            case error
+        }
+
+        /// What TLS came of it, once SMTP was reached.
+        public enum TLS: String, Sendable {
+            case none, opportunistic, pkix, dane, failed
+        }
+
+        public var result: Result
+        public var tls: TLS?
+
+        public init(result: Result, tls: TLS?) {
+            self.result = result
+            self.tls = tls
+        }
+    }
     /// The addresses dialed in this attempt, per host, in order.
     public var dialed: [String: [String]] = [:]
 

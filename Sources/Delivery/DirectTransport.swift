@@ -74,6 +74,7 @@ public struct DirectTransport: Transport {
         var pending = request.recipients
         var last = AttemptReport.all(pending, .deferred, text: "no MX host could be reached")
         var dialed: [String: [String]] = [:]
+        var connections: [AttemptReport.Connection] = []
         for host in hosts where !pending.isEmpty && !cancellation.isCancelled {
             let ips = Self.order(addresses(of: host), dialed: request.dialedIPs[host] ?? [])
             guard !ips.isEmpty else {
@@ -85,12 +86,14 @@ public struct DirectTransport: Transport {
             last = SMTPSession.tryAddresses(subset, host: host, ips: ips, port: port, options: options, dialer: dialer,
                                             connectTimeout: limits.perAddress, budget: budget, source: source, cancellation: cancellation)
             dialed.merge(last.dialed) { $0 + $1 }
+            connections += last.connections
             final += last.results.filter { $0.outcome != .deferred }
             pending = last.results.filter { $0.outcome == .deferred }.map(\.recipient)
         }
         var report = last
         report.results = final + last.results.filter { $0.outcome == .deferred && pending.contains($0.recipient) }
         report.dialed = dialed
+        report.connections = connections
         return report
     }
 

@@ -31,7 +31,11 @@ enum SMTPSession {
                              cancellation: Cancellation) -> AttemptReport {
         var last = AttemptReport.all(request.recipients, .deferred, text: "\(host) has no addresses", host: host)
         var dialed: [String] = []
-        defer { last.dialed[host] = dialed }
+        var connections: [AttemptReport.Connection] = []
+        defer {
+            last.dialed[host] = dialed
+            last.connections = connections
+        }
         for ip in ips {
             guard !cancellation.isCancelled else { break }
             guard !budget.hasPassed else {
@@ -47,6 +51,7 @@ enum SMTPSession {
                 let deadline = min(Deadline.after(connectTimeout), budget)
                 let (report, retryPlain) = run(request, host: host, ip: ip, port: port, options: options, mode: mode, dialer: dialer,
                                                deadline: deadline, source: source, cancellation: cancellation)
+                connections += report.connections
                 last = report
                 if !retryPlain { break }
             }
@@ -64,7 +69,9 @@ enum SMTPSession {
         do {
             stream = try dialer.connect(ip: ip, port: port, deadline: deadline)
         } catch {
-            return (.all(request.recipients, .deferred, text: "cannot connect to \(host) [\(ip)]:\(port): \(error)", host: host, ip: ip), false)
+            var report = AttemptReport.all(request.recipients, .deferred, text: "cannot connect to \(host) [\(ip)]:\(port): \(error)", host: host, ip: ip)
+            report.connections = [.init(result: error == .timeout ? .timeout : cancellation.isCancelled ? .canceled : .error, tls: nil)]
+            return (report, false)
         }
         cancellation.register(stream.fileDescriptor)
         defer { cancellation.register(-1) }
@@ -79,6 +86,9 @@ enum SMTPSession {
                                            code: error.code, enhanced: error.enhanced?.description,
                                            text: error.description, host: host, ip: ip)
             if case .tls = error.kind { report.tls = "failed" }
+            report.tlsMode = mode.rawValue
+            report.connections = [.init(result: Self.connectionResult(error, cancellation),
+                                        tls: report.tls == "failed" ? .failed : nil)]
             let retryPlain: Bool = if case .tls = error.kind { mode == .opportunistic } else { false }
             return (report, retryPlain)
         }
@@ -91,6 +101,24 @@ enum SMTPSession {
         report.host = host
         report.ip = ip
         report.tls = facts.tls?.summary ?? "none"
+        report.tlsMode = mode.rawValue
+        let tls: AttemptReport.Connection.TLS = switch facts.tls {
+        case nil: .none
+        case let info? where info.verified: info.verificationMode == "dane" ? .dane : .pkix
+        case _?: .opportunistic
+        }
+        report.connections = [.init(result: .ok, tls: tls)]
         return (report, false)
+    }
+
+    /// An opening that failed: a timeout, an abort, or any other error. A
+    /// server that answered with a reply (a 554 greeting) was spoken to.
+    static func connectionResult(_ error: SMTPError, _ cancellation: Cancellation) -> AttemptReport.Connection.Result {
+        if cancellation.isCancelled { return .canceled }
+        switch error.kind {
+        case .timeout, .network(.timeout): return .timeout
+        case .reply: return .ok
+        default: return .error
+        }
     }
 }

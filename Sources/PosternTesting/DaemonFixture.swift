@@ -19,7 +19,8 @@ public final class DaemonFixture: @unchecked Sendable {
         spool = try TemporarySpool()
         sink = try LocalSink(options: sinkOptions)
         let relayOverride = relay ? ["relay=127.0.0.1:\(relayPort ?? sink.port)"] : []
-        self.overrides = relayOverride + ["queue.jitter=0s", "hostname=mail.postern.test"] + overrides
+        // Metrics off unless a test asks (`metrics.listen=127.0.0.1:0`): tests run daemons side by side.
+        self.overrides = relayOverride + ["queue.jitter=0s", "hostname=mail.postern.test", "metrics.listen="] + overrides
         configPath = spool.directory + "/postern.toml"
         if let config { try Data(config.utf8).write(to: URL(fileURLWithPath: configPath)) }
     }
@@ -51,6 +52,14 @@ public final class DaemonFixture: @unchecked Sendable {
         let status = daemon.wait()
         self.daemon = nil
         return status
+    }
+
+    /// The port of the daemon's /metrics endpoint, from its start-up log line.
+    public var metricsPort: UInt16? {
+        guard let line = log.split(separator: "\n").last(where: { $0.contains("msg=\"metrics listening\"") }),
+              let field = line.split(separator: " ").first(where: { $0.hasPrefix("listen=") }),
+              let colon = field.lastIndex(of: ":") else { return nil }
+        return UInt16(field[field.index(after: colon)...].trimmingCharacters(in: CharacterSet(charactersIn: "\"")))
     }
 
     /// Everything every daemon of this fixture logged.

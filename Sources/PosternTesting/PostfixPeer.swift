@@ -7,6 +7,12 @@ import Glibc
 /// which writes each message it receives to a file. A real MTA on the other end
 /// catches what a hand-written fake would agree with us about.
 ///
+/// With `sasl`, two more listeners require AUTH (a private Dovecot checks the one
+/// account): `submissionPort` with STARTTLS required, `submissionsPort` with
+/// implicit TLS. There, MAIL before AUTH gets 530, a wrong password 535; the
+/// mechanisms are PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1 and SCRAM-SHA-256; mail
+/// goes to the same sink (its smtpd `Received:` line says "ESMTPSA").
+///
 /// All the work is in `tools/postfix-peer.sh` (runnable by hand, too); this only
 /// picks ports and a directory, runs it, and reads the results. Needs root.
 public final class PostfixPeer: @unchecked Sendable {
@@ -15,6 +21,10 @@ public final class PostfixPeer: @unchecked Sendable {
     public let directory: String
     public let smtpdPort: UInt16
     public let sinkPort: UInt16
+    /// With `sasl`: STARTTLS required, then AUTH. Nil without.
+    public let submissionPort: UInt16?
+    /// With `sasl`: implicit TLS (RFC 8314), AUTH. Nil without.
+    public let submissionsPort: UInt16?
 
     /// This file is Sources/PosternTesting/PostfixPeer.swift: the repo root is
     /// three levels up (after resolving symlinks), whatever the working directory.
@@ -28,20 +38,32 @@ public final class PostfixPeer: @unchecked Sendable {
         geteuid() == 0 && ["/usr/sbin/postfix", "/usr/sbin/smtp-sink"].allSatisfy(FileManager.default.isExecutableFile)
     }
 
+    /// Whether Dovecot is installed too (the same `install`), which `sasl` needs.
+    public static var isSASLAvailable: Bool {
+        isAvailable && FileManager.default.isExecutableFile(atPath: "/usr/sbin/dovecot")
+    }
+
     /// Starts an instance in a fresh directory under `NSTemporaryDirectory()`.
-    /// Returns once smtpd and smtp-sink answer; throws with the script's output
-    /// (which includes the logs) if they do not.
-    public init(certificate: String, key: String) throws {
-        // Both sockets are bound before either is closed, so the ports differ.
+    /// Returns once smtpd and smtp-sink (and with `sasl`, the submission ports,
+    /// AUTH included) answer; throws with the script's output (which includes the
+    /// logs) if they do not. `sasl`: the one account the submission ports accept;
+    /// the user of letters, digits and `._@-`, the password without `:`.
+    public init(certificate: String, key: String, sasl: (user: String, password: String)? = nil) throws {
+        // All sockets are bound before any is closed, so the ports differ.
         // Another process may still take one before Postfix binds it: rare.
-        let first = try Self.bindLoopback()
-        let second = Result { try Self.bindLoopback() }
-        close(first.fd)
-        let (secondFD, secondPort) = try second.get()
-        close(secondFD)
-        (smtpdPort, sinkPort) = (first.port, secondPort)
+        var sockets: [(fd: Int32, port: UInt16)] = []
+        defer { sockets.forEach { close($0.fd) } }
+        for _ in 0..<(sasl == nil ? 2 : 4) { sockets.append(try Self.bindLoopback()) }
+        (smtpdPort, sinkPort) = (sockets[0].port, sockets[1].port)
+        (submissionPort, submissionsPort) = sasl == nil ? (nil, nil) : (sockets[2].port, sockets[3].port)
         directory = NSTemporaryDirectory() + "postfix-peer-" + UUID().uuidString
-        let (status, output) = try Self.run(["start", directory, "\(smtpdPort)", "\(sinkPort)", certificate, key])
+        var arguments = ["start", directory, "\(smtpdPort)", "\(sinkPort)", certificate, key]
+        if let sasl, let submissionPort, let submissionsPort {
+            arguments += ["--sasl", "\(sasl.user):\(sasl.password)", "\(submissionPort)", "\(submissionsPort)"]
+        }
+        sockets.forEach { close($0.fd) }
+        sockets = []
+        let (status, output) = try Self.run(arguments)
         // On failure the script has stopped what it started; deinit still runs
         // (every property is set) and removes the directory.
         guard status == 0 else { throw Failure(description: "postfix-peer.sh start failed (\(status)):\n\(output)") }
@@ -53,10 +75,19 @@ public final class PostfixPeer: @unchecked Sendable {
     }
 
     /// Everything this instance's Postfix logged (DIR/log/maillog): "TLS
-    /// connection established", "reject: RCPT …", "status=sent (250 …)". The
-    /// start-up probe shows as one "lost connection after STARTTLS".
+    /// connection established", "reject: RCPT …", "status=sent (250 …)", with
+    /// `sasl` "sasl_method=PLAIN, sasl_username=…" and "SASL LOGIN authentication
+    /// failed". The start-up probe shows as one "lost connection after STARTTLS"
+    /// (and with `sasl`, one more on the submission port and one TLS session with
+    /// EHLO and QUIT on the submissions port).
     public var log: String {
         (try? String(contentsOfFile: directory + "/log/maillog", encoding: .utf8)) ?? ""
+    }
+
+    /// With `sasl`, Dovecot's log (DIR/log/dovecot.log): "Password mismatch" and
+    /// "unknown user" for failed logins. Empty without.
+    public var saslLog: String {
+        (try? String(contentsOfFile: directory + "/log/dovecot.log", encoding: .utf8)) ?? ""
     }
 
     /// Messages smtp-sink has written so far (file contents), sorted by file name:

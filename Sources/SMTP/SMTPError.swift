@@ -54,8 +54,13 @@ public struct SMTPError: Error, Sendable, Equatable, CustomStringConvertible {
         self.command = command
     }
 
+    /// Whether the failure is final for the recipients. A refused AUTH never
+    /// is, whatever its code: it says our credentials are wrong, not the mail,
+    /// and the admin who fixes them expects the queue to go out (Postfix's
+    /// smtp_sasl_auth_soft_bounce, on by default, does the same).
     public var isPermanent: Bool {
         switch kind {
+        case .reply where command == "AUTH": false
         case .reply(let reply): reply.isPermanent
         case .refused(.messageTooLarge), .refused(.bareLineEnding): true
         default: false

@@ -46,6 +46,8 @@ public final class SchedulerCore {
         var held: Bool
         var inRound: Bool
         var version: UInt32
+        /// Pending recipients, for the queue gauges.
+        var recipients: UInt32
     }
 
     struct Due: Comparable {
@@ -64,6 +66,8 @@ public final class SchedulerCore {
     private var busy: [String: Int] = [:]
     private var roundsLeft: [QueueID: Int] = [:]
     public private(set) var running = 0
+    /// Messages and pending recipients by state, kept as entries change (for metrics).
+    public private(set) var tally = QueueTally()
 
     public init(limits: SchedulerLimits) {
         self.limits = limits
@@ -75,16 +79,30 @@ public final class SchedulerCore {
     public func inRound(_ id: QueueID) -> Bool { entries[id]?.inRound ?? false }
 
     /// Adds or replaces a message. `nextAttempt` nil means due now.
-    public func insert(_ id: QueueID, nextAttempt: Date?, domains: [String], held: Bool) {
-        let version = (entries[id]?.version ?? 0) &+ 1
-        let inRound = entries[id]?.inRound ?? false
+    public func insert(_ id: QueueID, nextAttempt: Date?, domains: [String], held: Bool, recipients: Int = 1) {
+        let old = entries[id]
+        let version = (old?.version ?? 0) &+ 1
+        let inRound = old?.inRound ?? false
         let time = nextAttempt?.timeIntervalSince1970 ?? 0
-        entries[id] = Entry(nextAttempt: time, domains: domains, held: held, inRound: inRound, version: version)
+        let entry = Entry(nextAttempt: time, domains: domains, held: held, inRound: inRound, version: version,
+                          recipients: UInt32(clamping: recipients))
+        if let old { tally.remove(old) }
+        tally.add(entry)
+        entries[id] = entry
         if !held { heap.insert(Due(time: time, id: id, version: version)) }
+    }
+
+    /// The oldest message not held (queue IDs sort by time); a walk over the
+    /// index, so the daemon asks at most once a second.
+    public func oldestQueued() -> QueueID? {
+        var oldest: QueueID?
+        for (id, entry) in entries where !entry.held && (oldest == nil || id < oldest!) { oldest = id }
+        return oldest
     }
 
     /// Forgets a message (delivered, deleted, quarantined). Its ready jobs are dropped.
     public func remove(_ id: QueueID) {
+        if let old = entries[id] { tally.remove(old) }
         entries[id] = nil
         for domain in Array(ready.keys) {
             ready[domain]?.removeAll { $0.id == id }
@@ -96,14 +114,16 @@ public final class SchedulerCore {
     /// Holds or releases a message; a released message is due at its recorded time.
     public func setHeld(_ id: QueueID, _ held: Bool) {
         guard let entry = entries[id] else { return }
-        insert(id, nextAttempt: Date(timeIntervalSince1970: entry.nextAttempt), domains: entry.domains, held: held)
+        insert(id, nextAttempt: Date(timeIntervalSince1970: entry.nextAttempt), domains: entry.domains, held: held,
+               recipients: Int(entry.recipients))
         if held { remove(readyJobsOf: id) }
     }
 
     /// Makes a message due at `time` (a kick is `now`).
-    public func reschedule(_ id: QueueID, at time: Date, domains: [String]? = nil) {
+    public func reschedule(_ id: QueueID, at time: Date, domains: [String]? = nil, recipients: Int? = nil) {
         guard let entry = entries[id] else { return }
-        insert(id, nextAttempt: time, domains: domains ?? entry.domains, held: entry.held)
+        insert(id, nextAttempt: time, domains: domains ?? entry.domains, held: entry.held,
+               recipients: recipients ?? Int(entry.recipients))
     }
 
     /// Messages due at `now` that are not held and not already in a round,
@@ -204,5 +224,29 @@ public final class SchedulerCore {
             heap.removeMin()
         }
         return nil
+    }
+}
+
+/// Messages and pending recipients in the index, queued and held.
+public struct QueueTally: Sendable, Equatable {
+    public var queuedMessages = 0
+    public var heldMessages = 0
+    public var queuedRecipients = 0
+    public var heldRecipients = 0
+
+    public init() {}
+
+    mutating func add(_ entry: SchedulerCore.Entry, sign: Int = 1) {
+        if entry.held {
+            heldMessages += sign
+            heldRecipients += sign * Int(entry.recipients)
+        } else {
+            queuedMessages += sign
+            queuedRecipients += sign * Int(entry.recipients)
+        }
+    }
+
+    mutating func remove(_ entry: SchedulerCore.Entry) {
+        add(entry, sign: -1)
     }
 }

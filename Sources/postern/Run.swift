@@ -5,6 +5,7 @@ import Delivery
 import DNS
 import Foundation
 import Logging
+import Monitoring
 import PosternCore
 import Scheduler
 import SMTP
@@ -28,11 +29,16 @@ extension Postern {
 
                 SIGTERM or SIGINT: stop starting attempts, let those in progress finish within \
                 queue.shutdown_grace, abort the rest as temporary failures, exit 0. SIGHUP: re-read \
-                the configuration.
+                the configuration (metrics.listen excepted).
+
+                Prometheus metrics are served at http://metrics.listen/metrics (default \
+                127.0.0.1:9464; "" turns them off): queue depth by state, oldest message age, \
+                drops, deliveries by result and status class, DSNs, connections, TLS, attempt \
+                durations. See the README for the list and a scrape configuration.
 
                 EXIT STATUS
-                  0 stopped by a signal; 73 no spool; 75 another daemon holds the spool;
-                  78 bad configuration.
+                  0 stopped by a signal; 69 the metrics address cannot be listened on;
+                  73 no spool; 75 another daemon holds the spool; 78 bad configuration.
                 """
         )
 
@@ -71,10 +77,23 @@ extension Postern {
                     return nil
                 }
             }
+            let metrics = PosternMetrics()
+            var server: MetricsServer?
+            if let listen = configuration.metrics.listen {
+                let candidate = MetricsServer(host: listen.host, port: listen.port, metrics: metrics, logger: logger)
+                do {
+                    try candidate.start()
+                } catch {
+                    warn("cannot serve metrics on \(listen): \(error) (set metrics.listen, or \"\" to turn metrics off)")
+                    throw ExitCode(ExitStatus.unavailable.rawValue)
+                }
+                server = candidate
+            }
+            defer { server?.stop() }
             do {
                 try Daemon(layout: global.layout, settings: settings, logger: logger,
-                           dsn: SpoolDSN(layout: global.layout, settings: Self.dsnSettings(configuration), logger: logger),
-                           reload: reload).run()
+                           dsn: SpoolDSN(layout: global.layout, settings: Self.dsnSettings(configuration), logger: logger, metrics: metrics),
+                           metrics: metrics, reload: reload).run()
             } catch let error as SpoolError {
                 throw failure(error)
             } catch {

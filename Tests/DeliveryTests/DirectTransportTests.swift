@@ -56,6 +56,31 @@ struct DirectTransportTests {
         }
     }
 
+    /// A CNAME to a name that does not exist is that name's NXDOMAIN: permanent. A chain longer
+    /// than the limit and a timed-out lookup are temporary.
+    @Test func cnameEdges() {
+        var chain: [String: String] = [:]
+        for index in 0...DirectTransport.cnameLimit { chain["c\(index).example"] = "c\(index + 1).example" }
+        chain["dangling.example"] = "gone.example"
+        let resolver = MockResolver(a: ["c\(DirectTransport.cnameLimit + 1).example": ["192.0.2.9"]], cname: chain,
+                                    timeouts: ["slow.example"])
+        let transport = Self.transport(resolver)
+        #expect(transport.destinations(for: "dangling.example") == .permanent("dangling.example does not exist (NXDOMAIN)"))
+        #expect(transport.destinations(for: "c\(DirectTransport.cnameLimit - 2).example") == .hosts(["c\(DirectTransport.cnameLimit + 1).example"]))
+        guard case .temporary = transport.destinations(for: "c0.example"), case .temporary = transport.destinations(for: "slow.example") else {
+            Issue.record("an overlong CNAME chain and a timeout must be temporary")
+            return
+        }
+    }
+
+    /// A host with only IPv4 or only IPv6 addresses is dialed on what it has.
+    @Test func singleFamilyHosts() {
+        let resolver = MockResolver(a: ["v4.example": ["192.0.2.1"]], aaaa: ["v6.example": ["2001:db8::1"]])
+        #expect(Self.transport(resolver).addresses(of: "v4.example") == ["192.0.2.1"])
+        #expect(Self.transport(resolver).addresses(of: "v6.example") == ["2001:db8::1"])
+        #expect(Self.transport(resolver, family: .ipv6).addresses(of: "v4.example").isEmpty)
+    }
+
     /// An IPv4-only or IPv6-only transport looks up and dials its family only.
     @Test func families() {
         let resolver = MockResolver(a: ["mx.example.org": ["192.0.2.1"]], aaaa: ["mx.example.org": ["2001:db8::1"]])

@@ -32,18 +32,7 @@ struct DSNEndToEndTests {
         out["report_type"] = msg.get_param("report-type")
         print(json.dumps(out))
         """
-        let input = NSTemporaryDirectory() + "/dsn-\(UUID().uuidString).eml"
-        try message.write(to: URL(fileURLWithPath: input))
-        defer { unlink(input) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        process.standardInput = FileHandle(forReadingAtPath: input)
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let data = Data(try PythonScript.run(script, input: message).utf8)
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
@@ -156,5 +145,58 @@ struct RemainingScheduleTests {
         #expect(settings.remainingSchedule(for: envelope) == [next])
         envelope.attempts = 6
         #expect(settings.remainingSchedule(for: envelope).isEmpty)
+    }
+}
+
+extension DSNEndToEndTests {
+    static let failConfig = """
+        [transports.forbidden]
+        kind = "fail"
+        code = 554
+        enhanced = "5.7.1"
+        text = "mail to forbidden.test is not permitted"
+
+        [transports.busy]
+        kind = "fail"
+        code = 451
+        text = "try again later"
+
+        [[routes]]
+        recipient_domains = ["forbidden.test"]
+        transport = "forbidden"
+
+        [[routes]]
+        recipient_domains = ["later.test"]
+        transport = "busy"
+        """
+
+    /// The fail transport's 5xx bounces at once with a failure DSN carrying its
+    /// code and text; its 4xx defers, and `kick --transport` sends the message on.
+    @Test func failTransport() throws {
+        let fixture = try DaemonFixture(overrides: ["queue.keep_retired=1h", "queue.backoff_base=1h"], config: Self.failConfig)
+        try fixture.start()
+        let forbidden = try fixture.drop(subject: "forbidden", to: ["victim@forbidden.test"])
+        let later = try fixture.drop(subject: "later", to: ["patient@later.test"])
+        #expect(fixture.waitForLog("status=bounced"))
+        #expect(fixture.waitForLog("status=deferred"))
+        #expect(fixture.waitForSink(1))
+        let dsn = try #require(fixture.sink.messages().first)
+        // smtp-sink's records and Received: come first, as extra header lines the parser reads past.
+        let parsed = try Self.parseWithPython(Data(dsn.utf8))
+        let parts = try #require(parsed["parts"] as? [[String: Any]])
+        let blocks = try #require(parts.first { $0["type"] as? String == "message/delivery-status" }?["blocks"] as? [[String: String]])
+        #expect(blocks.last?["Final-Recipient"] == "rfc822; victim@forbidden.test")
+        #expect(blocks.last?["Action"] == "failed")
+        #expect(blocks.last?["Status"] == "5.7.1")
+        #expect(blocks.last?["Diagnostic-Code"] == "smtp; 554 5.7.1 mail to forbidden.test is not permitted")
+        // The recorded outcome: in the retired envelope, and in the deferred one.
+        let retired = try Envelope.decode(fixture.spool.read("retired/\(forbidden)/envelope.json"))
+        #expect(retired.recipients[0].lastResult?.code == 554 && retired.recipients[0].state == .failed)
+        let waiting = try fixture.envelope(later)
+        #expect(waiting.recipients[0].lastResult?.code == 451 && waiting.recipients[0].state == .pending)
+        #expect(try fixture.postern(["kick", "--transport", "relay", later]).status == 0)
+        #expect(fixture.waitForLog("status=sent", count: 2))
+        #expect(fixture.waitForSink(2))
+        #expect(fixture.stop() == 0)
     }
 }

@@ -219,7 +219,7 @@ struct DaemonLifecycleTests {
     @Test func reloadOnHangup() throws {
         let fixture = try DaemonFixture()
         try fixture.start()
-        let config = fixture.spool.directory + "/no-such-config.toml"
+        let config = fixture.configPath
         try Data("[queue]\nmax_concurrent = 3\n".utf8).write(to: URL(fileURLWithPath: config))
         fixture.daemon?.signal(SIGHUP)
         #expect(fixture.waitForLog("msg=\"configuration reloaded\""))

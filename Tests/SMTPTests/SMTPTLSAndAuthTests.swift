@@ -126,14 +126,14 @@ struct SMTPTLSAndAuthTests {
         #expect(try result.get().authMechanism == "CRAM-MD5")
     }
 
-    /// Bad credentials (535) are a permanent AUTH failure.
+    /// Bad credentials (535) fail the session, but not the recipients: a temporary failure (soft bounce).
     @Test func authRejected() throws {
         let (result, _) = try authenticate("PLAIN", [.plain], [.expectPrefix("AUTH PLAIN "), .send("535 5.7.8 authentication failed")])
         guard case .failure(let error) = result else {
             Issue.record("authentication should have failed")
             return
         }
-        #expect(error.isPermanent && error.code == 535 && error.command == "AUTH")
+        #expect(!error.isPermanent && error.code == 535 && error.command == "AUTH")
     }
 
     /// SCRAM-SHA-256-PLUS against a SCRAM server that checks the tls-exporter channel binding and the proof.

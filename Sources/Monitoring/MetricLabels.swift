@@ -1,0 +1,150 @@
+/// The label values of Postern's metrics.
+///
+/// Every label whose values form a small fixed set is an enum here, for two
+/// reasons: a caller cannot invent a value (each new value is a new time series
+/// in Prometheus, kept for weeks), and `PosternMetrics` can create every series
+/// of those labels at start-up, so dashboards and alerts (`rate(...)`,
+/// `increase(...)`) see a 0 before the first event instead of no data.
+///
+/// The raw values are the words on the wire. Where a word would be `none`, the
+/// case has another name (`plaintext`, `noReply`) so that `.none` is never
+/// confused with `Optional.none`.
+extension PosternMetrics {
+    /// How an attempt's SMTP connection went: `postern_queue_connection_total{result}`
+    /// (mox's `mox_queue_connection_total`). One per connection attempt to one
+    /// host, counted when the connection ends.
+    public enum ConnectionResult: String, Sendable, CaseIterable {
+        /// Connected and the SMTP transaction ran (whatever the recipients' fates).
+        case ok
+        /// A connect or a command timed out.
+        case timeout
+        /// The attempt was canceled (shutdown, the message held or removed).
+        case canceled
+        /// Any other failure: refused, reset, TLS handshake failure, bad greeting.
+        case error
+    }
+
+    /// The outcome of one delivery attempt of a message (all its recipients for
+    /// one destination), for `postern_queue_delivery_duration_seconds{result}`.
+    /// The same words as mox's `mox_queue_delivery_duration_seconds`.
+    public enum AttemptResult: String, Sendable, CaseIterable {
+        /// Every recipient accepted.
+        case ok
+        /// Some recipients accepted, others deferred or refused.
+        case okPartial = "okpartial"
+        case timeout
+        case canceled
+        /// A temporary (4xx) failure for the whole attempt.
+        case tempError = "temperror"
+        /// A permanent (5xx) failure for the whole attempt.
+        case permError = "permerror"
+        /// A failure with no SMTP reply (connection, DNS, TLS).
+        case error
+    }
+
+    /// How TLS was asked for on an attempt: the `tlsmode` label of
+    /// `postern_queue_delivery_duration_seconds`. These are Postern's own words,
+    /// the same as the `tls` setting of a relay transport:
+    ///
+    /// | value | meaning | mox's word |
+    /// |---|---|---|
+    /// | `none` | never STARTTLS | (none) |
+    /// | `opportunistic` | STARTTLS when offered, plaintext otherwise | `opportunistic` |
+    /// | `required` | STARTTLS or fail (also direct delivery under DANE or MTA-STS enforce) | `required` |
+    /// | `implicit` | TLS from the first byte (port 465) | `immediate` |
+    public enum TLSMode: String, Sendable, CaseIterable {
+        case plaintext = "none"
+        case opportunistic
+        case required
+        case implicit
+    }
+
+    /// Where a message or a recipient is: the `state` label of
+    /// `postern_queue_messages` and `postern_queue_recipients`.
+    public enum QueueState: String, Sendable, CaseIterable {
+        /// In `queue/`: waiting for its next attempt or being delivered.
+        case queued
+        /// In `hold/`: put aside by the operator.
+        case held
+        /// Quarantined: an entry that failed validation.
+        case corrupt
+        /// Done (delivered, bounced or expired) and kept until swept.
+        case retired
+    }
+
+    /// Why the daemon refused a drop at pickup: the `reason` label of
+    /// `postern_drops_total{result="rejected"}`. A fixed vocabulary on purpose:
+    /// the free text of the refusal belongs in the log, not in a label.
+    public enum DropRejection: String, Sendable, CaseIterable {
+        /// An entry in `drop/` whose name is not a queue ID.
+        case badName = "bad_name"
+        /// The envelope or message failed validation (unreadable, malformed,
+        /// untrusted owner).
+        case invalid
+        /// A queue ID that is already queued or held.
+        case duplicate
+        /// Anything else; log the details.
+        case other
+    }
+
+    /// One recipient's final or interim outcome: the `result` label of
+    /// `postern_deliveries_total`.
+    public enum RecipientResult: String, Sendable, CaseIterable {
+        /// Accepted by the next hop.
+        case sent
+        /// Failed temporarily; another attempt is scheduled.
+        case deferred
+        /// Failed permanently; a failure DSN is due.
+        case bounced
+        /// Failed temporarily for too long (attempts or age exhausted).
+        case expired
+    }
+
+    /// The first digit of the SMTP reply behind a recipient's outcome: the
+    /// `status_class` label of `postern_deliveries_total`; `none` when no reply
+    /// was had (connection failure, DNS, TLS, timeout).
+    public enum StatusClass: String, Sendable, CaseIterable {
+        case success = "2"
+        case transient = "4"
+        case permanent = "5"
+        case noReply = "none"
+
+        /// The class of a reply code (250 is `.success`, 451 `.transient`...);
+        /// `.noReply` for nil and for codes outside 200...599 (1xx and 3xx are
+        /// never a recipient's last word).
+        public init(replyCode: Int?) {
+            switch replyCode {
+            case .some(200...299): self = .success
+            case .some(400...499): self = .transient
+            case .some(500...599): self = .permanent
+            default: self = .noReply
+            }
+        }
+    }
+
+    /// Which delivery status notification was written: `postern_dsn_total{kind}`.
+    public enum DSNKind: String, Sendable, CaseIterable {
+        /// A failure DSN to the sender.
+        case failed
+        /// A delay warning to the sender.
+        case delayed
+        /// A DSN that could not go to its sender (null sender, or a bounce that
+        /// bounced) and went to the postmaster instead.
+        case postmaster
+    }
+
+    /// What TLS a connection that reached SMTP ended up with:
+    /// `postern_tls_total{outcome}`, one per such connection.
+    public enum TLSOutcome: String, Sendable, CaseIterable {
+        /// No TLS: not offered, or not asked for.
+        case plaintext = "none"
+        /// TLS without verifying the peer (opportunistic STARTTLS).
+        case opportunistic
+        /// TLS with the certificate verified against the web PKI.
+        case pkix
+        /// TLS with the certificate matched against TLSA records.
+        case dane
+        /// TLS was attempted and failed (handshake or verification).
+        case failed
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import Glibc
+
+/// Runs the test-peer scripts in `tools/` (`dns-peer.sh`, `socks-peer.sh`) for
+/// the wrappers `DNSPeer` and `SOCKSPeer`, and finds free loopback ports for them.
+enum PeerScript {
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    /// This file is Sources/PosternTesting/PeerScript.swift: the repo root is
+    /// three levels up (after resolving symlinks), whatever the working directory.
+    static func path(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("tools/\(name)").path
+    }
+
+    /// Runs `tools/<name>` with `arguments`, stdout and stderr together, and waits
+    /// for it. The scripts start their daemons with none of our descriptors, or
+    /// neither the pipe's EOF nor waitUntilExit() (Foundation watches a socket the
+    /// child inherits) would come.
+    static func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process(), pipe = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [path(name)] + arguments
+        process.standardInput = FileHandle.nullDevice
+        (process.standardOutput, process.standardError) = (pipe, pipe)
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    /// A loopback port free for both TCP and UDP right now (a DNS server takes
+    /// both): `freeLoopbackPort()` for TCP, kept only if UDP can bind it too.
+    static func freeLoopbackPortForTCPAndUDP() throws -> UInt16 {
+        for _ in 0..<20 {
+            let port = try freeLoopbackPort()
+            if udpBindable(port) { return port }
+        }
+        throw Failure(description: "no loopback port free for both TCP and UDP in 20 tries")
+    }
+
+    private static func udpBindable(_ port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
