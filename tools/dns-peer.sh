@@ -132,6 +132,15 @@ unbound_pid() {
 # Succeeds while process $1 exists and is not a zombie (whose cmdline is
 # empty). For a daemon we just launched: its pid file names it from the fork
 # on, but its cmdline is ours until it has exec'd, so *_pid would not see it.
+# Whether process $1 has ended (no such process, or a zombie): exact even
+# while it execs, when the kernel briefly shows an empty command line.
+gone() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    [[ ${stat:0:1} == Z ]]
+}
+
 alive() {
     local cmdline
     cmdline=$(tr -d '\0' 2>/dev/null <"/proc/$1/cmdline") && [[ -n $cmdline ]]
@@ -169,7 +178,7 @@ wait_for_dns() {
     local dir=$1 port=$2 deadline=$((SECONDS + 20))
     while ((SECONDS < deadline)); do
         dns_probe "$port" 2>/dev/null && return 0
-        alive "$(<"$dir/unbound.pid")" || { echo "$me: unbound exited" >&2; return 1; }
+        gone "$(<"$dir/unbound.pid")" && { echo "$me: unbound exited" >&2; return 1; }
         sleep 0.1
     done
     echo "$me: nothing answered DNS on 127.0.0.1:$port within 20 s" >&2

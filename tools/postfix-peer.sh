@@ -192,6 +192,17 @@ alive() {
     cmdline=$(tr -d '\0' 2>/dev/null <"/proc/$1/cmdline") && [[ -n $cmdline ]]
 }
 
+# Whether process $1 has ended (no such process, or a zombie). Unlike alive(),
+# which reads the command line, this is exact while the process execs: the
+# kernel shows an empty command line for a moment then, which under load was
+# taken for an exit.
+gone() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    [[ ${stat:0:1} == Z ]]
+}
+
 # Runs "$@" in place of this (sub)shell with only descriptors 0-2 open. A
 # long-running daemon must not keep its launcher's other descriptors: Swift
 # Foundation's Process on Linux hands its child a socket and waits for every
@@ -276,7 +287,7 @@ wait_for_dovecot() {
     local dir=$1 deadline=$((SECONDS + 20))
     while ((SECONDS < deadline)); do
         [[ -S $dir/dovecot/auth-postfix ]] && return 0
-        alive "$(<"$dir/dovecot.pid")" || { echo "$me: dovecot exited" >&2; return 1; }
+        gone "$(<"$dir/dovecot.pid")" && { echo "$me: dovecot exited" >&2; return 1; }
         sleep 0.1
     done
     echo "$me: no $dir/dovecot/auth-postfix within 20 s" >&2

@@ -107,10 +107,11 @@ public struct DirectTransport: Transport {
         }
         var name = domain
         var seen: Set<String> = [name]
-        for _ in 0..<Self.cnameLimit {
+        while true {
             do {
                 guard let target = try resolver.cname(name).records.first else { break }
                 guard seen.insert(target).inserted else { return .temporary("CNAME loop at \(name)") }
+                guard seen.count <= Self.cnameLimit + 1 else { return .temporary("more than \(Self.cnameLimit) CNAMEs from \(domain)") }
                 name = target
             } catch {
                 if error.isTemporary { return .temporary("looking up \(name): \(error)") }

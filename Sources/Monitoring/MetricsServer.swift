@@ -101,7 +101,7 @@ public final class MetricsServer: Sendable {
             handler: MetricsHandler(metrics: metrics))
 
         let latch = StartupLatch()
-        let task = Task.detached { [logger, weak self] in
+        let task = Task.detached(executorPreference: Self.thread) { [logger, weak self] in
             do {
                 try await server.run()
                 _ = latch.finish(.failure(.stopped(address: address.description)))
@@ -112,7 +112,7 @@ public final class MetricsServer: Sendable {
                 }
             }
         }
-        let waiter = Task.detached { [startTimeout] in
+        let waiter = Task.detached(executorPreference: Self.thread) { [startTimeout] in
             do {
                 try await server.waitUntilListening(timeout: startTimeout)
                 _ = latch.finish(.success(await server.listeningAddress?.port))
@@ -164,12 +164,15 @@ public final class MetricsServer: Sendable {
     /// the grace): keep it short, a scrape takes milliseconds.
     static let stopGraceSeconds = 0.2
 
+    /// Where every metrics server's tasks run: off the cooperative pool.
+    static let thread = ServerThread(name: "postern-metrics")
+
     /// Closes the listening socket, waits up to `timeout` seconds for the run
     /// task to end, and cancels it if it has not. True when it ended in time.
     @discardableResult
     private static func shutDown(_ server: HTTPServer, _ task: Task<Void, Never>, timeout: Double) -> Bool {
         let done = DispatchSemaphore(value: 0)
-        Task.detached {
+        Task.detached(executorPreference: thread) {
             await server.stop(timeout: min(stopGraceSeconds, timeout))
             await task.value
             done.signal()

@@ -216,9 +216,18 @@ struct SOCKS5DialerTests {
 
     /// Nothing listening: the TCP error, with the proxy named.
     @Test func proxyDown() throws {
-        let server = try FakeSOCKS5Server(.silent)
-        let port = server.port
-        server.closeListener()
+        // A port bound but not listening: refused, and no other test can take it meanwhile.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = UInt16(bigEndian: address.sin_port)
         let dialer = SOCKS5Dialer(proxyHost: "127.0.0.1", proxyPort: port, connectTimeout: 5)
         #expect(throws: StreamError.system(operation: "SOCKS5 proxy 127.0.0.1:\(port), connecting: connect 127.0.0.1 port \(port)", code: ECONNREFUSED)) {
             _ = try dialer.connect(ip: "192.0.2.25", port: 25, deadline: .after(Self.deadline))
