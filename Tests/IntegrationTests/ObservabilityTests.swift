@@ -108,3 +108,40 @@ struct ObservabilityTests {
         #expect(fixture.stop() == 0)
     }
 }
+
+/// The kernel's inotify queue overflows: the daemon notices, rescans, and loses nothing.
+@Suite(.serialized)
+struct InotifyOverflowTests {
+    static let limit = "/proc/sys/fs/inotify/max_queued_events"
+
+    init() throws {
+        try #require(LocalSink.isAvailable && access(Self.limit, W_OK) == 0, "needs smtp-sink and root (writes \(Self.limit))")
+    }
+
+    /// A queue of 16 events (the limit is read when the daemon creates its inotify
+    /// instance, so it is set around the start only), a stopped daemon, 40 drops:
+    /// overflow, one rescan, all 40 delivered, and the metric counts it.
+    @Test func overflowRescans() throws {
+        let original = try String(contentsOfFile: Self.limit, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let fixture = try DaemonFixture(overrides: ["metrics.listen=127.0.0.1:0"])
+        try "16".write(toFile: Self.limit, atomically: false, encoding: .utf8)
+        let started = Result { try fixture.start() }
+        try original.write(toFile: Self.limit, atomically: false, encoding: .utf8)
+        try started.get()
+        let daemon = try #require(fixture.daemon)
+        daemon.signal(SIGSTOP)
+        for index in 0..<40 { try fixture.drop(subject: "burst-\(index)") }
+        daemon.signal(SIGCONT)
+        #expect(fixture.waitForLog("inotify overflow or lost watch; rescanning"))
+        #expect(fixture.waitForSink(40))
+        #expect(fixture.waitForEmptyQueue())
+        let port = try #require(fixture.metricsPort)
+        var overflows: Double?
+        #expect(BackgroundProcess.waitUntil(timeout: 30) {
+            overflows = (try? ObservabilityTests.get(port: port)).flatMap { ObservabilityTests.samples($0.body)["postern_inotify_overflows_total"] }
+            return (overflows ?? 0) >= 1
+        })
+        #expect(fixture.log.contains("reason=\"inotify overflow\""))
+        #expect(fixture.stop() == 0)
+    }
+}
