@@ -38,9 +38,9 @@ struct EnvelopeTests {
     /// The file is pretty-printed with sorted keys, snake_case names and RFC 3339 UTC times.
     @Test func encodedForm() throws {
         let text = String(decoding: Self.sample().encoded(), as: UTF8.self)
-        #expect(text.contains("\"arrival\" : \"2025-11-29T03:17:34Z\""))
-        #expect(text.contains("\"require_tls\" : false"))
-        #expect(text.contains("\"next_attempt\" : \"2025-11-29T03:32:34Z\""))
+        #expect(text.contains("\"arrival\": \"2025-11-29T03:17:34Z\""))
+        #expect(text.contains("\"require_tls\": false"))
+        #expect(text.contains("\"next_attempt\": \"2025-11-29T03:32:34Z\""))
         #expect(text.hasSuffix("}\n"))
         let keys = text.split(separator: "\n").filter { $0.hasPrefix("  \"") }.map { $0.split(separator: "\"")[1] }
         #expect(keys == keys.sorted())
@@ -52,7 +52,7 @@ struct EnvelopeTests {
         var envelope = Self.sample()
         envelope.requireTLS = nil
         let text = String(decoding: envelope.encoded(), as: UTF8.self)
-        #expect(text.contains("\"require_tls\" : null"))
+        #expect(text.contains("\"require_tls\": null"))
         #expect(try Envelope.decode(envelope.encoded()).requireTLS == nil)
         envelope.requireTLS = true
         #expect(try Envelope.decode(envelope.encoded()).requireTLS == true)

@@ -50,25 +50,16 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     /// Pretty-printed with sorted keys and a final newline: stable, diffable, `jq`-friendly.
     public func encoded() -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        // Encoding a JSONValue cannot fail: every case maps to a JSON value.
-        var data = (try? encoder.encode(self)) ?? Data("null".utf8)
-        data.append(0x0A)
-        return data
+        Data((JSONText.write(self, pretty: true) + "\n").utf8)
     }
 
     /// One line of compact JSON with sorted keys, for JSON Lines output.
     public func encodedLine() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // As above: a JSONValue always encodes.
-        let data = (try? encoder.encode(self)) ?? Data("null".utf8)
-        return String(decoding: data, as: UTF8.self)
+        JSONText.write(self, pretty: false)
     }
 
     public static func decode(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        try JSONText.parse(data)
     }
 
     /// The name of the JSON type, for error messages.

@@ -1,0 +1,282 @@
+import Foundation
+
+/// JSON text to `JSONValue` and back (RFC 8259), by hand.
+///
+/// Foundation's `JSONDecoder` reaches an untyped value only through a chain of
+/// failing `try?` decodes per node, which made reading an envelope cost half a
+/// millisecond; the start-up scan reads every envelope in the spool. This
+/// parser reads bytes once, and is strict where an envelope comes from another
+/// user: nesting is bounded, control characters in strings, duplicate keys,
+/// lone surrogates and trailing bytes are refused.
+enum JSONText {
+    struct Malformed: Error, CustomStringConvertible {
+        let offset: Int
+        let reason: String
+        var description: String { "\(reason) at byte \(offset)" }
+    }
+
+    /// Far deeper than any envelope; bounds the recursion.
+    static let maxDepth = 64
+
+    static func parse(_ bytes: some Collection<UInt8>) throws(Malformed) -> JSONValue {
+        var parser = Parser(bytes: Array(bytes))
+        parser.skipSpace()
+        let value = try parser.value(depth: 0)
+        parser.skipSpace()
+        guard parser.index == parser.bytes.count else { throw parser.fail("trailing bytes after the JSON value") }
+        return value
+    }
+
+    private struct Parser {
+        let bytes: [UInt8]
+        var index = 0
+
+        func fail(_ reason: String) -> Malformed { Malformed(offset: index, reason: reason) }
+
+        mutating func skipSpace() {
+            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        }
+
+        mutating func literal(_ word: String, _ value: JSONValue) throws(Malformed) -> JSONValue {
+            let utf8 = Array(word.utf8)
+            guard bytes.count - index >= utf8.count, Array(bytes[index..<index + utf8.count]) == utf8 else { throw fail("unexpected byte") }
+            index += utf8.count
+            return value
+        }
+
+        mutating func value(depth: Int) throws(Malformed) -> JSONValue {
+            guard depth < JSONText.maxDepth else { throw fail("nested deeper than \(JSONText.maxDepth)") }
+            guard index < bytes.count else { throw fail("unexpected end") }
+            switch bytes[index] {
+            case UInt8(ascii: "{"): return try object(depth: depth)
+            case UInt8(ascii: "["): return try array(depth: depth)
+            case UInt8(ascii: "\""): return .string(try string())
+            case UInt8(ascii: "t"): return try literal("true", .bool(true))
+            case UInt8(ascii: "f"): return try literal("false", .bool(false))
+            case UInt8(ascii: "n"): return try literal("null", .null)
+            default: return try number()
+            }
+        }
+
+        mutating func object(depth: Int) throws(Malformed) -> JSONValue {
+            index += 1
+            var members: [String: JSONValue] = [:]
+            skipSpace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return .object(members)
+            }
+            while true {
+                skipSpace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
+                let key = try string()
+                skipSpace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                index += 1
+                skipSpace()
+                guard members.updateValue(try value(depth: depth + 1), forKey: key) == nil else {
+                    throw fail("duplicate member \"\(key)\"")
+                }
+                skipSpace()
+                guard index < bytes.count else { throw fail("unexpected end") }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                guard bytes[index] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
+                index += 1
+                return .object(members)
+            }
+        }
+
+        mutating func array(depth: Int) throws(Malformed) -> JSONValue {
+            index += 1
+            var elements: [JSONValue] = []
+            skipSpace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return .array(elements)
+            }
+            while true {
+                skipSpace()
+                elements.append(try value(depth: depth + 1))
+                skipSpace()
+                guard index < bytes.count else { throw fail("unexpected end") }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                guard bytes[index] == UInt8(ascii: "]") else { throw fail("expected ',' or ']'") }
+                index += 1
+                return .array(elements)
+            }
+        }
+
+        /// A string (RFC 8259 7): escapes decoded, raw control characters and
+        /// invalid UTF-8 refused.
+        mutating func string() throws(Malformed) -> String {
+            index += 1
+            var out: [UInt8] = []
+            while true {
+                guard index < bytes.count else { throw fail("unterminated string") }
+                let byte = bytes[index]
+                index += 1
+                switch byte {
+                case UInt8(ascii: "\""):
+                    guard let text = String(validating: out, as: UTF8.self) else { throw fail("string is not UTF-8") }
+                    return text
+                case UInt8(ascii: "\\"):
+                    guard index < bytes.count else { throw fail("unterminated escape") }
+                    let escape = bytes[index]
+                    index += 1
+                    switch escape {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escape)
+                    case UInt8(ascii: "b"): out.append(0x08)
+                    case UInt8(ascii: "f"): out.append(0x0C)
+                    case UInt8(ascii: "n"): out.append(0x0A)
+                    case UInt8(ascii: "r"): out.append(0x0D)
+                    case UInt8(ascii: "t"): out.append(0x09)
+                    case UInt8(ascii: "u"): out.append(contentsOf: try unicodeEscape())
+                    default: throw fail("unknown escape")
+                    }
+                case 0..<0x20:
+                    throw fail("control character in a string")
+                default:
+                    out.append(byte)
+                }
+            }
+        }
+
+        /// After `\u`: four hex digits, a surrogate pair as two escapes, as UTF-8.
+        mutating func unicodeEscape() throws(Malformed) -> [UInt8] {
+            var scalar = try hex4()
+            if (0xD800...0xDBFF).contains(scalar) {
+                guard bytes.count - index >= 6, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                    throw fail("lone surrogate")
+                }
+                index += 2
+                let low = try hex4()
+                guard (0xDC00...0xDFFF).contains(low) else { throw fail("lone surrogate") }
+                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+            } else if (0xDC00...0xDFFF).contains(scalar) {
+                throw fail("lone surrogate")
+            }
+            guard let unicode = Unicode.Scalar(scalar) else { throw fail("invalid code point") }
+            return Array(String(Character(unicode)).utf8)
+        }
+
+        mutating func hex4() throws(Malformed) -> UInt32 {
+            guard bytes.count - index >= 4 else { throw fail("short \\u escape") }
+            var value: UInt32 = 0
+            for _ in 0..<4 {
+                let byte = bytes[index]
+                let digit: UInt8
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+                default: throw fail("bad hex digit")
+                }
+                value = value << 4 | UInt32(digit)
+                index += 1
+            }
+            return value
+        }
+
+        /// A number (RFC 8259 6): an integer when it has no fraction or exponent
+        /// and fits 64 bits, a double otherwise.
+        mutating func number() throws(Malformed) -> JSONValue {
+            let start = index
+            func digits() -> Int {
+                let first = index
+                while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
+                return index - first
+            }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+            let integerStart = index
+            let count = digits()
+            guard count > 0 else { throw fail("unexpected byte") }
+            guard count == 1 || bytes[integerStart] != UInt8(ascii: "0") else { throw fail("leading zero") }
+            var isInteger = true
+            if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+                index += 1
+                guard digits() > 0 else { throw fail("digits expected after '.'") }
+                isInteger = false
+            }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+                index += 1
+                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+                guard digits() > 0 else { throw fail("digits expected in the exponent") }
+                isInteger = false
+            }
+            let text = String(decoding: bytes[start..<index], as: UTF8.self)
+            if isInteger, let integer = Int64(text) { return .integer(integer) }
+            guard let double = Double(text), double.isFinite else { throw fail("number out of range") }
+            return .number(double)
+        }
+    }
+
+    // MARK: - Writing
+
+    /// Pretty-printed (two spaces, `"key": value`), keys sorted, as `jq` prints.
+    static func write(_ value: JSONValue, pretty: Bool) -> String {
+        var out = ""
+        write(value, pretty: pretty, indent: 0, into: &out)
+        return out
+    }
+
+    private static func write(_ value: JSONValue, pretty: Bool, indent: Int, into out: inout String) {
+        switch value {
+        case .null: out += "null"
+        case .bool(let flag): out += flag ? "true" : "false"
+        case .integer(let number): out += String(number)
+        case .number(let number) where !number.isFinite: out += "null"   // JSON has no infinities
+        case .number(let number):
+            // A whole double keeps a fraction, so it reads back as a number, not an integer.
+            out += number == number.rounded() && abs(number) < 1e15 ? String(format: "%.1f", number) : "\(number)"
+        case .string(let text): writeString(text, into: &out)
+        case .array(let elements):
+            guard !elements.isEmpty else { out += "[]"; return }
+            out += "["
+            for (position, element) in elements.enumerated() {
+                if position > 0 { out += "," }
+                if pretty { newline(indent + 1, &out) }
+                write(element, pretty: pretty, indent: indent + 1, into: &out)
+            }
+            if pretty { newline(indent, &out) }
+            out += "]"
+        case .object(let members):
+            guard !members.isEmpty else { out += "{}"; return }
+            out += "{"
+            for (position, key) in members.keys.sorted().enumerated() {
+                if position > 0 { out += "," }
+                if pretty { newline(indent + 1, &out) }
+                writeString(key, into: &out)
+                out += pretty ? ": " : ":"
+                write(members[key]!, pretty: pretty, indent: indent + 1, into: &out)
+            }
+            if pretty { newline(indent, &out) }
+            out += "}"
+        }
+    }
+
+    private static func newline(_ indent: Int, _ out: inout String) {
+        out += "\n" + String(repeating: "  ", count: indent)
+    }
+
+    /// Quotes and escapes (RFC 8259 7): `"` and `\`, control characters as
+    /// short escapes or `\u00XX`; everything else as UTF-8, `/` unescaped.
+    private static func writeString(_ text: String, into out: inout String) {
+        out += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            case "\u{00}"..."\u{1F}", "\u{7F}":
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+}
