@@ -9,7 +9,11 @@ extension Daemon {
     /// Starts the rounds that are due and launches the jobs the limits allow.
     func schedule(wake: WakePipe) {
         guard !stopping else { return }
-        for id in core.takeDue(now: now()) { register(id) }
+        // Registering is an fsync per message: a few at a time, launching in
+        // between, so that a start-up with thousands due delivers the first
+        // at once instead of after registering them all. The loop comes back
+        // at once while more are due (the poll timeout is then 0).
+        for id in core.takeDue(now: now(), limit: settings.limits.maxConcurrent) { register(id) }
         for job in core.launchable() { launch(job, wake: wake) }
         if settings.keepRetired > 0, now().timeIntervalSince(lastRetiredSweep) >= 3600 { sweepRetired() }
     }

@@ -128,10 +128,11 @@ public final class SchedulerCore {
 
     /// Messages due at `now` that are not held and not already in a round,
     /// earliest first. The caller registers each attempt, then calls `startRound`.
-    public func takeDue(now: Date) -> [QueueID] {
+    /// At most `limit` of them: the rest stay due for the next call.
+    public func takeDue(now: Date, limit count: Int = .max) -> [QueueID] {
         var due: [QueueID] = []
         let limit = now.timeIntervalSince1970
-        while let top = heap.min, top.time <= limit {
+        while due.count < count, let top = heap.min, top.time <= limit {
             heap.removeMin()
             guard let entry = entries[top.id], entry.version == top.version, !entry.held, !entry.inRound else { continue }
             due.append(top.id)

@@ -17,6 +17,18 @@ struct SchedulerCoreTests {
         return due
     }
 
+    /// A limit takes the earliest few; the rest stay due, and the next wake-up is now.
+    @Test func dueInBatches() {
+        let core = SchedulerCore(limits: SchedulerLimits())
+        let messages = (0..<5).map { _ in ids.next() }
+        for (index, id) in messages.enumerated() { core.insert(id, nextAttempt: at(Double(index)), domains: ["x"], held: false) }
+        #expect(core.takeDue(now: at(10), limit: 2) == Array(messages[0..<2]))
+        #expect(core.nextWake() == at(2))
+        #expect(core.takeDue(now: at(10), limit: 2) == Array(messages[2..<4]))
+        #expect(core.takeDue(now: at(10), limit: 2) == [messages[4]])
+        #expect(core.nextWake() == nil)
+    }
+
     /// Due messages come out earliest first, and not before their time.
     @Test func dueOrder() {
         let core = SchedulerCore(limits: SchedulerLimits())
