@@ -13,16 +13,19 @@ extension Daemon {
         let (requests, invalid) = mailbox.pending()
         for name in invalid { logger.warning("unreadable control request removed", metadata: ["entry": "\(name)"]) }
         for request in requests where waitingRequests[request.id] == nil {
-            var outcomes: [QueueID: ControlOutcome] = [:]
             var open = 0
+            var now: [QueueID] = []
             for id in request.messages {
                 if rounds[id] != nil {
                     deferredControl[id, default: []].append((request, request.action))
                     open += 1
                 } else {
-                    outcomes[id] = apply(request.action, to: id)
+                    now.append(id)
                 }
             }
+            // One batch, synced once (QueueControl), then the index follows each change.
+            var outcomes = control.apply(request.action, to: now)
+            for id in now { outcomes[id] = follow(request.action, id, outcomes[id] ?? .unchanged("not applied")) }
             if open == 0 {
                 respond(request, outcomes)
             } else {
@@ -33,7 +36,11 @@ extension Daemon {
 
     /// Applies one action and brings the index in line with it.
     func apply(_ action: ControlAction, to id: QueueID) -> ControlOutcome {
-        let outcome = control.apply(action, to: id)
+        follow(action, id, control.apply(action, to: id))
+    }
+
+    /// Logs an applied action and brings the index in line with it.
+    func follow(_ action: ControlAction, _ id: QueueID, _ outcome: ControlOutcome) -> ControlOutcome {
         logger.info("control", metadata: ["id": "\(id)", "action": "\(action.name)", "result": "\(outcome)"])
         guard outcome == .changed else { return outcome }
         switch action {

@@ -81,7 +81,7 @@ enum ControlRunner {
         do {
             let lock = try SpoolLock(layout: layout)
             let control = QueueControl(layout: layout)
-            outcomes = Dictionary(uniqueKeysWithValues: items.map { ($0.id, control.apply(action, to: $0.id)) })
+            outcomes = control.apply(action, to: items.map(\.id))
             if case .fail = action { try sendFailureDSNs(for: outcomes, control: control, layout: layout) }
             withExtendedLifetime(lock) {}
         } catch let error as SpoolError where error.status == .tempFail {

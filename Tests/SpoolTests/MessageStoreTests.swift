@@ -57,3 +57,27 @@ struct MessageStoreTests {
         #expect(try spool.names(.hold).isEmpty)
     }
 }
+
+/// Holding or releasing many messages syncs the two areas once, after every rename.
+struct BatchControlTests {
+    @Test func holdManySyncsOnce() throws {
+        let spool = try TemporarySpool()
+        let ids = try (0..<3).map { _ in try spool.plant(.queue).id }
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        var control = QueueControl(layout: spool.layout)
+        control.store.fileSystem = recorder
+        let outcomes = control.apply(.hold(reason: nil), to: ids)
+        #expect(outcomes.values.allSatisfy { $0 == .changed } && outcomes.count == 3)
+        let calls = recorder.calls
+        let renames = calls.indices.filter { calls[$0].hasPrefix("rename") }
+        let directorySyncs = calls.indices.filter { calls[$0] == "fsync hold/" || calls[$0] == "fsync queue/" }
+        #expect(renames.count == 3)
+        #expect(directorySyncs.count == 2)
+        #expect(directorySyncs.allSatisfy { $0 > renames.max()! })
+        #expect(try spool.names(.hold).sorted() == ids.map(\.rawValue).sorted())
+        // Releasing them again: the same shape, back in queue/.
+        let release = control.apply(.release, to: ids)
+        #expect(release.values.allSatisfy { $0 == .changed })
+        #expect(try spool.names(.queue).count == 3)
+    }
+}

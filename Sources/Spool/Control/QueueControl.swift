@@ -31,8 +31,32 @@ public struct QueueControl {
         [SpoolLayout.Area.queue, .hold].first { MessageDirectory.lstatus(layout.path($0, id)) != nil }
     }
 
-    /// Applies `action` to one message.
-    public func apply(_ action: ControlAction, to id: QueueID) -> ControlOutcome {
+    /// Applies `action` to many messages. Holds and releases move each
+    /// directory by a rename and then fsync the two areas once for all, as
+    /// spool-layout.md 6.3 allows: an answer is given only after that sync,
+    /// and a crash before it leaves some messages where they were, which the
+    /// operator sees and repeats.
+    public func apply(_ action: ControlAction, to ids: [QueueID]) -> [QueueID: ControlOutcome] {
+        var outcomes: [QueueID: ControlOutcome] = [:]
+        for id in ids { outcomes[id] = apply(action, to: id, sync: false) }
+        let moved: [SpoolLayout.Area] = switch action {
+        case .hold: [.hold, .queue]
+        case .release: [.queue, .hold]
+        default: []
+        }
+        if outcomes.values.contains(.changed) {
+            do {
+                try store.syncDirectories(moved)
+            } catch {
+                return outcomes.mapValues { $0 == .changed ? .unchanged("moved, but not synced to disk: \(error)") : $0 }
+            }
+        }
+        return outcomes
+    }
+
+    /// Applies `action` to one message; `sync: false` leaves the fsync of the
+    /// areas a hold or release moved between to the caller.
+    public func apply(_ action: ControlAction, to id: QueueID, sync: Bool = true) -> ControlOutcome {
         guard let (area, found) = locate(id) else { return .unchanged("no such message in queue/ or hold/") }
         var envelope = found
         do {
@@ -44,14 +68,14 @@ public struct QueueControl {
                 try store.update(envelope, in: .queue, durability: .processCrash)
             case .hold(let reason):
                 guard area == .queue else { return .unchanged("already held") }
-                try store.move(id, from: .queue, to: .hold)
+                try store.move(id, from: .queue, to: .hold, sync: sync)
                 envelope.holdReason = reason
                 try store.update(envelope, in: .hold, durability: .processCrash)
             case .release:
                 guard area == .hold else { return .unchanged("not held") }
                 envelope.holdReason = nil
                 try store.update(envelope, in: .hold, durability: .processCrash)
-                try store.move(id, from: .hold, to: .queue)
+                try store.move(id, from: .hold, to: .queue, sync: sync)
             case .delete:
                 try store.remove(id, from: area)
             case .fail(let reason):

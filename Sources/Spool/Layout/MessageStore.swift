@@ -43,10 +43,18 @@ public struct MessageStore {
     }
 
     /// Moves a message between areas by one rename (section 6.3), then makes it durable.
-    public func move(_ id: QueueID, from source: SpoolLayout.Area, to destination: SpoolLayout.Area) throws(SpoolIOError) {
+    ///
+    /// With `sync: false` the caller syncs both directories itself, once for
+    /// a batch of moves (`syncDirectories`), before it reports them done.
+    public func move(_ id: QueueID, from source: SpoolLayout.Area, to destination: SpoolLayout.Area,
+                     sync: Bool = true) throws(SpoolIOError) {
         try fileSystem.rename(layout.path(source, id), to: layout.path(destination, id))
-        try fileSystem.syncDirectory(layout.directory(destination))
-        try fileSystem.syncDirectory(layout.directory(source))
+        if sync { try syncDirectories([destination, source]) }
+    }
+
+    /// fsyncs the directories of `areas`, destination first (spool-layout.md 6.3).
+    public func syncDirectories(_ areas: [SpoolLayout.Area]) throws(SpoolIOError) {
+        for area in areas { try fileSystem.syncDirectory(layout.directory(area)) }
     }
 
     /// Keeps a finished message's envelope in `retired/` (section 6.4): the
