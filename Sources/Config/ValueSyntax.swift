@@ -1,4 +1,5 @@
 import Foundation
+import PosternCore
 
 /// Host names as SMTP needs them (RFC 1123 section 2.1, RFC 5321 section 4.1.2):
 /// dot-separated labels of letters, digits and hyphens.
@@ -49,7 +50,7 @@ extension RelayAddress {
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]") else { throw bad("the \"[\" is not closed") }
             host = String(text[text.index(after: text.startIndex)..<close])
-            guard isIPv6(host) else { throw bad("brackets are only for IPv6 addresses, and \"\(host)\" is not one") }
+            guard IPText.isAddress(host, v6: true) else { throw bad("brackets are only for IPv6 addresses, and \"\(host)\" is not one") }
             let rest = text[text.index(after: close)...]
             if rest.isEmpty {
                 portText = nil
@@ -69,7 +70,7 @@ extension RelayAddress {
                 throw bad("the host \"\(host)\" is not a host name or IP address")
             }
             let numeric = host.split(separator: ".").allSatisfy { $0.allSatisfy(\.isNumber) }
-            if numeric, !isIPv4(host) { throw bad("\"\(host)\" is not a valid IPv4 address") }
+            if numeric, !IPText.isAddress(host, v6: false) { throw bad("\"\(host)\" is not a valid IPv4 address") }
         }
         guard let portText else { return RelayAddress(host: host, port: 25) }
         guard !portText.isEmpty, portText.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
@@ -79,15 +80,6 @@ extension RelayAddress {
         return RelayAddress(host: host, port: port)
     }
 
-    private static func isIPv6(_ text: String) -> Bool {
-        var address = in6_addr()
-        return inet_pton(AF_INET6, text, &address) == 1
-    }
-
-    private static func isIPv4(_ text: String) -> Bool {
-        var address = in_addr()
-        return inet_pton(AF_INET, text, &address) == 1
-    }
 }
 
 /// Durations written back as `DurationText` reads them: `7m30s`, `1d12h`, `250ms`.
@@ -113,21 +105,7 @@ enum DurationSpelling {
 enum TOMLText {
     /// A basic string with `"`, `\` and control characters escaped.
     static func quoted(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\t": result += "\\t"
-            case "\r": result += "\\r"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                let hex = String(scalar.value, radix: 16, uppercase: true)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
+        QuotedString.quoted(text)
     }
 
     /// A float that TOML reads back as a float: `2.0`, not `2`.

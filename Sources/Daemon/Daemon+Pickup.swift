@@ -40,6 +40,8 @@ extension Daemon {
             logger.warning("quarantined", metadata: ["entry": "\(quarantined.origin)", "reason": "\(quarantined.reason)"])
         }
         for error in report.errors { logger.error("scan", metadata: ["error": "\(error)"]) }
+        // After an overflow, forget what left queue/ and hold/ while events were lost.
+        for id in core.ids where !seen.contains(id) && !core.inRound(id) { core.remove(id) }
         for id in drops { accept(id.rawValue) }
         let scanned = (report.messages[.queue] ?? 0) + (report.messages[.hold] ?? 0)
         metrics.rescan(seconds: Date().timeIntervalSince(started), messages: scanned + drops.count)
@@ -100,6 +102,7 @@ extension Daemon {
             try store.move(id, from: .drop, to: .queue)
         } catch {
             logger.error("cannot accept a drop", metadata: ["id": "\(id)", "error": "\(error)"])
+            metrics.dropRejected(reason: .other)
             return
         }
         core.insert(id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: false,
@@ -120,7 +123,9 @@ extension Daemon {
             return
         }
         if core.contains(id) {
-            if core.isHeld(id) != held { core.setHeld(id, held) }
+            // Held mid-round with no job running: the round is over here too
+            // (its DSNs and waiting control requests must not be lost).
+            if core.isHeld(id) != held, core.setHeld(id, held) { endRound(id) }
             return
         }
         let area: SpoolLayout.Area = queued ? .queue : .hold

@@ -186,6 +186,5 @@ extension Daemon {
                          recipients: QueueCounts(queued: tally.queuedRecipients, held: tally.heldRecipients,
                                                  corrupt: outside.corruptRecipients, retired: outside.retiredRecipients))
         metrics.setOldestQueued(arrival: core.oldestQueued()?.date.timeIntervalSince1970)
-        metrics.setInFlight(inFlight.count)
     }
 }

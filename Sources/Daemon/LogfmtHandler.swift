@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import PosternCore
+import Spool
 
 /// swift-log to standard error, one line per event: logfmt (`key=value`) by
 /// default, JSON on request; no timestamp when journald adds its own
@@ -29,8 +31,7 @@ public struct LogfmtHandler: LogHandler {
     public func log(event: LogEvent) {
         var fields: [(String, String)] = []
         if timestamps {
-            fields.append(("time", ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "UTC")!,
-                                                               formatOptions: [.withInternetDateTime, .withFractionalSeconds])))
+            fields.append(("time", Timestamp.format(Date(), milliseconds: true)))
         }
         fields.append(("level", event.level.rawValue))
         fields.append(("msg", event.message.description))
@@ -43,27 +44,15 @@ public struct LogfmtHandler: LogHandler {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
-    /// A logfmt value: bare when it has no space, quote, equals sign or control character.
+    /// A logfmt value: bare when it has no space, quote, equals sign or control
+    /// character, quoted and escaped otherwise.
     static func quoted(_ value: String) -> String {
         let needsQuotes = value.isEmpty || value.unicodeScalars.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0.value < 0x20 }
-        guard needsQuotes else { return value }
-        var escaped = ""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case "\n": escaped += "\\n"
-            case "\r": escaped += "\\r"
-            case "\t": escaped += "\\t"
-            default: scalar.value < 0x20 ? (escaped += String(format: "\\u%04x", scalar.value)) : escaped.unicodeScalars.append(scalar)
-            }
-        }
-        return "\"\(escaped)\""
+        return needsQuotes ? QuotedString.quoted(value) : value
     }
 
+    /// One JSON object per line, keys sorted, through the envelope's writer.
     static func json(_ fields: [(String, String)]) -> String {
-        let object = Dictionary(fields, uniquingKeysWith: { $1 })
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)   // strings always encode
-        return String(decoding: data, as: UTF8.self)
+        JSONValue.object(Dictionary(fields, uniquingKeysWith: { $1 }).mapValues(JSONValue.string)).encodedLine()
     }
 }

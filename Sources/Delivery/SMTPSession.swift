@@ -32,10 +32,6 @@ enum SMTPSession {
         var last = AttemptReport.all(request.recipients, .deferred, text: "\(host) has no addresses", host: host)
         var dialed: [String] = []
         var connections: [AttemptReport.Connection] = []
-        defer {
-            last.dialed[host] = dialed
-            last.connections = connections
-        }
         for ip in ips {
             guard !cancellation.isCancelled else { break }
             guard !budget.hasPassed else {
@@ -58,6 +54,9 @@ enum SMTPSession {
             // Another address helps only when this one could not be talked to.
             if last.tls != nil || last.results.contains(where: { $0.outcome != .deferred || $0.code != nil }) { break }
         }
+        // Not in a `defer`: that would change `last` after `return` copied it.
+        last.dialed[host] = dialed
+        last.connections = connections
         return last
     }
 

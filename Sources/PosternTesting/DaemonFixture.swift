@@ -37,7 +37,10 @@ public final class DaemonFixture: @unchecked Sendable {
         }
     }
 
-    private var readyCount: Int { log.components(separatedBy: "msg=\"index ready\"").count - 1 }
+    /// Start-up scans finished, in either log format.
+    private var readyCount: Int {
+        ["msg=\"index ready\"", "\"msg\":\"index ready\""].map { log.components(separatedBy: $0).count - 1 }.reduce(0, +)
+    }
     private var daemonExited: Bool {
         guard let daemon else { return true }
         var status: Int32 = 0

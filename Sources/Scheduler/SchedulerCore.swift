@@ -74,6 +74,8 @@ public final class SchedulerCore {
     }
 
     public var count: Int { entries.count }
+    /// Every message in the index.
+    public var ids: [QueueID] { Array(entries.keys) }
     public func contains(_ id: QueueID) -> Bool { entries[id] != nil }
     public func isHeld(_ id: QueueID) -> Bool { entries[id]?.held ?? false }
     public func inRound(_ id: QueueID) -> Bool { entries[id]?.inRound ?? false }
@@ -102,8 +104,10 @@ public final class SchedulerCore {
 
     /// Forgets a message (delivered, deleted, quarantined). Its ready jobs are dropped.
     public func remove(_ id: QueueID) {
-        if let old = entries[id] { tally.remove(old) }
-        entries[id] = nil
+        guard let old = entries.removeValue(forKey: id) else { return }
+        tally.remove(old)
+        // Only a message in a round has ready jobs: no sweep for the others.
+        guard old.inRound else { return }
         for domain in Array(ready.keys) {
             ready[domain]?.removeAll { $0.id == id }
             if ready[domain]?.isEmpty == true { ready[domain] = nil }
@@ -112,11 +116,15 @@ public final class SchedulerCore {
     }
 
     /// Holds or releases a message; a released message is due at its recorded time.
-    public func setHeld(_ id: QueueID, _ held: Bool) {
-        guard let entry = entries[id] else { return }
+    /// Returns true when holding it ended its round (no job of it was running,
+    /// and its waiting ones were dropped): the caller must end the round too.
+    @discardableResult
+    public func setHeld(_ id: QueueID, _ held: Bool) -> Bool {
+        guard let entry = entries[id] else { return false }
         insert(id, nextAttempt: Date(timeIntervalSince1970: entry.nextAttempt), domains: entry.domains, held: held,
                recipients: Int(entry.recipients))
-        if held { remove(readyJobsOf: id) }
+        guard held, entry.inRound else { return false }
+        return remove(readyJobsOf: id)
     }
 
     /// Makes a message due at `time` (a kick is `now`).
@@ -198,10 +206,12 @@ public final class SchedulerCore {
         guard var entry = entries[id] else { return }
         entry.inRound = false
         entries[id] = entry
-        insert(id, nextAttempt: Date(timeIntervalSince1970: entry.nextAttempt), domains: entry.domains, held: entry.held)
+        insert(id, nextAttempt: Date(timeIntervalSince1970: entry.nextAttempt), domains: entry.domains, held: entry.held,
+               recipients: Int(entry.recipients))
     }
 
-    private func remove(readyJobsOf id: QueueID) {
+    /// Drops a message's waiting jobs; true when that ended its round.
+    private func remove(readyJobsOf id: QueueID) -> Bool {
         var dropped = 0
         for domain in Array(ready.keys) {
             let before = ready[domain]?.count ?? 0
@@ -210,9 +220,13 @@ public final class SchedulerCore {
             if ready[domain]?.isEmpty == true { ready[domain] = nil }
         }
         readyDomains.removeAll { ready[$0] == nil }
-        if dropped > 0, let left = roundsLeft[id] {
-            if left <= dropped { endRound(id) } else { roundsLeft[id] = left - dropped }
+        guard dropped > 0, let left = roundsLeft[id] else { return false }
+        guard left <= dropped else {
+            roundsLeft[id] = left - dropped
+            return false
         }
+        endRound(id)
+        return true
     }
 
     /// When the earliest waiting message is due (nil when nothing waits). Jobs

@@ -45,16 +45,17 @@ struct MessageSelection: ParsableArguments {
     func select(_ layout: SpoolLayout, areas: [SpoolLayout.Area] = [.queue, .hold]) -> [ScanItem] {
         let wanted = Set(ids.compactMap(QueueID.init))
         let cutoff = olderThan.flatMap(DurationText.parse).map { Date().addingTimeInterval(-$0) }
+        // The filters in lower case once, not once per message scanned.
+        let sender = self.sender.map { $0 == "<>" ? "" : $0.lowercased() }
+        let recipient = self.recipient?.lowercased()
+        let domain = self.domain?.lowercased()
         var selected: [ScanItem] = []
         _ = SpoolScanner(layout: layout, mode: .readOnly).scan(areas: areas) { item in
             let envelope = item.envelope
             if !wanted.isEmpty, !wanted.contains(item.id) { return }
-            if let sender {
-                let normalized = sender == "<>" ? "" : sender.lowercased()
-                guard (envelope.sender ?? "").lowercased() == normalized else { return }
-            }
-            if let recipient, !envelope.recipients.contains(where: { $0.address.lowercased() == recipient.lowercased() }) { return }
-            if let domain, !envelope.recipients.contains(where: { $0.domain == domain.lowercased() }) { return }
+            if let sender, (envelope.sender ?? "").lowercased() != sender { return }
+            if let recipient, !envelope.recipients.contains(where: { $0.address.lowercased() == recipient }) { return }
+            if let domain, !envelope.recipients.contains(where: { $0.domain == domain }) { return }
             if let cutoff, envelope.arrival >= cutoff { return }
             selected.append(item)
         }

@@ -17,13 +17,8 @@ enum TransportFactory {
         let factory = try Parts(configuration)
         var transports: [any Transport] = [try factory.direct(name: "direct", definition: nil)]
         if let relay = configuration.relay {
-            let mode: TLSMode = switch configuration.relayTLS {
-            case .plaintext: .none
-            case .opportunistic: .opportunistic
-            case .required: .required
-            case .implicit: .implicit
-            }
-            transports.append(try factory.relay(name: "relay", server: relay, mode: mode, credentials: nil, caFile: nil, ehloName: nil))
+            transports.append(try factory.relay(name: "relay", server: relay, mode: Parts.mode(configuration.relayTLS),
+                                                credentials: nil, caFile: nil, ehloName: nil))
         }
         for definition in configuration.transports {
             transports.append(try factory.make(definition))
@@ -37,9 +32,13 @@ enum TransportFactory {
         let configuration: Configuration
         let resolver: any Resolver
         let limits: ConnectLimits
+        /// The system's trust anchors, loaded once for every transport (a
+        /// context serves many connections); a `ca_file` gets its own.
+        let systemTLS: TLSContext
 
         init(_ configuration: Configuration) throws {
             self.configuration = configuration
+            systemTLS = try TLSContext()
             let dns = configuration.dns
             let trustAD: Bool? = switch dns.trustAD {
             case .auto: nil
@@ -55,13 +54,8 @@ enum TransportFactory {
             case .direct:
                 return try direct(name: definition.name, definition: definition)
             case .relay:
-                let mode: TLSMode = switch definition.tls {
-                case .plaintext: .none
-                case .opportunistic: .opportunistic
-                case .required: .required
-                case .implicit: .implicit
-                }
-                return try relay(name: definition.name, server: try need(definition.server, "host", definition), mode: mode, credentials: definition.credentials,
+                return try relay(name: definition.name, server: try need(definition.server, "host", definition),
+                                 mode: Self.mode(definition.tls), credentials: definition.credentials,
                                  caFile: definition.caFile, ehloName: definition.ehloName)
             case .submission, .submissions:
                 // RFC 8314 3: submission with TLS verified, and AUTH only inside it.
@@ -93,7 +87,7 @@ enum TransportFactory {
         }
 
         func opportunistic(_ ehloName: String?) throws -> SMTPClientOptions {
-            let tls = TLSClientOptions(verification: .none, enforce: false, context: try TLSContext())
+            let tls = TLSClientOptions(verification: .none, enforce: false, context: systemTLS)
             return SMTPClientOptions(ehloName: ehloName ?? configuration.hostname, tlsMode: .opportunistic, tls: tls)
         }
 
@@ -104,7 +98,7 @@ enum TransportFactory {
                    ehloName: String?) throws -> any Transport {
             let verification: TLSVerification = mode == .required || mode == .implicit ? .pkix(hostnames: [server.host]) : .none
             let isLiteral = server.host.contains(":") || server.host.allSatisfy { $0.isNumber || $0 == "." }
-            let context = try TLSContext(trustAnchors: caFile.map(TrustAnchors.file) ?? .system)
+            let context = try caFile.map { try TLSContext(trustAnchors: .file($0)) } ?? systemTLS
             let tls = TLSClientOptions(verification: verification, serverName: isLiteral ? nil : server.host, context: context)
             var options = SMTPClientOptions(ehloName: ehloName ?? configuration.hostname, tlsMode: mode, tls: tls)
             if let path {
@@ -123,6 +117,15 @@ enum TransportFactory {
         func need<Value>(_ value: Value?, _ key: String, _ definition: TransportDefinition) throws -> Value {
             guard let value else { throw Failure(description: "transport \(definition.name) has no \(key)") }
             return value
+        }
+
+        static func mode(_ mode: RelayTLSMode) -> TLSMode {
+            switch mode {
+            case .plaintext: .none
+            case .opportunistic: .opportunistic
+            case .required: .required
+            case .implicit: .implicit
+            }
         }
 
         func family(_ family: AddressFamily) -> DirectTransport.Family {

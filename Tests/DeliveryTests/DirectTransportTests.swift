@@ -136,6 +136,8 @@ struct DirectDeliveryTests {
         let report = DirectTransportTests.transport(resolver, port: busy.port).deliver(request, cancellation: Cancellation())
         #expect(report.results.map(\.outcome) == [.delivered, .delivered])
         #expect(report.host == "ok.example.org")
+        // The preferred host was dialed first and answered 4xx; then the next one.
+        #expect(report.dialed == ["busy.example.org": ["127.0.0.3"], "ok.example.org": ["127.0.0.4"]])
         #expect(BackgroundProcess.waitUntil(timeout: 10) { accepting.messages().count == 1 })
         #expect(busy.messages().isEmpty)
     }
@@ -161,7 +163,9 @@ struct DirectDeliveryTests {
         var options = SMTPClientOptions(ehloName: "client.postern.test", tlsMode: .none)
         options.timeouts = SMTPTimeouts(uniform: 10)
         let transport = DirectTransport(resolver: resolver, options: options, dialer: TCPDialer(bindIPv4: "127.0.0.9"), port: sink.port)
-        #expect(transport.deliver(request, cancellation: Cancellation()).results.map(\.outcome) == [.delivered])
+        let report = transport.deliver(request, cancellation: Cancellation())
+        #expect(report.results.map(\.outcome) == [.delivered])
+        #expect(report.dialed == ["mx.example.org": ["127.0.0.1"]])
         #expect(BackgroundProcess.waitUntil(timeout: 10) { sink.messages().count == 1 })
         let dump = try #require(sink.messages().first)
         #expect(dump.contains("X-Client-Addr: 127.0.0.9"))

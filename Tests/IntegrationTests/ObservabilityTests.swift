@@ -109,6 +109,26 @@ struct ObservabilityTests {
     }
 }
 
+/// `log.format = json`: every line one JSON object with the stable keys.
+@Suite(.serialized)
+struct JSONLogTests {
+    @Test func jsonLines() throws {
+        try #require(LocalSink.isAvailable)
+        let fixture = try DaemonFixture(overrides: ["log.format=json"])
+        try fixture.start()
+        let id = try fixture.drop(subject: "json \"quoted\"", to: ["bob@example.net"])
+        #expect(fixture.waitForLog(#""status":"sent""#))
+        #expect(fixture.stop() == 0)
+        let objects = try fixture.log.split(separator: "\n").map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String], "\(line)")
+        }
+        #expect(objects.allSatisfy { $0["level"] != nil && $0["msg"] != nil && $0["time"]?.hasSuffix("Z") == true })
+        let delivery = try #require(objects.first { $0["msg"] == "delivery" })
+        #expect(delivery["id"] == id && delivery["recipient"] == "bob@example.net" && delivery["status"] == "sent")
+        #expect(delivery["attempt"] == "1" && delivery["transport"] == "relay" && delivery["code"] == "250")
+    }
+}
+
 /// The kernel's inotify queue overflows: the daemon notices, rescans, and loses nothing.
 @Suite(.serialized)
 struct InotifyOverflowTests {

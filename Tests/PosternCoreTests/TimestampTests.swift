@@ -25,8 +25,16 @@ struct TimestampTests {
         #expect(abs(parsed.timeIntervalSince1970 - expected.timeIntervalSince1970) < 0.000_001)
     }
 
+    /// Log lines carry milliseconds.
+    @Test func milliseconds() {
+        let date = Date(timeIntervalSince1970: 1_795_922_254.25)
+        #expect(Timestamp.format(date, milliseconds: true) == "2026-11-29T03:17:34.250Z")
+        #expect(Timestamp.parse(Timestamp.format(date, milliseconds: true)) == date)
+    }
+
     /// RFC 3339 5.6 allows lower-case t and z.
     @Test func lowerCase() {
+        #expect(Timestamp.parse("2026-11-29t03:17:34z") != nil)
         #expect(Timestamp.parse("2026-11-29t03:17:34z") == Timestamp.parse("2026-11-29T03:17:34Z"))
     }
 

@@ -7,6 +7,11 @@ import Foundation
 /// seconds so that writers in other languages need not truncate.
 public enum Timestamp {
     public static func format(_ date: Date) -> String {
+        format(date, milliseconds: false)
+    }
+
+    /// `milliseconds` adds a fraction (`…:34.250Z`), for log lines.
+    public static func format(_ date: Date, milliseconds: Bool) -> String {
         let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
         var time = time_t(seconds)
         var parts = tm()
@@ -14,8 +19,12 @@ public enum Timestamp {
         var text = ""
         text.reserveCapacity(20)
         text += digits(Int(parts.tm_year) + 1900, 4) + "-" + digits(Int(parts.tm_mon) + 1, 2) + "-" + digits(Int(parts.tm_mday), 2)
-        text += "T" + digits(Int(parts.tm_hour), 2) + ":" + digits(Int(parts.tm_min), 2) + ":" + digits(Int(parts.tm_sec), 2) + "Z"
-        return text
+        text += "T" + digits(Int(parts.tm_hour), 2) + ":" + digits(Int(parts.tm_min), 2) + ":" + digits(Int(parts.tm_sec), 2)
+        if milliseconds {
+            let fraction = Int((date.timeIntervalSince1970 - Double(seconds)) * 1000)
+            text += "." + digits(min(999, max(0, fraction)), 3)
+        }
+        return text + "Z"
     }
 
     /// Parses an RFC 3339 date-time (section 5.6) with any offset; `nil` if malformed.

@@ -1,4 +1,5 @@
 import Foundation
+import PosternCore
 
 /// JSON text to `JSONValue` and back (RFC 8259), by hand.
 ///
@@ -258,25 +259,9 @@ enum JSONText {
         out += "\n" + String(repeating: "  ", count: indent)
     }
 
-    /// Quotes and escapes (RFC 8259 7): `"` and `\`, control characters as
-    /// short escapes or `\u00XX`; everything else as UTF-8, `/` unescaped.
+    /// Quotes and escapes (RFC 8259 7): everything but `"`, `\` and control
+    /// characters as UTF-8, `/` unescaped.
     private static func writeString(_ text: String, into out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "\u{00}"..."\u{1F}", "\u{7F}":
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
+        out += QuotedString.quoted(text)
     }
 }

@@ -1,0 +1,27 @@
+/// Text in double quotes with `"`, `\` and control characters escaped.
+///
+/// One form serves three writers: it is a JSON string (RFC 8259 section 7),
+/// a TOML basic string (TOML 1.0, "String"), and the quoted value of a logfmt
+/// field, so an envelope, a rendered configuration and a log line escape the
+/// same way, and none of them can be split by a newline in the text.
+public enum QuotedString {
+    public static func quoted(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case "\u{08}": result += "\\b"
+            case "\u{0C}": result += "\\f"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                let hex = String(scalar.value, radix: 16, uppercase: true)
+                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result + "\""
+    }
+}
