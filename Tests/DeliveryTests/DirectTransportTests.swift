@@ -142,6 +142,21 @@ struct DirectDeliveryTests {
         #expect(busy.messages().isEmpty)
     }
 
+    /// A permanent refusal at the first MX is final: the next MX is not tried (RFC 5321 5.1).
+    @Test func permanentFailureStopsAtFirstHost() throws {
+        let refusing = try LocalSink(options: ["-f", "RCPT"], ip: "127.0.0.6")
+        let accepting = try LocalSink(ip: "127.0.0.7", port: refusing.port)
+        let resolver = MockResolver(mx: ["example.org": [MXRecord(preference: 10, host: "no.example.org"), MXRecord(preference: 20, host: "ok.example.org")]],
+                                    a: ["no.example.org": ["127.0.0.6"], "ok.example.org": ["127.0.0.7"]])
+        let (request, _) = try request(["bob@example.org"], domain: "example.org")
+        let report = DirectTransportTests.transport(resolver, port: refusing.port).deliver(request, cancellation: Cancellation())
+        #expect(report.results.map(\.outcome) == [.failed])
+        #expect(report.results.first?.code.map { $0 >= 500 } == true)
+        #expect(report.dialed == ["no.example.org": ["127.0.0.6"]])
+        #expect(report.host == "no.example.org")
+        #expect(accepting.messages().isEmpty)
+    }
+
     /// A spent connect budget stops the attempt before any address is dialed; the recipients wait.
     @Test func connectBudget() throws {
         let sink = try LocalSink(ip: "127.0.0.1")
