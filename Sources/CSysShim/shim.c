@@ -6,8 +6,10 @@
 #include "CSysShim.h"
 
 _Static_assert(RENAME_NOREPLACE == CSYS_RENAME_NOREPLACE, "RENAME_NOREPLACE");
+_Static_assert(RENAME_EXCHANGE == CSYS_RENAME_EXCHANGE, "RENAME_EXCHANGE");
 
 int csys_renameat2(int a, const char *b, int c, const char *d, unsigned int f) { return renameat2(a, b, c, d, f); }
 int csys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int csys_syncfs(int fd) { return syncfs(fd); }
 unsigned long csys_heap_in_use(void) { return (unsigned long)mallinfo2().uordblks; }
+long csys_copy_file_range(int in_fd, int out_fd, unsigned long length) { return (long)copy_file_range(in_fd, NULL, out_fd, NULL, length, 0); }

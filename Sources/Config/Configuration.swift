@@ -202,6 +202,7 @@ public struct DSNSettings: Sendable, Equatable {
 public struct DropSettings: Sendable, Equatable {
     /// The largest message accepted, in octets.
     public var maxMessageSize = 0
+    public var maxRecipients = 0
 }
 
 /// Logging settings: the `[log]` table.

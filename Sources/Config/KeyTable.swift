@@ -136,6 +136,9 @@ enum KeyTable {
         .integer("drop.max_message_size", default: 67_108_864, minimum: 1, \.drop.maxMessageSize,
                  doc: "The largest message, in octets, that postern drop (sendmail) accepts.",
                  details: ["67108864 is 64 MiB."]),
+        .integer("drop.max_recipients", default: 1000, minimum: 1, \.drop.maxRecipients,
+                 doc: "The most recipients one message may have; more is refused (exit 65).",
+                 details: ["Each recipient's results live in the message's envelope, which may not outgrow 4 MiB."]),
 
         .text("metrics.listen", summary: "\"IP:PORT\", \"[IPv6]:PORT\", or \"\" for none", default: .string("127.0.0.1:9464"),
               \.metrics.listen,

@@ -49,12 +49,8 @@ extension Daemon {
         case .hold, .release, .delete:
             reconcile(id)
         case .fail:
-            if let (area, envelope) = control.locate(id) {
-                dsn.failed(envelope, recipients: envelope.recipients.filter {
-                    $0.state == .failed && $0.lastResult?.text.hasPrefix("failed by the operator") == true
-                })
-                finalize(id, envelope: envelope, area: area)
-            }
+            // Every recipient is final now; finalize sends the DSN the action marked pending.
+            if let (area, envelope) = control.locate(id) { finalize(id, envelope: envelope, area: area) }
         case .requireTLS:
             break
         }

@@ -12,6 +12,7 @@ extension Daemon {
         let started = Date()
         var scanner = SpoolScanner(layout: layout, mode: .repair)
         scanner.now = now
+        let trusted = MessageDirectory.trustedOwners(of: layout)
         var seen = Set<QueueID>()
         var drops: [QueueID] = []
         var progress = 0
@@ -27,10 +28,19 @@ extension Daemon {
             case .queue, .hold:
                 seen.insert(item.id)
                 guard !core.inRound(item.id) else { return }
+                guard trusted.contains(item.owner) || adoptInPlace(item) else { return }
                 if item.area == .queue, item.envelope.pendingDomains.isEmpty {
-                    // Finished while no daemon ran (e.g. `postern fail` offline): finish it now.
+                    // Finished while no daemon ran (e.g. `postern fail` offline), or
+                    // its failure DSN was still pending: finish it now.
                     finalize(item.id, envelope: item.envelope, area: .queue)
                     return
+                }
+                if !item.envelope.dsnPending.isEmpty {
+                    // Marked failed, then a crash or a full disk before the DSN.
+                    var envelope = item.envelope
+                    if dsn.sendPending(&envelope) {
+                        try? store.update(envelope, in: item.area, durability: .processCrash)   // at worst the DSN is sent twice
+                    }
                 }
                 core.insert(item.id, nextAttempt: item.nextAttempt, domains: item.domains, held: item.held,
                             recipients: item.envelope.recipients.count { $0.state == .pending })
@@ -75,8 +85,13 @@ extension Daemon {
         if requests { processControlRequests() }
     }
 
-    /// Validates a drop and accepts it into `queue/` by one rename (fsynced);
-    /// its first attempt is due at once. What fails validation is quarantined.
+    /// Validates a drop and accepts it into `queue/` (fsynced); its first
+    /// attempt is due at once. What fails validation is quarantined.
+    ///
+    /// A drop by root or the spool owner is renamed into `queue/`. Any other
+    /// is adopted (`Adoption`): copied into a directory of the daemon's own,
+    /// with only the fields a drop may set, so that its writer keeps no hold on
+    /// it (spool-layout.md 6.5).
     func accept(_ name: String) {
         let directory = layout.directory(.drop)
         guard MessageDirectory.lstatus(directory + "/" + name) != nil else { return }   // already taken
@@ -85,9 +100,10 @@ extension Daemon {
             metrics.dropRejected(reason: .badName)
             return
         }
-        let envelope: Envelope
+        let trusted = MessageDirectory.trustedOwners(of: layout)
+        let opened: MessageDirectory.Opened
         do {
-            envelope = try MessageDirectory(path: layout.path(.drop, id)).load(id: id, trustedOwners: MessageDirectory.trustedOwners(of: layout))
+            opened = try MessageDirectory(path: layout.path(.drop, id)).open(id: id, trustedOwners: trusted)
         } catch {
             quarantine(name, in: directory, reason: error.description)
             metrics.dropRejected(reason: .invalid)
@@ -98,12 +114,33 @@ extension Daemon {
             metrics.dropRejected(reason: .duplicate)
             return
         }
+        var envelope = opened.envelope
         do {
-            try store.move(id, from: .drop, to: .queue)
-        } catch {
-            logger.error("cannot accept a drop", metadata: ["id": "\(id)", "error": "\(error)"])
-            metrics.dropRejected(reason: .other)
+            if trusted.contains(opened.owner) {
+                // Only its owner (trusted) or the spool owner may rename an
+                // entry of the sticky drop/: the directory validated is the one moved.
+                try store.move(id, from: .drop, to: .queue)
+            } else {
+                let ignored: [String]
+                (envelope, ignored) = Adoption.submitted(opened.envelope)
+                if !ignored.isEmpty {
+                    logger.warning("drop fields ignored", metadata: ["id": "\(id)", "uid": "\(opened.owner)",
+                                                                  "fields": "\(ignored.joined(separator: ","))"])
+                }
+                try Adoption(layout: layout).adopt(opened, envelope: envelope, from: .drop, to: .queue)
+            }
+        } catch let problem as MessageDirectory.Problem {
+            quarantine(name, in: directory, reason: problem.description)
+            metrics.dropRejected(reason: .invalid)
             return
+        } catch {
+            if control.area(of: id) == nil {
+                logger.error("cannot accept a drop", metadata: ["id": "\(id)", "error": "\(error)"])
+                metrics.dropRejected(reason: .other)
+                return
+            }
+            // Accepted; only the removal of the writer's copy failed.
+            logger.error("accepted, but the dropped copy remains", metadata: ["id": "\(id)", "error": "\(error)"])
         }
         core.insert(id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: false,
                     recipients: envelope.recipients.count { $0.state == .pending })
@@ -111,6 +148,30 @@ extension Daemon {
         logger.info("accepted", metadata: ["id": "\(id)", "sender": "\(envelope.sender ?? "<>")",
                                            "recipients": "\(envelope.recipients.count)", "size": "\(envelope.size)",
                                            "uid": "\(envelope.uid)"])
+    }
+
+    /// A message in `queue/` or `hold/` still owned by its writer (accepted by
+    /// an earlier version, or planted by hand): adopted where it is, by one
+    /// exchange of directories. False when it could not be (quarantined or left).
+    func adoptInPlace(_ item: ScanItem) -> Bool {
+        let path = layout.path(item.area, item.id)
+        do {
+            let opened = try MessageDirectory(path: path).open(id: item.id, trustedOwners: MessageDirectory.trustedOwners(of: layout))
+            // Accepted before: its delivery state is the daemon's own record,
+            // but the overrides only trusted writers may set go.
+            var envelope = opened.envelope
+            let ignored = [envelope.transport.map { _ in "transport" }, envelope.maxAttempts.map { _ in "max_attempts" }].compactMap { $0 }
+            envelope.transport = nil
+            envelope.maxAttempts = nil
+            try Adoption(layout: layout).adopt(opened, envelope: envelope, from: item.area, to: item.area)
+            logger.info("adopted", metadata: ["id": "\(item.id)", "uid": "\(item.owner)", "ignored": "\(ignored.joined(separator: ","))"])
+            return true
+        } catch let problem as MessageDirectory.Problem {
+            quarantine(item.id.rawValue, in: layout.directory(item.area), reason: problem.description)
+        } catch {
+            logger.error("cannot adopt a message", metadata: ["id": "\(item.id)", "error": "\(error)"])
+        }
+        return false
     }
 
     /// Brings the index in line with where a message is on disk: an operator's

@@ -6,6 +6,10 @@ import Scheduler
 import Spool
 
 extension Daemon {
+    /// How long a step that failed for a local reason (a full disk, an
+    /// unreadable directory) waits before it is tried again.
+    static let retryDelay: TimeInterval = 60
+
     /// Starts the rounds that are due and launches the jobs the limits allow.
     func schedule(wake: WakePipe) {
         guard !stopping else { return }
@@ -23,7 +27,12 @@ extension Daemon {
     /// leaves the message due one backoff later, never in a retry storm.
     func register(_ id: QueueID) {
         guard let (area, found) = control.locate(id) else {
+            // Gone, moved, or no longer valid: reconcile quarantines what fails
+            // its checks and forgets what left; a message it cannot settle
+            // (an unreadable directory, say) is tried again later, not lost.
+            logger.warning("cannot register an attempt; checking the message", metadata: ["id": "\(id)"])
             reconcile(id)
+            if core.contains(id), !core.inRound(id) { core.reschedule(id, at: now().addingTimeInterval(Self.retryDelay)) }
             return
         }
         guard area == .queue else {
@@ -61,6 +70,7 @@ extension Daemon {
         let recipients = envelope.recipients.filter { $0.state == .pending && $0.domain == job.domain }.map(\.address)
         var request = DeliveryRequest(id: job.id, messagePath: layout.path(.queue, job.id) + "/" + SpoolLayout.messageFile,
                                       sender: envelope.sender ?? "", recipients: recipients, domain: job.domain)
+        request.messageSize = envelope.size
         request.eightBit = envelope.eightBit
         request.smtputf8 = envelope.smtputf8
         request.requireTLS = envelope.requireTLS
@@ -99,8 +109,14 @@ extension Daemon {
         let maxAttempts = envelope.maxAttempts ?? settings.maxAttempts
         var verdicts: [(Verdict, Int?)] = []
         defer { record(report, attempt: envelope.attempts, verdicts: verdicts) }
+        // One lookup per result, not a scan of the recipients each (a message
+        // may have thousands: this runs on the event loop).
+        var pendingIndex: [String: Int] = [:]
+        for (index, recipient) in envelope.recipients.enumerated() where recipient.state == .pending {
+            pendingIndex[recipient.address] = pendingIndex[recipient.address] ?? index
+        }
         for result in report.results {
-            guard let index = envelope.recipients.firstIndex(where: { $0.address == result.recipient && $0.state == .pending }) else { continue }
+            guard let index = pendingIndex.removeValue(forKey: result.recipient) else { continue }
             let outcome: RetryPolicy.Outcome = switch result.outcome {
             case .delivered: .delivered
             case .deferred: .temporary
@@ -109,14 +125,17 @@ extension Daemon {
             let verdict = RetryPolicy.verdict(outcome, attempts: envelope.attempts, maxAttempts: maxAttempts)
             verdicts.append((verdict, result.code))
             let status = verdict.rawValue
+            let text = DeliveryResult.bounded(result.text)
             envelope.recipients[index].lastResult = DeliveryResult(time: time, code: result.code, enhanced: result.enhanced,
-                                                                   text: verdict == .expired ? "\(result.text) (gave up after \(envelope.attempts) attempts)" : result.text,
+                                                                   text: verdict == .expired ? "\(text) (gave up after \(envelope.attempts) attempts)" : text,
                                                                    host: report.host, permanent: verdict == .bounced || verdict == .expired)
             switch verdict {
             case .sent: envelope.recipients[index].state = .delivered
             case .bounced, .expired:
                 envelope.recipients[index].state = .failed
-                failedInRound[job.id, default: []].insert(result.recipient)
+                // In the same update that records the failure: the DSN is owed
+                // until its drop commits (spool-layout.md 6.5).
+                envelope.dsnPending.append(result.recipient)
             case .deferred: break
             }
             var metadata: Logger.Metadata = ["id": "\(job.id)", "recipient": "\(result.recipient)", "domain": "\(job.domain)",
@@ -132,7 +151,7 @@ extension Daemon {
             logger.info("delivery", metadata: metadata)
         }
         if let last = report.results.last {
-            let summary = DeliveryResult(time: time, code: last.code, enhanced: last.enhanced, text: last.text,
+            let summary = DeliveryResult(time: time, code: last.code, enhanced: last.enhanced, text: DeliveryResult.bounded(last.text),
                                          host: report.host, permanent: last.outcome == .failed)
             envelope.lastResult = summary
             envelope.record(AttemptRecord(time: time, recipients: report.results.map(\.recipient), host: report.host,
@@ -156,11 +175,11 @@ extension Daemon {
     /// After the last job of a round: DSNs due, finished messages retired,
     /// control requests that waited for the round applied.
     func endRound(_ id: QueueID) {
-        guard let envelope = rounds.removeValue(forKey: id) else { return }
-        let failed = failedInRound.removeValue(forKey: id) ?? []
-        if !failed.isEmpty {
-            dsn.failed(envelope, recipients: envelope.recipients.filter { failed.contains($0.address) })
-        }
+        guard var envelope = rounds.removeValue(forKey: id) else { return }
+        let marked = !envelope.dsnPending.isEmpty
+        // A DSN that cannot be dropped now keeps its mark: it is tried again
+        // when the message is next due, or at the next start-up.
+        let notified = dsn.sendPending(&envelope)
         let pending = envelope.recipients.filter { $0.state == .pending }
         if DelayWarning.isDue(attempts: envelope.attempts, threshold: settings.delayWarningAttempts, pendingRecipients: pending.count) {
             dsn.delayed(envelope, recipients: pending, schedule: settings.remainingSchedule(for: envelope))
@@ -169,6 +188,14 @@ extension Daemon {
             if pending.isEmpty {
                 finalize(id, envelope: envelope, area: area)
             } else {
+                if marked && notified {
+                    // A power loss may undo this, and the DSN is then sent twice: never lost.
+                    do {
+                        try store.update(envelope, in: area, durability: .processCrash)
+                    } catch {
+                        logger.error("cannot clear the DSN mark", metadata: ["id": "\(id)", "error": "\(error)"])
+                    }
+                }
                 core.reschedule(id, at: envelope.nextAttempt ?? now(), domains: envelope.pendingDomains, recipients: pending.count)
                 if area == .hold { core.setHeld(id, true) }
             }
@@ -180,7 +207,15 @@ extension Daemon {
 
     /// A message whose recipients are all final leaves the queue: removed, or
     /// its envelope kept in `retired/` for `queue.keep_retired`.
+    ///
+    /// A failure DSN still owed is sent first; when it cannot be dropped (a
+    /// full disk), the message stays, due again in `retryDelay`.
     func finalize(_ id: QueueID, envelope: Envelope, area: SpoolLayout.Area) {
+        var envelope = envelope
+        guard dsn.sendPending(&envelope) else {
+            core.insert(id, nextAttempt: now().addingTimeInterval(Self.retryDelay), domains: [], held: area == .hold, recipients: 0)
+            return
+        }
         core.remove(id)
         do {
             if settings.keepRetired > 0 {

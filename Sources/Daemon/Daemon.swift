@@ -30,8 +30,6 @@ public final class Daemon {
 
     /// Envelopes of messages in an attempt round, as last written.
     var rounds: [QueueID: Envelope] = [:]
-    /// Recipients that failed during the current round, for its failure DSN.
-    var failedInRound: [QueueID: Set<String>] = [:]
     /// Control requests waiting for a message's round to end.
     var deferredControl: [QueueID: [(ControlRequest, ControlAction)]] = [:]
     var waitingRequests: [QueueID: (request: ControlRequest, outcomes: [QueueID: ControlOutcome], open: Int)] = [:]

@@ -39,5 +39,25 @@ public protocol DSNHook: Sendable {
     /// Recipients still pending after the delay-warning attempt; `schedule` is
     /// when the remaining attempts are due, the last one the final.
     func delayed(_ envelope: Envelope, recipients: [Recipient], schedule: [Date])
-    func failed(_ envelope: Envelope, recipients: [Recipient])
+    /// Recipients that failed. Returns false when a notification that is due
+    /// could not be dropped (a full disk): the caller keeps the message and its
+    /// `dsn_pending` mark and tries again.
+    @discardableResult
+    func failed(_ envelope: Envelope, recipients: [Recipient]) -> Bool
+}
+
+extension DSNHook {
+    /// Sends the failure DSN for the recipients that `envelope.dsnPending`
+    /// names and clears the mark; false, with the mark kept, when it could not
+    /// be dropped. The caller writes the cleared envelope, or removes the
+    /// finished message (spool-layout.md 6.5).
+    public func sendPending(_ envelope: inout Envelope) -> Bool {
+        guard !envelope.dsnPending.isEmpty else { return true }
+        let marked = Set(envelope.dsnPending)
+        guard failed(envelope, recipients: envelope.recipients.filter { marked.contains($0.address) && $0.state == .failed }) else {
+            return false
+        }
+        envelope.dsnPending = []
+        return true
+    }
 }

@@ -47,12 +47,13 @@ public struct SpoolDSN: DSNHook {
         self.metrics = metrics
     }
 
-    public func failed(_ envelope: Envelope, recipients: [Recipient]) {
-        guard !recipients.isEmpty else { return }
+    @discardableResult
+    public func failed(_ envelope: Envelope, recipients: [Recipient]) -> Bool {
+        guard !recipients.isEmpty else { return true }
         guard !envelope.notifyNever else {
             logger.warning("undeliverable notification; not reported further",
                            metadata: ["id": "\(envelope.id)", "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
-            return
+            return true
         }
         guard let sender = envelope.sender else {
             // RFC 5321 4.5.5: a message with the null sender is never answered
@@ -60,14 +61,18 @@ public struct SpoolDSN: DSNHook {
             logger.warning("undeliverable bounce; no DSN for the null sender",
                            metadata: ["id": "\(envelope.id)", "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
             if let postmaster = settings.postmaster {
-                send(.failed, envelope, recipients, to: postmaster, full: false, schedule: [], notifyNever: true)
+                return send(.failed, envelope, recipients, to: postmaster, full: false, schedule: [], notifyNever: true)
             }
-            return
+            return true
         }
-        send(.failed, envelope, recipients, to: sender, full: envelope.size <= settings.returnFullUpTo, schedule: [])
+        guard send(.failed, envelope, recipients, to: sender, full: envelope.size <= settings.returnFullUpTo, schedule: []) else {
+            return false
+        }
         if settings.copyFailuresToPostmaster, let postmaster = settings.postmaster {
+            // A copy: its loss is logged, and retrying would repeat the sender's DSN.
             send(.failed, envelope, recipients, to: postmaster, full: false, schedule: [], notifyNever: true)
         }
+        return true
     }
 
     public func delayed(_ envelope: Envelope, recipients: [Recipient], schedule: [Date]) {
@@ -75,15 +80,18 @@ public struct SpoolDSN: DSNHook {
         send(.delayed, envelope, recipients, to: sender, full: false, schedule: schedule)
     }
 
+    /// Composes and drops one notification; false when it could not be dropped.
+    @discardableResult
     private func send(_ action: DSNReport.Action, _ envelope: Envelope, _ recipients: [Recipient], to address: String,
-                      full: Bool, schedule: [Date], notifyNever: Bool = false) {
+                      full: Bool, schedule: [Date], notifyNever: Bool = false) -> Bool {
         let id = ids.next()
         let original: [UInt8]
         do {
-            original = try readOriginal(envelope.id, full: full)
+            original = try readOriginal(envelope.id, size: envelope.size, full: full)
         } catch {
+            // Without the original, the notification still tells what happened.
             logger.error("cannot read the message for its DSN", metadata: ["id": "\(envelope.id)", "error": "\(error)"])
-            return
+            original = []
         }
         var report = DSNReport(action: action, reportingMTA: settings.hostname, from: settings.fromAddress, to: address,
                                queueID: envelope.id.rawValue, arrival: envelope.arrival, date: Date(),
@@ -105,8 +113,10 @@ public struct SpoolDSN: DSNHook {
             metrics?.dsn(kind: notifyNever ? .postmaster : action == .failed ? .failed : .delayed)
             logger.info("dsn", metadata: ["id": "\(envelope.id)", "dsn": "\(id)", "kind": "\(action.rawValue)", "to": "\(address)",
                                           "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
+            return true
         } catch {
             logger.error("cannot drop a DSN", metadata: ["id": "\(envelope.id)", "kind": "\(action.rawValue)", "error": "\(error)"])
+            return false
         }
     }
 
@@ -118,20 +128,31 @@ public struct SpoolDSN: DSNHook {
                                    localDiagnostic: answered ? nil : result?.text, lastAttempt: result?.time)
     }
 
-    /// The original's header section, or the whole message, from whichever area holds it.
-    func readOriginal(_ id: QueueID, full: Bool) throws -> [UInt8] {
+    /// The original's header section, or the whole message, from whichever
+    /// area holds it: opened through the message directory without following a
+    /// link or blocking on a FIFO, and only as a regular file of the size the
+    /// envelope states, so that nothing but the message can be returned.
+    func readOriginal(_ id: QueueID, size: Int, full: Bool) throws -> [UInt8] {
         for area in [SpoolLayout.Area.queue, .hold] {
-            let path = layout.path(area, id) + "/" + SpoolLayout.messageFile
-            guard let handle = FileHandle(forReadingAtPath: path) else { continue }
-            defer { try? handle.close() }   // a read-only descriptor; closing cannot lose anything
-            if full { return Array(try handle.readToEnd() ?? Data()) }
-            var headers: [UInt8] = []
-            while headers.count < HeaderSection.maxSize, let chunk = try handle.read(upToCount: 64 << 10), !chunk.isEmpty {
-                headers += chunk
-                if let end = headers.firstRange(of: [13, 10, 13, 10]) { return Array(headers[..<end.upperBound]) }
+            guard let directory = try? DirectoryHandle(path: layout.path(area, id)) else { continue }
+            let (fd, info) = try directory.openRegularFile(SpoolLayout.messageFile)
+            defer { close(fd) }   // a read-only descriptor; closing cannot lose anything
+            guard Int(info.st_size) == size else {
+                throw SpoolIOError("open (\(info.st_size) octets, the envelope says \(size))", directory.path + "/message", EINVAL)
             }
-            return headers
+            let limit = full ? size : min(size, HeaderSection.maxSize)
+            var bytes = [UInt8](repeating: 0, count: limit)
+            var count = 0
+            while count < limit {
+                let read = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, limit - count) }
+                if read < 0 && errno == EINTR { continue }
+                guard read > 0 else { break }
+                count += read
+            }
+            bytes.removeSubrange(count...)
+            if !full, let end = bytes.firstRange(of: [13, 10, 13, 10]) { return Array(bytes[..<end.upperBound]) }
+            return bytes
         }
-        throw SpoolIOError("open", layout.path(.queue, id))
+        throw SpoolIOError("open", layout.path(.queue, id), ENOENT)
     }
 }

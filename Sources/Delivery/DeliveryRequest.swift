@@ -7,6 +7,8 @@ public struct DeliveryRequest: Sendable {
     public let id: QueueID
     /// The path of the message file in the spool.
     public let messagePath: String
+    /// Its size as the envelope states it; a file of another size is refused.
+    public var messageSize: Int?
     /// The reverse-path; empty for the null sender.
     public let sender: String
     public var recipients: [String]

@@ -1,4 +1,5 @@
 import Glibc
+import SMTP
 import PosternCore
 import Synchronization
 
@@ -73,8 +74,8 @@ public struct MaildirTransport: Transport {
 
     /// Writes the message into `tmp/`, moves it to `new/`, and returns its path there.
     private func store(_ request: DeliveryRequest) throws(MaildirError) -> String {
-        let source = open(request.messagePath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard source >= 0 else { throw MaildirError("open", request.messagePath) }
+        let source = FileMessageSource.open(request.messagePath, expectedSize: request.messageSize)
+        guard source >= 0 else { throw MaildirError("open", request.messagePath, code: source == -2 ? EINVAL : errno) }
         defer { close(source) }
         let directories = try MaildirDirectories(path)
         defer { directories.close() }

@@ -11,7 +11,7 @@ enum SMTPSession {
         let started = Deadline.now
         var report: AttemptReport
         do {
-            report = body(try FileMessageSource(path: request.messagePath))
+            report = body(try FileMessageSource(path: request.messagePath, expectedSize: request.messageSize))
         } catch {
             report = .all(request.recipients, .deferred, text: "cannot read the message: \(error)")
         }

@@ -62,14 +62,19 @@ public final class RecordingFileSystem: FileSystem {
         record("fsync \(relative(path))/")
     }
 
-    public func syncFileSystem(_ path: String) throws(SpoolIOError) {
-        try real.syncFileSystem(path)
-        record("syncfs \(relative(path))/")
+    public func syncFileSystem(_ directory: DirectoryHandle) throws(SpoolIOError) {
+        try real.syncFileSystem(directory)
+        record("syncfs \(relative(directory.path))/")
     }
 
     public func rename(_ source: String, to destination: String) throws(SpoolIOError) {
         try real.rename(source, to: destination)
         record("rename \(relative(source)) \(relative(destination))")
+    }
+
+    public func exchange(_ first: String, _ second: String) throws(SpoolIOError) {
+        try real.exchange(first, second)
+        record("exchange \(relative(first)) \(relative(second))")
     }
 
     public func replace(_ source: String, with destination: String) throws(SpoolIOError) {
@@ -80,5 +85,10 @@ public final class RecordingFileSystem: FileSystem {
     public func removeTree(_ path: String) throws(SpoolIOError) {
         try real.removeTree(path)
         record("remove \(relative(path))")
+    }
+
+    public func removeFile(_ path: String) throws(SpoolIOError) {
+        try real.removeFile(path)
+        record("unlink \(relative(path))")
     }
 }

@@ -14,16 +14,32 @@ public final class FileMessageSource: MessageSource {
     private let fd: Int32
     public let size: Int
 
-    /// Opens `path` without following links.
-    public init(path: String) throws(SMTPError.Refusal) {
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw .messageUnreadable("\(path): \(String(cString: strerror(errno)))") }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            close(fd)
-            throw .messageUnreadable("\(path): \(String(cString: strerror(errno)))")
+    /// Opens `path` as a spool file must be opened: without following a link
+    /// or blocking on a FIFO, and only if `fstat` then shows a regular file
+    /// with one link (of `expectedSize` octets, when given), so that nothing
+    /// but the message a directory was validated with is ever sent.
+    public init(path: String, expectedSize: Int? = nil) throws(SMTPError.Refusal) {
+        fd = Self.open(path, expectedSize: expectedSize)
+        guard fd >= 0 else {
+            throw .messageUnreadable("\(path): \(fd == -2 ? "not a regular file of the expected size" : String(cString: strerror(errno)))")
         }
+        var info = stat()
+        _ = fstat(fd, &info)
         size = Int(info.st_size)
+    }
+
+    /// The descriptor, -1 with errno set when the open failed, -2 when the
+    /// entry is not a regular file with one link of the expected size.
+    public static func open(_ path: String, expectedSize: Int?) -> Int32 {
+        let fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { return -1 }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_nlink == 1,
+              expectedSize.map({ Int(info.st_size) == $0 }) ?? true else {
+            close(fd)
+            return -2
+        }
+        return fd
     }
 
     deinit {

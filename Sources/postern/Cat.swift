@@ -25,8 +25,12 @@ extension Postern {
             let found: (area: SpoolLayout.Area, directory: MessageDirectory, envelope: Envelope)
             do { found = try SpoolReader(layout: global.layout).message(id) } catch { throw failure(error) }
             let path = found.directory.path + "/" + SpoolLayout.messageFile
-            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else { throw failure(SpoolError(.ioError, "\(path): \(String(cString: strerror(errno)))")) }
+            let fd: Int32
+            do {
+                fd = try DirectoryHandle(path: found.directory.path).openRegularFile(SpoolLayout.messageFile).fd
+            } catch {
+                throw failure(SpoolError(.ioError, "\(error)"))
+            }
             defer { close(fd) }
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
             while true {

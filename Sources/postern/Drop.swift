@@ -35,13 +35,15 @@ extension Postern {
                 -o options, -B TYPE, -N DSN, -R RET, -V ENVID, -h N, -L TAG, -C FILE, -U, -G, -n, -m.
 
                 Nothing is printed on success (the queue ID with -v). A failed drop leaves nothing \
-                in the drop area. The host name and size limit come from the configuration file \
-                (hostname, drop.max_message_size; POSTERN_CONFIG names another file), and \
-                POSTERN_HOSTNAME and POSTERN_MESSAGE_SIZE_LIMIT override them.
+                in the drop area. The host name and limits come from the configuration file \
+                (hostname, drop.max_message_size, drop.max_recipients; POSTERN_CONFIG names another \
+                file), and POSTERN_HOSTNAME and POSTERN_MESSAGE_SIZE_LIMIT override them. Installed \
+                set-group-ID, the program ignores --spool and every POSTERN_ variable: it drops into \
+                /var/spool/postern with the settings of /etc/postern/postern.toml.
 
                 EXIT STATUS
-                  0 queued; 64 bad flags; 65 bad address or header, no recipients, NUL byte,
-                  over-long line or over-size message; 66 empty message; 73 no spool;
+                  0 queued; 64 bad flags; 65 bad address or header, no recipients, too many
+                  recipients, NUL byte, over-long line or over-size message; 66 empty message; 73 no spool;
                   75 spool full, read-only or locked (try again); 77 not allowed to drop;
                   78 the configuration file is invalid.
                 """
@@ -71,13 +73,22 @@ enum DropCommand {
             warn(error.description, program: program)
             return ExitStatus.usage.rawValue
         }
-        let environment = ProcessInfo.processInfo.environment
-        let layout = SpoolLayout(root: parsed.spool ?? environment["POSTERN_SPOOL"] ?? "/var/spool/postern")
+        var environment = ProcessInfo.processInfo.environment
+        var spool = parsed.spool
+        if SetID.active {
+            // The user chooses neither the spool nor the limits of a privileged drop.
+            let ignored = (spool == nil ? [] : ["--spool"]) + environment.keys.filter { $0.hasPrefix("POSTERN_") }.sorted()
+            if !ignored.isEmpty { warn("set-group-ID: ignoring \(ignored.joined(separator: ", "))", program: program) }
+            environment = environment.filter { !$0.key.hasPrefix("POSTERN_") }
+            spool = nil
+        }
+        let layout = SpoolLayout(root: spool ?? environment["POSTERN_SPOOL"] ?? "/var/spool/postern")
         switch parsed.mode {
         case .help:
             print(Postern.Drop.helpMessage())
             return 0
         case .listQueue:
+            SetID.relinquish()
             do {
                 let list = try Postern.List.parse(["--spool", layout.root])
                 try list.run()
@@ -132,6 +143,7 @@ enum DropCommand {
         }
         var submission = Submission(sender: sender, recipients: recipients, hostname: hostname,
                                     maxSize: sizeLimit, uid: Int(getuid()))
+        submission.maxRecipients = configuration.drop.maxRecipients
         submission.extractRecipients = arguments.extractRecipients
         submission.fullName = arguments.fullName ?? (arguments.sender == nil ? userFullName() : nil)
         submission.ignoreDots = arguments.ignoreDots

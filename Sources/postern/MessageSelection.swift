@@ -111,10 +111,11 @@ enum ControlRunner {
         let logger = Logger(label: "postern") { LogfmtHandler(label: $0) }
         let dsn = SpoolDSN(layout: layout, settings: Postern.Run.dsnSettings(configuration), logger: logger)
         for (id, outcome) in outcomes where outcome == .changed {
-            guard let (_, envelope) = control.locate(id) else { continue }
-            dsn.failed(envelope, recipients: envelope.recipients.filter {
-                $0.state == .failed && $0.lastResult?.text.hasPrefix("failed by the operator") == true
-            })
+            guard let (area, found) = control.locate(id) else { continue }
+            var envelope = found
+            // A DSN that cannot be dropped keeps its mark for the next daemon.
+            guard dsn.sendPending(&envelope) else { continue }
+            try? control.store.update(envelope, in: area, durability: .processCrash)
         }
     }
 

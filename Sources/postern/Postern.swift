@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import PosternCore
 
 /// The `postern` command: one binary for the daemon, the drop path and queue
 /// management, as `sendmail` and `mailq` too when invoked under those names.
@@ -46,7 +47,29 @@ struct Postern: ParsableCommand {
                 Glibc.exit(DropCommand.run(Array(arguments.dropFirst()), program: "postern \(first)"))
             }
         }
+        // Installed set-group-ID for the drop path only: every other command
+        // runs with the invoking user's own group.
+        SetID.relinquish()
         main(arguments)
+    }
+}
+
+/// What a set-group-ID (or set-user-ID) installation changes: the drop runs
+/// with the drop group, and nothing the invoking user controls (flags naming
+/// another spool, `POSTERN_*` variables) may steer it; every other command
+/// gives the privilege up before it starts (spool-layout.md section 3).
+enum SetID {
+    /// Whether the real and effective ids differ, as they do under a set-ID bit.
+    static var active: Bool { getuid() != geteuid() || getgid() != getegid() }
+
+    /// Gives up the effective group (and user) for good; exits if that fails.
+    static func relinquish() {
+        guard active else { return }
+        // setregid with the real id as both also sets the saved id (POSIX), so it cannot come back.
+        guard setregid(getgid(), getgid()) == 0, setreuid(getuid(), getuid()) == 0 else {
+            FileHandle.standardError.write(Data("postern: cannot give up set-ID privileges: \(String(cString: strerror(errno)))\n".utf8))
+            Glibc.exit(ExitStatus.software.rawValue)
+        }
     }
 }
 

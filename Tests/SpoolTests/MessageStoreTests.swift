@@ -21,7 +21,7 @@ struct MessageStoreTests {
         try store.update(envelope, in: .queue, durability: .powerLoss)
         let id = envelope.id
         #expect(recorder.calls == [
-            "remove queue/\(id)/envelope.json.tmp",
+            "unlink queue/\(id)/envelope.json.tmp",
             "create queue/\(id)/envelope.json.tmp",
             "write queue/\(id)/envelope.json.tmp",
             "fsync queue/\(id)/envelope.json.tmp",

@@ -214,10 +214,12 @@ final class StreamingProbe: FileSystem, @unchecked Sendable {
     func sync(_ fd: Int32, path: String) throws(SpoolIOError) { try real.sync(fd, path: path) }
     func close(_ fd: Int32) { real.close(fd) }
     func syncDirectory(_ path: String) throws(SpoolIOError) { try real.syncDirectory(path) }
-    func syncFileSystem(_ path: String) throws(SpoolIOError) { try real.syncFileSystem(path) }
+    func syncFileSystem(_ directory: DirectoryHandle) throws(SpoolIOError) { try real.syncFileSystem(directory) }
     func rename(_ source: String, to destination: String) throws(SpoolIOError) { try real.rename(source, to: destination) }
     func replace(_ source: String, with destination: String) throws(SpoolIOError) { try real.replace(source, with: destination) }
     func removeTree(_ path: String) throws(SpoolIOError) { try real.removeTree(path) }
+    func removeFile(_ path: String) throws(SpoolIOError) { try real.removeFile(path) }
+    func exchange(_ first: String, _ second: String) throws(SpoolIOError) { try real.exchange(first, second) }
 }
 
 extension SubmitterTests {

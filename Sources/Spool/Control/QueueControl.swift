@@ -77,7 +77,8 @@ public struct QueueControl {
                 try store.update(envelope, in: .hold, durability: .processCrash)
                 try store.move(id, from: .hold, to: .queue, sync: sync)
             case .delete:
-                try store.remove(id, from: area)
+                // Synced: a deleted message must not come back after a power loss.
+                try store.remove(id, from: area, sync: true)
             case .fail(let reason):
                 let pending = envelope.recipients.indices.filter { envelope.recipients[$0].state == .pending }
                 guard !pending.isEmpty else { return .unchanged("no pending recipients") }
@@ -85,6 +86,7 @@ public struct QueueControl {
                 for index in pending {
                     envelope.recipients[index].state = .failed
                     envelope.recipients[index].lastResult = result
+                    envelope.dsnPending.append(envelope.recipients[index].address)
                 }
                 envelope.lastResult = result
                 try store.update(envelope, in: area, durability: .powerLoss)

@@ -25,7 +25,8 @@ public enum DropStep: String, Sendable, CaseIterable {
 /// complete, because everything in it was made durable before it became visible.
 public final class DropWriter {
     /// Modes of what a drop creates. The directory is group-writable so that a
-    /// daemon in the drop group can accept it and later update its envelope.
+    /// daemon in the drop group can accept it; it also keeps the set-group-ID
+    /// bit it inherits from `tmp/` (see `SystemFileSystem.makeDirectory`).
     public static let directoryMode: mode_t = 0o770
     public static let fileMode: mode_t = 0o640
     public static let bufferSize = 64 << 10
@@ -39,6 +40,8 @@ public final class DropWriter {
     private var messageFD: Int32 = -1
     private var buffer: [UInt8] = []
     private var committed = false
+    /// The message directory, open from just before the rename to the end.
+    private var handle: DirectoryHandle?
 
     /// Starts a drop: creates `tmp/ID/` and `tmp/ID/message`.
     ///
@@ -97,6 +100,9 @@ public final class DropWriter {
             observe(.envelopeSynced)
             try fileSystem.syncDirectory(directory)
             observe(.directorySynced)
+            // Opened before the rename: once in drop/, the daemon may move it
+            // on at any moment, and a path would then lead nowhere.
+            handle = try DirectoryHandle(path: directory)
             try fileSystem.rename(directory, to: layout.path(.drop, id))
         } catch {
             abandon()
@@ -113,8 +119,9 @@ public final class DropWriter {
             // A drop-group member may write drop/ but not open it (no read
             // permission, so it cannot list others' drops). syncfs(2) through its
             // own message directory commits the rename with the rest of the file system.
-            try fileSystem.syncFileSystem(layout.path(.drop, id))
+            try fileSystem.syncFileSystem(handle!)
         }
+        handle = nil
         observe(.dropAreaSynced)
     }
 

@@ -18,6 +18,9 @@ public struct Submission: Sendable {
     public var maxSize: Int
     /// The uid recorded in the envelope: the invoking user.
     public var uid: Int
+    /// The most recipients one message may have (`drop.max_recipients`).
+    public var maxRecipients = Submission.defaultMaxRecipients
+    public static let defaultMaxRecipients = 1000
 
     public init(sender: MailboxAddress?, recipients: [MailboxAddress], hostname: String, maxSize: Int, uid: Int) {
         self.sender = sender
@@ -65,15 +68,20 @@ public struct Submitter {
             throw error
         }
         var recipients: [String] = []
+        var seen = Set<String>()
         var smtputf8 = submission.sender?.requiresSMTPUTF8 ?? false
-        for address in submission.recipients + composer.extractedRecipients
-        where !recipients.contains(address.smtpForm) {
+        for address in submission.recipients + composer.extractedRecipients where seen.insert(address.smtpForm).inserted {
             recipients.append(address.smtpForm)
             smtputf8 = smtputf8 || address.requiresSMTPUTF8
         }
         guard !recipients.isEmpty else {
             writer.abandon()
             throw SpoolError(.dataError, "no recipients: name them as arguments or use -t")
+        }
+        guard recipients.count <= submission.maxRecipients else {
+            writer.abandon()
+            throw SpoolError(.dataError, "too many recipients: \(recipients.count), the limit is \(submission.maxRecipients) "
+                                       + "(drop.max_recipients); send it as several messages")
         }
         var envelope = Envelope(id: writer.id, sender: submission.sender?.smtpForm,
                                 recipients: recipients.map { Recipient(address: $0) },
@@ -82,6 +90,11 @@ public struct Submitter {
         envelope.eightBit = composer.eightBit
         envelope.smtputf8 = smtputf8
         envelope.requireTLS = composer.requireTLS
+        guard envelope.largestSize <= Envelope.maxEncodedSize else {
+            writer.abandon()
+            throw SpoolError(.dataError, "too many recipients for one envelope: with their delivery results it could "
+                                       + "outgrow \(Envelope.maxEncodedSize) octets; send it as several messages")
+        }
         do {
             try writer.commit(envelope)
         } catch {

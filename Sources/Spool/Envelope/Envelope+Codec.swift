@@ -73,6 +73,13 @@ extension Envelope {
             guard notify == "never" else { throw reader.bad("notify", "\"\(notify)\" is not \"never\"") }
             envelope.notifyNever = true
         }
+        envelope.dsnPending = try reader.array("dsn_pending") { value, path throws(EnvelopeError) in
+            guard case .string(let address) = value else {
+                throw EnvelopeError(kind: .wrongType, field: path, detail: "expected a string, found \(value.typeName)")
+            }
+            try validate(address: address, field: path)
+            return address
+        }
         envelope.history = try reader.array("history", AttemptRecord.decode)
         envelope.extra = reader.leftovers
         return envelope
@@ -101,6 +108,7 @@ extension Envelope {
         writer.set("hold_reason", holdReason)
         writer.set("dialed_ips", dialedIPs.isEmpty ? nil : JSONValue.object(dialedIPs.mapValues { .array($0.map(JSONValue.string)) }))
         writer.set("notify", notifyNever ? "never" : nil)
+        writer.set("dsn_pending", dsnPending.isEmpty ? nil : JSONValue.array(dsnPending.map(JSONValue.string)))
         writer.set("history", history.map(\.json))
         return writer.value.encoded()
     }

@@ -59,6 +59,11 @@ public struct Envelope: Sendable, Equatable {
     public var notifyNever = false
     /// Why an operator held the message (`postern hold --reason`).
     public var holdReason: String?
+    /// Failed recipients whose failure DSN has not been dropped yet. Written in
+    /// the same update that marks them failed and cleared once the DSN's drop
+    /// has committed: a full disk or a crash in between leaves the mark, and
+    /// the message stays until the DSN is sent (spool-layout.md 6.5).
+    public var dsnPending: [String] = []
     /// The latest attempts, oldest first, at most `historyLimit`.
     public var history: [AttemptRecord] = []
     /// Keys this version does not know, kept for the version that wrote them.
@@ -159,6 +164,36 @@ public struct DeliveryResult: Sendable, Equatable {
         self.text = text
         self.host = host
         self.permanent = permanent
+    }
+}
+
+extension Envelope {
+    /// An upper bound of the encoded size this envelope can reach while it is
+    /// delivered: a result of the longest text for each recipient and for the
+    /// message, and a full history whose every attempt lists every recipient.
+    /// A drop whose bound exceeds `maxEncodedSize` is refused, so that no
+    /// envelope outgrows what a reader accepts (pretty-printing included).
+    public var largestSize: Int {
+        let result = DeliveryResult.maxText + 400
+        let addresses = recipients.reduce(0) { $0 + $1.address.utf8.count + 16 }
+        return encoded().count + recipients.count * (result + 100) + Self.historyLimit * (result + 200 + addresses)
+    }
+}
+
+extension DeliveryResult {
+    /// The longest result text kept, in octets: a reply is the remote server's
+    /// to make as long as it likes, and each one lands in the envelope.
+    public static let maxText = 1000
+
+    /// `text` cut to at most `maxText` octets (at a character boundary), marked when cut.
+    public static func bounded(_ text: String) -> String {
+        guard text.utf8.count > maxText else { return text }
+        var cut = ""
+        for character in text {
+            guard cut.utf8.count + character.utf8.count <= maxText - 4 else { break }
+            cut.append(character)
+        }
+        return cut + " ..."
     }
 }
 

@@ -47,15 +47,24 @@ public protocol FileSystem: Sendable {
     /// Opens the directory without following links and `fsync(2)`s it, making
     /// the creation, rename or removal of its entries durable.
     func syncDirectory(_ path: String) throws(SpoolIOError)
-    /// `syncfs(2)` on the file system holding the directory `path`: for a writer
-    /// that may not open a parent directory to `fsync` it.
-    func syncFileSystem(_ path: String) throws(SpoolIOError)
+    /// `syncfs(2)` on the file system holding an open directory: for a writer
+    /// that may not open a parent directory to `fsync` it. The directory is
+    /// opened beforehand because, once renamed into `drop/`, it may be moved
+    /// on by the daemon at any moment.
+    func syncFileSystem(_ directory: DirectoryHandle) throws(SpoolIOError)
     /// `renameat2(2)` with `RENAME_NOREPLACE`: never overwrites an existing entry.
     func rename(_ source: String, to destination: String) throws(SpoolIOError)
+    /// `renameat2(2)` with `RENAME_EXCHANGE`: swaps two existing entries in one
+    /// step, for replacing a message directory without a moment of absence.
+    func exchange(_ first: String, _ second: String) throws(SpoolIOError)
     /// `rename(2)` that replaces the destination, for `envelope.json` updates.
     func replace(_ source: String, with destination: String) throws(SpoolIOError)
-    /// Removes a file, a link, or a directory tree, without following links.
+    /// Removes a file, a link, or a directory tree, without following links,
+    /// through directory descriptors (`DirectoryHandle.removeTree`).
     func removeTree(_ path: String) throws(SpoolIOError)
+    /// Removes a file or a link; refuses a directory (`EISDIR`). For names that
+    /// must be files, such as a leftover `envelope.json.tmp`.
+    func removeFile(_ path: String) throws(SpoolIOError)
 }
 
 extension FileSystem {

@@ -7,9 +7,17 @@ public struct SystemFileSystem: FileSystem {
 
     public func makeDirectory(_ path: String, mode: mode_t) throws(SpoolIOError) {
         // The mode is set explicitly after creation: the contract's modes must not
-        // depend on the umask of whoever happens to write.
+        // depend on the umask of whoever happens to write. The set-group-ID bit
+        // inherited from a set-group-ID parent (tmp/ with a drop group) is kept:
+        // it gives the files inside the drop group, whatever the writer's primary
+        // group, so that the daemon can read them (spool-layout.md section 3).
         guard mkdir(path, mode) == 0 else { throw SpoolIOError("mkdir", path) }
-        guard chmod(path, mode) == 0 else { throw SpoolIOError("chmod", path) }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw SpoolIOError("open directory", path) }
+        defer { _ = Glibc.close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw SpoolIOError("fstat", path) }
+        guard fchmod(fd, mode | (info.st_mode & S_ISGID)) == 0 else { throw SpoolIOError("chmod", path) }
     }
 
     public func createFile(_ path: String, mode: mode_t) throws(SpoolIOError) -> Int32 {
@@ -51,16 +59,19 @@ public struct SystemFileSystem: FileSystem {
         guard fsync(fd) == 0 else { throw SpoolIOError("fsync directory", path) }
     }
 
-    public func syncFileSystem(_ path: String) throws(SpoolIOError) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw SpoolIOError("open directory", path) }
-        defer { _ = Glibc.close(fd) }
-        guard csys_syncfs(fd) == 0 else { throw SpoolIOError("syncfs", path) }
+    public func syncFileSystem(_ directory: DirectoryHandle) throws(SpoolIOError) {
+        guard csys_syncfs(directory.fd) == 0 else { throw SpoolIOError("syncfs", directory.path) }
     }
 
     public func rename(_ source: String, to destination: String) throws(SpoolIOError) {
         guard csys_renameat2(AT_FDCWD, source, AT_FDCWD, destination, UInt32(CSYS_RENAME_NOREPLACE)) == 0 else {
             throw SpoolIOError("rename to \(destination)", source)
+        }
+    }
+
+    public func exchange(_ first: String, _ second: String) throws(SpoolIOError) {
+        guard csys_renameat2(AT_FDCWD, first, AT_FDCWD, second, UInt32(CSYS_RENAME_EXCHANGE)) == 0 else {
+            throw SpoolIOError("exchange with \(second)", first)
         }
     }
 
@@ -71,19 +82,19 @@ public struct SystemFileSystem: FileSystem {
     }
 
     public func removeTree(_ path: String) throws(SpoolIOError) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else {
-            if errno == ENOENT { return }
-            throw SpoolIOError("lstat", path)
-        }
-        if info.st_mode & S_IFMT == S_IFDIR {
-            for name in try DirectoryListing.names(in: path) {
-                try removeTree(path + "/" + name)
-            }
-            guard rmdir(path) == 0 else { throw SpoolIOError("rmdir", path) }
-        } else {
-            guard unlink(path) == 0 else { throw SpoolIOError("unlink", path) }
-        }
+        let (parent, name) = Self.split(path)
+        try DirectoryHandle(path: parent).removeTree(name)
+    }
+
+    public func removeFile(_ path: String) throws(SpoolIOError) {
+        guard unlink(path) == 0 || errno == ENOENT else { throw SpoolIOError("unlink", path) }
+    }
+
+    /// `/a/b/c` -> (`/a/b`, `c`).
+    static func split(_ path: String) -> (parent: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return (".", path) }
+        let parent = String(path[..<slash])
+        return (parent.isEmpty ? "/" : parent, String(path[path.index(after: slash)...]))
     }
 }
 

@@ -27,11 +27,19 @@ public struct MessageStore {
     public func update(_ envelope: Envelope, in area: SpoolLayout.Area, durability: Durability) throws(SpoolIOError) {
         let directory = layout.path(area, envelope.id)
         let temporary = directory + "/" + SpoolLayout.envelopeTemporaryFile
-        // A leftover from a writer that died before its rename.
-        try fileSystem.removeTree(temporary)
+        // A leftover from a writer that died before its rename: a file, never
+        // walked as a tree (a directory there is refused with EISDIR).
+        try fileSystem.removeFile(temporary)
+        // Never write what no reader would accept: the oldest attempts go first.
+        var bytes = envelope.encoded()
+        var trimmed = envelope
+        while bytes.count > Envelope.maxEncodedSize, !trimmed.history.isEmpty {
+            trimmed.history.removeFirst((trimmed.history.count + 1) / 2)
+            bytes = trimmed.encoded()
+        }
         let fd = try fileSystem.createFile(temporary, mode: DropWriter.fileMode)
         do throws(SpoolIOError) {
-            try fileSystem.write(fd, Array(envelope.encoded()), path: temporary)
+            try fileSystem.write(fd, Array(bytes), path: temporary)
             if durability == .powerLoss { try fileSystem.sync(fd, path: temporary) }
         } catch {
             fileSystem.close(fd)
@@ -63,14 +71,14 @@ public struct MessageStore {
     public func retire(_ id: QueueID, from area: SpoolLayout.Area) throws(SpoolIOError) {
         let target = layout.retired + "/" + id.rawValue
         try fileSystem.rename(layout.path(area, id), to: target)
-        try fileSystem.removeTree(target + "/" + SpoolLayout.messageFile)
+        try fileSystem.removeFile(target + "/" + SpoolLayout.messageFile)
     }
 
-    /// Removes a message whose recipients are all final (section 6.4); no fsync.
-    public func remove(_ id: QueueID, from area: SpoolLayout.Area) throws(SpoolIOError) {
-        let directory = layout.path(area, id)
-        try fileSystem.removeTree(directory + "/" + SpoolLayout.messageFile)
-        try fileSystem.removeTree(directory + "/" + SpoolLayout.envelopeFile)
-        try fileSystem.removeTree(directory)
+    /// Removes a message whose recipients are all final (section 6.4); no
+    /// fsync unless `sync`: an operator's `delete` must not come back after a
+    /// power loss and be delivered after all.
+    public func remove(_ id: QueueID, from area: SpoolLayout.Area, sync: Bool = false) throws(SpoolIOError) {
+        try fileSystem.removeTree(layout.path(area, id))
+        if sync { try fileSystem.syncDirectory(layout.directory(area)) }
     }
 }

@@ -29,7 +29,9 @@ public enum SpoolCheck {
     /// Like `requireSpool`, and the drop areas must be writable by this process.
     public static func requireWritable(_ layout: SpoolLayout) throws(SpoolError) {
         try requireSpool(layout)
-        for path in [layout.tmp, layout.directory(.drop)] where access(path, W_OK | X_OK) != 0 {
+        // The effective ids decide (AT_EACCESS): a set-group-ID drop program
+        // writes with its drop group, which access(2)'s real ids would miss.
+        for path in [layout.tmp, layout.directory(.drop)] where faccessat(AT_FDCWD, path, W_OK | X_OK, AT_EACCESS) != 0 {
             let code = errno
             switch code {
             case EACCES, EPERM:

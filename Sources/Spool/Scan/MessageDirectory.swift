@@ -55,31 +55,58 @@ public struct MessageDirectory {
     ///   - allowStaleUpdate: whether a leftover `envelope.json.tmp` is tolerated
     ///     (it is an update that never committed; the caller removes it).
     public func load(id: QueueID, trustedOwners: Set<uid_t>, allowStaleUpdate: Bool = true) throws(Problem) -> Envelope {
+        try open(id: id, trustedOwners: trustedOwners, allowStaleUpdate: allowStaleUpdate).envelope
+    }
+
+    /// A message directory that passed every check, still open: what was
+    /// checked is what the caller goes on to read, whatever happens to the
+    /// path meanwhile.
+    public struct Opened {
+        public let directory: DirectoryHandle
+        public let envelope: Envelope
+        /// The owner of the directory: who dropped it.
+        public let owner: uid_t
+    }
+
+    /// Validates the directory through a descriptor and returns it open with its envelope.
+    public func open(id: QueueID, trustedOwners: Set<uid_t>, allowStaleUpdate: Bool = true) throws(Problem) -> Opened {
         guard let info = Self.lstatus(path) else { throw Problem("vanished while being read") }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw Problem("\(Self.kind(of: info.st_mode)), not a message directory") }
-        let owner = info.st_uid
+        let directory: DirectoryHandle
         let names: [String]
+        let owner: uid_t
         do {
-            names = try DirectoryListing.names(in: path)
+            directory = try DirectoryHandle(path: path)
+            owner = try directory.status().st_uid
+            names = try directory.names()
         } catch {
             throw Problem("cannot be listed: \(error)")
         }
         let expected: Set = [SpoolLayout.messageFile, SpoolLayout.envelopeFile]
         for name in names where !expected.contains(name) {
-            if allowStaleUpdate && name == SpoolLayout.envelopeTemporaryFile { continue }
+            if allowStaleUpdate && name == SpoolLayout.envelopeTemporaryFile {
+                // Removed by name later: it must be a file, never a tree to walk.
+                guard let file = directory.status(of: name), file.st_mode & S_IFMT == S_IFREG else {
+                    throw Problem("\(name) is not a regular file")
+                }
+                continue
+            }
             throw Problem("unexpected entry \"\(name)\"")
         }
+        var message = stat()
         for name in expected.sorted() {
             guard names.contains(name) else { throw Problem("missing \(name)") }
-            guard let file = Self.lstatus(path + "/" + name) else { throw Problem("\(name) vanished while being read") }
+            guard let file = directory.status(of: name) else { throw Problem("\(name) vanished while being read") }
             guard file.st_mode & S_IFMT == S_IFREG else { throw Problem("\(name) is \(Self.kind(of: file.st_mode))") }
+            guard file.st_nlink == 1 else { throw Problem("\(name) has \(file.st_nlink) links") }
             guard file.st_uid == owner || trustedOwners.contains(file.st_uid) else {
                 throw Problem("wrong owner: \(name) belongs to uid \(file.st_uid), the directory to uid \(owner)")
             }
+            if name == SpoolLayout.messageFile { message = file }
         }
         let envelope: Envelope
         do {
-            envelope = try Envelope.decode(try readEnvelopeData())
+            envelope = try Envelope.decode(try Self.readEnvelope(in: directory))
         } catch let error as EnvelopeError {
             throw Problem(error.description)
         } catch {
@@ -88,26 +115,35 @@ public struct MessageDirectory {
         guard envelope.id == id else {
             throw Problem("envelope id \(envelope.id) does not match the directory name \(id)")
         }
-        guard let message = Self.lstatus(path + "/" + SpoolLayout.messageFile) else { throw Problem("message vanished") }
         guard Int(message.st_size) == envelope.size else {
             throw Problem("message has \(message.st_size) octets, the envelope says \(envelope.size)")
         }
         if !trustedOwners.contains(owner), envelope.uid != Int(owner) {
             throw Problem("wrong owner: the directory belongs to uid \(owner) but the envelope claims uid \(envelope.uid)")
         }
-        return envelope
+        return Opened(directory: directory, envelope: envelope, owner: owner)
     }
 
     /// The bytes of `envelope.json`, opened without following links and bounded in size.
     public func readEnvelopeData() throws(Problem) -> Data {
-        let file = path + "/" + SpoolLayout.envelopeFile
-        let fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw Problem("cannot open \(SpoolLayout.envelopeFile): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            throw Problem("\(SpoolLayout.envelopeFile) is not a regular file")
+        do {
+            return try Self.readEnvelope(in: DirectoryHandle(path: path))
+        } catch let problem as Problem {
+            throw problem
+        } catch {
+            throw Problem("cannot open \(SpoolLayout.envelopeFile): \(error)")
         }
+    }
+
+    static func readEnvelope(in directory: DirectoryHandle) throws(Problem) -> Data {
+        let fd: Int32
+        let info: stat
+        do {
+            (fd, info) = try directory.openRegularFile(SpoolLayout.envelopeFile)
+        } catch {
+            throw Problem("cannot open \(SpoolLayout.envelopeFile): \(String(cString: strerror(error.code)))")
+        }
+        defer { close(fd) }
         guard info.st_size <= Envelope.maxEncodedSize else {
             throw Problem("\(SpoolLayout.envelopeFile) is larger than \(Envelope.maxEncodedSize) octets")
         }

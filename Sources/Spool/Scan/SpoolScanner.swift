@@ -6,6 +6,9 @@ import PosternCore
 public struct ScanItem: Sendable {
     public let area: SpoolLayout.Area
     public let envelope: Envelope
+    /// The owner of the message directory: an owner other than root or the
+    /// spool owner means it still belongs to whoever dropped it (section 6.5).
+    public let owner: uid_t
 
     public var id: QueueID { envelope.id }
     public var held: Bool { area == .hold }
@@ -89,12 +92,12 @@ public struct SpoolScanner {
                         problem = "duplicate: \(id) is also in another area"
                     } else {
                         do {
-                            let envelope = try MessageDirectory(path: directory + "/" + name)
-                                .load(id: id, trustedOwners: trusted)
+                            let opened = try MessageDirectory(path: directory + "/" + name)
+                                .open(id: id, trustedOwners: trusted)
                             seen.insert(id)
                             report.messages[area, default: 0] += 1
                             removeStaleUpdate(in: directory + "/" + name, report: &report)
-                            visit(ScanItem(area: area, envelope: envelope))
+                            visit(ScanItem(area: area, envelope: opened.envelope, owner: opened.owner))
                             continue
                         } catch {
                             problem = error.description
@@ -130,12 +133,16 @@ public struct SpoolScanner {
     private func removeStaleUpdate(in directory: String, report: inout ScanReport) {
         let path = directory + "/" + SpoolLayout.envelopeTemporaryFile
         guard MessageDirectory.lstatus(path) != nil else { return }
-        report.removed.append(String(path.dropFirst(layout.root.count + 1)))
-        guard mode == .repair else { return }
+        let relative = String(path.dropFirst(layout.root.count + 1))
+        guard mode == .repair else {
+            report.removed.append(relative)
+            return
+        }
         do {
-            try fileSystem.removeTree(path)
+            try fileSystem.removeFile(path)
+            report.removed.append(relative)
         } catch {
-            report.errors.append("\(error)")
+            report.errors.append("cannot remove \(relative): \(error)")
         }
     }
 
@@ -152,12 +159,17 @@ public struct SpoolScanner {
         for name in names {
             let path = layout.tmp + "/" + name
             guard newestChange(path) < cutoff else { continue }
-            report.removed.append("tmp/" + name)
-            guard mode == .repair else { continue }
+            guard mode == .repair else {
+                report.removed.append("tmp/" + name)
+                continue
+            }
+            // Through descriptors: the entry is another user's, who may swap it
+            // for a link while it is being emptied (DirectoryHandle.removeTree).
             do {
                 try fileSystem.removeTree(path)
+                report.removed.append("tmp/" + name)
             } catch {
-                report.errors.append("\(error)")
+                report.errors.append("cannot remove tmp/\(name): \(error)")
             }
         }
     }

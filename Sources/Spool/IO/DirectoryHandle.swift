@@ -1,0 +1,136 @@
+import CSysShim
+import Glibc
+
+/// An open directory, and every operation on its entries made through that
+/// descriptor (`openat`, `fstatat`, `unlinkat`, `renameat2`).
+///
+/// Why descriptors: entries of `tmp/` and `drop/` belong to other users, who
+/// may rename them or swap them for a symbolic link between two of our calls.
+/// A path is looked up again at every call, so a walk by path can be led
+/// anywhere (`tmp/X -> ..`); a descriptor stays on the directory that was
+/// opened, and every lookup below it refuses to follow a link. Nothing here
+/// follows a symbolic link or blocks on a FIFO.
+public final class DirectoryHandle {
+    public let fd: Int32
+    /// The path it was opened by, for error messages only.
+    public let path: String
+
+    /// Opens a directory by path, refusing a symbolic link as the last component.
+    public init(path: String) throws(SpoolIOError) {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw SpoolIOError("open directory", path) }
+        self.fd = fd
+        self.path = path
+    }
+
+    /// Opens the entry `name` of `parent` as a directory (`ENOTDIR` or `ELOOP`
+    /// when it is anything else, a link included).
+    public init(_ name: String, in parent: DirectoryHandle) throws(SpoolIOError) {
+        let fd = openat(parent.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw SpoolIOError("open directory", parent.path + "/" + name) }
+        self.fd = fd
+        path = parent.path + "/" + name
+    }
+
+    deinit {
+        _ = Glibc.close(fd)
+    }
+
+    /// `fstat(2)` of the directory itself.
+    public func status() throws(SpoolIOError) -> stat {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw SpoolIOError("fstat", path) }
+        return info
+    }
+
+    /// `fstatat(2)` of an entry, never of a link's target; nil when absent.
+    public func status(of name: String) -> stat? {
+        var info = stat()
+        return fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 ? info : nil
+    }
+
+    /// The names of the entries, except `.` and `..`, in no particular order.
+    public func names() throws(SpoolIOError) -> [String] {
+        // fdopendir takes the descriptor it is given; it gets a duplicate, so
+        // that closedir leaves ours open.
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0, let stream = fdopendir(copy) else {
+            let code = errno
+            if copy >= 0 { _ = Glibc.close(copy) }
+            throw SpoolIOError("list", path, code)
+        }
+        defer { closedir(stream) }
+        rewinddir(stream)
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Opens the entry `name` for reading: `O_NOFOLLOW|O_NONBLOCK`, then `fstat`,
+    /// which must show a regular file (a FIFO would block a reader forever, a
+    /// device could be anything) with one link.
+    public func openRegularFile(_ name: String) throws(SpoolIOError) -> (fd: Int32, status: stat) {
+        let fd = openat(self.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { throw SpoolIOError("open", path + "/" + name) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let error = SpoolIOError("fstat", path + "/" + name)
+            _ = Glibc.close(fd)
+            throw error
+        }
+        guard info.st_mode & S_IFMT == S_IFREG, info.st_nlink == 1 else {
+            _ = Glibc.close(fd)
+            throw SpoolIOError("open (not a regular file with one link)", path + "/" + name, EINVAL)
+        }
+        return (fd, info)
+    }
+
+    /// `unlinkat(2)` of a file or link (never a directory).
+    public func removeFile(_ name: String) throws(SpoolIOError) {
+        guard unlinkat(fd, name, 0) == 0 else { throw SpoolIOError("unlink", path + "/" + name) }
+    }
+
+    /// The deepest tree `removeTree` descends into: drops are two levels deep;
+    /// anything deeper was made to exhaust our stack or descriptors.
+    public static let maxRemovalDepth = 16
+
+    /// Removes the entry `name` and, for a directory, everything in it, through
+    /// descriptors only: a directory is entered by `openat(O_NOFOLLOW)` and
+    /// emptied through that descriptor, so a rename or a link swapped in
+    /// mid-walk changes nothing but which of the attacker's own entries go.
+    ///
+    /// - Parameter observe: called with each path after its removal (tests
+    ///   use it to race the walk deterministically).
+    public func removeTree(_ name: String, observe: (String) -> Void = { _ in }) throws(SpoolIOError) {
+        try removeTree(name, depth: 0, observe: observe)
+    }
+
+    private func removeTree(_ name: String, depth: Int, observe: (String) -> Void) throws(SpoolIOError) {
+        guard let info = status(of: name) else { return }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            guard unlinkat(fd, name, 0) == 0 || errno == ENOENT else { throw SpoolIOError("unlink", path + "/" + name) }
+            observe(path + "/" + name)
+            return
+        }
+        guard depth < Self.maxRemovalDepth else { throw SpoolIOError("remove (deeper than \(Self.maxRemovalDepth) levels)", path + "/" + name, ELOOP) }
+        do throws(SpoolIOError) {
+            let child = try DirectoryHandle(name, in: self)
+            for entry in try child.names() {
+                try child.removeTree(entry, depth: depth + 1, observe: observe)
+            }
+        } catch where error.code == ENOENT {
+            return   // gone meanwhile
+        }
+        // If the name now stands for something else (a link swapped in), rmdir
+        // fails with ENOTDIR: nothing outside the walked directory is touched.
+        guard unlinkat(fd, name, AT_REMOVEDIR) == 0 || errno == ENOENT else {
+            throw SpoolIOError("rmdir", path + "/" + name)
+        }
+        observe(path + "/" + name)
+    }
+}
