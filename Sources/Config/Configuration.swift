@@ -160,6 +160,8 @@ public struct QueueSettings: Sendable, Equatable {
     public var keepRetired: TimeInterval = 0
     /// How long a shutdown waits for deliveries in progress.
     public var shutdownGrace: TimeInterval = 0
+    /// The longest one delivery attempt may take.
+    public var attemptTimeout: TimeInterval = 0
 }
 
 /// Delivery status notification settings: the `[dsn]` table.

@@ -26,13 +26,24 @@ extension Daemon {
     /// and the next attempt time are on disk, fsynced, so a crash mid-delivery
     /// leaves the message due one backoff later, never in a retry storm.
     func register(_ id: QueueID) {
-        guard let (area, found) = control.locate(id) else {
-            // Gone, moved, or no longer valid: reconcile quarantines what fails
-            // its checks and forgets what left; a message it cannot settle
-            // (an unreadable directory, say) is tried again later, not lost.
-            logger.warning("cannot register an attempt; checking the message", metadata: ["id": "\(id)"])
-            reconcile(id)
-            if core.contains(id), !core.inRound(id) { core.reschedule(id, at: now().addingTimeInterval(Self.retryDelay)) }
+        guard let area = control.area(of: id) else {
+            reconcile(id)   // gone: forgotten
+            return
+        }
+        let found: Envelope
+        do {
+            found = try MessageDirectory(path: layout.path(area, id)).load(id: id, trustedOwners: MessageDirectory.trustedOwners(of: layout))
+        } catch {
+            // Damaged while it waited (an operator's edit, a disk error): out of
+            // the schedule and into quarantine, as the scanner would; a check
+            // that could not be made (no descriptor left) is tried again later.
+            logger.warning("cannot register an attempt", metadata: ["id": "\(id)", "reason": "\(error.description)"])
+            if error.isTransient {
+                core.reschedule(id, at: now().addingTimeInterval(Self.retryDelay))
+            } else {
+                core.remove(id)
+                quarantine(id.rawValue, in: layout.directory(area), reason: error.description)
+            }
             return
         }
         guard area == .queue else {
@@ -78,6 +89,7 @@ extension Daemon {
         let work = request
         let cancellation = Cancellation()
         inFlight[job] = cancellation
+        attemptDeadlines[job] = now().addingTimeInterval(settings.attemptTimeout)
         metrics.setInFlight(inFlight.count)
         let transport = settings.router.transport(sender: envelope.sender ?? "", domain: job.domain,
                                                   attemptsMade: envelope.attempts - 1, override: envelope.transport)
@@ -102,6 +114,16 @@ extension Daemon {
     /// A job's report comes back: record it, and end the round if it was the last.
     func finish(_ job: Job, _ report: AttemptReport) {
         inFlight[job] = nil
+        attemptDeadlines[job] = nil
+        var report = report
+        if timedOut.remove(job) != nil {
+            // Whatever the transport saw (a closed connection), the cause was the deadline.
+            let text = "attempt aborted after \(Int(settings.attemptTimeout))s (queue.attempt_timeout)"
+            report.results = report.results.map { result in
+                result.outcome == .delivered ? result
+                    : .init(recipient: result.recipient, outcome: .deferred, code: nil, enhanced: nil, text: text)
+            }
+        }
         metrics.setInFlight(inFlight.count)
         let roundOver = core.finished(job)
         guard var envelope = rounds[job.id] else { return }
@@ -170,6 +192,18 @@ extension Daemon {
             }
         }
         if roundOver { endRound(job.id) }
+    }
+
+    /// Aborts the attempts that ran past `queue.attempt_timeout`: their socket
+    /// is shut down, so the delivery thread returns at once and reports.
+    func abortOverdueAttempts() {
+        let time = now()
+        for (job, deadline) in attemptDeadlines where deadline <= time {
+            attemptDeadlines[job] = nil
+            timedOut.insert(job)
+            inFlight[job]?.cancel()
+            logger.warning("attempt timed out; aborting", metadata: ["id": "\(job.id)", "domain": "\(job.domain)"])
+        }
     }
 
     /// After the last job of a round: DSNs due, finished messages retired,

@@ -35,6 +35,10 @@ public final class Daemon {
     var waitingRequests: [QueueID: (request: ControlRequest, outcomes: [QueueID: ControlOutcome], open: Int)] = [:]
     let completed = CompletionQueue()
     var inFlight: [Job: Cancellation] = [:]
+    /// When each attempt in flight must be over (`queue.attempt_timeout`).
+    var attemptDeadlines: [Job: Date] = [:]
+    /// Attempts aborted at their deadline, whose reports say so.
+    var timedOut: Set<Job> = []
     var stopping = false
     var stopDeadline: Date?
     var lastRetiredSweep = Date.distantPast
@@ -101,6 +105,7 @@ public final class Daemon {
             let results = completed.takeAll()
             for (job, report) in results { finish(job, report) }
             publishMetrics()
+            abortOverdueAttempts()
             if stopping, let deadline = stopDeadline, now() >= deadline, !inFlight.isEmpty {
                 logger.warning("grace period over; aborting attempts in progress", metadata: ["count": "\(inFlight.count)"])
                 for cancellation in inFlight.values { cancellation.cancel() }
@@ -115,6 +120,7 @@ public final class Daemon {
         var wakeAt: [Date] = []
         if !stopping, let next = core.nextWake() { wakeAt.append(next) }
         if let deadline = stopDeadline { wakeAt.append(deadline) }
+        if let overdue = attemptDeadlines.values.min() { wakeAt.append(overdue) }
         if settings.keepRetired > 0 { wakeAt.append(lastRetiredSweep.addingTimeInterval(3600)) }
         // Gauges changed within the last second are published a second later;
         // the census of corrupt/ and retired/ once a minute.

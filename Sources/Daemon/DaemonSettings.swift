@@ -13,6 +13,8 @@ public struct DaemonSettings: Sendable {
     /// How long finished messages' envelopes stay in `retired/`; 0 removes them at once.
     public var keepRetired: TimeInterval = 0
     public var shutdownGrace: TimeInterval = 30
+    /// The longest one attempt may take before it is aborted (a temporary failure).
+    public var attemptTimeout: TimeInterval = 1800
     /// Attempts after which a delayed DSN is due; 0 never.
     public var delayWarningAttempts = 5
     /// What the remaining attempts of a message are, from its attempt count and

@@ -25,9 +25,47 @@ public final class DaemonFixture: @unchecked Sendable {
         if let config { try Data(config.utf8).write(to: URL(fileURLWithPath: configPath)) }
     }
 
+    /// A user to run the daemon as instead of the test's own (root), with
+    /// its primary group and supplementary groups (setpriv(1)).
+    public struct User: Sendable {
+        public let uid: uid_t
+        public let gid: gid_t
+        public let groups: [gid_t]
+
+        public init(uid: uid_t, gid: gid_t, groups: [gid_t] = []) {
+            self.uid = uid
+            self.gid = gid
+            self.groups = groups
+        }
+
+        /// The command prefix that runs a program as this user.
+        public var setpriv: [String] {
+            ["/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(gid)"]
+                + (groups.isEmpty ? ["--clear-groups"] : ["--groups", groups.map(String.init).joined(separator: ",")]) + ["--"]
+        }
+    }
+
+    /// Who the daemon runs as: `nil` for the test's own user.
+    public private(set) var user: User?
+    /// The binary the daemon runs: a copy every user can reach when `user` is set.
+    public private(set) var binary = PosternProcess.binary
+
+    /// Gives the spool `dropGroup` as its drop group (spool-layout.md section
+    /// 3), with `user` as its owner and the daemon run as that user (`nil`:
+    /// the test's own), and lets other users reach the spool's directory.
+    public func useDropGroup(_ dropGroup: gid_t, daemonUser user: User? = nil) throws {
+        self.user = user
+        chmod(spool.directory, 0o755)
+        _ = try SpoolInitializer(layout: spool.layout, owner: user?.uid ?? getuid(), ownerGroup: user?.gid ?? getgid(),
+                                 dropGroup: dropGroup).run()
+        guard user != nil else { return }
+        binary = spool.directory + "/postern"
+        try PosternProcess.copyBinary(to: binary)
+    }
+
     /// Starts the daemon and waits until its index is ready.
     public func start() throws {
-        let arguments = [PosternProcess.binary, "run", "--spool", spool.layout.root] + overrides.flatMap { ["-o", $0] }
+        let arguments = (user?.setpriv ?? []) + [binary, "run", "--spool", spool.layout.root] + overrides.flatMap { ["-o", $0] }
         let process = try BackgroundProcess(arguments, log: spool.directory + "/daemon.log",
                                             environment: ["POSTERN_CONFIG": configPath])
         daemon = process

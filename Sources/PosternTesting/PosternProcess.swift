@@ -22,6 +22,19 @@ public struct PosternProcess {
         return bundle.appendingPathComponent("postern").path
     }
 
+    /// Copies the binary to `path` (mode 0755), for users who cannot reach the
+    /// build directory. Written through a close-on-exec descriptor: a plain
+    /// copy's descriptor could leak into a child another test spawns meanwhile,
+    /// and exec would then fail with ETXTBSY ("text file busy").
+    public static func copyBinary(to path: String, mode: mode_t = 0o755) throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: binary))
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count, fchmod(fd, mode) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+    }
+
     /// Runs `postern` (or the binary under another name, through a symlink made
     /// for the call, when `program` is given) with `arguments`, `input` on stdin.
     /// `command`, when given, replaces the binary: a wrapper such as `setpriv`

@@ -119,6 +119,7 @@ extension Postern {
             settings.backoff = Backoff(base: queue.backoffBase, factor: queue.backoffFactor, jitter: queue.jitter)
             settings.keepRetired = queue.keepRetired
             settings.shutdownGrace = queue.shutdownGrace
+            settings.attemptTimeout = queue.attemptTimeout
             settings.delayWarningAttempts = configuration.dsn.delayWarningAttempts
             settings.router = try TransportFactory.router(configuration)
             return settings

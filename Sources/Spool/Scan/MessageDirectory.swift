@@ -17,7 +17,15 @@ public struct MessageDirectory {
     /// What is wrong with an entry, in words for the `reason` file.
     public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
         public let description: String
-        public init(_ description: String) { self.description = description }
+        /// The check could not be made for a passing reason (no descriptor or
+        /// memory left): try again later rather than quarantine.
+        public var isTransient = false
+        public init(_ description: String, transient: Bool = false) {
+            self.description = description
+            isTransient = transient
+        }
+
+        static func transient(_ code: Int32) -> Bool { [EMFILE, ENFILE, ENOMEM, EINTR, EAGAIN].contains(code) }
     }
 
     /// The file type of `path` itself (never of a link's target), in words.
@@ -80,7 +88,7 @@ public struct MessageDirectory {
             owner = try directory.status().st_uid
             names = try directory.names()
         } catch {
-            throw Problem("cannot be listed: \(error)")
+            throw Problem("cannot be listed: \(error)", transient: Problem.transient(error.code))
         }
         let expected: Set = [SpoolLayout.messageFile, SpoolLayout.envelopeFile]
         for name in names where !expected.contains(name) {
@@ -141,7 +149,8 @@ public struct MessageDirectory {
         do {
             (fd, info) = try directory.openRegularFile(SpoolLayout.envelopeFile)
         } catch {
-            throw Problem("cannot open \(SpoolLayout.envelopeFile): \(String(cString: strerror(error.code)))")
+            throw Problem("cannot open \(SpoolLayout.envelopeFile): \(String(cString: strerror(error.code)))",
+                          transient: Problem.transient(error.code))
         }
         defer { close(fd) }
         guard info.st_size <= Envelope.maxEncodedSize else {
