@@ -23,11 +23,12 @@ enum DSNLines {
     static let preferred = 78
 
     /// `text` on one line: a tab becomes a space (it is white space in a field);
-    /// any other C0 control, DEL or C1 control becomes `?`.
+    /// any other control character (general category Cc: C0, DEL and C1)
+    /// becomes `?`.
     static func clean(_ text: String) -> String {
         var result = ""
         result.unicodeScalars.append(contentsOf: text.unicodeScalars.map { scalar in
-            scalar == "\t" ? " " : isControl(scalar) ? "?" : scalar
+            scalar == "\t" ? " " : scalar.properties.generalCategory == .control ? "?" : scalar
         })
         return result
     }
@@ -68,11 +69,6 @@ enum DSNLines {
         }
         lines.append(string(rest[...]))
         return lines
-    }
-
-    /// C0 controls, DEL and the C1 controls (U+0080 to U+009F).
-    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }
 
     private static func octets(_ scalars: some Collection<Unicode.Scalar>) -> Int {

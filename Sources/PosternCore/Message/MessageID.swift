@@ -17,7 +17,7 @@ public enum MessageID {
     /// The reason names the offending character, never the whole (untrusted) text.
     public static func problem(in text: String) -> String? {
         guard text.utf8.count <= maxLength else { return "longer than \(maxLength) octets (RFC 5322 2.1.1)" }
-        if let bad = text.unicodeScalars.first(where: { isControl($0) || $0 == " " || $0 == "<" || $0 == ">" }) {
+        if let bad = text.unicodeScalars.first(where: { TerminalText.isControl($0) || $0 == " " || $0 == "<" || $0 == ">" }) {
             return "contains \(AddressError.describe(bad)), which a msg-id cannot (RFC 5322 3.6.4)"
         }
         guard let at = text.firstIndex(of: "@"), at != text.startIndex, text.last != "@" else {
@@ -44,10 +44,5 @@ public enum MessageID {
         }
         let id = String(candidate)
         return isValid(id) ? id : nil
-    }
-
-    /// C0 controls, DEL and the C1 controls (U+0080 to U+009F).
-    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }
 }
