@@ -25,14 +25,14 @@ extension Envelope {
         var reader = try JSONObjectReader(root, path: "")
         let versionText = try reader.requiredString("version")
         guard let version = EnvelopeVersion(versionText) else {
-            throw reader.bad("version", "\"\(versionText)\" is not MAJOR.MINOR")
+            throw reader.bad("version", "\(QuotedString.quoted(versionText)) is not MAJOR.MINOR")
         }
         guard version.major == currentVersion.major else {
             throw EnvelopeError(kind: .unsupportedVersion, field: "version",
                                 detail: "major version \(version.major) is not supported (this program reads \(currentVersion.major).x)")
         }
         let idText = try reader.requiredString("id")
-        guard let id = QueueID(idText) else { throw reader.bad("id", "\"\(idText)\" is not a queue ID") }
+        guard let id = QueueID(idText) else { throw reader.bad("id", "\(QuotedString.quoted(idText)) is not a queue ID") }
         let senderText = try reader.requiredString("sender")
         if !senderText.isEmpty { try validate(address: senderText, field: "sender") }
         let recipients = try reader.array("recipients", Recipient.decode)
@@ -75,7 +75,7 @@ extension Envelope {
         }
         envelope.holdReason = try reader.string("hold_reason")
         if let notify = try reader.string("notify") {
-            guard notify == "never" else { throw reader.bad("notify", "\"\(notify)\" is not \"never\"") }
+            guard notify == "never" else { throw reader.bad("notify", "\(QuotedString.quoted(notify)) is not \"never\"") }
             envelope.notifyNever = true
         }
         envelope.history = try reader.array("history", AttemptRecord.decode)
@@ -137,7 +137,8 @@ extension Envelope {
         guard original.utf8.count <= maxOriginalLength else {
             throw EnvelopeError(kind: .badValue, field: field, detail: "longer than \(maxOriginalLength) octets")
         }
-        if let bad = original.unicodeScalars.first(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) {
+        // General category Cc is exactly C0, DEL and C1.
+        if let bad = original.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
             let hex = String(bad.value, radix: 16, uppercase: true)
             throw EnvelopeError(kind: .badValue, field: field,
                                 detail: "contains the control character U+\(String(repeating: "0", count: 4 - hex.count))\(hex)")
@@ -155,7 +156,7 @@ extension Recipient {
         var recipient = Recipient(address: address, original: original)
         if let state = try reader.string("state") {
             guard let parsed = State(rawValue: state) else {
-                throw reader.bad("state", "\"\(state)\" is not one of pending, delivered, failed")
+                throw reader.bad("state", "\(QuotedString.quoted(state)) is not one of pending, delivered, failed")
             }
             recipient.state = parsed
         }
