@@ -69,8 +69,10 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
     }
 
     /// The client's end of the socketpair; hand it to `SocketStream`, which then owns it.
+    /// -1 for a peer made with `init(listening:)`.
     public let clientSocket: Int32
-    private let serverSocket: Int32
+    /// The loopback port of a peer made with `init(listening:)`; 0 otherwise.
+    public let port: UInt16
     private let done = DispatchSemaphore(value: 0)
     private var outcome = Outcome()
 
@@ -82,13 +84,55 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
             throw POSIXError(.init(rawValue: errno) ?? .EIO)
         }
         clientSocket = fds[0]
-        serverSocket = fds[1]
-        Thread.detachNewThread { [self] in
-            var connection = PeerConnection(fd: serverSocket)
-            run(script, on: &connection)
-            connection.close()
-            done.signal()
+        port = 0
+        let serverSocket = fds[1]
+        Thread.detachNewThread { [self] in play(script, on: serverSocket) }
+    }
+
+    /// A peer on 127.0.0.1 at `port`, for a client in another process (the
+    /// `postern smtp-probe` binary): it accepts one connection and plays the
+    /// script on it. A client that never connects ends the script after 30
+    /// seconds (`accept` honours SO_RCVTIMEO), recorded as a failure.
+    public init(listening script: [Step]) throws {
+        signal(SIGPIPE, SIG_IGN)
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard listener >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        let ready = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        } && listen(listener, 1) == 0
+            && setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0
+        guard ready else {
+            let code = errno
+            Glibc.close(listener)
+            throw POSIXError(.init(rawValue: code) ?? .EIO)
         }
+        clientSocket = -1
+        port = UInt16(bigEndian: address.sin_port)
+        Thread.detachNewThread { [self] in
+            let connection = accept(listener, nil, nil)
+            Glibc.close(listener)
+            guard connection >= 0 else {
+                outcome.failures.append("no client connected to port \(port)")
+                done.signal()
+                return
+            }
+            play(script, on: connection)
+        }
+    }
+
+    /// Runs the script on the server's end of a connection, then closes it.
+    private func play(_ script: [Step], on fd: Int32) {
+        var connection = PeerConnection(fd: fd)
+        run(script, on: &connection)
+        connection.close()
+        done.signal()
     }
 
     /// Waits for the script to end (the client must have closed or the script hung up).

@@ -70,7 +70,7 @@ extension Postern {
             print("scanned \(report.total) messages: \(counts.joined(separator: ", "))")
             for item in report.quarantined {
                 let target = item.destination.map { " -> \($0.dropFirst(layout.root.count + 1))" } ?? (dryRun ? " (would quarantine)" : "")
-                print("quarantined \(item.origin)\(target): \(item.reason)")
+                print("quarantined \(item.origin)\(target): \(TerminalText.safe(item.reason))")
             }
             for path in report.removed {
                 print(dryRun ? "would remove \(path)" : "removed \(path)")

@@ -38,7 +38,7 @@ extension Postern {
             let configuration = try options.load()
             if let reason = Self.quarantineReason(layout, queueID) {
                 output(json ? JSONValue.object(["id": .string(id), "state": .string("quarantined"), "reason": .string(reason)]).encodedLine() + "\n"
-                            : "\(id) is quarantined: \(reason)\nIts files are in corrupt/\(id)/entry; see spool-layout.md, section 8.\n")
+                            : "\(id) is quarantined: \(TerminalText.safe(reason))\nIts files are in corrupt/\(id)/entry; see spool-layout.md, section 8.\n")
                 return
             }
             let (envelope, state) = try Self.find(id, layout: layout)
@@ -91,6 +91,8 @@ struct Story {
         delayedDSNSent = threshold > 0 && envelope.attempts >= threshold && envelope.sender != nil
     }
 
+    /// The story for people, each line made terminal-safe: hold reasons,
+    /// addresses and replies come from envelopes and servers (issue #12 item 9).
     var text: String {
         var lines: [String] = []
         let age = DurationText.short(now.timeIntervalSince(envelope.arrival))
@@ -122,7 +124,7 @@ struct Story {
             lines.append("Next: every recipient is final; the daemon removes it.")
         }
         if delayedDSNSent { lines.append("A delayed-delivery notice has gone to the sender.") }
-        return lines.joined(separator: "\n") + "\n"
+        return lines.map { TerminalText.safe($0) + "\n" }.joined()
     }
 
     static func reply(_ result: DeliveryResult) -> String {

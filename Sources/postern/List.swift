@@ -74,7 +74,9 @@ extension Postern {
                 output(json ? Self.jsonLine(item.envelope, state: item.area.state) + "\n"
                             : Self.block(item.envelope, state: item.area.state, now: now))
             }
-            for item in report.quarantined { warn("\(item.origin) cannot be trusted: \(item.reason) (run 'postern check')") }
+            for item in report.quarantined {
+                warn("\(item.origin) cannot be trusted: \(TerminalText.safe(item.reason)) (run 'postern check')")
+            }
             for error in report.errors { warn(error) }
             if !json {
                 print(count == 0 ? "Mail queue is empty" : "-- \(Self.size(octets)) in \(count) message\(count == 1 ? "" : "s")")
@@ -102,23 +104,25 @@ extension Postern {
             }
         }
 
+        /// One message for people, each line made terminal-safe: addresses and
+        /// replies come from envelopes and servers (issue #12 item 9).
         static func block(_ envelope: Envelope, state: String, now: Date) -> String {
             let age = DurationText.short(now.timeIntervalSince(envelope.arrival))
-            var text = "\(envelope.id) \(state.padding(toLength: 7, withPad: " ", startingAt: 0)) "
-                + "\(age.leftPadded(5)) \(size(envelope.size).leftPadded(6))  \(envelope.sender ?? "<>")\n"
+            var lines = ["\(envelope.id) \(state.padding(toLength: 7, withPad: " ", startingAt: 0)) "
+                + "\(age.leftPadded(5)) \(size(envelope.size).leftPadded(6))  \(envelope.sender ?? "<>")"]
             let indent = String(repeating: " ", count: 50)
             for recipient in envelope.recipients {
                 let attempts = recipient.attempts == 1 ? "1 attempt" : "\(recipient.attempts) attempts"
-                text += "\(indent)\(recipient.address) (\(recipient.state.rawValue), \(attempts))\n"
+                lines.append("\(indent)\(recipient.address) (\(recipient.state.rawValue), \(attempts))")
                 if let result = recipient.lastResult, recipient.state != .delivered {
-                    text += "\(indent)  last: \(Self.describe(result))\n"
+                    lines.append("\(indent)  last: \(Self.describe(result))")
                 }
             }
             if state != "held", envelope.recipients.contains(where: { $0.state == .pending }) {
                 let next = envelope.nextAttempt.map(Timestamp.format) ?? "now"
-                text += "\(indent)next attempt: \(next)\n"
+                lines.append("\(indent)next attempt: \(next)")
             }
-            return text + "\n"
+            return lines.map { TerminalText.safe($0) + "\n" }.joined() + "\n"
         }
 
         /// A reply in one line: code, enhanced code, first line of text, host.

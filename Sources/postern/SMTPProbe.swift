@@ -85,19 +85,19 @@ extension Postern {
             }
             client.trace = { event in
                 switch event {
-                case .sent(let line): print("C: \(line)")
-                case .received(let reply): print(reply.text.split(separator: "\n").map { "S: \($0)" }.joined(separator: "\n"))
-                case .tls(let info): print("TLS: \(info.summary)" + (info.peerSubject.map { " subject=\($0)" } ?? ""))
+                case .sent(let line): Self.say("C: \(line)")
+                case .received(let reply): for line in reply.text.split(separator: "\n") { Self.say("S: \(line)") }
+                case .tls(let info): Self.say("TLS: \(info.summary)" + (info.peerSubject.map { " subject=\($0)" } ?? ""))
                 }
             }
             do {
                 let facts = try client.open()
-                print("extensions: " + facts.extensions.keywords.keys.sorted().map { key in
+                Self.say("extensions: " + facts.extensions.keywords.keys.sorted().map { key in
                     ([key] + (facts.extensions.keywords[key] ?? [])).joined(separator: " ")
                 }.joined(separator: ", "))
-                print("tls: " + (facts.tls?.summary ?? (facts.startTLSRefused.map { "refused: \($0.text)" } ?? "none")))
+                Self.say("tls: " + (facts.tls?.summary ?? (facts.startTLSRefused.map { "refused: \($0.text)" } ?? "none")))
             } catch {
-                print("error: \(error)")
+                Self.say("error: \(error)")
                 throw ExitCode(error.isPermanent ? ExitStatus.unavailable.rawValue : ExitStatus.tempFail.rawValue)
             }
             var status = ExitStatus.ok
@@ -107,15 +107,23 @@ extension Postern {
                 transaction.eightBit = message.contains { $0 >= 0x80 }
                 for outcome in client.deliver(transaction).outcomes {
                     switch outcome.result {
-                    case .success(let reply): print("result: \(outcome.recipient): delivered: \(reply.text)")
+                    case .success(let reply): Self.say("result: \(outcome.recipient): delivered: \(reply.text)")
                     case .failure(let error):
-                        print("result: \(outcome.recipient): \(error)")
+                        Self.say("result: \(outcome.recipient): \(error)")
                         status = error.isPermanent && status == .ok ? .unavailable : .tempFail
                     }
                 }
             }
             client.quit()
             if status != .ok { throw ExitCode(status.rawValue) }
+        }
+
+        /// Prints one line of the transcript. Nearly all of it is the server's:
+        /// replies, extension keywords, the certificate's subject, errors quoting
+        /// replies. A server can send ESC and C1 controls in all of them, so each
+        /// line is made terminal-safe, its own newlines included (issue #12 item 9).
+        static func say(_ line: String) {
+            print(TerminalText.safe(line))
         }
 
         func options(mode: TLSMode, host: String) throws -> SMTPClientOptions {

@@ -31,7 +31,7 @@ extension Postern {
             do { found = try SpoolReader(layout: global.layout).message(id) } catch { throw failure(error) }
             if json {
                 do {
-                    FileHandle.standardOutput.write(try found.directory.readEnvelopeData())
+                    FileHandle.standardOutput.write(Self.printable(try found.directory.readEnvelopeData(), found.envelope))
                 } catch {
                     throw failure(SpoolError(.ioError, error.description))
                 }
@@ -40,6 +40,20 @@ extension Postern {
             output(Self.describe(found.envelope, state: found.area.state))
         }
 
+        /// `envelope.json` as stored, unless it holds something a terminal acts on
+        /// (a C0 control other than the newline, DEL, a C1 control): JSON allows raw
+        /// DEL, C1 and CR, and a hand-made envelope may use them. Postern's own
+        /// writer never does, so its files print exactly as stored; any other
+        /// prints as that writer would have written it, which escapes them.
+        static func printable(_ stored: Data, _ envelope: Envelope) -> Data {
+            guard let text = String(validating: stored, as: UTF8.self),
+                  TerminalText.safe(text, keeping: ["\n"]) == text else { return envelope.encoded() }
+            return stored
+        }
+
+        /// The envelope for people. Each line is made terminal-safe as a whole:
+        /// everything in it but the labels comes from the envelope, which another
+        /// user may have written, or from a server's reply (issue #12 item 9).
         static func describe(_ envelope: Envelope, state: String) -> String {
             func tri(_ value: Bool?) -> String { value.map { $0 ? "yes" : "no" } ?? "unset" }
             var lines = [
@@ -70,7 +84,7 @@ extension Postern {
                     lines.append("  \(Timestamp.format(attempt.time)) \(place): \(List.describe(attempt.result))")
                 }
             }
-            return lines.joined(separator: "\n") + "\n"
+            return lines.map { TerminalText.safe($0) + "\n" }.joined()
         }
     }
 }

@@ -4,8 +4,11 @@ import PosternCore
 import Spool
 
 /// Writes one line to standard error, prefixed with the program name, as Unix tools do.
+/// Messages quote untrusted text (envelope fields, server replies), so terminal
+/// controls are escaped; newlines and tabs, which some messages lay out, are kept.
 func warn(_ message: String, program: String = "postern") {
-    FileHandle.standardError.write(Data("\(program): \(message)\n".utf8))
+    let safe = TerminalText.safe(message, keeping: ["\n", "\t"])
+    FileHandle.standardError.write(Data("\(program): \(safe)\n".utf8))
 }
 
 /// Reports a failure and turns it into the exit status it stands for.

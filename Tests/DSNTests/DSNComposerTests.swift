@@ -142,3 +142,105 @@ struct DSNComposerTests {
         #expect(parts[1].body.contains("Status: 5.0.0"))
     }
 }
+
+/// Issue #12 items 7 and 10: what a server or a hand-made envelope puts in a
+/// report cannot add fields to it, nor make a line longer than 998 octets.
+extension DSNComposerTests {
+    /// The lines of the composed DSN, after checking that each ends in CRLF, is at
+    /// most 998 octets (RFC 5322 2.1.1) and carries no control character (C0, DEL, C1).
+    static func checkedLines(_ report: DSNReport) throws -> [String] {
+        let bytes = DSNComposer.compose(report, boundary: "B")
+        let text = try #require(String(validating: bytes, as: UTF8.self), "the DSN is not UTF-8")
+        #expect(text.hasSuffix("\r\n"))
+        let lines = text.components(separatedBy: "\r\n").dropLast()
+        for line in lines {
+            #expect(line.utf8.count <= 998, "a line of \(line.utf8.count) octets")
+            let control = line.unicodeScalars.first { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
+            #expect(control == nil, "control character U+\(String(control?.value ?? 0, radix: 16)) in \(line.prefix(60))")
+        }
+        return Array(lines)
+    }
+
+    static func deliveryStatusBlock(_ lines: [String]) -> Part {
+        let text = lines.joined(separator: "\r\n")
+        let status = parts(text, boundary: "B")[1].body.components(separatedBy: "\r\n\r\n")[1]
+        return parse(status + "\r\n\r\n")
+    }
+
+    /// A 5,000-octet reply without a space is cut into continuation lines, none over
+    /// 998 octets, losing nothing but gaining the spaces that start each continuation;
+    /// a run of two-octet characters is never cut inside one.
+    @Test(arguments: [String(repeating: "x", count: 5000), String(repeating: "é", count: 2500)])
+    func unbreakableReply(_ run: String) throws {
+        var report = Self.report()
+        report.recipients = [.init(final: "bob@example.net", status: "5.1.1", remoteMTA: "mx.example.net", smtpReply: "550 " + run)]
+        let lines = try Self.checkedLines(report)
+        #expect(lines.contains { $0.utf8.count > 900 })   // cut near the limit, not into thousands of short lines
+        let diagnostic = try #require(Self.deliveryStatusBlock(lines).field("Diagnostic-Code"))
+        #expect(diagnostic.replacingOccurrences(of: " ", with: "") == "smtp;550" + run)
+        let body = Self.parts(lines.joined(separator: "\r\n"), boundary: "B")[0].body
+        #expect(body.replacingOccurrences(of: "\r\n", with: "").replacingOccurrences(of: " ", with: "").contains("said:550" + run))
+    }
+
+    /// A long reply with spaces folds at a space near 78 octets, every continuation starting with one.
+    @Test func longReplyWithSpaces() throws {
+        var report = Self.report()
+        let words = (1...400).map { "word\($0)" }.joined(separator: " ")
+        report.recipients = [.init(final: "bob@example.net", smtpReply: "550 5.7.1 " + words)]
+        let lines = try Self.checkedLines(report)
+        let block = Self.deliveryStatusBlock(lines)
+        #expect(block.field("Diagnostic-Code") == "smtp; 550 5.7.1 " + words)
+        let start = try #require(lines.firstIndex { $0.hasPrefix("Diagnostic-Code:") })
+        let continuations = lines[(start + 1)...].prefix { $0.hasPrefix(" ") }
+        #expect(continuations.count > 20)
+        #expect(([lines[start]] + continuations).allSatisfy { $0.utf8.count <= 78 })
+    }
+
+    /// A three-line reply is one Diagnostic-Code field whose further lines are
+    /// continuations (RFC 3464 2.3.6), not fields of their own; the readable part
+    /// shows each line indented.
+    @Test func multiLineReply() throws {
+        var report = Self.report()
+        let reply = "550-5.1.1 The email account that you tried to reach does not exist.\n550-5.1.1 Please try\n550 5.1.1 double-checking the recipient's address."
+        report.recipients = [.init(final: "bob@example.net", status: "5.1.1", remoteMTA: "mx.example.net", smtpReply: reply)]
+        let lines = try Self.checkedLines(report)
+        let start = try #require(lines.firstIndex { $0.hasPrefix("Diagnostic-Code:") })
+        #expect(lines[start] == "Diagnostic-Code: smtp; 550-5.1.1 The email account that you tried to reach")
+        #expect(Array(lines[(start + 1)...(start + 3)]) == [" does not exist.", " 550-5.1.1 Please try", " 550 5.1.1 double-checking the recipient's address."])
+        #expect(lines[start + 4].hasPrefix("Last-Attempt-Date:") || lines[start + 4].isEmpty)
+        #expect(!lines.contains { $0.hasPrefix("550") })
+        let block = Self.deliveryStatusBlock(lines)
+        #expect(block.field("Diagnostic-Code") == "smtp; " + reply.replacingOccurrences(of: "\n", with: " "))
+        #expect(lines.contains("    mx.example.net said: 550-5.1.1 The email account that you tried to reach does not exist."))
+        #expect(lines.contains("    550-5.1.1 Please try"))
+    }
+
+    /// CR, LF and other controls in the message IDs, addresses, MTA names and replies
+    /// add no header or delivery-status field: they are replaced by "?", and a
+    /// malformed original Message-ID leaves out In-Reply-To and References.
+    @Test func injectedControls() throws {
+        var report = Self.report()
+        report.to = "alice@example.org\r\nBcc: victim1@evil.example"
+        report.from = "MAILER-DAEMON@mail.example.org\nX-Injected: from"
+        report.messageID = "dsn-1@mail.example.org>\r\nSubject: pwned"
+        report.originalMessageID = "orig@example.org>\r\nBcc: victim2@evil.example\r\nX-Fake: <x"
+        report.reportingMTA = "mail.example.org\r\nX-Injected: mta"
+        report.recipients = [.init(original: "Bob@Example.NET\rAction: delivered", final: "bob@example.net\r\nStatus: 2.0.0",
+                                   status: "5.1.1", remoteMTA: "mx.example.net\nRemote-MTA: dns; fake.example",
+                                   smtpReply: "550 no\u{1B}]0;pwned\u{07} \u{9B}31m such user", lastAttempt: Self.arrival)]
+        let lines = try Self.checkedLines(report)
+        let text = lines.joined(separator: "\r\n")
+        let top = Self.parse(text)
+        #expect(top.field("To") == "alice@example.org??Bcc: victim1@evil.example")
+        #expect(top.field("Message-ID") == "<dsn-1@mail.example.org>??Subject: pwned>")
+        #expect(top.field("In-Reply-To") == nil && top.field("References") == nil)
+        #expect(top.all("Bcc").isEmpty && top.all("Subject").count == 1 && top.field("X-Injected") == nil)
+        let block = Self.deliveryStatusBlock(lines)
+        #expect(block.all("Action") == ["failed"] && block.all("Status") == ["5.1.1"] && block.all("Remote-MTA").count == 1)
+        #expect(block.field("Original-Recipient") == "rfc822; Bob@Example.NET?Action: delivered")
+        #expect(block.field("Diagnostic-Code") == "smtp; 550 no?]0;pwned? ?31m such user")
+        for name in ["Bcc:", "X-Injected:", "X-Fake:", "Action: delivered", "Status: 2.0.0", "Remote-MTA: dns; fake"] {
+            #expect(!lines.contains { $0.hasPrefix(name) }, "\(name) became a field")
+        }
+    }
+}

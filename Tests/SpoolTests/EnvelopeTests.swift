@@ -124,6 +124,23 @@ struct EnvelopeTests {
         (#""recipients":[{"address":"a@b.example","state":"lost"}]"#, "recipients[0].state"),
         (#""recipients":[]"#, "recipients"),
         (#""eight_bit":"yes""#, "eight_bit"),
+        // Issue #12 item 7: what reaches a DSN's In-Reply-To, References and Original-Recipient.
+        (#""message_id":"a@b.example\r\nBcc: victim@x.example""#, "message_id"),
+        (#""message_id":"a@b.example\nSubject: pwned""#, "message_id"),
+        (#""message_id":"a\u0000@b.example""#, "message_id"),
+        (#""message_id":"a\u001b[31m@b.example""#, "message_id"),
+        (#""message_id":"a\u009b@b.example""#, "message_id"),
+        (#""message_id":"a b@b.example""#, "message_id"),
+        (#""message_id":"<a@b.example>""#, "message_id"),
+        (#""message_id":"no-at-sign""#, "message_id"),
+        (#""message_id":"@b.example""#, "message_id"),
+        (#""message_id":"a@""#, "message_id"),
+        (#""message_id":"\#(String(repeating: "x", count: 990))@b.example""#, "message_id"),
+        (#""recipients":[{"address":"a@b.example","original":"a@b.example\rX-Fake: 1"}]"#, "recipients[0].original"),
+        (#""recipients":[{"address":"a@b.example"},{"address":"c@d.example","original":"c@d\nAction: delivered"}]"#, "recipients[1].original"),
+        (#""recipients":[{"address":"a@b.example","original":"a\u007f@b.example"}]"#, "recipients[0].original"),
+        (#""recipients":[{"address":"a@b.example","original":"a\u0085@b.example"}]"#, "recipients[0].original"),
+        (#""recipients":[{"address":"a@b.example","original":"\#(String(repeating: "x", count: 1001))"}]"#, "recipients[0].original"),
     ])
     func badValues(_ replacement: String, _ field: String) throws {
         var fields = [#""version":"1.0""#, #""id":"\#(Self.id)""#, #""sender":"""#,
@@ -136,6 +153,29 @@ struct EnvelopeTests {
             try decode("{" + fields.joined(separator: ",") + "}")
         } throws: { error in
             (error as? EnvelopeError)?.field == field
+        }
+    }
+
+    /// Message IDs as mailers write them, and ORCPT addresses up to the limit, are accepted.
+    @Test(arguments: ["abc@example.org", "01KB4Q3F2Z7J4X9V0M2C8D6E5F@host.example", "CAF=x+y/z_1.2@mail.gmail.com",
+                      "\"odd\"@[192.0.2.1]", "grüße@bücher.example", String(repeating: "x", count: 986) + "@b.example"])
+    func acceptedMessageIDs(_ messageID: String) throws {
+        var envelope = Self.sample()
+        envelope.messageID = messageID
+        envelope.recipients[0].original = "Bob Example@Example.NET" + String(repeating: "é", count: 488)
+        #expect(envelope.recipients[0].original!.utf8.count == 999)
+        #expect(try Envelope.decode(envelope.encoded()) == envelope)
+    }
+
+    /// The refusal names the offending character, not the untrusted text around it.
+    @Test func messageIDErrorDetail() throws {
+        var envelope = Self.sample()
+        envelope.messageID = "a@b.example\r\nBcc: victim@x.example"
+        #expect {
+            try Envelope.decode(envelope.encoded())
+        } throws: { error in
+            guard let error = error as? EnvelopeError else { return false }
+            return error.kind == .badValue && error.description.contains("U+000D") && !error.description.contains("victim")
         }
     }
 

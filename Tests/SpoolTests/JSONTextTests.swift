@@ -31,6 +31,18 @@ struct JSONTextTests {
         #expect((object["recipients"] as? [Any])?.count == 2)
     }
 
+    /// Issue #12 item 9: every control character, C1 and DEL included, is written
+    /// as an escape, so JSON printed to a terminal carries none; it reads back the same.
+    @Test func escapesEveryControlCharacter() throws {
+        let text = String(String.UnicodeScalarView((0..<0xA0).compactMap(Unicode.Scalar.init)))
+        let written = JSONText.write(.array([.string(text)]), pretty: false)
+        #expect(!written.unicodeScalars.contains { $0.properties.generalCategory == .control })
+        #expect(written.contains(#"\u001B"#) && written.contains(#"\u007F"#) && written.contains(#"\u009B"#) && written.contains(#"\u0085"#))
+        #expect(try JSONText.parse(Array(written.utf8)) == .array([.string(text)]))
+        let object = try JSONSerialization.jsonObject(with: Data(written.utf8)) as? [String]
+        #expect(object == [text])
+    }
+
     /// Escapes in input: short forms, \u with surrogate pairs.
     @Test func readsEscapes() throws {
         let text = #"["\u00e9\ud83d\ude00\/\b\f\n\r\t\"\\", 1e3, -0.5, 0, 12345678901234567890]"#

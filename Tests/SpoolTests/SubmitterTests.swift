@@ -95,6 +95,25 @@ struct SubmitterTests {
         #expect(try drop("Subject: x\n\nx\n", submission()).envelope.requireTLS == nil)
     }
 
+    /// The submitter's own Message-ID goes into the envelope when it is a valid
+    /// msg-id (comments and folding around it ignored) and is left out when it is
+    /// not, so an odd header never makes an envelope the scanner would refuse.
+    @Test(arguments: [
+        ("Message-ID: <abc@x.example>", "abc@x.example"),
+        ("Message-ID: <abc@x.example> (the first)", "abc@x.example"),
+        ("Message-ID:\n\t<abc@x.example>", "abc@x.example"),
+        ("Message-ID: abc@x.example ", "abc@x.example"),
+        ("Message-ID: garbage", nil),
+        ("Message-ID: <a b@x.example>", nil),
+        ("Message-ID: <a\u{1B}[31m@x.example>", nil),
+        ("Message-ID: <", nil),
+    ] as [(String, String?)])
+    func submittedMessageID(_ header: String, _ expected: String?) throws {
+        let (envelope, message) = try drop("\(header)\nSubject: x\n\nbody\n", submission())
+        #expect(envelope.messageID == expected)
+        #expect(!message.contains("@host.example>"))   // the submitter's header is kept, none added
+    }
+
     /// The null sender is stored as an empty sender and a generated From names MAILER-DAEMON.
     @Test func nullSender() throws {
         let (envelope, message) = try drop("Subject: x\n\nx\n", submission(sender: nil))

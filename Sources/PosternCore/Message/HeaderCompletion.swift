@@ -38,9 +38,12 @@ public struct HeaderCompletion: Sendable {
     }
 
     /// Removes `Bcc:` and adds what is missing. Returns the message's Message-ID
-    /// (without angle brackets), whether found or generated.
+    /// (without angle brackets), whether found or generated, for the envelope;
+    /// nil when the submitter's own Message-ID is malformed (it stays in the
+    /// message untouched, but the envelope, which refuses a malformed
+    /// `message_id`, records none, and a DSN then has no `In-Reply-To:`).
     @discardableResult
-    public func complete(_ headers: inout HeaderSection) -> String {
+    public func complete(_ headers: inout HeaderSection) -> String? {
         // RFC 5322 3.6.3: Bcc recipients must not be disclosed to the others.
         headers.removeAll(named: "Bcc")
         if !headers.contains("From") {
@@ -50,12 +53,11 @@ public struct HeaderCompletion: Sendable {
             headers.append(HeaderField(name: "Date", value: Timestamp.rfc5322(date)))
         }
         if let existing = headers.values(of: "Message-ID").first {
-            return existing.trimmingCharacters(in: .whitespaces)
-                .trimmingCharacters(in: CharacterSet(charactersIn: "<>"))
+            return MessageID.extract(fromFieldValue: existing)
         }
         let messageID = "\(queueID)@\(hostname)"
         headers.append(HeaderField(name: "Message-ID", value: "<\(messageID)>"))
-        return messageID
+        return MessageID.isValid(messageID) ? messageID : nil
     }
 
     /// `From:` for a message without one: the envelope sender with the full name

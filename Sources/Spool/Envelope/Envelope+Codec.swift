@@ -10,7 +10,11 @@ extension Envelope {
     /// Validation is strict where a wrong value could reach an SMTP command or
     /// mislead the scheduler: every address must parse as an RFC 5321 mailbox
     /// (which rejects CR, LF and control characters), counts must not be negative,
-    /// and the ID must be a queue ID.
+    /// and the ID must be a queue ID. The message ID and each recipient's
+    /// `original` reach the header and the delivery-status fields of a DSN, and
+    /// operators' terminals, so they are checked as strictly (`validate(messageID:)`,
+    /// `validate(original:)`): an envelope is another user's file, and CR or LF
+    /// in either would let it inject header fields into a DSN.
     public static func decode(_ data: Data) throws(EnvelopeError) -> Envelope {
         let root: JSONValue
         do {
@@ -21,14 +25,14 @@ extension Envelope {
         var reader = try JSONObjectReader(root, path: "")
         let versionText = try reader.requiredString("version")
         guard let version = EnvelopeVersion(versionText) else {
-            throw reader.bad("version", "\"\(versionText)\" is not MAJOR.MINOR")
+            throw reader.bad("version", "\(QuotedString.quoted(versionText)) is not MAJOR.MINOR")
         }
         guard version.major == currentVersion.major else {
             throw EnvelopeError(kind: .unsupportedVersion, field: "version",
                                 detail: "major version \(version.major) is not supported (this program reads \(currentVersion.major).x)")
         }
         let idText = try reader.requiredString("id")
-        guard let id = QueueID(idText) else { throw reader.bad("id", "\"\(idText)\" is not a queue ID") }
+        guard let id = QueueID(idText) else { throw reader.bad("id", "\(QuotedString.quoted(idText)) is not a queue ID") }
         let senderText = try reader.requiredString("sender")
         if !senderText.isEmpty { try validate(address: senderText, field: "sender") }
         let recipients = try reader.array("recipients", Recipient.decode)
@@ -45,6 +49,7 @@ extension Envelope {
                                 recipients: recipients, arrival: arrival, size: size, uid: uid)
         envelope.version = version.minor > currentVersion.minor ? version : currentVersion
         envelope.messageID = try reader.string("message_id")
+        if let messageID = envelope.messageID { try validate(messageID: messageID, field: "message_id") }
         envelope.eightBit = try reader.bool("eight_bit") ?? false
         envelope.smtputf8 = try reader.bool("smtputf8") ?? false
         envelope.requireTLS = try reader.bool("require_tls")
@@ -70,7 +75,7 @@ extension Envelope {
         }
         envelope.holdReason = try reader.string("hold_reason")
         if let notify = try reader.string("notify") {
-            guard notify == "never" else { throw reader.bad("notify", "\"\(notify)\" is not \"never\"") }
+            guard notify == "never" else { throw reader.bad("notify", "\(QuotedString.quoted(notify)) is not \"never\"") }
             envelope.notifyNever = true
         }
         envelope.dsnPending = try reader.array("dsn_pending") { value, path throws(EnvelopeError) in
@@ -120,6 +125,33 @@ extension Envelope {
             throw EnvelopeError(kind: .badValue, field: field, detail: error.description)
         }
     }
+
+    /// A msg-id's content without its angle brackets (RFC 5322 3.6.4; `MessageID`).
+    static func validate(messageID: String, field: String) throws(EnvelopeError) {
+        if let problem = MessageID.problem(in: messageID) {
+            throw EnvelopeError(kind: .badValue, field: field, detail: "the message ID \(problem)")
+        }
+    }
+
+    /// RFC 3461 4.2: an ORCPT address is printable text ("graphic and white
+    /// space"); RFC 6533 lets it be UTF-8, but no control character (C0, DEL or
+    /// C1) belongs in it, and none may reach the `Original-Recipient:` field of a
+    /// DSN, where a CR would start a field of its own. The same section allows the
+    /// whole ORCPT parameter 500 characters; 1000 octets leaves room for UTF-8
+    /// and keeps the field well within a 998-octet line once folded.
+    static let maxOriginalLength = 1000
+
+    static func validate(original: String, field: String) throws(EnvelopeError) {
+        guard original.utf8.count <= maxOriginalLength else {
+            throw EnvelopeError(kind: .badValue, field: field, detail: "longer than \(maxOriginalLength) octets")
+        }
+        // General category Cc is exactly C0, DEL and C1.
+        if let bad = original.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            let hex = String(bad.value, radix: 16, uppercase: true)
+            throw EnvelopeError(kind: .badValue, field: field,
+                                detail: "contains the control character U+\(String(repeating: "0", count: 4 - hex.count))\(hex)")
+        }
+    }
 }
 
 extension Recipient {
@@ -127,10 +159,12 @@ extension Recipient {
         var reader = try JSONObjectReader(value, path: path)
         let address = try reader.requiredString("address")
         try Envelope.validate(address: address, field: "\(path).address")
-        var recipient = Recipient(address: address, original: try reader.string("original"))
+        let original = try reader.string("original")
+        if let original { try Envelope.validate(original: original, field: "\(path).original") }
+        var recipient = Recipient(address: address, original: original)
         if let state = try reader.string("state") {
             guard let parsed = State(rawValue: state) else {
-                throw reader.bad("state", "\"\(state)\" is not one of pending, delivered, failed")
+                throw reader.bad("state", "\(QuotedString.quoted(state)) is not one of pending, delivered, failed")
             }
             recipient.state = parsed
         }

@@ -1,7 +1,9 @@
 import Foundation
 import PosternCore
 
-/// Why an envelope could not be read, naming the field at fault.
+/// Why an envelope could not be read, naming the field at fault. A value quoted
+/// in `detail` is quoted with its control characters escaped (`QuotedString`):
+/// the text goes to `corrupt/NAME/reason`, logs and terminals.
 public struct EnvelopeError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: Equatable, Sendable {
         case notJSON
@@ -98,7 +100,7 @@ struct JSONObjectReader {
         guard let text = try string(key) else { return nil }
         guard let date = Timestamp.parse(text) else {
             throw EnvelopeError(kind: .badValue, field: fieldPath(key),
-                                detail: "\"\(text)\" is not an RFC 3339 time")
+                                detail: "\(QuotedString.quoted(text)) is not an RFC 3339 time")
         }
         return date
     }
