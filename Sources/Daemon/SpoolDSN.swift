@@ -99,7 +99,15 @@ public struct SpoolDSN: DSNHook {
                                recipients: recipients.map(Self.recipient), returned: full ? .message(original) : .headers(original))
         report.international = envelope.smtputf8
         report.remainingAttempts = schedule
-        let bytes = DSNComposer.compose(report)
+        var bytes = DSNComposer.compose(report)
+        if Self.longestLine(bytes) > 998 {
+            // The composer keeps its own lines within RFC 5322 2.1.1; only the
+            // returned original can break the limit (a hand-made drop, whose
+            // content no one checked). A DSN no server should accept is no DSN.
+            logger.warning("the original has lines over 998 octets; the DSN leaves it out", metadata: ["id": "\(envelope.id)"])
+            report.returned = .headers([])
+            bytes = DSNComposer.compose(report)
+        }
         do {
             let writer = try DropWriter(layout: layout, id: id)
             try writer.write(bytes)
@@ -118,6 +126,17 @@ public struct SpoolDSN: DSNHook {
             logger.error("cannot drop a DSN", metadata: ["id": "\(envelope.id)", "kind": "\(action.rawValue)", "error": "\(error)"])
             return false
         }
+    }
+
+    /// The length of the longest line of `bytes`, CRLF not counted.
+    static func longestLine(_ bytes: [UInt8]) -> Int {
+        var longest = 0
+        var start = 0
+        for index in bytes.indices where bytes[index] == 0x0A {
+            longest = max(longest, index - start - (index > start && bytes[index - 1] == 0x0D ? 1 : 0))
+            start = index + 1
+        }
+        return max(longest, bytes.count - start)
     }
 
     static func recipient(_ recipient: Recipient) -> DSNReport.Recipient {

@@ -100,7 +100,9 @@ struct FailureDSNTests {
         #expect(fixture.waitForLog("attempt timed out", timeout: 30))
         #expect(fixture.waitForLog("status=deferred", timeout: 30))
         #expect(fixture.log.contains("queue.attempt_timeout"))
-        #expect(try fixture.envelope(id).recipients[0].lastResult?.text.contains("attempt aborted after 2s") == true)
+        #expect(BackgroundProcess.waitUntil(timeout: 30) {
+            (try? fixture.envelope(id))?.recipients[0].lastResult?.text.contains("attempt aborted after 2s") == true
+        })
         #expect(fixture.stop() == 0)
     }
 
@@ -119,6 +121,25 @@ struct FailureDSNTests {
         let reason = String(decoding: try fixture.spool.read("corrupt/\(id)/reason"), as: UTF8.self)
         #expect(reason.contains("from: queue/\(id)"))
         #expect(fixture.stop() == 0)
+    }
+
+    /// A DSN never carries a line over 998 octets (RFC 5322 2.1.1), even when
+    /// the original it returns was hand-made with one: the original is left out.
+    @Test func dsnLinesStayWithinTheLimit() throws {
+        let spool = try TemporarySpool()
+        let long = String(repeating: "x", count: 5000)
+        let envelope = try spool.plant(.queue, message: "Subject: long\r\n\r\n\(long)\r\n") {
+            $0.recipients[0].state = .failed
+            $0.recipients[0].lastResult = DeliveryResult(time: Date(), code: 550, text: "550 " + long, permanent: true)
+        }
+        let dsn = SpoolDSN(layout: spool.layout, settings: .init(hostname: "test.example", returnFullUpTo: 1 << 20),
+                           logger: Logger(label: "test"))
+        #expect(dsn.failed(envelope, recipients: envelope.recipients))
+        let id = try #require(try spool.names(.drop).first)
+        let bytes = Array(try spool.read("drop/\(id)/message"))
+        #expect(SpoolDSN.longestLine(bytes) <= 998)
+        #expect(!String(decoding: bytes, as: UTF8.self).contains("Subject: long"))
+        #expect(SpoolDSN.longestLine(Array("ab\r\ncde\r\n".utf8)) == 3)
     }
 
     /// Spool files are never opened as FIFOs or through links: the DSN's copy

@@ -129,6 +129,22 @@ struct InspectionCommandTests {
         #expect(second.stdout == "scanned 0 messages: 0 dropped, 0 queued, 0 held\n")
     }
 
+    /// check says "removed" only of what it removed: a stale tmp/ entry it
+    /// cannot remove (deeper than any drop) is an error, with exit 74.
+    @Test func checkReportsOnlyWhatItRemoved() throws {
+        var path = spool.layout.tmp + "/deep"
+        for _ in 0...DirectoryHandle.maxRemovalDepth + 2 { path += "/d" }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: spool.layout.tmp + "/stale"))
+        var old = [timespec(tv_sec: 1_000_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000_000, tv_nsec: 0)]
+        for entry in ["deep", "deep/d", "stale"] { #expect(utimensat(AT_FDCWD, spool.layout.tmp + "/" + entry, &old, AT_SYMLINK_NOFOLLOW) == 0) }
+        let result = try postern(["check"])
+        #expect(result.status == 74)
+        #expect(result.stdout.contains("removed tmp/stale"))
+        #expect(!result.stdout.contains("removed tmp/deep"))
+        #expect(result.stderr.contains("cannot remove tmp/deep"))
+    }
+
     /// check refuses to repair while another process (a daemon) holds the spool lock.
     @Test func checkRespectsLock() throws {
         let lock = try SpoolLock(layout: spool.layout)

@@ -60,6 +60,19 @@ struct MessageStoreTests {
 
 /// Holding or releasing many messages syncs the two areas once, after every rename.
 struct BatchControlTests {
+    /// An operator's delete is synced: after a power loss a deleted message
+    /// must not come back and be delivered after all.
+    @Test func deleteIsDurable() throws {
+        let spool = try TemporarySpool()
+        let id = try spool.plant(.queue).id
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        var control = QueueControl(layout: spool.layout)
+        control.store.fileSystem = recorder
+        #expect(control.apply(.delete, to: id) == .changed)
+        #expect(recorder.calls == ["remove queue/\(id)", "fsync queue/"])
+        #expect(try spool.names(.queue).isEmpty)
+    }
+
     @Test func holdManySyncsOnce() throws {
         let spool = try TemporarySpool()
         let ids = try (0..<3).map { _ in try spool.plant(.queue).id }

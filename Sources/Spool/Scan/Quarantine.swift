@@ -29,7 +29,8 @@ public struct Quarantine {
     public func move(_ name: String, in directory: String, reason: String) throws(SpoolIOError) -> String {
         let target = try makeTarget(for: name)
         let origin = String(directory.dropFirst(layout.root.count + 1)) + "/" + name
-        let text = "reason: \(reason)\nfrom: \(origin)\ntime: \(Timestamp.format(now()))\n"
+        // One line each: a reason quoting untrusted text cannot forge a field.
+        let text = "reason: \(TerminalText.safe(reason))\nfrom: \(TerminalText.safe(origin))\ntime: \(Timestamp.format(now()))\n"
         try fileSystem.writeFile(target + "/reason", Array(text.utf8), mode: 0o600)
         try fileSystem.syncDirectory(target)
         try fileSystem.syncDirectory(layout.corrupt)
