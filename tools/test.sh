@@ -11,11 +11,13 @@ cd "$(dirname "$0")/.."
 
 # Build: the system OpenSSL and pkg-config to find it. Tests: coreutils' sync(1)
 # with file arguments (the shell drop recipe); python3 (its email package
-# parses DSNs as an independent MIME reader); real peers, each installed
+# parses DSNs as an independent MIME reader); strace (kills the daemon at an
+# exact system call) and util-linux's unshare and setpriv (other users, a
+# private mount namespace for the set-group-ID drop); real peers, each installed
 # without configuring or starting the system's service: Postfix's smtpd and
 # smtp-sink, with Dovecot for SASL (postfix-peer.sh), unbound as a DNS server
 # (dns-peer.sh), Dante as a SOCKS5 proxy (socks-peer.sh).
-tools/install-packages.sh libssl-dev pkg-config coreutils python3
+tools/install-packages.sh libssl-dev pkg-config coreutils python3 strace util-linux
 tools/postfix-peer.sh install
 tools/dns-peer.sh install
 tools/socks-peer.sh install

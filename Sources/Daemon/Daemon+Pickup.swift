@@ -118,8 +118,16 @@ extension Daemon {
         do {
             if trusted.contains(opened.owner) {
                 // Only its owner (trusted) or the spool owner may rename an
-                // entry of the sticky drop/: the directory validated is the one moved.
+                // entry of the sticky drop/: the directory validated is the
+                // one moved, which device and inode confirm.
                 try store.move(id, from: .drop, to: .queue)
+                let validated = try opened.directory.status()
+                guard let moved = MessageDirectory.lstatus(layout.path(.queue, id)),
+                      moved.st_dev == validated.st_dev, moved.st_ino == validated.st_ino else {
+                    quarantine(name, in: layout.directory(.queue), reason: "replaced while being accepted")
+                    metrics.dropRejected(reason: .invalid)
+                    return
+                }
             } else {
                 let ignored: [String]
                 (envelope, ignored) = Adoption.submitted(opened.envelope)

@@ -147,6 +147,23 @@ struct TrustBoundaryTests {
         #expect(fixture.stop() == 0)
     }
 
+    /// Item 6: a message with the most recipients a drop allows, deferred by
+    /// its route: every result is recorded, the envelope stays readable, and
+    /// the daemon stops on SIGTERM as usual.
+    @Test func mostRecipientsDeferredStayReadable() throws {
+        let fixture = try DaemonFixture(config: Self.busyConfig)
+        try fixture.start()
+        let recipients = (0..<Submission.defaultMaxRecipients).map { "user\($0)@example.net" }
+        let id = try fixture.drop(subject: "many", to: recipients)
+        #expect(BackgroundProcess.waitUntil(timeout: 60) {
+            (try? fixture.envelope(id))?.recipients.allSatisfy { $0.lastResult != nil } == true
+        })
+        let stored = try fixture.spool.read("queue/\(id)/envelope.json")
+        #expect(stored.count < Envelope.maxEncodedSize)
+        #expect(try Envelope.decode(stored).recipients.count == 1000)
+        #expect(fixture.stop() == 0)
+    }
+
     /// Item 3: the daemon runs as its own user, a member of the drop group; a
     /// user whose primary group is another, but who is a member too, drops;
     /// the drop is readable by the daemon and delivered, not quarantined.
