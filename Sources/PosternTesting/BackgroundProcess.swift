@@ -79,12 +79,10 @@ public final class BackgroundProcess: @unchecked Sendable {
     }
 }
 
-/// A free loopback TCP port: bound to port 0, read back, closed. Another
-/// process could take it before the test binds it; rare on a test machine.
-public func freeLoopbackPort() throws -> UInt16 {
+/// A TCP socket bound to 127.0.0.1 on a port the kernel picks, and that port.
+public func bindLoopback() throws -> (fd: Int32, port: UInt16) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -92,6 +90,18 @@ public func freeLoopbackPort() throws -> UInt16 {
     let ok = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
     }
-    guard ok else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-    return UInt16(bigEndian: address.sin_port)
+    guard ok else {
+        let code = errno
+        close(fd)
+        throw POSIXError(.init(rawValue: code) ?? .EIO)
+    }
+    return (fd, UInt16(bigEndian: address.sin_port))
+}
+
+/// A free loopback TCP port: bound to port 0, read back, closed. Another
+/// process could take it before the test binds it; rare on a test machine.
+public func freeLoopbackPort() throws -> UInt16 {
+    let (fd, port) = try bindLoopback()
+    close(fd)
+    return port
 }

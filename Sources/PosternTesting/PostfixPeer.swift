@@ -53,7 +53,7 @@ public final class PostfixPeer: @unchecked Sendable {
         // Another process may still take one before Postfix binds it: rare.
         var sockets: [(fd: Int32, port: UInt16)] = []
         defer { sockets.forEach { close($0.fd) } }
-        for _ in 0..<(sasl == nil ? 2 : 4) { sockets.append(try Self.bindLoopback()) }
+        for _ in 0..<(sasl == nil ? 2 : 4) { sockets.append(try bindLoopback()) }
         (smtpdPort, sinkPort) = (sockets[0].port, sockets[1].port)
         (submissionPort, submissionsPort) = sasl == nil ? (nil, nil) : (sockets[2].port, sockets[3].port)
         directory = NSTemporaryDirectory() + "postfix-peer-" + UUID().uuidString
@@ -171,22 +171,6 @@ public final class PostfixPeer: @unchecked Sendable {
             let fds = try? fm.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { return [] }
         return Set(fds.compactMap { try? fm.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
             .map { URL(fileURLWithPath: $0).lastPathComponent })
-    }
-
-    private static func bindLoopback() throws -> (fd: Int32, port: UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard ok else { close(fd); throw Failure(description: "bind 127.0.0.1:0: errno \(errno)") }
-        return (fd, UInt16(bigEndian: address.sin_port))
     }
 
     /// Runs the script, stdout and stderr together, and waits for it. The script

@@ -18,14 +18,7 @@ struct PermissionTests {
         chmod(spool.directory, 0o755)
         // A copy the unprivileged users can reach, wherever the build directory is.
         binary = spool.directory + "/postern"
-        // Written through a close-on-exec descriptor: a plain copy's descriptor could
-        // leak into a child another test spawns meanwhile, and exec would then fail
-        // with ETXTBSY ("text file busy").
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: PosternProcess.binary))
-        let fd = open(binary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
-        try #require(fd >= 0)
-        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
+        try PosternProcess.copyBinary(to: binary)
         _ = try SpoolInitializer(layout: spool.layout, owner: getuid(), ownerGroup: getgid(), dropGroup: 65534).run()
     }
 

@@ -102,20 +102,6 @@ public struct SystemFileSystem: FileSystem {
 public enum DirectoryListing {
     /// The names in a directory, except `.` and `..`, in no particular order.
     public static func names(in path: String) throws(SpoolIOError) -> [String] {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0, let dir = fdopendir(fd) else {
-            let code = errno
-            if fd >= 0 { _ = Glibc.close(fd) }
-            throw SpoolIOError("open directory", path, code)
-        }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        try DirectoryHandle(path: path).names()
     }
 }
