@@ -129,6 +129,9 @@ extension Daemon {
                     return
                 }
             } else {
+                guard opened.envelope.size <= settings.maxMessageSize else {
+                    throw MessageDirectory.Problem("\(opened.envelope.size) octets, over drop.max_message_size (\(settings.maxMessageSize))")
+                }
                 let ignored: [String]
                 (envelope, ignored) = Adoption.submitted(opened.envelope)
                 if !ignored.isEmpty {

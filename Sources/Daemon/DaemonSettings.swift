@@ -13,6 +13,10 @@ public struct DaemonSettings: Sendable {
     /// How long finished messages' envelopes stay in `retired/`; 0 removes them at once.
     public var keepRetired: TimeInterval = 0
     public var shutdownGrace: TimeInterval = 30
+    /// The largest message accepted from a user's drop (`drop.max_message_size`):
+    /// a writer's own program enforces it, but a hand-made drop (a sparse file
+    /// claiming gigabytes, say) is checked again before the daemon copies it.
+    public var maxMessageSize = 64 << 20
     /// The longest one attempt may take before it is aborted (a temporary failure).
     public var attemptTimeout: TimeInterval = 1800
     /// Attempts after which a delayed DSN is due; 0 never.

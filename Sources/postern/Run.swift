@@ -120,6 +120,7 @@ extension Postern {
             settings.keepRetired = queue.keepRetired
             settings.shutdownGrace = queue.shutdownGrace
             settings.attemptTimeout = queue.attemptTimeout
+            settings.maxMessageSize = configuration.drop.maxMessageSize
             settings.delayWarningAttempts = configuration.dsn.delayWarningAttempts
             settings.router = try TransportFactory.router(configuration)
             return settings

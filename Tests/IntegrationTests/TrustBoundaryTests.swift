@@ -39,6 +39,9 @@ struct TrustBoundaryTests {
                     "recipients": [{"address": "bob@example.net"}],
                     "arrival": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "size": len(body), "uid": os.getuid()}
         envelope.update(json.loads(extra))
+        if "sparse_size" in envelope:   # a hole of that size: no disk space, but a huge copy
+            envelope["size"] = envelope.pop("sparse_size")
+            os.truncate(tmp + "/message", envelope["size"])
         write("envelope.json", json.dumps(envelope).encode())
         held = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
         os.rename(tmp, spool + "/drop/" + qid)
@@ -140,6 +143,12 @@ struct TrustBoundaryTests {
         #expect(fixture.sink.messages().first?.contains("not permitted") == true)
         #expect(((try? DirectoryListing.names(in: maildir + "/new")) ?? []).isEmpty)
         #expect(!fixture.log.contains("id=\(member) recipient=bob@example.net domain=example.net attempt=1 status=sent"))
+
+        // A hand-made drop over the size limit is quarantined, not copied.
+        let (big, bigDrop) = try Self.attack(fixture, as: Self.member, extra: #"{"sparse_size": 70000000}"#)
+        #expect(bigDrop.wait() == 0)
+        #expect(BackgroundProcess.waitUntil(timeout: 30) { ((try? fixture.spool.corruptNames()) ?? []).contains(big) })
+        #expect(String(decoding: try fixture.spool.read("corrupt/\(big)/reason"), as: UTF8.self).contains("over drop.max_message_size"))
 
         let (_, rootDrop) = try Self.attack(fixture, as: nil, extra: fields)
         #expect(rootDrop.wait() == 0)
