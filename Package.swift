@@ -22,11 +22,16 @@ let package = Package(
         .package(url: "https://github.com/swhitty/FlyingFox.git", from: "0.27.1"),
     ],
     targets: [
-        .target(name: "PosternCore"),
+        // What the set-group-ID drop program may link: the standard library
+        // and Glibc, no Foundation (issue #13). PosternCore re-exports it.
+        .target(name: "PosternBase"),
+        .target(name: "PosternCore", dependencies: ["PosternBase"]),
         .target(name: "CSysShim"),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .target(name: "COpenSSLShim", dependencies: ["COpenSSL"]),
-        .target(name: "Spool", dependencies: ["PosternCore", "CSysShim"]),
+        // The drop path: what the set-group-ID drop program links (no Foundation).
+        .target(name: "SpoolDrop", dependencies: ["PosternBase", "CSysShim"]),
+        .target(name: "Spool", dependencies: ["PosternCore", "SpoolDrop", "CSysShim"]),
         .target(name: "TLS", dependencies: ["PosternCore", "COpenSSL", "COpenSSLShim"]),
         .target(name: "SMTP", dependencies: ["PosternCore", "TLS", "COpenSSL"]),
         .systemLibrary(name: "CResolv"),
@@ -55,7 +60,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "PosternTesting", dependencies: ["PosternCore", "Spool", "CSysShim", "COpenSSL", "COpenSSLShim"]),
-        .testTarget(name: "PosternCoreTests", dependencies: ["PosternCore"]),
+        .testTarget(name: "PosternCoreTests", dependencies: ["PosternCore", "PosternBase"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool", "PosternTesting"]),
         .testTarget(name: "PosternCLITests", dependencies: ["Spool", "PosternTesting"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "PosternTesting", "COpenSSL"]),

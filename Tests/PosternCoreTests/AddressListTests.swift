@@ -1,4 +1,5 @@
 import Testing
+@testable import PosternBase
 @testable import PosternCore
 
 /// A header field value and the addr-specs it must yield.

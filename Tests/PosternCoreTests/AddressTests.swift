@@ -1,4 +1,5 @@
 import Testing
+@testable import PosternBase
 @testable import PosternCore
 
 /// One address that must be accepted, and what parsing it must produce.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import PosternBase
 @testable import PosternCore
 
 struct HeaderTests {

@@ -1,4 +1,5 @@
 import Testing
+@testable import PosternBase
 @testable import PosternCore
 
 /// An RFC 3492 section 7.1 sample: Unicode text and its Punycode.

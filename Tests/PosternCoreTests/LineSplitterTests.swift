@@ -1,4 +1,5 @@
 import Testing
+@testable import PosternBase
 @testable import PosternCore
 
 struct LineSplitterTests {

@@ -1,4 +1,5 @@
 import Testing
+@testable import PosternBase
 @testable import PosternCore
 
 /// Untrusted text made safe for a terminal (issue #12 item 9).

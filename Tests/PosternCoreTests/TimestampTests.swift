@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import PosternBase
 @testable import PosternCore
 
 /// RFC 3339 timestamps, parsed by hand: checked against Foundation's formatter as an oracle.

@@ -3,7 +3,7 @@ import PosternCore
 
 extension Envelope {
     /// The largest `envelope.json` read; more is not an envelope this program wrote.
-    public static let maxEncodedSize = 4 << 20
+    public static let maxEncodedSize = DropEnvelope.maxEncodedSize
 
     /// Decodes and validates an envelope.
     ///

@@ -69,7 +69,7 @@ public struct Envelope: Sendable, Equatable {
     /// Keys this version does not know, kept for the version that wrote them.
     public var extra: [String: JSONValue] = [:]
 
-    public static let historyLimit = 32
+    public static let historyLimit = DropEnvelope.historyLimit
 
     public init(id: QueueID, sender: String?, recipients: [Recipient], arrival: Date, size: Int, uid: Int) {
         self.id = id
@@ -174,16 +174,14 @@ extension Envelope {
     /// A drop whose bound exceeds `maxEncodedSize` is refused, so that no
     /// envelope outgrows what a reader accepts (pretty-printing included).
     public var largestSize: Int {
-        let result = DeliveryResult.maxText + 400
-        let addresses = recipients.reduce(0) { $0 + $1.address.utf8.count + 16 }
-        return encoded().count + recipients.count * (result + 100) + Self.historyLimit * (result + 200 + addresses)
+        DropEnvelope.largestSize(encodedSize: encoded().count, recipients: recipients.map(\.address))
     }
 }
 
 extension DeliveryResult {
     /// The longest result text kept, in octets: a reply is the remote server's
     /// to make as long as it likes, and each one lands in the envelope.
-    public static let maxText = 1000
+    public static let maxText = DropEnvelope.maxResultText
 
     /// `text` cut to at most `maxText` octets (at a character boundary), marked when cut.
     public static func bounded(_ text: String) -> String {

@@ -1,5 +1,5 @@
 import Glibc
-import PosternCore
+import PosternBase
 
 /// The steps of the drop protocol (`spool-layout.md`, "Writing a drop"), in order.
 ///
@@ -85,7 +85,7 @@ public final class DropWriter {
     /// Finishes the drop with `envelope` and makes it visible in `drop/`.
     ///
     /// On error nothing is left in `drop/` and the temporary directory is removed.
-    public func commit(_ envelope: Envelope) throws(SpoolIOError) {
+    public func commit(envelopeBytes envelope: [UInt8]) throws(SpoolIOError) {
         precondition(!committed, "a drop is committed once")
         let messagePath = directory + "/" + SpoolLayout.messageFile
         do throws(SpoolIOError) {
@@ -95,8 +95,7 @@ public final class DropWriter {
             fileSystem.close(messageFD)
             messageFD = -1
             observe(.messageSynced)
-            try fileSystem.writeFile(directory + "/" + SpoolLayout.envelopeFile,
-                                     Array(envelope.encoded()), mode: Self.fileMode)
+            try fileSystem.writeFile(directory + "/" + SpoolLayout.envelopeFile, envelope, mode: Self.fileMode)
             observe(.envelopeSynced)
             try fileSystem.syncDirectory(directory)
             observe(.directorySynced)

@@ -1,4 +1,4 @@
-import PosternCore
+import PosternBase
 
 /// A refusal or failure that a command reports: one clear line for stderr and
 /// the sysexits status to exit with.

@@ -1,6 +1,5 @@
-import Foundation
 import Glibc
-import PosternCore
+import PosternBase
 
 /// A request to put one message into the spool: what `sendmail`'s flags say.
 public struct Submission: Sendable {
@@ -41,7 +40,8 @@ public struct Submitter {
     public let layout: SpoolLayout
     public var fileSystem: any FileSystem = SystemFileSystem()
     public var ids = QueueIDGenerator()
-    public var now: () -> Date = { Date() }
+    /// The clock, in seconds since the Unix epoch.
+    public var now: () -> Double = Timestamp.now
     /// Called after each step of the drop protocol (the crash-test hook).
     public var observe: (DropStep) -> Void = { _ in }
 
@@ -83,20 +83,20 @@ public struct Submitter {
             throw SpoolError(.dataError, "too many recipients: \(recipients.count), the limit is \(submission.maxRecipients) "
                                        + "(drop.max_recipients); send it as several messages")
         }
-        var envelope = Envelope(id: writer.id, sender: submission.sender?.smtpForm,
-                                recipients: recipients.map { Recipient(address: $0) },
-                                arrival: arrival, size: writer.size, uid: submission.uid)
+        var envelope = DropEnvelope(id: writer.id, sender: submission.sender?.smtpForm, recipients: recipients,
+                                    arrival: arrival, size: writer.size, uid: submission.uid)
         envelope.messageID = composer.messageID
         envelope.eightBit = composer.eightBit
         envelope.smtputf8 = smtputf8
         envelope.requireTLS = composer.requireTLS
-        guard envelope.largestSize <= Envelope.maxEncodedSize else {
+        let encoded = envelope.encoded()
+        guard DropEnvelope.largestSize(encodedSize: encoded.count, recipients: recipients) <= DropEnvelope.maxEncodedSize else {
             writer.abandon()
             throw SpoolError(.dataError, "too many recipients for one envelope: with their delivery results it could "
-                                       + "outgrow \(Envelope.maxEncodedSize) octets; send it as several messages")
+                                       + "outgrow \(DropEnvelope.maxEncodedSize) octets; send it as several messages")
         }
         do {
-            try writer.commit(envelope)
+            try writer.commit(envelopeBytes: encoded)
         } catch {
             throw SpoolError(error.exitStatus, "cannot write the drop: \(error)")
         }

@@ -1,6 +1,5 @@
-import Foundation
 import Glibc
-import PosternCore
+import PosternBase
 
 /// Turns the bytes a program hands to `sendmail` into the message as stored:
 /// CRLF line endings, a completed header section, and the facts the envelope
@@ -8,7 +7,8 @@ import PosternCore
 final class MessageComposer {
     let submission: Submission
     let writer: DropWriter
-    let date: Date
+    /// Seconds since the Unix epoch, for a generated `Date:`.
+    let date: Double
     private var splitter = LineSplitter()
     private var headers = HeaderSection()
     private var inHeaders = true
@@ -21,7 +21,7 @@ final class MessageComposer {
 
     static let crlf: [UInt8] = [0x0D, 0x0A]
 
-    init(submission: Submission, writer: DropWriter, date: Date) {
+    init(submission: Submission, writer: DropWriter, date: Double) {
         self.submission = submission
         self.writer = writer
         self.date = date
@@ -105,11 +105,11 @@ final class MessageComposer {
             }
         }
         // RFC 8689 5: "TLS-Required: No" asks that TLS requirements be waived.
-        if headers.values(of: "TLS-Required").contains(where: { $0.trimmingCharacters(in: .whitespaces).lowercased() == "no" }) {
+        if headers.values(of: "TLS-Required").contains(where: { $0.trimmingWhitespace().lowercased() == "no" }) {
             requireTLS = false
         }
         let completion = HeaderCompletion(sender: submission.sender, fullName: submission.fullName,
-                                          hostname: submission.hostname, date: date, queueID: writer.id)
+                                          hostname: submission.hostname, time: date, queueID: writer.id)
         messageID = completion.complete(&headers)
         try write(headers.serialized())
     }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// What `sendmail` does to the header section of a submitted message: extract
 /// recipients for `-t`, remove `Bcc:`, and add `From:`, `Date:` and `Message-ID:`
 /// when the message lacks them (RFC 5322 3.6 requires the first two; 3.6.4 says a
@@ -13,14 +11,15 @@ public struct HeaderCompletion: Sendable {
     public var fullName: String?
     /// The host name for generated addresses and Message-IDs.
     public var hostname: String
-    public var date: Date
+    /// When the message was submitted, in seconds since the Unix epoch.
+    public var time: Double
     public var queueID: QueueID
 
-    public init(sender: MailboxAddress?, fullName: String?, hostname: String, date: Date, queueID: QueueID) {
+    public init(sender: MailboxAddress?, fullName: String?, hostname: String, time: Double, queueID: QueueID) {
         self.sender = sender
         self.fullName = fullName
         self.hostname = hostname
-        self.date = date
+        self.time = time
         self.queueID = queueID
     }
 
@@ -50,7 +49,7 @@ public struct HeaderCompletion: Sendable {
             headers.append(HeaderField(name: "From", value: fromValue))
         }
         if !headers.contains("Date") {
-            headers.append(HeaderField(name: "Date", value: Timestamp.rfc5322(date)))
+            headers.append(HeaderField(name: "Date", value: Timestamp.rfc5322(epochSeconds: time)))
         }
         if let existing = headers.values(of: "Message-ID").first {
             return MessageID.extract(fromFieldValue: existing)
@@ -64,7 +63,7 @@ public struct HeaderCompletion: Sendable {
     /// as a display name; for the null sender, the mailer daemon of this host.
     var fromValue: String {
         let address = sender?.smtpForm ?? "MAILER-DAEMON@\(hostname)"
-        guard let name = fullName?.trimmingCharacters(in: .whitespaces), !name.isEmpty else { return address }
+        guard let name = fullName?.trimmingWhitespace(), !name.isEmpty else { return address }
         return "\(Self.displayName(name)) <\(address)>"
     }
 
@@ -76,12 +75,19 @@ public struct HeaderCompletion: Sendable {
         var cleaned = name
         cleaned.unicodeScalars.removeAll { $0.value < 0x20 || $0.value == 0x7F }
         if !cleaned.unicodeScalars.allSatisfy(\.isASCII) {
-            return "=?UTF-8?B?\(Data(cleaned.utf8).base64EncodedString())?="
+            return "=?UTF-8?B?\(Base64.encode(Array(cleaned.utf8)))?="
         }
-        let atext = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "!#$%&'*+-/=?^_`{|}~ "))
-        if cleaned.unicodeScalars.allSatisfy({ atext.contains($0) }) { return cleaned }
-        let escaped = cleaned.replacingOccurrences(of: "\\", with: "\\\\")
-            .replacingOccurrences(of: "\"", with: "\\\"")
+        // RFC 5322 3.2.3 atext, and the spaces between words.
+        let atext = Set("!#$%&'*+-/=?^_`{|}~ ".unicodeScalars)
+        if cleaned.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("A"..."Z").contains($0)
+            || ("0"..."9").contains($0) || atext.contains($0) }) {
+            return cleaned
+        }
+        var escaped = ""
+        for character in cleaned {
+            if character == "\\" || character == "\"" { escaped.append("\\") }
+            escaped.append(character)
+        }
         return "\"\(escaped)\""
     }
 }

@@ -1,18 +1,24 @@
-import Foundation
+import Glibc
 
 /// RFC 3339 timestamps in UTC, the only time format in the spool's JSON.
 ///
 /// Written with whole seconds and a `Z` (`2026-11-29T03:17:34Z`) so that `jq`,
 /// `date -d` and string comparison all agree; read with or without fractional
 /// seconds so that writers in other languages need not truncate.
+///
+/// The functions here take seconds since the Unix epoch, so that the drop
+/// program can use them without Foundation; PosternCore adds `Date` forms.
 public enum Timestamp {
-    public static func format(_ date: Date) -> String {
-        format(date, milliseconds: false)
+    /// Seconds since the Unix epoch, now (`CLOCK_REALTIME`).
+    public static func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 
     /// `milliseconds` adds a fraction (`…:34.250Z`), for log lines.
-    public static func format(_ date: Date, milliseconds: Bool) -> String {
-        let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
+    public static func format(epochSeconds epoch: Double, milliseconds: Bool = false) -> String {
+        let seconds = Int64(epoch.rounded(.down))
         var time = time_t(seconds)
         var parts = tm()
         gmtime_r(&time, &parts)
@@ -21,7 +27,7 @@ public enum Timestamp {
         text += digits(Int(parts.tm_year) + 1900, 4) + "-" + digits(Int(parts.tm_mon) + 1, 2) + "-" + digits(Int(parts.tm_mday), 2)
         text += "T" + digits(Int(parts.tm_hour), 2) + ":" + digits(Int(parts.tm_min), 2) + ":" + digits(Int(parts.tm_sec), 2)
         if milliseconds {
-            let fraction = Int((date.timeIntervalSince1970 - Double(seconds)) * 1000)
+            let fraction = Int((epoch - Double(seconds)) * 1000)
             text += "." + digits(min(999, max(0, fraction)), 3)
         }
         return text + "Z"
@@ -32,7 +38,7 @@ public enum Timestamp {
     /// By hand rather than with `ISO8601DateFormatter`: every envelope holds
     /// timestamps, and a formatter (ICU locale data under Foundation on Linux)
     /// made the start-up scan spend milliseconds per message.
-    public static func parse(_ text: String) -> Date? {
+    public static func parseEpochSeconds(_ text: String) -> Double? {
         var bytes = Array(text.utf8)[...]
         func number(_ count: Int) -> Int? {
             guard bytes.count >= count else { return nil }
@@ -75,7 +81,7 @@ public enum Timestamp {
         guard bytes.isEmpty else { return nil }
         let days = daysSinceEpoch(year: year, month: month, day: day)
         let seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset
-        return Date(timeIntervalSince1970: Double(seconds) + fraction)
+        return Double(seconds) + fraction
     }
 
     /// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil).
@@ -104,14 +110,14 @@ public enum Timestamp {
 
     /// The RFC 5322 section 3.3 form for a `Date:` header, in UTC:
     /// `Sun, 29 Nov 2026 03:17:34 +0000`.
-    public static func rfc5322(_ date: Date) -> String {
+    public static func rfc5322(epochSeconds: Double) -> String {
         let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        var time = time_t(Int64(date.timeIntervalSince1970.rounded(.down)))
+        var time = time_t(Int64(epochSeconds.rounded(.down)))
         var parts = tm()
         gmtime_r(&time, &parts)
         return "\(days[Int(parts.tm_wday)]), \(parts.tm_mday) \(months[Int(parts.tm_mon)]) "
-            + String(format: "%04d %02d:%02d:%02d +0000",
-                     Int(parts.tm_year) + 1900, Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+            + digits(Int(parts.tm_year) + 1900, 4) + " " + digits(Int(parts.tm_hour), 2) + ":" + digits(Int(parts.tm_min), 2)
+            + ":" + digits(Int(parts.tm_sec), 2) + " +0000"
     }
 }

@@ -1,4 +1,4 @@
-import PosternCore
+import PosternBase
 
 /// Where things are in a spool. `spool-layout.md` is the contract; this type
 /// only names its paths.

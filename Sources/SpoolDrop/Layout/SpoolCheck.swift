@@ -1,6 +1,5 @@
-import Foundation
 import Glibc
-import PosternCore
+import PosternBase
 
 /// Checks that a directory is a spool this program understands before anything
 /// reads or writes it, so that a typo in `--spool` gives one clear line instead
@@ -14,13 +13,15 @@ public enum SpoolCheck {
             if code == EACCES { throw SpoolError(.noPermission, "spool \(layout.root): permission denied") }
             throw SpoolError(.cantCreate, "spool \(layout.root) does not exist; create it with 'postern init'")
         }
-        guard let data = FileManager.default.contents(atPath: layout.versionFile) else {
-            if access(layout.versionFile, F_OK) == 0 {
-                throw SpoolError(.noPermission, "\(layout.versionFile): permission denied")
-            }
+        let fd = open(layout.versionFile, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == EACCES { throw SpoolError(.noPermission, "\(layout.versionFile): permission denied") }
             throw SpoolError(.cantCreate, "\(layout.root) is not a Postern spool (no VERSION file); create it with 'postern init'")
         }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        let text = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self).trimmingWhitespace()
         guard text == String(SpoolLayout.version) else {
             throw SpoolError(.config, "\(layout.versionFile) says layout version \"\(text)\"; this program knows version \(SpoolLayout.version)")
         }

@@ -1,5 +1,5 @@
 import Glibc
-import PosternCore
+import PosternBase
 
 /// A file-system call that failed: which call, on which path, and errno.
 public struct SpoolIOError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -1,5 +1,4 @@
-import Foundation
-import PosternCore
+import PosternBase
 
 /// JSON text to `JSONValue` and back (RFC 8259), by hand.
 ///
@@ -9,17 +8,17 @@ import PosternCore
 /// parser reads bytes once, and is strict where an envelope comes from another
 /// user: nesting is bounded, control characters in strings, duplicate keys,
 /// lone surrogates and trailing bytes are refused.
-enum JSONText {
-    struct Malformed: Error, CustomStringConvertible {
-        let offset: Int
-        let reason: String
-        var description: String { "\(reason) at byte \(offset)" }
+package enum JSONText {
+    package struct Malformed: Error, CustomStringConvertible {
+        package let offset: Int
+        package let reason: String
+        package var description: String { "\(reason) at byte \(offset)" }
     }
 
     /// Far deeper than any envelope; bounds the recursion.
     static let maxDepth = 64
 
-    static func parse(_ bytes: some Collection<UInt8>) throws(Malformed) -> JSONValue {
+    package static func parse(_ bytes: some Collection<UInt8>) throws(Malformed) -> JSONValue {
         var parser = Parser(bytes: Array(bytes))
         parser.skipSpace()
         let value = try parser.value(depth: 0)
@@ -214,7 +213,7 @@ enum JSONText {
     // MARK: - Writing
 
     /// Pretty-printed (two spaces, `"key": value`), keys sorted, as `jq` prints.
-    static func write(_ value: JSONValue, pretty: Bool) -> String {
+    package static func write(_ value: JSONValue, pretty: Bool) -> String {
         var out = ""
         write(value, pretty: pretty, indent: 0, into: &out)
         return out
@@ -228,7 +227,7 @@ enum JSONText {
         case .number(let number) where !number.isFinite: out += "null"   // JSON has no infinities
         case .number(let number):
             // A whole double keeps a fraction, so it reads back as a number, not an integer.
-            out += number == number.rounded() && abs(number) < 1e15 ? String(format: "%.1f", number) : "\(number)"
+            out += number == number.rounded() && abs(number) < 1e15 ? "\(Int64(number)).0" : "\(number)"
         case .string(let text): writeString(text, into: &out)
         case .array(let elements):
             guard !elements.isEmpty else { out += "[]"; return }

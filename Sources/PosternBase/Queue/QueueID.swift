@@ -1,4 +1,3 @@
-import Foundation
 import Synchronization
 
 /// The name of a message in the spool, and its identity for its whole life.
@@ -52,9 +51,6 @@ public struct QueueID: Sendable, Hashable, Comparable, CustomStringConvertible {
         rawValue.utf8.prefix(10).reduce(0) { ($0 << 5) | UInt64(Self.alphabet.firstIndex(of: $1)!) }
     }
 
-    /// The creation time encoded in the ID.
-    public var date: Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
-
     public var description: String { rawValue }
 
     public static func < (lhs: QueueID, rhs: QueueID) -> Bool { lhs.rawValue < rhs.rawValue }
@@ -72,14 +68,15 @@ public final class QueueIDGenerator: Sendable {
         var low: UInt64 = 0
     }
     private let state = Mutex(State())
-    private let now: @Sendable () -> Date
+    /// The clock, in seconds since the Unix epoch.
+    private let clock: @Sendable () -> Double
 
-    public init(now: @escaping @Sendable () -> Date = { Date() }) {
-        self.now = now
+    public init(clock: @escaping @Sendable () -> Double = Timestamp.now) {
+        self.clock = clock
     }
 
     public func next() -> QueueID {
-        let wall = UInt64(max(0, now().timeIntervalSince1970 * 1000))
+        let wall = UInt64(max(0, clock() * 1000))
         return state.withLock { state in
             if wall > state.milliseconds {
                 var rng = SystemRandomNumberGenerator()

@@ -1,4 +1,3 @@
-import Foundation
 
 /// Any JSON value, kept exactly (integers stay integers, `true` stays a boolean).
 ///
@@ -17,8 +16,8 @@ public enum JSONValue: Sendable, Hashable {
     case object([String: JSONValue])
 
     /// Pretty-printed with sorted keys and a final newline: stable, diffable, `jq`-friendly.
-    public func encoded() -> Data {
-        Data((JSONText.write(self, pretty: true) + "\n").utf8)
+    public func encodedBytes() -> [UInt8] {
+        Array((JSONText.write(self, pretty: true) + "\n").utf8)
     }
 
     /// One line of compact JSON with sorted keys, for JSON Lines output.
@@ -26,12 +25,12 @@ public enum JSONValue: Sendable, Hashable {
         JSONText.write(self, pretty: false)
     }
 
-    public static func decode(_ data: Data) throws -> JSONValue {
-        try JSONText.parse(data)
+    public static func decode(_ bytes: [UInt8]) throws -> JSONValue {
+        try JSONText.parse(bytes)
     }
 
     /// The name of the JSON type, for error messages.
-    var typeName: String {
+    package var typeName: String {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
