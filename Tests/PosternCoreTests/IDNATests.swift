@@ -278,8 +278,10 @@ func disallowedCodePointIsRefused(_ input: String, _ label: String, _ scalar: Un
 }
 
 /// The generated table is well formed: it starts at U+0000, its ranges are sorted,
-/// its statuses are known and every mapping is in NFC (which UTS #46 section 5
-/// promises, and which `UTS46.mapAndNormalize` relies on only through its final NFC).
+/// its statuses are known, and every mapping is in NFC by the stdlib's normalizer
+/// (checked rather than assumed: `UTS46.mapAndNormalize` still applies NFC to the
+/// whole result, UTS #46 section 4 step 2, because mapped text next to unmapped
+/// combining marks can compose).
 @Test func uts46TableIsWellFormed() {
     let starts = UTS46Table.rangeStarts
     #expect(UTS46Table.unicodeVersion == "17.0.0")

@@ -113,8 +113,9 @@ public enum AddressError: Error, Equatable, CustomStringConvertible {
         /// Not a letter, digit or hyphen (or, in a U-label, not a letter, mark or digit).
         case invalidCharacter(Unicode.Scalar)
         /// A code point the UTS #46 IdnaMappingTable marks "disallowed" (section 4.1,
-        /// criterion 6): unassigned, private use, controls, most symbols and
-        /// punctuation outside ASCII.
+        /// criterion 6), e.g. unassigned, private-use and control code points, and
+        /// some punctuation and symbols such as U+2024 ONE DOT LEADER. (Other
+        /// symbols, valid in UTS #46, are refused as `invalidCharacter`.)
         case disallowedCharacter(Unicode.Scalar)
         /// An "xn--" label that is not a valid A-label; the string says why.
         case invalidPunycode(String)
