@@ -167,8 +167,11 @@ func idnaRoundTrips(_ domain: String) throws {
                                            reason: .invalidCharacter("\u{200C}"))),
     ("xn--n3h.example", .badDomainLabel(address: "xn--n3h.example", label: "xn--n3h",
                                         reason: .invalidCharacter("☃"))),
+    // UTS #46 IdnaMappingTable: U+0080 (a C1 control, what "xn--a" decodes to) is
+    // "disallowed" (4.1 criterion 6); with the real table that is the reason given,
+    // where the NFKC approximation could only say .invalidCharacter("\u{80}").
     ("xn--a.example", .badDomainLabel(address: "xn--a.example", label: "xn--a",
-                                      reason: .invalidCharacter("\u{80}"))),
+                                      reason: .disallowedCharacter("\u{80}"))),
     (String(repeating: "ü", count: 60) + ".example",
      .badDomainLabel(address: String(repeating: "ü", count: 60) + ".example",
                      label: String(repeating: "ü", count: 60), reason: .tooLong(octets: 66))),
@@ -198,4 +201,108 @@ private let upperCasePunycode = (try? Punycode.encode(Array("b\u{00DC}cher".unic
     #expect(throws: AddressError.badDomainLabel(address: "xn--", label: "xn--", reason: .trailingHyphen)) {
         try IDNA.toASCII("xn--")
     }
+}
+
+// MARK: UTS #46 mapping (section 4, non-transitional)
+
+/// UTS #46 step 1 "Map" and step 2 "Normalize". The expected A-labels are facts,
+/// computed with Python's idna 3.13 (`idna.encode(x, uts46=True)`, Unicode 17.0
+/// table), not with this code.
+@Test(arguments: [
+    // Full-width letters and U+FF0E FULLWIDTH FULL STOP: mapped to ASCII.
+    ("\u{FF45}\u{FF58}\u{FF41}\u{FF4D}\u{FF50}\u{FF4C}\u{FF45}\u{FF0E}\u{FF43}\u{FF4F}\u{FF4D}", "example.com"),
+    // Upper case, ASCII and Greek: U+03A3 maps to U+03C3 (not to final U+03C2).
+    ("EXAMPLE.COM", "example.com"),
+    ("\u{03A3}\u{03A3}.example", "xn--4xaa.example"),
+    // Compatibility characters: U+FB01 LATIN SMALL LIGATURE FI, U+2167 ROMAN NUMERAL
+    // EIGHT, U+337F SQUARE CORPORATION.
+    ("\u{FB01}le.example", "file.example"),
+    ("\u{2167}.example", "viii.example"),
+    ("\u{337F}.example", "xn--6oqv20b1zgzxr.example"),
+    // Ignored: U+00AD SOFT HYPHEN is removed.
+    ("b\u{00FC}\u{00AD}cher.example", "xn--bcher-kva.example"),
+    // NFC after mapping: U+FF21 maps to "a", which composes with U+0308 to U+00E4.
+    ("\u{FF21}\u{0308}b.example", "xn--b-zfa.example"),
+    // Deviation characters, non-transitional: U+00DF and U+03C2 are kept.
+    ("fa\u{00DF}.de", "xn--fa-hia.de"),
+    ("stra\u{00DF}e.example", "xn--strae-oqa.example"),
+    ("\u{03C3}\u{03C2}.example", "xn--3xab.example"),
+])
+func uts46MapsBeforeConversion(_ input: String, _ expected: String) throws {
+    #expect(try IDNA.toASCII(input) == expected)
+}
+
+/// Real IDNs against their known A-labels, both ways. Expected values computed with
+/// Python's idna 3.13 (`idna.encode(x, uts46=True)`), hard-coded as facts.
+@Test(arguments: [
+    ("b\u{00FC}cher.example", "xn--bcher-kva.example"),
+    ("\u{043F}\u{0440}\u{0438}\u{043C}\u{0435}\u{0440}.\u{0440}\u{0444}", "xn--e1afmkfd.xn--p1ai"),
+    ("\u{03C0}\u{03B1}\u{03C1}\u{03AC}\u{03B4}\u{03B5}\u{03B9}\u{03B3}\u{03BC}\u{03B1}"
+        + ".\u{03B4}\u{03BF}\u{03BA}\u{03B9}\u{03BC}\u{03AE}", "xn--hxajbheg2az3al.xn--jxalpdlp"),
+    ("\u{65E5}\u{672C}\u{8A9E}.jp", "xn--wgv71a119e.jp"),
+    ("ma\u{00F1}ana.com", "xn--maana-pta.com"),
+    ("fa\u{00DF}.de", "xn--fa-hia.de"),
+])
+func knownALabelsRoundTrip(_ unicode: String, _ aLabel: String) throws {
+    #expect(try IDNA.toASCII(unicode) == aLabel)
+    #expect(IDNA.toUnicode(aLabel).unicodeScalars.elementsEqual(unicode.unicodeScalars))
+    #expect(try IDNA.toASCII(aLabel) == aLabel)
+}
+
+/// Disallowed code points (UTS #46 4.1 criterion 6) are refused, whether typed or
+/// inside an A-label: U+2FF0 IDEOGRAPHIC DESCRIPTION CHARACTER LEFT TO RIGHT, U+E000
+/// (private use), and U+2024 ONE DOT LEADER, which NFKC would have turned into "."
+/// (splitting the label in two).
+@Test(arguments: [
+    ("a\u{2FF0}b.example", "a\u{2FF0}b", Unicode.Scalar(0x2FF0)!),
+    ("a\u{E000}b.example", "a\u{E000}b", Unicode.Scalar(0xE000)!),
+    ("a\u{2024}b.example", "a\u{2024}b", Unicode.Scalar(0x2024)!),
+    // Python: "a\u2ff0b".encode("punycode") == b"ab-7z3a".
+    ("xn--ab-7z3a.example", "xn--ab-7z3a", Unicode.Scalar(0x2FF0)!),
+])
+func disallowedCodePointIsRefused(_ input: String, _ label: String, _ scalar: Unicode.Scalar) {
+    #expect(throws: AddressError.badDomainLabel(address: input, label: label, reason: .disallowedCharacter(scalar))) {
+        try IDNA.toASCII(input)
+    }
+}
+
+/// An A-label must decode to NFC (UTS #46 4.1 criterion 1): "xn--bucher-xyd" is
+/// "bu" U+0308 "cher" (Python: "bu\u0308cher".encode("punycode")), canonically
+/// equivalent to "bücher" but not NFC, so it is not the A-label of anything.
+@Test func decomposedALabelIsRefused() {
+    #expect {
+        try IDNA.toASCII("xn--bucher-xyd.example")
+    } throws: { error in
+        guard case .badDomainLabel(_, "xn--bucher-xyd", .invalidPunycode) = error as? AddressError else { return false }
+        return true
+    }
+}
+
+/// The generated table is well formed: it starts at U+0000, its ranges are sorted,
+/// its statuses are known, and every mapping is in NFC by the stdlib's normalizer
+/// (checked rather than assumed: `UTS46.mapAndNormalize` still applies NFC to the
+/// whole result, UTS #46 section 4 step 2, because mapped text next to unmapped
+/// combining marks can compose).
+@Test func uts46TableIsWellFormed() {
+    let starts = UTS46Table.rangeStarts
+    #expect(UTS46Table.unicodeVersion == "17.0.0")
+    #expect(starts.first == 0)
+    #expect(starts.count == UTS46Table.rangeValues.count)
+    #expect(zip(starts, starts.dropFirst()).allSatisfy { $0 < $1 })
+    for value in UTS46Table.rangeValues {
+        #expect(UTS46.Status(rawValue: value & 0x7) != nil)
+        let offset = Int(value >> 8), length = Int((value >> 3) & 0x1F)
+        guard length > 0 else { continue }
+        let mapping = String(String.UnicodeScalarView(
+            UTS46Table.mappingScalars[offset ..< offset + length].compactMap(Unicode.Scalar.init)))
+        #expect(mapping.unicodeScalars.count == length)
+        #expect(UTS46.nfc(mapping).unicodeScalars.elementsEqual(mapping.unicodeScalars))
+    }
+    #expect(UTS46.status(of: "a") == .valid)
+    #expect(UTS46.status(of: "A") == .mapped)
+    #expect(UTS46.status(of: "\u{00DF}") == .deviation)
+    #expect(UTS46.status(of: "\u{200D}") == .deviation)
+    #expect(UTS46.status(of: "\u{00AD}") == .ignored)
+    #expect(UTS46.status(of: "\u{E000}") == .disallowed)
+    #expect(UTS46.status(of: "\u{10FFFF}") == .disallowed)
 }

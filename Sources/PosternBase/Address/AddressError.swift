@@ -112,6 +112,11 @@ public enum AddressError: Error, Equatable, CustomStringConvertible {
         case leadingCombiningMark
         /// Not a letter, digit or hyphen (or, in a U-label, not a letter, mark or digit).
         case invalidCharacter(Unicode.Scalar)
+        /// A code point the UTS #46 IdnaMappingTable marks "disallowed" (section 4.1,
+        /// criterion 6), e.g. unassigned, private-use and control code points, and
+        /// some punctuation and symbols such as U+2024 ONE DOT LEADER. (Other
+        /// symbols, valid in UTS #46, are refused as `invalidCharacter`.)
+        case disallowedCharacter(Unicode.Scalar)
         /// An "xn--" label that is not a valid A-label; the string says why.
         case invalidPunycode(String)
 
@@ -127,6 +132,8 @@ public enum AddressError: Error, Equatable, CustomStringConvertible {
             case .leadingCombiningMark: return "it starts with a combining mark (RFC 5891 4.2.3.2)"
             case let .invalidCharacter(c):
                 return "the character \(AddressError.describe(c)) is not allowed in a domain name"
+            case let .disallowedCharacter(c):
+                return "the character \(AddressError.describe(c)) is disallowed in domain names (UTS #46 IDNA mapping table)"
             case let .invalidPunycode(why): return "it is not a valid A-label: \(why)"
             }
         }

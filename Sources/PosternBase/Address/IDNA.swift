@@ -1,5 +1,3 @@
-import Foundation
-
 /// Internationalized domain names: conversion between U-labels ("bücher") and the
 /// A-labels ("xn--bcher-kva") that DNS and SMTP without SMTPUTF8 understand
 /// (RFC 5890, RFC 5891).
@@ -7,15 +5,24 @@ import Foundation
 /// Postern keeps domains in A-label form so that the spool and every SMTP command
 /// are plain ASCII regardless of what the server supports.
 ///
-/// Mapping is an approximation of UTS 46: each domain is mapped with Unicode NFKC
-/// (Foundation's `precomposedStringWithCompatibilityMapping`) and lower-cased with
-/// Swift's locale-independent `lowercased()`. This handles full-width forms, case
-/// and composed characters, but not UTS 46's special cases (deviation characters,
-/// the full disallowed table). U-labels are then checked with a simplified form of
-/// the RFC 5892 rules: letters (Ll, Lu, Lo, Lm), marks (Mn, Mc), decimal digits
-/// and hyphen are allowed; CONTEXTJ/CONTEXTO code points (e.g. ZWNJ) are refused.
+/// Mapping follows UTS #46 section 4, non-transitional: steps 1 "Map" and
+/// 2 "Normalize" (NFC) in `UTS46`, over the IdnaMappingTable in `UTS46Table`. That
+/// covers case, full-width and other compatibility forms, ignored code points
+/// (e.g. U+00AD soft hyphen) and label separators (U+3002, U+FF0E, U+FF61 map to
+/// "."), and keeps the deviation characters ß, ς, ZWJ and ZWNJ (so "faß.de" is
+/// "xn--fa-hia.de", as IDNA2008 wants, not "fass.de"). Labels are then checked
+/// against the validity criteria of UTS #46 section 4.1 that matter here
+/// (disallowed code points, NFC, hyphens, leading mark) and a simplified form of
+/// the RFC 5892 rules, stricter than UTS #46: letters (Ll, Lu, Lo, Lm), marks
+/// (Mn, Mc), decimal digits and hyphen are allowed; CONTEXTJ/CONTEXTO code points
+/// (e.g. ZWNJ) and symbols are refused. The Bidi rule (RFC 5893) is not checked.
+///
+/// No Foundation here: the set-group-ID drop program parses addresses with
+/// `PosternCore`, and must not load Foundation or ICU.
 public enum IDNA {
-    /// RFC 3490 3.1: U+3002, U+FF0E and U+FF61 separate labels like ".".
+    /// RFC 3490 3.1: U+3002, U+FF0E and U+FF61 separate labels like ".". The
+    /// UTS #46 table maps all three to "." already; they stay here so that
+    /// splitting does not depend on that.
     static let labelSeparators: Set<Unicode.Scalar> = [".", "\u{3002}", "\u{FF0E}", "\u{FF61}"]
     /// RFC 5890 2.3.2.1: the ACE prefix of an A-label.
     static let acePrefix = "xn--"
@@ -42,10 +49,10 @@ public enum IDNA {
         }.joined(separator: ".")
     }
 
-    /// The UTS 46 approximation: NFKC, lower-case, NFKC again (lower-casing can
-    /// un-normalize a few characters).
+    /// UTS #46 section 4 steps 1 and 2: map (non-transitional), then NFC.
+    /// Disallowed code points survive this; `uLabelProblem` refuses them.
     static func map(_ text: String) -> String {
-        text.precomposedStringWithCompatibilityMapping.lowercased().precomposedStringWithCompatibilityMapping
+        UTS46.mapAndNormalize(text)
     }
 
     static func labels(of domain: String) -> [String] {
@@ -132,7 +139,13 @@ public enum IDNA {
     }
 
     /// RFC 5891 4.2.3 and a simplified RFC 5892 code point check for a mapped label.
+    /// UTS #46's own verdict comes first (section 4.1, criterion 6: every code
+    /// point valid, or deviation under non-transitional processing), so that a
+    /// disallowed code point is reported as such.
     static func uLabelProblem(_ scalars: [Unicode.Scalar]) -> AddressError.LabelProblem? {
+        if let bad = scalars.first(where: { UTS46.status(of: $0) == .disallowed }) {
+            return .disallowedCharacter(bad)
+        }
         if let bad = scalars.first(where: { !isAllowedInULabel($0) }) { return .invalidCharacter(bad) }
         if scalars.first == "-" { return .leadingHyphen }
         if scalars.last == "-" { return .trailingHyphen }
@@ -157,6 +170,10 @@ public enum IDNA {
     /// Checks an "xn--" label (RFC 5891 5.4): its Punycode must decode, contain
     /// non-ASCII, re-encode to exactly the same text, and yield a valid U-label that
     /// mapping leaves unchanged. Returns the U-label.
+    ///
+    /// "Unchanged" is compared scalar by scalar: Swift's `==` on strings is
+    /// canonical equivalence, which would let a decomposed (non-NFC) label through,
+    /// and UTS #46 4.1 criterion 1 requires NFC.
     static func decodeALabel(_ label: String) -> Result<String, LabelFailure> {
         func invalid(_ why: String) -> Result<String, LabelFailure> {
             .failure(LabelFailure(.invalidPunycode(why)))
@@ -176,8 +193,8 @@ public enum IDNA {
         }
         let unicode = String(String.UnicodeScalarView(scalars))
         if let problem = uLabelProblem(scalars) { return .failure(LabelFailure(problem)) }
-        guard map(unicode) == unicode else {
-            return invalid("it decodes to \(AddressError.render(unicode)), which is not in mapped (NFKC, lower-case) form")
+        guard map(unicode).unicodeScalars.elementsEqual(unicode.unicodeScalars) else {
+            return invalid("it decodes to \(AddressError.render(unicode)), which is not in mapped (UTS #46, NFC) form")
         }
         return .success(unicode)
     }
