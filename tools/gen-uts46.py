@@ -109,7 +109,7 @@ def main():
         "",
     ]
     here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.join(here, "..", "Sources", "PosternCore", "Address", "UTS46Table.swift")
+    path = os.path.join(here, "..", "Sources", "PosternBase", "Address", "UTS46Table.swift")
     with open(path, "w", encoding="ascii", newline="\n") as f:
         f.write("\n".join(out))
     print(f"wrote {os.path.normpath(path)}: {len(starts)} ranges, {len(scalars)} mapping scalars, "
