@@ -10,6 +10,7 @@ let package = Package(
     name: "postern",
     products: [
         .executable(name: "postern", targets: ["postern"]),
+        .executable(name: "postern-drop", targets: ["postern-drop"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -59,6 +60,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The drop program, installed set-group-ID as sendmail: the standard
+        // library, Glibc and the drop path, in one static executable (no shared
+        // library to load: no Foundation, ICU, libcurl, libstdc++ or OpenSSL).
+        .executableTarget(name: "postern-drop", dependencies: ["PosternBase", "SpoolDrop"],
+                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .target(name: "PosternTesting", dependencies: ["PosternCore", "Spool", "CSysShim", "COpenSSL", "COpenSSLShim"]),
         .testTarget(name: "PosternCoreTests", dependencies: ["PosternCore", "PosternBase"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool", "PosternTesting"]),
@@ -66,7 +72,7 @@ let package = Package(
         .testTarget(name: "TLSTests", dependencies: ["TLS", "PosternTesting", "COpenSSL"]),
         .testTarget(name: "SMTPTests", dependencies: ["SMTP", "TLS", "PosternTesting", "COpenSSL"]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "PosternCore"]),
-        .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "SpoolDrop"]),
         .testTarget(name: "DSNTests", dependencies: ["DSN", "PosternCore"]),
         .testTarget(name: "DNSTests", dependencies: ["DNS", "PosternCore", "CResolv", "PosternTesting"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "DNS", "SMTP", "TLS", "PosternTesting", "PosternCore"]),

@@ -26,6 +26,6 @@ tools/postfix-peer.sh install
 # perf counts the inodes each message costs (kernel tracepoints); optional.
 command -v perf >/dev/null || tools/install-packages.sh linux-perf || echo "tools/bench.sh: no perf; the inode count will be skipped" >&2
 command -v swift >/dev/null || { echo "tools/bench.sh: swift is not on PATH (see README)" >&2; exit 69; }
-swift build -c release --product postern
+swift build -c release --product postern && swift build -c release --product postern-drop
 export BENCH_COMMAND="tools/bench.sh${*:+ $*}"
 exec python3 tools/bench/bench.py --postern .build/release/postern "$@"

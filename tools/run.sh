@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/run.sh [postern run options...]: build postern (release), create the
+# tools/run.sh [postern run options...]: build postern and postern-drop (release), create the
 # spool if it is missing, and run the delivery daemon in the foreground with
 # the defaults (and /etc/postern/postern.toml if it exists). Ctrl-C stops it.
 #
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-packages.sh libssl-dev pkg-config
 command -v swift >/dev/null || { echo "tools/run.sh: swift is not on PATH (see README)" >&2; exit 69; }
-swift build -c release --product postern
+swift build -c release --product postern && swift build -c release --product postern-drop
 postern=.build/release/postern
 spool=${POSTERN_SPOOL:-/var/spool/postern}
 "$postern" init --spool "$spool"

@@ -1,4 +1,5 @@
 import Foundation
+import PosternCore
 
 /// The settings of the `postern run` daemon, from one TOML file plus `-o key=value`
 /// overrides.
@@ -104,10 +105,7 @@ public struct Configuration: Sendable, Equatable {
     /// name is unusable and asks for `hostname` in the file, rather than the
     /// daemon announcing a made-up name.
     public static func systemHostname() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
-        let bytes = buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
-        return String(decoding: bytes, as: UTF8.self)
+        SystemHost.name() ?? ""
     }
 }
 

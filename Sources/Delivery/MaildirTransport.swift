@@ -221,10 +221,7 @@ public struct MaildirTransport: Transport {
     }
 
     static func systemHostname() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        let name = String(decoding: buffer.prefix(while: { $0 != 0 }).map(UInt8.init(bitPattern:)), as: UTF8.self)
-        return name.isEmpty ? "localhost" : name
+        SystemHost.name() ?? "localhost"
     }
 }
 

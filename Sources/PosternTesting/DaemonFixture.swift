@@ -59,8 +59,7 @@ public final class DaemonFixture: @unchecked Sendable {
         _ = try SpoolInitializer(layout: spool.layout, owner: user?.uid ?? getuid(), ownerGroup: user?.gid ?? getgid(),
                                  dropGroup: dropGroup).run()
         guard user != nil else { return }
-        binary = spool.directory + "/postern"
-        try PosternProcess.copyBinary(to: binary)
+        binary = try PosternProcess.copyBinaries(to: spool.directory)
     }
 
     /// Starts the daemon and waits until its index is ready.

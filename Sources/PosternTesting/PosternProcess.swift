@@ -22,12 +22,26 @@ public struct PosternProcess {
         return bundle.appendingPathComponent("postern").path
     }
 
+    /// `postern-drop` beside `postern`: the drop program that `postern drop` runs.
+    public static var dropBinary: String {
+        URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("postern-drop").path
+    }
+
+    /// Copies `postern` and `postern-drop` into `directory` (mode 0755), for users
+    /// who cannot reach the build directory; returns the copy of `postern`.
+    @discardableResult
+    public static func copyBinaries(to directory: String) throws -> String {
+        try copyBinary(dropBinary, to: directory + "/postern-drop")
+        try copyBinary(binary, to: directory + "/postern")
+        return directory + "/postern"
+    }
+
     /// Copies the binary to `path` (mode 0755), for users who cannot reach the
     /// build directory. Written through a close-on-exec descriptor: a plain
     /// copy's descriptor could leak into a child another test spawns meanwhile,
     /// and exec would then fail with ETXTBSY ("text file busy").
-    public static func copyBinary(to path: String, mode: mode_t = 0o755) throws {
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: binary))
+    public static func copyBinary(_ source: String = binary, to path: String, mode: mode_t = 0o755) throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: source))
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         defer { close(fd) }

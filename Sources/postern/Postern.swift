@@ -39,12 +39,12 @@ struct Postern: ParsableCommand {
         var arguments = Array(CommandLine.arguments.dropFirst())
         switch program {
         case "sendmail":
-            Glibc.exit(DropCommand.run(arguments, program: program))
+            DropProgram.exec(arguments, as: program)
         case "mailq":
             arguments = ["list"] + arguments
         default:
             if let first = arguments.first, first == "drop" || first == "sendmail" {
-                Glibc.exit(DropCommand.run(Array(arguments.dropFirst()), program: "postern \(first)"))
+                DropProgram.exec(Array(arguments.dropFirst()), as: first == "drop" ? "postern drop" : "sendmail")
             }
         }
         // Installed set-group-ID for the drop path only: every other command

@@ -127,7 +127,7 @@ extension Postern {
         }
 
         func options(mode: TLSMode, host: String) throws -> SMTPClientOptions {
-            var options = SMTPClientOptions(ehloName: ehlo ?? DropCommand.systemHostname(), tlsMode: mode)
+            var options = SMTPClientOptions(ehloName: ehlo ?? (SystemHost.name() ?? "localhost"), tlsMode: mode)
             let name = serverName ?? host
             let isLiteral = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
             options.tls = TLSClientOptions(verification: verify == "pkix" ? .pkix(hostnames: [name]) : .none, enforce: enforce,

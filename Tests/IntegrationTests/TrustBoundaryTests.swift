@@ -200,8 +200,8 @@ struct TrustBoundaryTests {
         let fixture = try DaemonFixture()
         try fixture.useDropGroup(65534, daemonUser: .init(uid: 65530, gid: 65530, groups: [65534]))
         try fixture.start()
-        let installed = fixture.spool.directory + "/sendmail-sgid"
-        try PosternProcess.copyBinary(to: installed)
+        let installed = fixture.spool.directory + "/postern-drop-sgid"
+        try PosternProcess.copyBinary(PosternProcess.dropBinary, to: installed)
         #expect(chown(installed, 0, 65534) == 0 && chmod(installed, 0o2755) == 0)
         let link = fixture.spool.directory + "/sendmail"
         #expect(symlink(installed, link) == 0)

@@ -17,8 +17,7 @@ struct PermissionTests {
         spool = try TemporarySpool()
         chmod(spool.directory, 0o755)
         // A copy the unprivileged users can reach, wherever the build directory is.
-        binary = spool.directory + "/postern"
-        try PosternProcess.copyBinary(to: binary)
+        binary = try PosternProcess.copyBinaries(to: spool.directory)
         _ = try SpoolInitializer(layout: spool.layout, owner: getuid(), ownerGroup: getgid(), dropGroup: 65534).run()
     }
 
