@@ -214,7 +214,7 @@ def rerender(a):
     try:
         text = render(records.read(a.report))
     except (OSError, ValueError, StopIteration) as e:
-        sys.exit(f"bench: cannot render {a.report}: {e or 'no run header in it'}")
+        sys.exit(f"bench: cannot render {a.report}: {str(e) or 'no run header in it'}")
     print(text)
     if not a.no_results:
         write_report(text, a.report)
