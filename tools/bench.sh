@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # tools/bench.sh [--quick] [--fs root|loop|both] [options]: Postern against
 # Postfix on this machine, loopback only, and a Markdown report of medians and
-# ratios (stdout, and tools/bench/results/DATE.md).
+# ratios (stdout, and tools/bench/results/DATE.md), rendered from the run's
+# records (tools/bench/results/DATE.jsonl, written as they are measured).
 #
 #   tools/bench.sh --quick        every measurement, small, a few minutes
 #   tools/bench.sh                the full run (about three hours; see tools/bench/README.md)
+#   tools/bench.sh --report FILE.jsonl   the report of an earlier (or interrupted) run again
 #   tools/bench.sh --help         every option
 #
 # As root on Debian: installs what is missing (Postfix with "No configuration",
@@ -18,6 +20,7 @@ cd "$(dirname "$0")/.."
 for arg in "$@"; do
     case $arg in
     -h | --help) exec python3 tools/bench/bench.py --help ;;
+    --report | --report=*) exec python3 tools/bench/bench.py "$@" ;; # renders only: no root, no build
     esac
 done
 [[ $(id -u) -eq 0 ]] || { echo "tools/bench.sh: run as root (Postfix's master, mount, perf)" >&2; exit 77; }
