@@ -37,7 +37,7 @@ import measure_flow  # noqa: E402
 import measure_queue  # noqa: E402
 import records  # noqa: E402
 from instruments import SMTP_SINK  # noqa: E402
-from machine import describe, describe_fs, loop_fs, loop_size  # noqa: E402
+from machine import describe, describe_fs, loop_fs, loop_size, tmpfs_fs  # noqa: E402
 from msgset import write_set  # noqa: E402
 from postern_target import Postern  # noqa: E402
 from postfix_target import TOOLS as POSTFIX_TOOLS, Postfix  # noqa: E402
@@ -100,6 +100,24 @@ def run_fs(s, fs, base, backing=""):
         stop_all()
 
 
+def run_tmpfs(s, base, backing):
+    """The drop programs alone, serially, with their spools on a tmpfs."""
+    s.emit(records.FileSystem("tmpfs", describe_fs(base), backing))
+    targets = (Postern(s.a.postern, base, s.a.concurrency, s.a.max_wait),
+               Postfix(base, s.a.concurrency, s.a.max_wait, s.message_files[0]))
+    try:
+        measure_flow.enqueue(s, "tmpfs", targets, measure="drop", writer_counts=[1])
+    except BenchError as e:
+        s.note("tmpfs", f"drop failed: {e}")
+    finally:
+        for t in targets:
+            try:
+                t.stop()
+            except BenchError as e:
+                log(f"stopping {t.name}: {e}")
+        PROCS.end_all()
+
+
 def header(a, started):
     machine, software = describe(a.postern, Postfix.version())
     return records.Header(
@@ -132,6 +150,10 @@ def bench(a, record_file):
             except BenchError as e:
                 s.emit(records.FileSystem("loop", "not available"))
                 s.note("loop", f"the loop-mounted image could not be set up: {e}")
+        if "enqueue" in a.only:
+            # The disk taken out: what a drop costs in the submitting programs alone.
+            with tmpfs_fs(a.workdir) as (mnt, backing):
+                run_tmpfs(s, mnt, backing)
     finally:
         PROCS.end_all()
         rmtree(work)

@@ -40,6 +40,7 @@ class Goal:
 
 GOALS = [
     Goal("enqueue", "rate", "ratio", ">=", 1.5, "≥1.5× Postfix"),
+    Goal("drop", "wall_ms", "postern", "<=", 5.0, "≤ 5 ms"),
     Goal("drain", "rate", "ratio", ">=", 1.5, "≥1.5× Postfix"),
     Goal("drain", "cpu_s_per_1000", "ratio", "<", 1.0, "lower than Postfix"),
     Goal("first", "seconds", "postern", "<", 0.5, "< 0.5 s", size=20000, smaller=" at 20,000"),

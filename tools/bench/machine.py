@@ -120,6 +120,24 @@ def loop_fs(workdir, size):
             rmtree(base)
 
 
+@contextlib.contextmanager
+def tmpfs_fs(workdir, size=2 << 30):
+    """A fresh tmpfs under `workdir`: the disk taken out, so that what is left
+    of a drop is the submitting program itself. Unmounted and removed afterwards."""
+    base = tempfile.mkdtemp(prefix="postern-bench-tmpfs.", dir=workdir)
+    os.chmod(base, 0o755)
+    mounted = False
+    try:
+        run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "none", base])
+        mounted = True
+        yield base, f"tmpfs of {size >> 30} GiB"
+    finally:
+        if mounted and subprocess.run(["umount", base], stderr=subprocess.DEVNULL).returncode != 0:
+            log(f"could not unmount {base}; left mounted (umount -l {base})")
+        else:
+            rmtree(base)
+
+
 def loop_size(requested, biggest_queue):
     """The image's size: as asked, else 8 GiB or enough inodes for the biggest
     start-up queue (mkfs.ext4's default: one inode per 16 KiB; a message

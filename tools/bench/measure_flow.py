@@ -82,14 +82,16 @@ def ceiling(s, fs, base):
                 s.record(CeilingRun(fs, f"ceiling-w{writers}", "protocol", r, busy, rate=n / sec, seconds=sec))
 
 
-def enqueue(s, fs, targets):
+def enqueue(s, fs, targets, measure="enqueue", writer_counts=None):
     """1. Durable enqueue: one process per message, serially and from
-    --writers loops, with no daemon running (delivery paused)."""
+    --writers loops, with no daemon running (delivery paused). With
+    measure="drop" on a tmpfs, the same loop measures the submitting
+    programs themselves, the disk taken out."""
     n = s.a.enqueue
     for t in targets:
         t.stop()
-    for writers in sorted({1, s.a.writers}):
-        log(f"{fs}: durable enqueue, {n} messages, one process each, {writers} writer(s), delivery paused")
+    for writers in writer_counts or sorted({1, s.a.writers}):
+        log(f"{fs}: {measure}, {n} messages, one process each, {writers} writer(s), delivery paused")
         for r, order in s.pairs(s.a.runs, s.a.warmup, targets):
             for t in order:
                 busy = s.settle()
@@ -100,7 +102,8 @@ def enqueue(s, fs, targets):
                 if got != n or fails:
                     s.note(fs, f"enqueue {t.name} run {r}: {got} of {n} queued, {fails} failed")
                 if r > 0:
-                    s.record(EnqueueRun(fs, f"enqueue-w{writers}", t.name, r, busy, rate=n / sec, seconds=sec))
+                    s.record(EnqueueRun(fs, f"{measure}-w{writers}", t.name, r, busy, rate=n / sec, seconds=sec,
+                                        wall_ms=1000 * sec * writers / n, cpu_ms=1000 * s.last_inject_cpu / n))
 
 
 def e2e(s, fs, targets):

@@ -91,6 +91,8 @@ class EnqueueRun(Run):
     KIND: ClassVar[str] = "enqueue"
     rate: float
     seconds: float
+    wall_ms: float | None = None   # per message, one process each
+    cpu_ms: float | None = None    # per message: every submitting process, and inject.sh's share
 
 
 @dataclass

@@ -149,6 +149,13 @@ def fs_section(res, fs):
         row(f"durable enqueue, {'serial' if w == 1 else f'{w} concurrent writers'}, msgs/s", f"enqueue-w{w}",
             "rate", "")
     for w in writers:
+        row(f"durable enqueue, {'serial' if w == 1 else f'{w} concurrent writers'}, CPU ms per message "
+            f"(every submitting process)", f"enqueue-w{w}", "cpu_ms", " ms", better="lower")
+    row("the drop program alone (spool on tmpfs, serial), wall ms per message", "drop-w1", "wall_ms", " ms",
+        better="lower")
+    row("the drop program alone (spool on tmpfs, serial), CPU ms per message", "drop-w1", "cpu_ms", " ms",
+        better="lower")
+    for w in writers:
         cv = res.values(fs, f"ceiling-w{w}", "protocol", "rate")
         pv = res.values(fs, f"enqueue-w{w}", "postern", "rate")
         if cv:

@@ -9,6 +9,7 @@ always ran Postern first, would measure the machine's state rather than the
 mail systems.
 """
 import contextlib
+import resource
 import os
 import signal
 import subprocess
@@ -90,6 +91,7 @@ class Session:
         lst = self.list_file(count)
         errlog = os.path.join(self.work, "inject-errors.log")
         t0 = time.monotonic()
+        self.children_cpu_before = children_cpu()
         p = subprocess.Popen([os.path.join(HERE, "inject.sh"), str(writers), lst, errlog, *target.submit_command()],
                              env=target.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
                              start_new_session=True)
@@ -104,5 +106,14 @@ class Session:
                                  f"(see {errlog})") from None
             raise
         t1 = time.monotonic()
+        # Every submitting process (sendmail and postdrop, postern-drop) has been
+        # reaped by inject.sh, and it by us: their CPU is in RUSAGE_CHILDREN.
+        self.last_inject_cpu = children_cpu() - self.children_cpu_before
         failures = int(stdout.strip() or "0")
         return t1 - t0, failures, t0
+
+
+def children_cpu():
+    """User and system seconds of every reaped descendant so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
