@@ -7,6 +7,7 @@
 
 _Static_assert(RENAME_NOREPLACE == CSYS_RENAME_NOREPLACE, "RENAME_NOREPLACE");
 _Static_assert(RENAME_EXCHANGE == CSYS_RENAME_EXCHANGE, "RENAME_EXCHANGE");
+_Static_assert(O_PATH == CSYS_O_PATH, "O_PATH");
 
 int csys_renameat2(int a, const char *b, int c, const char *d, unsigned int f) { return renameat2(a, b, c, d, f); }
 int csys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }

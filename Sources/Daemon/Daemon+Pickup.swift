@@ -28,22 +28,30 @@ extension Daemon {
             case .queue, .hold:
                 seen.insert(item.id)
                 guard !core.inRound(item.id) else { return }
-                guard trusted.contains(item.owner) || adoptInPlace(item) else { return }
-                if item.area == .queue, item.envelope.pendingDomains.isEmpty {
-                    // Finished while no daemon ran (e.g. `postern fail` offline), or
-                    // its failure DSN was still pending: finish it now.
-                    finalize(item.id, envelope: item.envelope, area: .queue)
-                    return
-                }
-                if !item.envelope.dsnPending.isEmpty {
-                    // Marked failed, then a crash or a full disk before the DSN.
-                    var envelope = item.envelope
-                    if dsn.sendPending(&envelope) {
-                        try? store.update(envelope, in: item.area, durability: .processCrash)   // at worst the DSN is sent twice
+                var envelope = item.envelope
+                if !trusted.contains(item.owner) {
+                    // Still its writer's: adopted before anything reads it further.
+                    do throws(MessageDirectory.Problem) {
+                        guard let adopted = try loadOwned(item.id, in: item.area) else { return }
+                        envelope = adopted
+                    } catch {
+                        quarantine(item.id.rawValue, in: layout.directory(item.area), reason: error.description)
+                        return
                     }
                 }
-                core.insert(item.id, nextAttempt: item.nextAttempt, domains: item.domains, held: item.held,
-                            recipients: item.envelope.recipients.count { $0.state == .pending })
+                if item.area == .queue, envelope.pendingDomains.isEmpty {
+                    // Finished while no daemon ran (e.g. `postern fail` offline), or
+                    // its failure DSN was still pending: finish it now.
+                    finalize(item.id, envelope: envelope, area: .queue)
+                    return
+                }
+                if !envelope.dsnPending.isEmpty, dsn.sendPending(&envelope) {
+                    // Marked failed, then a crash or a full disk before the DSN;
+                    // at worst (a crash right here) the DSN is sent twice.
+                    try? store.update(envelope, in: item.area, durability: .processCrash)
+                }
+                core.insert(item.id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: item.held,
+                            recipients: envelope.recipients.count { $0.state == .pending })
             }
         }
         for quarantined in report.quarantined {
@@ -104,6 +112,10 @@ extension Daemon {
         let opened: MessageDirectory.Opened
         do {
             opened = try MessageDirectory(path: layout.path(.drop, id)).open(id: id, trustedOwners: trusted)
+        } catch where error.isTransient {
+            // No descriptor or memory left: the drop is fine, and is accepted at the next rescan.
+            logger.error("cannot read a drop now", metadata: ["id": "\(id)", "reason": "\(error.description)"])
+            return
         } catch {
             quarantine(name, in: directory, reason: error.description)
             metrics.dropRejected(reason: .invalid)
@@ -129,11 +141,18 @@ extension Daemon {
                     return
                 }
             } else {
+                // What postern-drop refuses, a hand-made drop may not bring in either.
                 guard opened.envelope.size <= settings.maxMessageSize else {
                     throw MessageDirectory.Problem("\(opened.envelope.size) octets, over drop.max_message_size (\(settings.maxMessageSize))")
                 }
+                guard opened.envelope.recipients.count <= settings.maxRecipients else {
+                    throw MessageDirectory.Problem("\(opened.envelope.recipients.count) recipients, over drop.max_recipients (\(settings.maxRecipients))")
+                }
                 let ignored: [String]
                 (envelope, ignored) = Adoption.submitted(opened.envelope)
+                guard envelope.largestSize <= Envelope.maxEncodedSize else {
+                    throw MessageDirectory.Problem("its envelope could outgrow \(Envelope.maxEncodedSize) octets with its delivery results")
+                }
                 if !ignored.isEmpty {
                     logger.warning("drop fields ignored", metadata: ["id": "\(id)", "uid": "\(opened.owner)",
                                                                   "fields": "\(ignored.joined(separator: ","))"])
@@ -161,28 +180,32 @@ extension Daemon {
                                            "uid": "\(envelope.uid)"])
     }
 
-    /// A message in `queue/` or `hold/` still owned by its writer (accepted by
-    /// an earlier version, or planted by hand): adopted where it is, by one
-    /// exchange of directories. False when it could not be (quarantined or left).
-    func adoptInPlace(_ item: ScanItem) -> Bool {
-        let path = layout.path(item.area, item.id)
+    /// Loads a message of `queue/` or `hold/`, adopting it first when its
+    /// directory still belongs to its writer (accepted by an earlier version,
+    /// or restored from `corrupt/` by an operator's `mv`): copied by one
+    /// exchange of directories, without `transport` and `max_attempts`, which
+    /// only trusted writers may set. Every path that schedules a message comes
+    /// through here. Returns nil when the spool failed (logged; tried again later).
+    ///
+    /// - Throws: the problem that makes it damage (quarantine it unless transient).
+    func loadOwned(_ id: QueueID, in area: SpoolLayout.Area) throws(MessageDirectory.Problem) -> Envelope? {
+        let trusted = MessageDirectory.trustedOwners(of: layout)
+        let opened = try MessageDirectory(path: layout.path(area, id)).open(id: id, trustedOwners: trusted)
+        guard !trusted.contains(opened.owner) else { return opened.envelope }
+        var envelope = opened.envelope
+        let ignored = [envelope.transport.map { _ in "transport" }, envelope.maxAttempts.map { _ in "max_attempts" }].compactMap { $0 }
+        envelope.transport = nil
+        envelope.maxAttempts = nil
         do {
-            let opened = try MessageDirectory(path: path).open(id: item.id, trustedOwners: MessageDirectory.trustedOwners(of: layout))
-            // Accepted before: its delivery state is the daemon's own record,
-            // but the overrides only trusted writers may set go.
-            var envelope = opened.envelope
-            let ignored = [envelope.transport.map { _ in "transport" }, envelope.maxAttempts.map { _ in "max_attempts" }].compactMap { $0 }
-            envelope.transport = nil
-            envelope.maxAttempts = nil
-            try Adoption(layout: layout).adopt(opened, envelope: envelope, from: item.area, to: item.area)
-            logger.info("adopted", metadata: ["id": "\(item.id)", "uid": "\(item.owner)", "ignored": "\(ignored.joined(separator: ","))"])
-            return true
+            try Adoption(layout: layout).adopt(opened, envelope: envelope, from: area, to: area)
         } catch let problem as MessageDirectory.Problem {
-            quarantine(item.id.rawValue, in: layout.directory(item.area), reason: problem.description)
+            throw problem
         } catch {
-            logger.error("cannot adopt a message", metadata: ["id": "\(item.id)", "error": "\(error)"])
+            logger.error("cannot adopt a message", metadata: ["id": "\(id)", "error": "\(error)"])
+            return nil
         }
-        return false
+        logger.info("adopted", metadata: ["id": "\(id)", "uid": "\(opened.owner)", "ignored": "\(ignored.joined(separator: ","))"])
+        return envelope
     }
 
     /// Brings the index in line with where a message is on disk: an operator's
@@ -202,11 +225,15 @@ extension Daemon {
         }
         let area: SpoolLayout.Area = queued ? .queue : .hold
         do {
-            let envelope = try MessageDirectory(path: layout.path(area, id)).load(id: id, trustedOwners: MessageDirectory.trustedOwners(of: layout))
+            guard let envelope = try loadOwned(id, in: area) else { return }
             core.insert(id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: held,
                         recipients: envelope.recipients.count { $0.state == .pending })
         } catch {
-            quarantine(id.rawValue, in: layout.directory(area), reason: error.description)
+            if error.isTransient {
+                logger.warning("cannot read a message now; it is read again at the next rescan", metadata: ["id": "\(id)", "reason": "\(error.description)"])
+            } else {
+                quarantine(id.rawValue, in: layout.directory(area), reason: error.description)
+            }
         }
     }
 

@@ -32,7 +32,11 @@ extension Daemon {
         }
         let found: Envelope
         do {
-            found = try MessageDirectory(path: layout.path(area, id)).load(id: id, trustedOwners: MessageDirectory.trustedOwners(of: layout))
+            guard let loaded = try loadOwned(id, in: area) else {
+                core.reschedule(id, at: now().addingTimeInterval(Self.retryDelay))
+                return
+            }
+            found = loaded
         } catch {
             // Damaged while it waited (an operator's edit, a disk error): out of
             // the schedule and into quarantine, as the scanner would; a check
@@ -46,14 +50,15 @@ extension Daemon {
             }
             return
         }
-        guard area == .queue else {
-            core.setHeld(id, true)
-            return
-        }
         var envelope = found
         let domains = envelope.pendingDomains
         guard !domains.isEmpty else {
+            // Every recipient final (its DSN still owed, say): finished, held or not.
             finalize(id, envelope: envelope, area: area)
+            return
+        }
+        guard area == .queue else {
+            core.setHeld(id, true)
             return
         }
         envelope.attempts += 1
@@ -247,7 +252,8 @@ extension Daemon {
     func finalize(_ id: QueueID, envelope: Envelope, area: SpoolLayout.Area) {
         var envelope = envelope
         guard dsn.sendPending(&envelope) else {
-            core.insert(id, nextAttempt: now().addingTimeInterval(Self.retryDelay), domains: [], held: area == .hold, recipients: 0)
+            // Due again even if held: only its DSN is left to do.
+            core.insert(id, nextAttempt: now().addingTimeInterval(Self.retryDelay), domains: [], held: false, recipients: 0)
             return
         }
         core.remove(id)

@@ -17,6 +17,8 @@ public struct DaemonSettings: Sendable {
     /// a writer's own program enforces it, but a hand-made drop (a sparse file
     /// claiming gigabytes, say) is checked again before the daemon copies it.
     public var maxMessageSize = 64 << 20
+    /// The most recipients of a user's drop (`drop.max_recipients`), checked again likewise.
+    public var maxRecipients = 1000
     /// The longest one attempt may take before it is aborted (a temporary failure).
     public var attemptTimeout: TimeInterval = 1800
     /// Attempts after which a delayed DSN is due; 0 never.

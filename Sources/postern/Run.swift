@@ -121,6 +121,7 @@ extension Postern {
             settings.shutdownGrace = queue.shutdownGrace
             settings.attemptTimeout = queue.attemptTimeout
             settings.maxMessageSize = configuration.drop.maxMessageSize
+            settings.maxRecipients = configuration.drop.maxRecipients
             settings.delayWarningAttempts = configuration.dsn.delayWarningAttempts
             settings.router = try TransportFactory.router(configuration)
             return settings

@@ -59,13 +59,33 @@ struct TrustBoundaryTests {
             print("refused", error.errno, flush=True)
         """#
 
+    /// With `stageOnly`, the drop is built in `DIR/staged/` instead, for the test to move by hand.
     static func attack(_ fixture: DaemonFixture, as user: DaemonFixture.User?, secret: String = "/nonexistent",
-                       go: String = "-", extra: String = "{}") throws -> (id: String, process: BackgroundProcess) {
+                       go: String = "-", extra: String = "{}", stageOnly: Bool = false) throws -> (id: String, process: BackgroundProcess) {
         let id = QueueIDGenerator().next().rawValue
-        let process = try BackgroundProcess((user?.setpriv ?? []) + ["/usr/bin/python3", "-c", attacker, fixture.spool.layout.root,
-                                                                      id, secret, go, extra],
+        var root = fixture.spool.layout.root
+        if stageOnly {
+            root = fixture.spool.directory + "/staged"
+            for area in ["", "/tmp", "/drop"] {
+                try FileManager.default.createDirectory(atPath: root + area, withIntermediateDirectories: true)
+                chmod(root + area, 0o777)
+            }
+        }
+        let process = try BackgroundProcess((user?.setpriv ?? []) + ["/usr/bin/python3", "-c", attacker, root, id, secret, go, extra],
                                             log: fixture.spool.directory + "/attacker-\(id).log")
+        if stageOnly {
+            process.wait()
+            // Out of staged/drop/ to staged/ID, owned by the member: what corrupt/NAME/entry would be.
+            #expect(rename(root + "/drop/" + id, root + "/" + id) == 0)
+        }
         return (id, process)
+    }
+
+    /// Waits until `corrupt/ID/reason` says `text` (the quarantine writes it after its mkdir).
+    static func waitForReason(_ fixture: DaemonFixture, _ id: String, _ text: String) -> Bool {
+        BackgroundProcess.waitUntil(timeout: 30) {
+            String(decoding: (try? fixture.spool.read("corrupt/\(id)/reason")) ?? Data(), as: UTF8.self).contains(text)
+        }
     }
 
     static let busyConfig = """
@@ -144,11 +164,26 @@ struct TrustBoundaryTests {
         #expect(((try? DirectoryListing.names(in: maildir + "/new")) ?? []).isEmpty)
         #expect(!fixture.log.contains("id=\(member) recipient=bob@example.net domain=example.net attempt=1 status=sent"))
 
+        // A hand-made drop over the recipient limit is quarantined too: what postern-drop refuses.
+        let many = (0...Submission.defaultMaxRecipients).map { #"{"address": "u\#($0)@example.net"}"# }.joined(separator: ",")
+        let (crowd, crowdDrop) = try Self.attack(fixture, as: Self.member, extra: #"{"recipients": ["# + many + "]}")
+        #expect(crowdDrop.wait() == 0)
+        #expect(Self.waitForReason(fixture, crowd, "over drop.max_recipients"))
+
+        // A member's directory moved into hold/ by hand (an operator restoring it
+        // from corrupt/) is adopted before it is read: its transport goes.
+        let restored = try Self.attack(fixture, as: Self.member, extra: fields, stageOnly: true)
+        #expect(restored.process.wait() == 0)
+        #expect(rename(fixture.spool.directory + "/staged/" + restored.id, fixture.spool.layout.path(.hold, QueueID(restored.id)!)) == 0)
+        #expect(fixture.waitForLog("msg=adopted"))
+        #expect(fixture.log.contains("id=\(restored.id) ignored=transport,max_attempts"), "\(fixture.log)")
+        var adopted = stat()
+        #expect(lstat(fixture.spool.layout.path(.hold, QueueID(restored.id)!), &adopted) == 0 && adopted.st_uid == getuid())
+
         // A hand-made drop over the size limit is quarantined, not copied.
         let (big, bigDrop) = try Self.attack(fixture, as: Self.member, extra: #"{"sparse_size": 70000000}"#)
         #expect(bigDrop.wait() == 0)
-        #expect(BackgroundProcess.waitUntil(timeout: 30) { ((try? fixture.spool.corruptNames()) ?? []).contains(big) })
-        #expect(String(decoding: try fixture.spool.read("corrupt/\(big)/reason"), as: UTF8.self).contains("over drop.max_message_size"))
+        #expect(Self.waitForReason(fixture, big, "over drop.max_message_size"))
 
         let (_, rootDrop) = try Self.attack(fixture, as: nil, extra: fields)
         #expect(rootDrop.wait() == 0)

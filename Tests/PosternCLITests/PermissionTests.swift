@@ -46,6 +46,17 @@ struct PermissionTests {
         #expect(items.first?.envelope.uid == 65534)
     }
 
+    /// A member's failed drop leaves nothing in tmp/ either, although the member
+    /// may not list tmp/ (its directory is removed through an O_PATH descriptor).
+    @Test func failedMemberDropLeavesNothing() throws {
+        try #require(getuid() == 0, "needs root to change users")
+        let result = try PosternProcess.run(["drop", "--spool", spool.layout.root],
+                                            input: Data("Subject: no recipients\n\nhi\n".utf8),
+                                            command: ["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", binary])
+        #expect(result.status == 65, "\(result.stderr)")
+        #expect(try spool.temporaryNames().isEmpty)
+    }
+
     /// Someone outside the drop group is refused with EX_NOPERM and leaves nothing.
     @Test func outsiderIsRefused() throws {
         try #require(getuid() == 0, "needs root to change users")

@@ -8,6 +8,7 @@ int csys_pipe2(int fds[2], int flags);
 int csys_syncfs(int fd);
 long csys_copy_file_range(int in_fd, int out_fd, unsigned long length);
 #define CSYS_RENAME_EXCHANGE 2
+#define CSYS_O_PATH 010000000
 /* Bytes allocated by malloc and in use now (mallinfo2), for memory measurements. */
 unsigned long csys_heap_in_use(void);
 #endif

@@ -71,22 +71,24 @@ public struct DropSettings: Sendable, Equatable {
                 continue
             }
             guard let key = cursor.key(), cursor.consume("=") else { continue }
-            let path = (table + key).joined(separator: ".")
+            // Compared as a list: a quoted key "drop.max_recipients" is one key, not a path.
+            let parts = table + key
+            let path = parts.joined(separator: ".")
             let value = cursor.value(continuing: &reader)
             func fail(_ why: String) -> Invalid {
                 Invalid(description: "\(source), line \(line.number): \(path): \(why)")
             }
-            switch path {
-            case "hostname":
+            switch parts {
+            case ["hostname"]:
                 guard case .string(let name)? = value, !name.isEmpty,
                       name.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
                     throw fail("expected a host name in quotes")
                 }
                 settings.hostname = name
-            case "drop.max_message_size", "drop.max_recipients":
+            case ["drop", "max_message_size"], ["drop", "max_recipients"]:
                 guard case .integer(let number)? = value, number >= 1 else { throw fail("expected an integer of at least 1") }
-                if path == "drop.max_message_size" { settings.maxMessageSize = number } else { settings.maxRecipients = number }
-            case "drop":
+                if parts[1] == "max_message_size" { settings.maxMessageSize = number } else { settings.maxRecipients = number }
+            case ["drop"]:
                 throw fail("write [drop] as a table or with dotted keys: the drop program does not read inline tables")
             default:
                 continue
@@ -96,16 +98,22 @@ public struct DropSettings: Sendable, Equatable {
     }
 }
 
-/// The lines of a TOML text, numbered.
+/// The lines of a TOML text, numbered: split at LF octets (a `"\r\n"` is one
+/// Swift Character, so splitting the String would not), CR before LF and a
+/// leading byte-order mark dropped.
 struct TOMLLines {
-    private var lines: [Substring]
+    private var lines: [ArraySlice<UInt8>]
     private var index = 0
 
     init(_ text: String) {
-        lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var bytes = Array(text.utf8)[...]
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map { line in
+            line.last == 0x0D ? line.dropLast() : line
+        }
     }
 
-    mutating func next() -> (text: Substring, number: Int)? {
+    mutating func next() -> (text: ArraySlice<UInt8>, number: Int)? {
         guard index < lines.count else { return nil }
         index += 1
         return (lines[index - 1], index)
@@ -124,8 +132,8 @@ struct TOMLCursor {
     private var bytes: [UInt8]
     private var index = 0
 
-    init(_ text: Substring) {
-        bytes = Array(text.utf8)
+    init(_ line: ArraySlice<UInt8>) {
+        bytes = Array(line)
     }
 
     var peek: UInt8? { index < bytes.count ? bytes[index] : nil }
@@ -177,8 +185,21 @@ struct TOMLCursor {
                 switch escaped {
                 case UInt8(ascii: "n"): out.append(0x0A)
                 case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "e"): out.append(0x1B)
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(escaped)
-                default: return nil   // \u and the rest: not in a host name
+                case UInt8(ascii: "u"), UInt8(ascii: "U"):
+                    // TOML 1.0: \uXXXX and \UXXXXXXXX, a Unicode scalar value.
+                    let digits = escaped == UInt8(ascii: "u") ? 4 : 8
+                    guard bytes.count - index >= digits,
+                          let value = UInt32(String(decoding: bytes[index..<index + digits], as: UTF8.self), radix: 16),
+                          let scalar = Unicode.Scalar(value) else { return nil }
+                    advance(digits)
+                    out += Array(String(Character(scalar)).utf8)
+                default:
+                    return nil
                 }
             } else {
                 out.append(byte)
@@ -194,8 +215,8 @@ struct TOMLCursor {
         skipSpace()
         for delimiter in ["\"\"\"", "'''"] where starts(with: delimiter) {
             advance(3)
-            var rest = String(decoding: bytes[index...], as: UTF8.self)
-            while !rest.contains(delimiter), let next = lines.next() { rest = String(next.text) }
+            var rest = self
+            while !rest.closes(delimiter), let next = lines.next() { rest = TOMLCursor(next.text) }
             return .other
         }
         switch peek {
@@ -215,6 +236,23 @@ struct TOMLCursor {
             let text = String(decoding: bytes[start..<index], as: UTF8.self).replacingUnderscores()
             return Int(text).map(Value.integer) ?? .other
         }
+    }
+
+    /// Whether the rest of the line holds the end of a multi-line string:
+    /// `delimiter` not escaped by a backslash (basic strings only; a literal
+    /// string has no escapes).
+    private func closes(_ delimiter: String) -> Bool {
+        let basic = delimiter.first == "\""
+        var position = index
+        while position < bytes.count {
+            if basic && bytes[position] == UInt8(ascii: "\\") {
+                position += 2
+                continue
+            }
+            if bytes[position...].starts(with: delimiter.utf8) { return true }
+            position += 1
+        }
+        return false
     }
 
     /// Opening minus closing brackets and braces outside strings and comments.

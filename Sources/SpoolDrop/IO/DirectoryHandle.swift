@@ -16,8 +16,13 @@ public final class DirectoryHandle {
     public let path: String
 
     /// Opens a directory by path, refusing a symbolic link as the last component.
-    public init(path: String) throws(SpoolIOError) {
-        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+    ///
+    /// - Parameter listable: false opens it with `O_PATH`, which needs no read
+    ///   permission: enough to reach, stat and remove its entries (a drop-group
+    ///   member removing its own `tmp/ID` from a `tmp/` it may not list), not to list it.
+    public init(path: String, listable: Bool = true) throws(SpoolIOError) {
+        let access = listable ? O_RDONLY : Int32(CSYS_O_PATH)
+        let fd = Glibc.open(path, access | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw SpoolIOError("open directory", path) }
         self.fd = fd
         self.path = path

@@ -83,7 +83,7 @@ public struct SystemFileSystem: FileSystem {
 
     public func removeTree(_ path: String) throws(SpoolIOError) {
         let (parent, name) = Self.split(path)
-        try DirectoryHandle(path: parent).removeTree(name)
+        try DirectoryHandle(path: parent, listable: false).removeTree(name)
     }
 
     public func removeFile(_ path: String) throws(SpoolIOError) {
