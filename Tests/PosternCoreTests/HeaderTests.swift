@@ -65,6 +65,11 @@ struct HeaderTests {
         #expect(try completion(name: "Alice Example").fromValue == "Alice Example <alice@example.org>")
         #expect(try completion(name: "Example, Alice").fromValue == "\"Example, Alice\" <alice@example.org>")
         #expect(try completion(name: "Zoë").fromValue == "=?UTF-8?B?Wm/Dqw==?= <alice@example.org>")
+        // RFC 2047 2: no encoded word over 75 characters; a long name is several, of whole characters.
+        let long = String(repeating: "Zoë ", count: 30)
+        let words = try completion(name: long).fromValue.split(separator: " ").filter { $0.hasPrefix("=?") }
+        #expect(words.count > 1 && words.allSatisfy { $0.count <= 75 })
+        #expect(HeaderCompletion.displayName("é") == "=?UTF-8?B?w6k=?=")
         #expect(try completion(name: "Evil\r\nBcc: x@y").fromValue == "\"EvilBcc: x@y\" <alice@example.org>")
         #expect(try completion(sender: nil).fromValue == "MAILER-DAEMON@host.example")
     }

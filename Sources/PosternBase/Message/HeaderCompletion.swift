@@ -75,7 +75,20 @@ public struct HeaderCompletion: Sendable {
         var cleaned = name
         cleaned.unicodeScalars.removeAll { $0.value < 0x20 || $0.value == 0x7F }
         if !cleaned.unicodeScalars.allSatisfy(\.isASCII) {
-            return "=?UTF-8?B?\(Base64.encode(Array(cleaned.utf8)))?="
+            // RFC 2047 2: an encoded word is at most 75 characters, so a long
+            // name is several, each of whole characters (45 octets, 60 in base64).
+            var words: [String] = []
+            var chunk: [UInt8] = []
+            for character in cleaned {
+                let bytes = Array(String(character).utf8)
+                if chunk.count + bytes.count > 45, !chunk.isEmpty {
+                    words.append("=?UTF-8?B?\(Base64.encode(chunk))?=")
+                    chunk = []
+                }
+                chunk += bytes
+            }
+            words.append("=?UTF-8?B?\(Base64.encode(chunk))?=")
+            return words.joined(separator: " ")
         }
         // RFC 5322 3.2.3 atext, and the spaces between words.
         let atext = Set("!#$%&'*+-/=?^_`{|}~ ".unicodeScalars)

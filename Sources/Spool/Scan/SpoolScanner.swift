@@ -99,6 +99,10 @@ public struct SpoolScanner {
                             removeStaleUpdate(in: directory + "/" + name, report: &report)
                             visit(ScanItem(area: area, envelope: opened.envelope, owner: opened.owner))
                             continue
+                        } catch where error.isTransient {
+                            // No descriptor or memory left: nothing wrong with the message.
+                            report.errors.append("cannot read \(area.rawValue)/\(name) now: \(error.description)")
+                            continue
                         } catch {
                             problem = error.description
                         }
