@@ -44,13 +44,18 @@ public final class Daemon {
     var lastRetiredSweep = Date.distantPast
     let metrics: PosternMetrics
     let census: SpoolCensus
+    /// systemd's notify socket, when started by systemd (`Type=notify`).
+    let notifier: ServiceNotifier?
+    var lastWatchdog = Date.distantPast
     /// When the queue gauges were last published, and whether they changed since.
     var lastPublish = Date.distantPast
     var metricsDirty = true
 
     public init(layout: SpoolLayout, settings: DaemonSettings, logger: Logger, dsn: any DSNHook,
-                metrics: PosternMetrics = PosternMetrics(), reload: @escaping () -> DaemonSettings? = { nil }) {
+                metrics: PosternMetrics = PosternMetrics(), notifier: ServiceNotifier? = nil,
+                reload: @escaping () -> DaemonSettings? = { nil }) {
         self.layout = layout
+        self.notifier = notifier
         self.metrics = metrics
         census = SpoolCensus(layout: layout)
         self.settings = settings
@@ -86,6 +91,7 @@ public final class Daemon {
         census.start()
         defer { census.stop() }
         processControlRequests()
+        notifier?.send("READY=1\nSTATUS=\(statusLine)")
         loop(watcher: watcher, wake: wake)
         logger.info("stopped", metadata: ["queued": "\(core.count)"])
     }
@@ -105,6 +111,7 @@ public final class Daemon {
             let results = completed.takeAll()
             for (job, report) in results { finish(job, report) }
             publishMetrics()
+            feedWatchdog()
             abortOverdueAttempts()
             if stopping, let deadline = stopDeadline, now() >= deadline, !inFlight.isEmpty {
                 logger.warning("grace period over; aborting attempts in progress", metadata: ["count": "\(inFlight.count)"])
@@ -120,6 +127,7 @@ public final class Daemon {
         var wakeAt: [Date] = []
         if !stopping, let next = core.nextWake() { wakeAt.append(next) }
         if let deadline = stopDeadline { wakeAt.append(deadline) }
+        if let interval = notifier?.watchdogInterval { wakeAt.append(lastWatchdog.addingTimeInterval(interval)) }
         if let overdue = attemptDeadlines.values.min() { wakeAt.append(overdue) }
         if settings.keepRetired > 0 { wakeAt.append(lastRetiredSweep.addingTimeInterval(3600)) }
         // Gauges changed within the last second are published a second later;
@@ -135,9 +143,12 @@ public final class Daemon {
         case SIGTERM, SIGINT:
             guard !stopping else { return }
             stopping = true
+            notifier?.send("STOPPING=1\nSTATUS=stopping, \(inFlight.count) attempts in flight")
             stopDeadline = now().addingTimeInterval(settings.shutdownGrace)
             logger.info("stopping", metadata: ["in_flight": "\(inFlight.count)", "grace": "\(settings.shutdownGrace)s"])
         case SIGHUP:
+            notifier?.send("RELOADING=1")
+            defer { notifier?.send("READY=1\nSTATUS=\(statusLine)") }
             guard let fresh = reload() else {
                 logger.error("configuration not reloaded: it has errors (see above); keeping the running one")
                 return
@@ -190,5 +201,20 @@ extension Daemon {
                          recipients: QueueCounts(queued: tally.queuedRecipients, held: tally.heldRecipients,
                                                  corrupt: outside.corruptRecipients, retired: outside.retiredRecipients))
         metrics.setOldestQueued(arrival: core.oldestQueued()?.date.timeIntervalSince1970)
+        notifier?.send("STATUS=\(statusLine)")
+    }
+
+    /// The queue in a line, for `systemctl status`.
+    var statusLine: String {
+        let tally = core.tally
+        return "\(tally.queuedMessages) queued, \(tally.heldMessages) held, \(inFlight.count) attempts in flight"
+    }
+
+    /// `WATCHDOG=1` at half the watchdog interval, from the event loop itself:
+    /// a loop that hangs stops feeding it, and systemd restarts the daemon.
+    func feedWatchdog() {
+        guard let interval = notifier?.watchdogInterval, now().timeIntervalSince(lastWatchdog) >= interval else { return }
+        lastWatchdog = now()
+        notifier?.send("WATCHDOG=1")
     }
 }

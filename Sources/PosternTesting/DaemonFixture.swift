@@ -45,6 +45,9 @@ public final class DaemonFixture: @unchecked Sendable {
         }
     }
 
+    /// More environment for the daemon (NOTIFY_SOCKET, say).
+    public var environment: [String: String] = [:]
+
     /// Who the daemon runs as: `nil` for the test's own user.
     public private(set) var user: User?
     /// The binary the daemon runs: a copy every user can reach when `user` is set.
@@ -66,7 +69,7 @@ public final class DaemonFixture: @unchecked Sendable {
     public func start() throws {
         let arguments = (user?.setpriv ?? []) + [binary, "run", "--spool", spool.layout.root] + overrides.flatMap { ["-o", $0] }
         let process = try BackgroundProcess(arguments, log: spool.directory + "/daemon.log",
-                                            environment: ["POSTERN_CONFIG": configPath])
+                                            environment: environment.merging(["POSTERN_CONFIG": configPath]) { $1 })
         daemon = process
         let before = readyCount
         guard BackgroundProcess.waitUntil(timeout: 30, { readyCount > before || daemonExited }) , !daemonExited else {

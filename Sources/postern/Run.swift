@@ -93,7 +93,8 @@ extension Postern {
             do {
                 try Daemon(layout: global.layout, settings: settings, logger: logger,
                            dsn: SpoolDSN(layout: global.layout, settings: Self.dsnSettings(configuration), logger: logger, metrics: metrics),
-                           metrics: metrics, reload: reload).run()
+                           metrics: metrics, notifier: ServiceNotifier(environment: ProcessInfo.processInfo.environment),
+                           reload: reload).run()
             } catch let error as SpoolError {
                 throw failure(error)
             } catch {
