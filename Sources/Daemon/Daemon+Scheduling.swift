@@ -256,6 +256,11 @@ extension Daemon {
             core.insert(id, nextAttempt: now().addingTimeInterval(Self.retryDelay), domains: [], held: false, recipients: 0)
             return
         }
+        if envelope.sender == nil, envelope.recipients.contains(where: { $0.state == .failed }),
+           envelope.notifyNever || !dsn.reportsDoubleBounces {
+            keepDoubleBounce(id, envelope: envelope, area: area)
+            return
+        }
         core.remove(id)
         do {
             if settings.keepRetired > 0 {
@@ -269,5 +274,24 @@ extension Daemon {
             logger.error("cannot remove a finished message", metadata: ["id": "\(id)", "error": "\(error)"])
         }
     }
-}
 
+    /// A bounce (null sender) that could not be delivered, with no one left to
+    /// tell: no `dsn.postmaster`, or it was itself the postmaster's copy. It is
+    /// the only copy of what went wrong, so it is kept in `hold/` with a reason
+    /// for the postmaster (`postern list`, `postern cat`, then `postern
+    /// delete`), as Postfix keeps its double bounces, never discarded.
+    func keepDoubleBounce(_ id: QueueID, envelope: Envelope, area: SpoolLayout.Area) {
+        var held = envelope
+        held.holdReason = "undeliverable bounce kept for the postmaster (no one to notify): read it with postern cat, then delete it"
+        do {
+            if area == .queue { try store.move(id, from: .queue, to: .hold) }
+            try store.update(held, in: .hold, durability: .powerLoss)
+            core.insert(id, nextAttempt: nil, domains: [], held: true, recipients: 0)
+            logger.warning("double bounce kept in hold/", metadata: ["id": "\(id)",
+                                                                   "recipients": "\(envelope.recipients.map(\.address).joined(separator: ","))"])
+        } catch {
+            logger.error("cannot keep a double bounce; it stays where it is", metadata: ["id": "\(id)", "error": "\(error)"])
+            core.insert(id, nextAttempt: now().addingTimeInterval(Self.retryDelay), domains: [], held: false, recipients: 0)
+        }
+    }
+}

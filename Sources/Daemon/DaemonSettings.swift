@@ -55,6 +55,10 @@ public protocol DSNHook: Sendable {
 }
 
 extension DSNHook {
+    /// Whether a failed bounce is reported to someone (`dsn.postmaster`); when
+    /// not, the daemon keeps it in `hold/` rather than discard the only copy.
+    public var reportsDoubleBounces: Bool { false }
+
     /// Sends the failure DSN for the recipients that `envelope.dsnPending`
     /// names and clears the mark; false, with the mark kept, when it could not
     /// be dropped. The caller writes the cleared envelope, or removes the

@@ -51,14 +51,14 @@ public struct SpoolDSN: DSNHook {
     public func failed(_ envelope: Envelope, recipients: [Recipient]) -> Bool {
         guard !recipients.isEmpty else { return true }
         guard !envelope.notifyNever else {
-            logger.warning("undeliverable notification; not reported further",
+            logger.warning("undeliverable notification; not reported further; kept in hold/",
                            metadata: ["id": "\(envelope.id)", "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
             return true
         }
         guard let sender = envelope.sender else {
             // RFC 5321 4.5.5: a message with the null sender is never answered
             // with a DSN; the postmaster may hear of it instead, also from <>.
-            logger.warning("undeliverable bounce; no DSN for the null sender",
+            logger.warning("\("undeliverable bounce; no DSN for the null sender" + (settings.postmaster == nil ? "; kept in hold/" : ""))",
                            metadata: ["id": "\(envelope.id)", "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
             if let postmaster = settings.postmaster {
                 return send(.failed, envelope, recipients, to: postmaster, full: false, schedule: [], notifyNever: true)
@@ -74,6 +74,8 @@ public struct SpoolDSN: DSNHook {
         }
         return true
     }
+
+    public var reportsDoubleBounces: Bool { settings.postmaster != nil }
 
     public func delayed(_ envelope: Envelope, recipients: [Recipient], schedule: [Date]) {
         guard !recipients.isEmpty, !envelope.notifyNever, let sender = envelope.sender else { return }

@@ -84,11 +84,19 @@ struct DSNEndToEndTests {
     @Test func noDSNForNullSender() throws {
         let fixture = try DaemonFixture(sinkOptions: ["-f", "RCPT"])
         try fixture.start()
-        try fixture.drop(subject: "bounce", to: ["nobody@x.example"], from: nil)
+        let id = try fixture.drop(subject: "bounce", to: ["nobody@x.example"], from: nil)
         #expect(fixture.waitForLog("undeliverable bounce"))
         #expect(fixture.waitForEmptyQueue())
         #expect(!fixture.log.contains("msg=dsn "))
         #expect(try fixture.spool.names(.drop).isEmpty)
+        // No dsn.postmaster to tell: the double bounce is kept in hold/ with a reason, never discarded.
+        #expect(fixture.waitForLog("double bounce kept in hold/"))
+        #expect(try fixture.spool.names(.hold) == [id])
+        #expect(try fixture.envelope(id, in: .hold).holdReason?.contains("undeliverable bounce kept for the postmaster") == true)
+        #expect(fixture.stop() == 0)
+        // A restart keeps it held (not retried, not removed).
+        try fixture.start()
+        #expect(try fixture.spool.names(.hold) == [id])
         #expect(fixture.stop() == 0)
     }
 
