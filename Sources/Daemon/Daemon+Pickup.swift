@@ -12,7 +12,6 @@ extension Daemon {
         let started = Date()
         var scanner = SpoolScanner(layout: layout, mode: .repair)
         scanner.now = now
-        let trusted = MessageDirectory.trustedOwners(of: layout)
         var seen = Set<QueueID>()
         var drops: [QueueID] = []
         var progress = 0
@@ -29,7 +28,7 @@ extension Daemon {
                 seen.insert(item.id)
                 guard !core.inRound(item.id) else { return }
                 var envelope = item.envelope
-                if !trusted.contains(item.owner) {
+                if !trustedOwners.contains(item.owner) {
                     // Still its writer's: adopted before anything reads it further.
                     do throws(MessageDirectory.Problem) {
                         guard let adopted = try loadOwned(item.id, in: item.area) else { return }
@@ -108,10 +107,9 @@ extension Daemon {
             metrics.dropRejected(reason: .badName)
             return
         }
-        let trusted = MessageDirectory.trustedOwners(of: layout)
         let opened: MessageDirectory.Opened
         do {
-            opened = try MessageDirectory(path: layout.path(.drop, id)).open(id: id, trustedOwners: trusted)
+            opened = try MessageDirectory(path: layout.path(.drop, id)).open(id: id, trustedOwners: trustedOwners)
         } catch where error.isTransient {
             // No descriptor or memory left: the drop is fine, and is accepted at the next rescan.
             logger.error("cannot read a drop now", metadata: ["id": "\(id)", "reason": "\(error.description)"])
@@ -128,7 +126,7 @@ extension Daemon {
         }
         var envelope = opened.envelope
         do {
-            if trusted.contains(opened.owner) {
+            if trustedOwners.contains(opened.owner) {
                 // Only its owner (trusted) or the spool owner may rename an
                 // entry of the sticky drop/: the directory validated is the
                 // one moved, which device and inode confirm.
@@ -189,13 +187,9 @@ extension Daemon {
     ///
     /// - Throws: the problem that makes it damage (quarantine it unless transient).
     func loadOwned(_ id: QueueID, in area: SpoolLayout.Area) throws(MessageDirectory.Problem) -> Envelope? {
-        let trusted = MessageDirectory.trustedOwners(of: layout)
-        let opened = try MessageDirectory(path: layout.path(area, id)).open(id: id, trustedOwners: trusted)
-        guard !trusted.contains(opened.owner) else { return opened.envelope }
-        var envelope = opened.envelope
-        let ignored = [envelope.transport.map { _ in "transport" }, envelope.maxAttempts.map { _ in "max_attempts" }].compactMap { $0 }
-        envelope.transport = nil
-        envelope.maxAttempts = nil
+        let opened = try MessageDirectory(path: layout.path(area, id)).open(id: id, trustedOwners: trustedOwners)
+        guard !trustedOwners.contains(opened.owner) else { return opened.envelope }
+        let (envelope, ignored) = Adoption.withoutOverrides(opened.envelope)
         do {
             try Adoption(layout: layout).adopt(opened, envelope: envelope, from: area, to: area)
         } catch let problem as MessageDirectory.Problem {

@@ -44,9 +44,13 @@ public final class Daemon {
     var lastRetiredSweep = Date.distantPast
     let metrics: PosternMetrics
     let census: SpoolCensus
+    /// Root and the spool's owner (spool-layout.md section 3), looked up once:
+    /// every drop accepted and every attempt registered asks.
+    lazy var trustedOwners = MessageDirectory.trustedOwners(of: layout)
     /// systemd's notify socket, when started by systemd (`Type=notify`).
     let notifier: ServiceNotifier?
     var lastWatchdog = Date.distantPast
+    var lastStatus = ""
     /// When the queue gauges were last published, and whether they changed since.
     var lastPublish = Date.distantPast
     var metricsDirty = true
@@ -201,7 +205,10 @@ extension Daemon {
                          recipients: QueueCounts(queued: tally.queuedRecipients, held: tally.heldRecipients,
                                                  corrupt: outside.corruptRecipients, retired: outside.retiredRecipients))
         metrics.setOldestQueued(arrival: core.oldestQueued()?.date.timeIntervalSince1970)
-        notifier?.send("STATUS=\(statusLine)")
+        if notifier != nil, statusLine != lastStatus {
+            lastStatus = statusLine
+            notifier?.send("STATUS=\(statusLine)")
+        }
     }
 
     /// The queue in a line, for `systemctl status`.

@@ -16,9 +16,9 @@ public struct DaemonSettings: Sendable {
     /// The largest message accepted from a user's drop (`drop.max_message_size`):
     /// a writer's own program enforces it, but a hand-made drop (a sparse file
     /// claiming gigabytes, say) is checked again before the daemon copies it.
-    public var maxMessageSize = 64 << 20
+    public var maxMessageSize = DropSettings().maxMessageSize
     /// The most recipients of a user's drop (`drop.max_recipients`), checked again likewise.
-    public var maxRecipients = 1000
+    public var maxRecipients = DropSettings().maxRecipients
     /// The longest one attempt may take before it is aborted (a temporary failure).
     public var attemptTimeout: TimeInterval = 1800
     /// Attempts after which a delayed DSN is due; 0 never.

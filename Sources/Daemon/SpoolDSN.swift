@@ -156,21 +156,9 @@ public struct SpoolDSN: DSNHook {
     func readOriginal(_ id: QueueID, size: Int, full: Bool) throws -> [UInt8] {
         for area in [SpoolLayout.Area.queue, .hold] {
             guard let directory = try? DirectoryHandle(path: layout.path(area, id)) else { continue }
-            let (fd, info) = try directory.openRegularFile(SpoolLayout.messageFile)
+            let (fd, _) = try directory.openRegularFile(SpoolLayout.messageFile, expectedSize: size)
             defer { close(fd) }   // a read-only descriptor; closing cannot lose anything
-            guard Int(info.st_size) == size else {
-                throw SpoolIOError("open (\(info.st_size) octets, the envelope says \(size))", directory.path + "/message", EINVAL)
-            }
-            let limit = full ? size : min(size, HeaderSection.maxSize)
-            var bytes = [UInt8](repeating: 0, count: limit)
-            var count = 0
-            while count < limit {
-                let read = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, limit - count) }
-                if read < 0 && errno == EINTR { continue }
-                guard read > 0 else { break }
-                count += read
-            }
-            bytes.removeSubrange(count...)
+            let bytes = try RegularFile.read(fd, upTo: full ? size : min(size, HeaderSection.maxSize))
             if !full, let end = bytes.firstRange(of: [13, 10, 13, 10]) { return Array(bytes[..<end.upperBound]) }
             return bytes
         }

@@ -1,5 +1,4 @@
 import Glibc
-import SMTP
 import PosternCore
 import Synchronization
 
@@ -74,8 +73,12 @@ public struct MaildirTransport: Transport {
 
     /// Writes the message into `tmp/`, moves it to `new/`, and returns its path there.
     private func store(_ request: DeliveryRequest) throws(MaildirError) -> String {
-        let source = FileMessageSource.open(request.messagePath, expectedSize: request.messageSize)
-        guard source >= 0 else { throw MaildirError("open", request.messagePath, code: source == -2 ? EINVAL : errno) }
+        let source: Int32
+        do {
+            source = try RegularFile.open(request.messagePath, expectedSize: request.messageSize).fd
+        } catch {
+            throw MaildirError(description: "open \(request.messagePath): \(error)")
+        }
         defer { close(source) }
         let directories = try MaildirDirectories(path)
         defer { directories.close() }

@@ -1,4 +1,5 @@
 import Glibc
+import PosternCore
 
 /// Where the message bytes come from: read in blocks, twice at most (once to
 /// check line endings, once to send), never loaded whole.
@@ -19,27 +20,13 @@ public final class FileMessageSource: MessageSource {
     /// with one link (of `expectedSize` octets, when given), so that nothing
     /// but the message a directory was validated with is ever sent.
     public init(path: String, expectedSize: Int? = nil) throws(SMTPError.Refusal) {
-        fd = Self.open(path, expectedSize: expectedSize)
-        guard fd >= 0 else {
-            throw .messageUnreadable("\(path): \(fd == -2 ? "not a regular file of the expected size" : String(cString: strerror(errno)))")
+        do {
+            let (fd, info) = try RegularFile.open(path, expectedSize: expectedSize)
+            self.fd = fd
+            size = Int(info.st_size)
+        } catch {
+            throw .messageUnreadable("\(path): \(error)")
         }
-        var info = stat()
-        _ = fstat(fd, &info)
-        size = Int(info.st_size)
-    }
-
-    /// The descriptor, -1 with errno set when the open failed, -2 when the
-    /// entry is not a regular file with one link of the expected size.
-    public static func open(_ path: String, expectedSize: Int?) -> Int32 {
-        let fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else { return -1 }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_nlink == 1,
-              expectedSize.map({ Int(info.st_size) == $0 }) ?? true else {
-            close(fd)
-            return -2
-        }
-        return fd
     }
 
     deinit {

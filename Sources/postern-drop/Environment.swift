@@ -68,17 +68,9 @@ enum User {
     /// configuration anyway. Users known only to a directory service get `uidN`
     /// (and can say who they are with -f).
     static func passwdEntry() -> (name: String, gecos: String)? {
-        let fd = open("/etc/passwd", O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else { return nil }
+        guard let (fd, _) = try? RegularFile.open("/etc/passwd", singleLink: false) else { return nil }
         defer { close(fd) }
-        var text: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
-        while text.count < 16 << 20 {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            text += buffer.prefix(count)
-        }
+        guard let text = try? RegularFile.read(fd, upTo: 16 << 20) else { return nil }
         let uid = String(getuid())
         for line in text.split(separator: UInt8(ascii: "\n")) {
             let fields = line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)

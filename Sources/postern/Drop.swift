@@ -20,7 +20,7 @@ extension Postern {
         var arguments: [String] = []
 
         func run() throws {
-            DropProgram.exec(arguments, as: "postern drop")
+            DropHandoff.exec(arguments, as: "postern drop")
         }
     }
 
@@ -36,14 +36,14 @@ extension Postern {
         var arguments: [String] = []
 
         func run() throws {
-            DropProgram.exec(arguments, as: "sendmail")
+            DropHandoff.exec(arguments, as: "sendmail")
         }
     }
 }
 
 /// The drop is one program, postern-drop, whichever way it is called (issue
 /// #13): this binary, which links Foundation, OpenSSL and the rest, only execs it.
-enum DropProgram {
+enum DropHandoff {
     /// postern-drop in this executable's directory.
     static var path: String {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]

@@ -39,12 +39,12 @@ struct Postern: ParsableCommand {
         var arguments = Array(CommandLine.arguments.dropFirst())
         switch program {
         case "sendmail":
-            DropProgram.exec(arguments, as: program)
+            DropHandoff.exec(arguments, as: program)
         case "mailq":
             arguments = ["list"] + arguments
         default:
             if let first = arguments.first, first == "drop" || first == "sendmail" {
-                DropProgram.exec(Array(arguments.dropFirst()), as: first == "drop" ? "postern drop" : "sendmail")
+                DropHandoff.exec(Array(arguments.dropFirst()), as: first == "drop" ? "postern drop" : "sendmail")
             }
         }
         // Installed set-group-ID for the drop path only: every other command

@@ -4,8 +4,8 @@ import PosternTesting
 import Testing
 
 /// systemd's notify protocol against a test socket (issue #19): READY once the
-/// index is built, STATUS with the queue, WATCHDOG at half WATCHDOG_USEC, and
-/// STOPPING on SIGTERM.
+/// index is built, STATUS with the queue, WATCHDOG at half WATCHDOG_USEC,
+/// RELOADING and READY around SIGHUP, and STOPPING on SIGTERM.
 @Suite(.serialized)
 struct ServiceNotifyTests {
     init() throws {
@@ -22,6 +22,11 @@ struct ServiceNotifyTests {
         #expect(ready.contains { $0.contains("READY=1") && $0.contains("STATUS=0 queued, 0 held") })
         // At half of 0.2 s: a few within a second, without anything else happening.
         #expect(listener.receive(until: { $0 == "WATCHDOG=1" }).contains("WATCHDOG=1"))
+        // SIGHUP: RELOADING, then READY again once the configuration is read.
+        fixture.daemon?.signal(SIGHUP)
+        let reload = listener.receive(until: { $0.hasPrefix("READY=1") })
+        #expect(reload.contains("RELOADING=1"))
+        #expect(reload.firstIndex(of: "RELOADING=1").map { $0 < reload.count - 1 } == true)
         #expect(fixture.stop() == 0)
         #expect(listener.receive(until: { $0.hasPrefix("STOPPING=1") }).contains { $0.hasPrefix("STOPPING=1") })
     }

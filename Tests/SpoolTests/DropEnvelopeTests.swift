@@ -22,7 +22,7 @@ struct DropEnvelopeTests {
         let decoded = try Envelope.decode(Data(drop.encoded()))
         #expect(decoded == expected)
         // The same bytes, but for the fields the codec writes with their defaults.
-        let full = try #require(try JSONValue.decode(expected.encoded()))
+        let full = try JSONValue.decode(expected.encoded())
         guard case .object(var members) = full else { Issue.record("not an object"); return }
         for key in ["attempts", "history"] { members[key] = nil }
         members["recipients"] = .array(expected.recipients.map { .object(["address": .string($0.address)]) })

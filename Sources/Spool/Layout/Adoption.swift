@@ -41,9 +41,7 @@ public struct Adoption {
         envelope.eightBit = dropped.eightBit
         envelope.smtputf8 = dropped.smtputf8
         envelope.requireTLS = dropped.requireTLS
-        var ignored: [String] = []
-        if dropped.transport != nil { ignored.append("transport") }
-        if dropped.maxAttempts != nil { ignored.append("max_attempts") }
+        var ignored = withoutOverrides(dropped).ignored
         if dropped.attempts != 0 || dropped.nextAttempt != nil || dropped.lastResult != nil || !dropped.history.isEmpty
             || dropped.recipients.contains(where: { $0.state != .pending || $0.attempts != 0 || $0.lastResult != nil }) {
             ignored.append("delivery state")
@@ -54,6 +52,17 @@ public struct Adoption {
         if !dropped.dsnPending.isEmpty { ignored.append("dsn_pending") }
         ignored += dropped.extra.keys.sorted()
         return (envelope, ignored)
+    }
+
+    /// `envelope` without `transport` and `max_attempts`, which only root and
+    /// the spool owner may set (they choose a smarthost, its credentials, and
+    /// how long to try), and which of them it had. For a message adopted where
+    /// it is, whose delivery state is the daemon's own record.
+    public static func withoutOverrides(_ envelope: Envelope) -> (envelope: Envelope, ignored: [String]) {
+        var stripped = envelope
+        stripped.transport = nil
+        stripped.maxAttempts = nil
+        return (stripped, [envelope.transport.map { _ in "transport" }, envelope.maxAttempts.map { _ in "max_attempts" }].compactMap { $0 })
     }
 
     /// Copies the validated message `opened` (in `source`) with `envelope` into

@@ -156,14 +156,10 @@ public struct MessageDirectory {
         guard info.st_size <= Envelope.maxEncodedSize else {
             throw Problem("\(SpoolLayout.envelopeFile) is larger than \(Envelope.maxEncodedSize) octets")
         }
-        var data = Data(count: Int(info.st_size))
-        var offset = 0
-        while offset < data.count {
-            let count = data.withUnsafeMutableBytes { read(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { throw Problem("cannot read \(SpoolLayout.envelopeFile)") }
-            offset += count
+        do {
+            return Data(try RegularFile.read(fd, upTo: Int(info.st_size)))
+        } catch {
+            throw Problem("cannot read \(SpoolLayout.envelopeFile): \(error)", transient: Problem.transient(error.code))
         }
-        return data
     }
 }

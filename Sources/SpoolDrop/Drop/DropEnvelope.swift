@@ -59,6 +59,4 @@ public struct DropEnvelope: Sendable, Equatable {
         let addresses = recipients.reduce(0) { $0 + $1.utf8.count + 16 }
         return encodedSize + recipients.count * (result + 100) + historyLimit * (result + 200 + addresses)
     }
-
-    public var largestSize: Int { Self.largestSize(encodedSize: encoded().count, recipients: recipients) }
 }

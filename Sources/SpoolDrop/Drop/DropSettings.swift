@@ -30,27 +30,25 @@ public struct DropSettings: Sendable, Equatable {
     /// (a set-group-ID drop), a file that root does not own, or that others
     /// may write, is refused: its settings would be the caller's to choose.
     public static func load(path: String, trustedOnly: Bool) throws(Invalid) -> DropSettings {
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else {
-            if errno == ENOENT { return DropSettings() }
-            throw Invalid(description: "\(path): \(String(cString: strerror(errno)))")
+        let opened: (fd: Int32, status: stat)
+        do {
+            opened = try RegularFile.open(path, singleLink: false)
+        } catch {
+            if error.code == ENOENT { return DropSettings() }
+            throw Invalid(description: "\(path): \(error)")
         }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw Invalid(description: "\(path): not a regular file") }
-        if trustedOnly, info.st_uid != 0 || info.st_mode & 0o022 != 0 {
+        defer { close(opened.fd) }
+        if trustedOnly, opened.status.st_uid != 0 || opened.status.st_mode & 0o022 != 0 {
             throw Invalid(description: "\(path): not owned by root, or writable by others; a set-group-ID drop does not read it")
         }
-        guard info.st_size <= 1 << 20 else { throw Invalid(description: "\(path): larger than 1 MiB") }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        var count = 0
-        while count < bytes.count {
-            let read = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
-            if read < 0 && errno == EINTR { continue }
-            guard read > 0 else { break }
-            count += read
+        guard opened.status.st_size <= 1 << 20 else { throw Invalid(description: "\(path): larger than 1 MiB") }
+        let bytes: [UInt8]
+        do {
+            bytes = try RegularFile.read(opened.fd, upTo: Int(opened.status.st_size))
+        } catch {
+            throw Invalid(description: "\(path): \(error)")
         }
-        return try parse(String(decoding: bytes.prefix(count), as: UTF8.self), source: path)
+        return try parse(String(decoding: bytes, as: UTF8.self), source: path)
     }
 
     /// The settings `text` gives, `source` naming it in errors.

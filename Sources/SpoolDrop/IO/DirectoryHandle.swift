@@ -1,5 +1,6 @@
 import CSysShim
 import Glibc
+import PosternBase
 
 /// An open directory, and every operation on its entries made through that
 /// descriptor (`openat`, `fstatat`, `unlinkat`, `renameat2`).
@@ -76,23 +77,14 @@ public final class DirectoryHandle {
         return names
     }
 
-    /// Opens the entry `name` for reading: `O_NOFOLLOW|O_NONBLOCK`, then `fstat`,
-    /// which must show a regular file (a FIFO would block a reader forever, a
-    /// device could be anything) with one link.
-    public func openRegularFile(_ name: String) throws(SpoolIOError) -> (fd: Int32, status: stat) {
-        let fd = openat(self.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else { throw SpoolIOError("open", path + "/" + name) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            let error = SpoolIOError("fstat", path + "/" + name)
-            _ = Glibc.close(fd)
-            throw error
+    /// Opens the entry `name` for reading as a spool file (`RegularFile.open`):
+    /// a regular file with one link, never a link's target, never blocking.
+    public func openRegularFile(_ name: String, expectedSize: Int? = nil) throws(SpoolIOError) -> (fd: Int32, status: stat) {
+        do {
+            return try RegularFile.open(name, in: fd, expectedSize: expectedSize)
+        } catch {
+            throw SpoolIOError("open (\(error.description))", path + "/" + name, error.code)
         }
-        guard info.st_mode & S_IFMT == S_IFREG, info.st_nlink == 1 else {
-            _ = Glibc.close(fd)
-            throw SpoolIOError("open (not a regular file with one link)", path + "/" + name, EINVAL)
-        }
-        return (fd, info)
     }
 
     /// `unlinkat(2)` of a file or link (never a directory).

@@ -13,15 +13,17 @@ public enum SpoolCheck {
             if code == EACCES { throw SpoolError(.noPermission, "spool \(layout.root): permission denied") }
             throw SpoolError(.cantCreate, "spool \(layout.root) does not exist; create it with 'postern init'")
         }
-        let fd = open(layout.versionFile, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == EACCES { throw SpoolError(.noPermission, "\(layout.versionFile): permission denied") }
+        let version: [UInt8]
+        do {
+            let (fd, _) = try RegularFile.open(layout.versionFile, singleLink: false)
+            defer { close(fd) }
+            version = try RegularFile.read(fd, upTo: 64)
+        } catch where error.code == EACCES {
+            throw SpoolError(.noPermission, "\(layout.versionFile): permission denied")
+        } catch {
             throw SpoolError(.cantCreate, "\(layout.root) is not a Postern spool (no VERSION file); create it with 'postern init'")
         }
-        var buffer = [UInt8](repeating: 0, count: 64)
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        let text = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self).trimmingWhitespace()
+        let text = String(decoding: version, as: UTF8.self).trimmingWhitespace()
         guard text == String(SpoolLayout.version) else {
             throw SpoolError(.config, "\(layout.versionFile) says layout version \"\(text)\"; this program knows version \(SpoolLayout.version)")
         }
