@@ -136,6 +136,9 @@ extension Daemon {
         let maxAttempts = envelope.maxAttempts ?? settings.maxAttempts
         var verdicts: [(Verdict, Int?)] = []
         defer { record(report, attempt: envelope.attempts, verdicts: verdicts) }
+        // Logged once the result is on disk: a line saying "deferred" means the
+        // envelope says so too (operators and tests read one after the other).
+        var deliveryLines: [Logger.Metadata] = []
         // One lookup per result, not a scan of the recipients each (a message
         // may have thousands: this runs on the event loop).
         var pendingIndex: [String: Int] = [:]
@@ -175,7 +178,7 @@ extension Daemon {
             if let code = result.code { metadata["code"] = "\(code)" }
             if let enhanced = result.enhanced { metadata["enhanced"] = "\(enhanced)" }
             if status != "sent" { metadata["reply"] = "\(result.text)" }
-            logger.info("delivery", metadata: metadata)
+            deliveryLines.append(metadata)
         }
         if let last = report.results.last {
             let summary = DeliveryResult(time: time, code: last.code, enhanced: last.enhanced, text: DeliveryResult.bounded(last.text),
@@ -196,6 +199,7 @@ extension Daemon {
                 logger.error("cannot record the attempt", metadata: ["id": "\(job.id)", "error": "\(error)"])
             }
         }
+        for metadata in deliveryLines { logger.info("delivery", metadata: metadata) }
         if roundOver { endRound(job.id) }
     }
 
