@@ -52,7 +52,8 @@ struct TransportTests {
         // multi.test's (both recipients) and alias.test's jobs, gina's after busy.greylist.test's 4xx,
         // then the DSN for erin and frank, at 127.0.0.3; dave's at 127.0.0.4.
         #expect(BackgroundProcess.waitUntil(timeout: 60) { mx3.messages().count == 4 && mx4.messages().count == 1 })
-        #expect(busy.messages().isEmpty)
+        // An abandoned transaction's dump file is removed by smtp-sink, perhaps after we moved on.
+        #expect(BackgroundProcess.waitUntil(timeout: 10) { busy.messages().isEmpty })
         #expect(mx3.messages().contains { $0.contains("X-Rcpt-Args: <bob@multi.test>") && $0.contains("X-Rcpt-Args: <bert@multi.test>") })
         #expect(mx3.messages().contains { $0.contains("X-Rcpt-Args: <gina@greylist.test>") })
         #expect(fixture.waitForEmptyQueue())
