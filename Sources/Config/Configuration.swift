@@ -160,6 +160,12 @@ public struct QueueSettings: Sendable, Equatable {
     public var shutdownGrace: TimeInterval = 0
     /// The longest one delivery attempt may take.
     public var attemptTimeout: TimeInterval = 0
+    /// Messages one SMTP connection may carry; 1 turns reuse off.
+    public var reuseMaxMessages = 0
+    /// How long an idle SMTP connection is kept for the next message.
+    public var reuseIdleTimeout: TimeInterval = 0
+    /// No message starts on an SMTP connection older than this.
+    public var reuseMaxAge: TimeInterval = 0
 }
 
 /// Delivery status notification settings: the `[dsn]` table.

@@ -187,8 +187,14 @@ extension Daemon {
     ///
     /// - Throws: the problem that makes it damage (quarantine it unless transient).
     func loadOwned(_ id: QueueID, in area: SpoolLayout.Area) throws(MessageDirectory.Problem) -> Envelope? {
+        try openOwned(id, in: area)?.envelope
+    }
+
+    /// `loadOwned`, and whether the envelope counts an attempt its file does
+    /// not record yet (`MessageDirectory.Opened.recovered`).
+    func openOwned(_ id: QueueID, in area: SpoolLayout.Area) throws(MessageDirectory.Problem) -> (envelope: Envelope, recovered: Bool)? {
         let opened = try MessageDirectory(path: layout.path(area, id)).open(id: id, trustedOwners: trustedOwners)
-        guard !trustedOwners.contains(opened.owner) else { return opened.envelope }
+        guard !trustedOwners.contains(opened.owner) else { return (opened.envelope, opened.recovered) }
         let (envelope, ignored) = Adoption.withoutOverrides(opened.envelope)
         do {
             try Adoption(layout: layout).adopt(opened, envelope: envelope, from: area, to: area)
@@ -199,7 +205,7 @@ extension Daemon {
             return nil
         }
         logger.info("adopted", metadata: ["id": "\(id)", "uid": "\(opened.owner)", "ignored": "\(ignored.joined(separator: ","))"])
-        return envelope
+        return (envelope, false)
     }
 
     /// Brings the index in line with where a message is on disk: an operator's

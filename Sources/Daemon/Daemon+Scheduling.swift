@@ -11,71 +11,126 @@ extension Daemon {
     static let retryDelay: TimeInterval = 60
 
     /// Starts the rounds that are due and launches the jobs the limits allow.
+    ///
+    /// A due message's round starts in memory only; its attempt is registered
+    /// on disk when its first job launches (mox registers right before it
+    /// delivers), so a crash delays the messages in flight at that moment and
+    /// no others, however many were due.
     func schedule(wake: WakePipe) {
         guard !stopping else { return }
-        // Registering is an fsync per message: a few at a time, launching in
-        // between, so that a start-up with thousands due delivers the first
-        // at once instead of after registering them all. The loop comes back
-        // at once while more are due (the poll timeout is then 0).
-        for id in core.takeDue(now: now(), limit: settings.limits.maxConcurrent) { register(id) }
-        for job in core.launchable() { launch(job, wake: wake) }
+        // A bounded batch per turn of the loop, which comes back at once while
+        // more are due (the poll timeout is then 0): control requests and
+        // finished jobs are not kept waiting behind a start-up with a million due.
+        for id in core.takeDue(now: now(), limit: 2048) {
+            let domains = core.domains(of: id)
+            if domains.isEmpty {
+                // Nothing to deliver (a DSN still owed, say): settled here.
+                _ = register(id, job: nil)
+            } else {
+                core.startRound(id, domains: domains, nextAttempt: nil)
+            }
+        }
+        var abandoned: Set<QueueID> = []
+        for job in core.launchable() {
+            if rounds[job.id] == nil {
+                guard !abandoned.contains(job.id), register(job.id, job: job) else {
+                    // Another job of a round that did not start: it only gave its slot back.
+                    if abandoned.contains(job.id) { core.finished(job) }
+                    abandoned.insert(job.id)
+                    continue
+                }
+            }
+            launch(job, wake: wake)
+        }
         if settings.keepRetired > 0, now().timeIntervalSince(lastRetiredSweep) >= 3600 { sweepRetired() }
     }
 
-    /// Registers an attempt before any network I/O (mox's crash rule): the count
-    /// and the next attempt time are on disk, fsynced, so a crash mid-delivery
-    /// leaves the message due one backoff later, never in a retry storm.
-    func register(_ id: QueueID) {
+    /// Registers the attempt of a round whose first job is about to launch
+    /// (mox's crash rule): the next attempt time becomes the modification
+    /// time of `envelope.json` (spool-layout.md 6.2), so a crash mid-delivery
+    /// leaves the message due one backoff later, never in a retry storm, and
+    /// the reader counts the attempt. No fsync and no new inode: a power loss
+    /// at worst repeats the attempt uncounted (the durability budget).
+    ///
+    /// Returns whether `job` may launch. When it may not (the message is gone,
+    /// held, damaged, settled, or its destinations changed), the round is
+    /// abandoned and the index brought in line. With `job` nil, only the
+    /// settling of a message with no destination left is done.
+    func register(_ id: QueueID, job: Job?) -> Bool {
+        func abandon() {
+            if let job {
+                core.finished(job)
+                core.abandonRound(id)
+            }
+        }
         guard let area = control.area(of: id) else {
+            abandon()
             reconcile(id)   // gone: forgotten
-            return
+            return false
         }
         let found: Envelope
+        let recovered: Bool
         do {
-            guard let loaded = try loadOwned(id, in: area) else {
+            guard let loaded = try openOwned(id, in: area) else {
+                abandon()
                 core.reschedule(id, at: now().addingTimeInterval(Self.retryDelay))
-                return
+                return false
             }
-            found = loaded
+            (found, recovered) = loaded
         } catch {
             // Damaged while it waited (an operator's edit, a disk error): out of
             // the schedule and into quarantine, as the scanner would; a check
             // that could not be made (no descriptor left) is tried again later.
             logger.warning("cannot register an attempt", metadata: ["id": "\(id)", "reason": "\(error.description)"])
+            abandon()
             if error.isTransient {
                 core.reschedule(id, at: now().addingTimeInterval(Self.retryDelay))
             } else {
                 core.remove(id)
                 quarantine(id.rawValue, in: layout.directory(area), reason: error.description)
             }
-            return
+            return false
         }
         var envelope = found
         let domains = envelope.pendingDomains
         guard !domains.isEmpty else {
             // Every recipient final (its DSN still owed, say): finished, held or not.
+            abandon()
             finalize(id, envelope: envelope, area: area)
-            return
+            return false
         }
         guard area == .queue else {
+            abandon()
             core.setHeld(id, true)
-            return
+            return false
+        }
+        let due = envelope.nextAttempt ?? .distantPast
+        guard let job, Set(domains) == Set(core.domains(of: id)), due <= now() else {
+            // The index was behind the envelope (edited, or kicked by hand):
+            // the round starts again from what the envelope says.
+            abandon()
+            core.reschedule(id, at: due, domains: domains, recipients: envelope.recipients.count { $0.state == .pending })
+            return false
         }
         envelope.attempts += 1
         for index in envelope.recipients.indices where envelope.recipients[index].state == .pending {
             envelope.recipients[index].attempts += 1
         }
         let next = now().addingTimeInterval(settings.backoff.delay(after: envelope.attempts, using: &random))
-        envelope.nextAttempt = next
         do {
-            try store.update(envelope, in: .queue, durability: .powerLoss)
+            // An attempt cut short by a crash is written down first, or a
+            // second crash would leave it uncounted.
+            if recovered { try store.update(found, in: .queue, durability: .processCrash) }
+            try store.register(found, nextAttempt: next, in: .queue)
         } catch {
             logger.error("cannot register attempt; will retry", metadata: ["id": "\(id)", "error": "\(error)"])
-            core.reschedule(id, at: now().addingTimeInterval(60))
-            return
+            abandon()
+            core.reschedule(id, at: now().addingTimeInterval(Self.retryDelay))
+            return false
         }
+        envelope.nextAttempt = next
         rounds[id] = envelope
-        core.startRound(id, domains: domains, nextAttempt: next)
+        return true
     }
 
     func launch(_ job: Job, wake: WakePipe) {
@@ -100,8 +155,8 @@ extension Daemon {
                                                   attemptsMade: envelope.attempts - 1, override: envelope.transport)
         let completed = self.completed
         let attempt = envelope.attempts
-        // Blocking network I/O on a thread of its own, never on Swift's cooperative pool.
-        Thread.detachNewThread {
+        // Blocking network I/O on a delivery thread, never on Swift's cooperative pool.
+        workers?.submit {
             var report: AttemptReport
             switch transport {
             case .success(let transport):
@@ -175,6 +230,7 @@ extension Daemon {
             if let host = report.host { metadata["host"] = "\(host)" }
             if let ip = report.ip { metadata["ip"] = "\(ip)" }
             if let tls = report.tls { metadata["tls"] = "\(tls)" }
+            if let use = report.connectionUse { metadata["conn_use"] = "\(use)" }
             if let code = result.code { metadata["code"] = "\(code)" }
             if let enhanced = result.enhanced { metadata["enhanced"] = "\(enhanced)" }
             if status != "sent" { metadata["reply"] = "\(result.text)" }
@@ -184,15 +240,23 @@ extension Daemon {
             let summary = DeliveryResult(time: time, code: last.code, enhanced: last.enhanced, text: DeliveryResult.bounded(last.text),
                                          host: report.host, permanent: last.outcome == .failed)
             envelope.lastResult = summary
-            envelope.record(AttemptRecord(time: time, recipients: report.results.map(\.recipient), host: report.host,
-                                          ip: report.ip, tls: report.tls, result: summary))
+            var attempt = AttemptRecord(time: time, recipients: report.results.map(\.recipient), host: report.host,
+                                        ip: report.ip, tls: report.tls, result: summary)
+            attempt.connectionUse = report.connectionUse
+            envelope.record(attempt)
         }
         envelope.recordDialed(report.dialed)
         rounds[job.id] = envelope
         let failedNow = report.results.contains { $0.outcome != .delivered } || envelope.recipients.contains { $0.state == .failed }
+        // Delivered to everyone, nothing owed, nothing to keep: the message is
+        // removed at the end of this round, and writing its last envelope first
+        // would cost an inode for nothing. A crash between the two at worst
+        // delivers it again, as a crash before the report was read would.
+        let settled = roundOver && !failedNow && settings.keepRetired == 0 && envelope.dsnPending.isEmpty
+            && !envelope.recipients.contains { $0.state == .pending }
         // Only where to write is needed: the round's envelope is the current one
         // (control actions wait for the round to end), so it is not read again.
-        if let area = control.area(of: job.id) {
+        if !settled, let area = control.area(of: job.id) {
             do {
                 try store.update(envelope, in: area, durability: failedNow ? .powerLoss : .processCrash)
             } catch {

@@ -34,6 +34,8 @@ public final class Daemon {
     var deferredControl: [QueueID: [(ControlRequest, ControlAction)]] = [:]
     var waitingRequests: [QueueID: (request: ControlRequest, outcomes: [QueueID: ControlOutcome], open: Int)] = [:]
     let completed = CompletionQueue()
+    /// The delivery threads, while `run` runs.
+    var workers: WorkerPool?
     var inFlight: [Job: Cancellation] = [:]
     /// When each attempt in flight must be over (`queue.attempt_timeout`).
     var attemptDeadlines: [Job: Date] = [:]
@@ -86,6 +88,14 @@ public final class Daemon {
         if settings.keepRetired > 0 { try ensureDirectory(layout.retired) }
         let wake = try WakePipe()
         SignalRouting.install(wake)
+        let pool = WorkerPool(threads: settings.limits.maxConcurrent)
+        workers = pool
+        observeSessions()
+        defer {
+            pool.shutdown()
+            workers = nil
+            settings.router.sessions?.closeAll()
+        }
         let watcher = try DirectoryWatcher()
         for path in [layout.directory(.drop), layout.directory(.queue), layout.directory(.hold), layout.control] {
             try watcher.watch(path)
@@ -157,12 +167,22 @@ public final class Daemon {
                 logger.error("configuration not reloaded: it has errors (see above); keeping the running one")
                 return
             }
+            // Sessions opened under the old configuration end; the new one starts afresh.
+            settings.router.sessions?.closeAll()
             settings = fresh
+            observeSessions()
             core.limits = fresh.limits
+            workers?.resize(to: fresh.limits.maxConcurrent)
             logger.info("configuration reloaded")
         default:
             break
         }
+    }
+
+    /// Counts the messages of each SMTP connection as it closes.
+    private func observeSessions() {
+        let metrics = self.metrics
+        settings.router.sessions?.observeClosing { metrics.connectionMessages($0) }
     }
 
     func ensureDirectory(_ path: String) throws {

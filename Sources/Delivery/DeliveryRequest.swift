@@ -70,8 +70,13 @@ public struct AttemptReport: Sendable {
     /// The TLS mode the attempt's SMTP connections used (`none`,
     /// `opportunistic`, `required`, `implicit`); nil when it made none.
     public var tlsMode: String?
-    /// Each connection the attempt opened, in order, for metrics.
+    /// Each connection the attempt opened, in order, for metrics; empty when
+    /// it used an idle one.
     public var connections: [Connection] = []
+    /// Which message this was on the SMTP connection that carried it: 1 on a
+    /// new connection, more on a reused one (Postfix's `conn_use`); nil when
+    /// no SMTP session delivered it.
+    public var connectionUse: Int?
 
     /// How one connection ended, in mox's words for its connection metric.
     public struct Connection: Sendable, Equatable {

@@ -24,10 +24,13 @@ public struct DirectTransport: Transport {
     public let port: UInt16
     public let family: Family
     public let limits: ConnectLimits
+    /// Idle sessions kept for the next message to the same server; nil: none.
+    public let sessions: SessionCache?
     static let cnameLimit = 10
 
     public init(name: String = "direct", resolver: any Resolver, options: SMTPClientOptions, dialer: any Dialer = TCPDialer(),
-                port: UInt16 = 25, family: Family = .any, limits: ConnectLimits = ConnectLimits()) {
+                port: UInt16 = 25, family: Family = .any, limits: ConnectLimits = ConnectLimits(), sessions: SessionCache? = nil) {
+        self.sessions = sessions
         self.name = name
         self.resolver = resolver
         self.options = options
@@ -60,7 +63,8 @@ public struct DirectTransport: Transport {
         case .address(let ip):
             guard allows(ip) else { return .all(request.recipients, .deferred, text: "[\(ip)] is of an address family this transport does not use") }
             return SMTPSession.tryAddresses(request, host: "[\(ip)]", ips: [ip], port: port, options: options, dialer: dialer,
-                                            connectTimeout: limits.perAddress, budget: budget, source: source, cancellation: cancellation)
+                                            connectTimeout: limits.perAddress, budget: budget, source: source, cancellation: cancellation,
+                                            sessions: sessions, transport: name)
         case .hosts(let hosts):
             return tryHosts(hosts, request, budget: budget, source: source, cancellation: cancellation)
         }
@@ -84,7 +88,8 @@ public struct DirectTransport: Transport {
             var subset = request
             subset.recipients = pending
             last = SMTPSession.tryAddresses(subset, host: host, ips: ips, port: port, options: options, dialer: dialer,
-                                            connectTimeout: limits.perAddress, budget: budget, source: source, cancellation: cancellation)
+                                            connectTimeout: limits.perAddress, budget: budget, source: source, cancellation: cancellation,
+                                            sessions: sessions, transport: name)
             dialed.merge(last.dialed) { $0 + $1 }
             connections += last.connections
             final += last.results.filter { $0.outcome != .deferred }

@@ -21,9 +21,12 @@ public struct RelayTransport: Transport {
     public let options: SMTPClientOptions
     public let dialer: any Dialer
     public let limits: ConnectLimits
+    /// Idle sessions kept for the next message; nil: none.
+    public let sessions: SessionCache?
 
     public init(name: String = "relay", host: String, port: UInt16, options: SMTPClientOptions, dialer: any Dialer = TCPDialer(),
-                limits: ConnectLimits = ConnectLimits()) {
+                limits: ConnectLimits = ConnectLimits(), sessions: SessionCache? = nil) {
+        self.sessions = sessions
         self.name = name
         self.host = host
         self.port = port
@@ -45,6 +48,6 @@ public struct RelayTransport: Transport {
         }
         return SMTPSession.tryAddresses(request, host: host, ips: ips, port: port, options: options, dialer: dialer,
                                         connectTimeout: limits.perAddress, budget: .after(limits.perAttempt),
-                                        source: source, cancellation: cancellation)
+                                        source: source, cancellation: cancellation, sessions: sessions, transport: name)
     }
 }

@@ -10,6 +10,9 @@ public struct Router: Sendable {
     public var transports: [String: any Transport]
     public var routes: [Route]
     public var defaultTransport: String
+    /// The idle SMTP sessions its transports share; closed when the router is
+    /// replaced (reload) or the daemon stops.
+    public var sessions: SessionCache?
 
     public init(transports: [any Transport], routes: [Route] = [], defaultTransport: String) {
         self.transports = Dictionary(transports.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })

@@ -3,8 +3,9 @@ import PosternCore
 import SMTP
 import TLS
 
-/// One SMTP connection for one request: connect, open, deliver, quit. Shared
-/// by the transports, which decide which hosts and addresses to try.
+/// The SMTP part of an attempt: connect (or take an idle session from the
+/// cache), open, deliver, keep or quit. Shared by the transports, which
+/// decide which hosts and addresses to try.
 enum SMTPSession {
     /// Opens the message and runs `body` with it, recording how long the attempt took.
     static func timed(_ request: DeliveryRequest, _ body: (FileMessageSource) -> AttemptReport) -> AttemptReport {
@@ -28,7 +29,7 @@ enum SMTPSession {
     /// once it has passed, no further address is dialed.
     static func tryAddresses(_ request: DeliveryRequest, host: String, ips: [String], port: UInt16, options: SMTPClientOptions,
                              dialer: any Dialer, connectTimeout: Double, budget: Deadline, source: FileMessageSource,
-                             cancellation: Cancellation) -> AttemptReport {
+                             cancellation: Cancellation, sessions: SessionCache?, transport: String) -> AttemptReport {
         var last = AttemptReport.all(request.recipients, .deferred, text: "\(host) has no addresses", host: host)
         var dialed: [String] = []
         var connections: [AttemptReport.Connection] = []
@@ -46,7 +47,8 @@ enum SMTPSession {
             for mode in modes {
                 let deadline = min(Deadline.after(connectTimeout), budget)
                 let (report, retryPlain) = run(request, host: host, ip: ip, port: port, options: options, mode: mode, dialer: dialer,
-                                               deadline: deadline, source: source, cancellation: cancellation)
+                                               deadline: deadline, source: source, cancellation: cancellation,
+                                               sessions: sessions, transport: transport)
                 connections += report.connections
                 last = report
                 if !retryPlain { break }
@@ -60,10 +62,19 @@ enum SMTPSession {
         return last
     }
 
-    /// One connection. Returns the report, and whether a plaintext retry makes sense (TLS failed).
+    /// One connection: an idle one to the same server when the cache has
+    /// one, else a new one. Returns the report, and whether a plaintext retry
+    /// makes sense (TLS failed).
     static func run(_ request: DeliveryRequest, host: String, ip: String, port: UInt16, options: SMTPClientOptions,
                     mode: TLSMode, dialer: any Dialer, deadline: Deadline, source: FileMessageSource,
-                    cancellation: Cancellation) -> (AttemptReport, Bool) {
+                    cancellation: Cancellation, sessions: SessionCache?, transport: String) -> (AttemptReport, Bool) {
+        let key = SessionCache.Key(transport: transport, host: host, ip: ip, port: port, tlsMode: mode)
+        while let sessions, let session = sessions.take(key), !cancellation.isCancelled {
+            if let report = reuse(session, key: key, request, host: host, ip: ip, mode: mode, source: source,
+                                  cancellation: cancellation, sessions: sessions) {
+                return (report, false)
+            }
+        }
         let stream: ByteStream
         do {
             stream = try dialer.connect(ip: ip, port: port, deadline: deadline)
@@ -91,23 +102,75 @@ enum SMTPSession {
             let retryPlain: Bool = if case .tls = error.kind { mode == .opportunistic } else { false }
             return (report, retryPlain)
         }
-        var transaction = Transaction(sender: request.sender, recipients: request.recipients, message: source)
-        transaction.eightBit = request.eightBit
-        transaction.smtputf8 = request.smtputf8
-        transaction.requireTLS = request.requireTLS == true
-        var report = AttemptReport(client.deliver(transaction))
-        client.quit()
+        let (delivery, usable) = transact(client, facts: facts, request, source: source)
+        var report = AttemptReport(delivery)
+        if let sessions {
+            let session = sessions.adopt(client, facts: facts)
+            report.connectionUse = session.uses
+            sessions.release(session, for: key, usable: usable && !cancellation.isCancelled)
+        } else {
+            report.connectionUse = 1
+            client.quit()
+        }
         report.host = host
         report.ip = ip
         report.tls = facts.tls?.summary ?? "none"
         report.tlsMode = mode.rawValue
-        let tls: AttemptReport.Connection.TLS = switch facts.tls {
+        report.connections = [.init(result: .ok, tls: Self.tlsOutcome(facts))]
+        return (report, false)
+    }
+
+    /// The next message on an idle session: RSET first, which also proves the
+    /// server is still there. Returns nil when the session turned out unusable
+    /// before anything was decided (RSET or MAIL refused, the connection
+    /// closed): the caller goes on with a fresh connection within the same
+    /// attempt, so a server that ends reuse costs no attempt.
+    static func reuse(_ session: SessionCache.Session, key: SessionCache.Key, _ request: DeliveryRequest, host: String, ip: String,
+                      mode: TLSMode, source: FileMessageSource, cancellation: Cancellation, sessions: SessionCache) -> AttemptReport? {
+        cancellation.register(session.client.stream.fileDescriptor)
+        defer { cancellation.register(-1) }
+        do {
+            try session.client.reset()
+        } catch {
+            sessions.close(session)
+            return nil
+        }
+        let (delivery, usable) = transact(session.client, facts: session.facts, request, source: source)
+        let undecided = !delivery.outcomes.isEmpty && delivery.outcomes.allSatisfy { outcome in
+            if case .failure(let error) = outcome.result { error.command == "MAIL FROM" } else { false }
+        }
+        if undecided && !cancellation.isCancelled {
+            sessions.close(session)
+            return nil
+        }
+        var report = AttemptReport(delivery)
+        report.connectionUse = session.uses
+        sessions.release(session, for: key, usable: usable && !cancellation.isCancelled)
+        report.host = host
+        report.ip = ip
+        report.tls = session.facts.tls?.summary ?? "none"
+        report.tlsMode = mode.rawValue
+        return report
+    }
+
+    /// One message's transactions on an open session; whether the session
+    /// can carry another.
+    static func transact(_ client: SMTPClient, facts: SessionFacts, _ request: DeliveryRequest,
+                         source: FileMessageSource) -> (DeliveryReport, Bool) {
+        var transaction = Transaction(sender: request.sender, recipients: request.recipients, message: source)
+        transaction.eightBit = request.eightBit
+        transaction.smtputf8 = request.smtputf8
+        transaction.requireTLS = request.requireTLS == true
+        let report = client.deliver(transaction)
+        return (report, report.connectionUsable)
+    }
+
+    static func tlsOutcome(_ facts: SessionFacts) -> AttemptReport.Connection.TLS {
+        switch facts.tls {
         case nil: .none
         case let info? where info.verified: info.verificationMode == "dane" ? .dane : .pkix
         case _?: .opportunistic
         }
-        report.connections = [.init(result: .ok, tls: tls)]
-        return (report, false)
     }
 
     /// An opening that failed: a timeout, an abort, or any other error. A

@@ -19,13 +19,14 @@ enum MetricFamily: String, CaseIterable, Sendable {
     case inotifyOverflows = "postern_inotify_overflows_total"
     case inFlight = "postern_deliveries_in_flight"
     case tls = "postern_tls_total"
+    case connectionMessages = "postern_queue_connection_messages"
 
     var name: String { rawValue }
 
     var type: String {
         switch self {
         case .connections, .drops, .deliveries, .dsns, .inotifyOverflows, .tls: "counter"
-        case .deliveryDuration: "histogram"
+        case .deliveryDuration, .connectionMessages: "histogram"
         case .messages, .recipients, .oldestQueuedAge, .rescanDuration, .rescanMessages, .inFlight: "gauge"
         }
     }
@@ -46,6 +47,7 @@ enum MetricFamily: String, CaseIterable, Sendable {
         case .inotifyOverflows: "Times the kernel dropped inotify events and the spool was rescanned."
         case .inFlight: "Delivery attempts in progress now."
         case .tls: "Connections that reached SMTP, by the TLS they ended with."
+        case .connectionMessages: "Messages each SMTP connection carried, observed when it closed (connection reuse)."
         }
     }
 

@@ -52,6 +52,8 @@ public final class PosternMetrics: Sendable {
     private let inotifyOverflows: Counter
     private let inFlight: Gauge
     private let tlsOutcomes: [TLSOutcome: Counter]
+    private let connectionMessagesHistogram: ValueHistogram
+    public static let connectionMessagesBuckets: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 
     private struct DeliveryKey: Hashable, Sendable {
         var result: RecipientResult
@@ -101,9 +103,16 @@ public final class PosternMetrics: Sendable {
         inotifyOverflows = registry.makeCounter(descriptor: MetricFamily.inotifyOverflows.descriptor)
         inFlight = registry.makeGauge(descriptor: MetricFamily.inFlight.descriptor)
         tlsOutcomes = counters(.tls, "outcome", TLSOutcome.self)
+        connectionMessagesHistogram = registry.makeValueHistogram(descriptor: MetricFamily.connectionMessages.descriptor,
+                                                                  buckets: Self.connectionMessagesBuckets)
     }
 
     // MARK: Events
+
+    /// How many messages an SMTP connection carried, when it closed.
+    public func connectionMessages(_ count: Int) {
+        connectionMessagesHistogram.record(Double(count))
+    }
 
     /// An attempt's SMTP connection ended.
     public func connection(_ result: ConnectionResult) {

@@ -91,4 +91,9 @@ public final class RecordingFileSystem: FileSystem {
         try real.removeFile(path)
         record("unlink \(relative(path))")
     }
+
+    public func setModified(_ path: String, epochSeconds: Double) throws(SpoolIOError) {
+        try real.setModified(path, epochSeconds: epochSeconds)
+        record("utimensat \(relative(path))")
+    }
 }

@@ -113,6 +113,13 @@ public final class SMTPClient {
         }
     }
 
+    /// RSET (RFC 5321 4.1.1.5): before the next message on a kept session,
+    /// which also proves the server still answers.
+    public func reset() throws(SMTPError) {
+        let reply = try command("RSET", timeout: options.timeouts.command)
+        guard reply.code == 250 else { throw SMTPError(.reply(reply), command: "RSET") }
+    }
+
     /// Ends the session politely; failures no longer matter here.
     public func quit() {
         _ = try? command("QUIT", timeout: 10)   // the answer to QUIT changes nothing

@@ -135,7 +135,8 @@ public final class SchedulerCore {
     }
 
     /// Messages due at `now` that are not held and not already in a round,
-    /// earliest first. The caller registers each attempt, then calls `startRound`.
+    /// earliest first. The caller starts their rounds (`startRound`), and
+    /// registers each attempt when its first job launches.
     /// At most `limit` of them: the rest stay due for the next call.
     public func takeDue(now: Date, limit count: Int = .max) -> [QueueID] {
         var due: [QueueID] = []
@@ -149,12 +150,12 @@ public final class SchedulerCore {
     }
 
     /// Starts an attempt round: one job per domain, due again at `nextAttempt`
-    /// if recipients remain when the round ends.
-    public func startRound(_ id: QueueID, domains: [String], nextAttempt: Date) {
+    /// (unchanged when nil) if recipients remain when the round ends.
+    public func startRound(_ id: QueueID, domains: [String], nextAttempt: Date?) {
         guard var entry = entries[id] else { return }
         entry.inRound = true
         entry.domains = domains
-        entry.nextAttempt = nextAttempt.timeIntervalSince1970
+        if let nextAttempt { entry.nextAttempt = nextAttempt.timeIntervalSince1970 }
         entry.version &+= 1
         entries[id] = entry
         roundsLeft[id] = domains.count
@@ -163,6 +164,20 @@ public final class SchedulerCore {
             ready[domain, default: []].append(Job(id: id, domain: domain))
         }
         if domains.isEmpty { endRound(id) }
+    }
+
+    /// The destination domains the index holds for a message (from its
+    /// envelope when it was last read).
+    public func domains(of id: QueueID) -> [String] {
+        entries[id]?.domains ?? []
+    }
+
+    /// Ends a round that turned out not to start: its launched job (already
+    /// reported `finished`) found the message changed, held or gone. Its
+    /// waiting jobs are dropped; the caller reschedules, holds or removes it.
+    public func abandonRound(_ id: QueueID) {
+        _ = remove(readyJobsOf: id)
+        if roundsLeft[id] != nil { endRound(id) }
     }
 
     /// Jobs that may start now within the limits; they count as running.

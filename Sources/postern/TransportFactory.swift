@@ -23,8 +23,10 @@ enum TransportFactory {
         for definition in configuration.transports {
             transports.append(try factory.make(definition))
         }
-        return Router(transports: transports, routes: configuration.routes.map(\.route),
-                      defaultTransport: configuration.defaultTransportName)
+        var router = Router(transports: transports, routes: configuration.routes.map(\.route),
+                            defaultTransport: configuration.defaultTransportName)
+        router.sessions = factory.sessions
+        return router
     }
 
     /// What every transport shares: the resolver, the limits, the host name.
@@ -32,6 +34,8 @@ enum TransportFactory {
         let configuration: Configuration
         let resolver: any Resolver
         let limits: ConnectLimits
+        /// Idle SMTP sessions, shared by every SMTP transport (keyed by transport).
+        let sessions: SessionCache
         /// The system's trust anchors, loaded once for every transport (a
         /// context serves many connections); a `ca_file` gets its own.
         let systemTLS: TLSContext
@@ -47,6 +51,9 @@ enum TransportFactory {
             }
             resolver = SystemResolver(nameserver: dns.nameserver.map { (host: $0.host, port: $0.port) }, trustAD: trustAD)
             limits = ConnectLimits(perAddress: configuration.direct.connectTimeout, perAttempt: configuration.direct.connectBudget)
+            let queue = configuration.queue
+            sessions = SessionCache(limits: .init(maxMessages: queue.reuseMaxMessages, idleTimeout: queue.reuseIdleTimeout,
+                                                  maxAge: queue.reuseMaxAge))
         }
 
         func make(_ definition: TransportDefinition) throws -> any Transport {
@@ -67,7 +74,7 @@ enum TransportFactory {
                 let dialer = SOCKS5Dialer(proxyHost: proxy.host, proxyPort: proxy.port)
                 return DirectTransport(name: definition.name, resolver: resolver, options: try opportunistic(definition.ehloName),
                                        dialer: dialer, port: UInt16(configuration.direct.port), family: family(definition.family),
-                                       limits: limits)
+                                       limits: limits, sessions: sessions)
             case .maildir:
                 return MaildirTransport(name: definition.name, path: try need(definition.path, "path", definition), hostname: configuration.hostname)
             case .fail:
@@ -83,7 +90,7 @@ enum TransportFactory {
                                    bindIPv6: definition?.bindIPv6 ?? (global.bindIPv6.isEmpty ? nil : global.bindIPv6))
             return DirectTransport(name: name, resolver: resolver, options: try opportunistic(definition?.ehloName),
                                    dialer: dialer, port: UInt16(global.port), family: family(definition?.family ?? global.family),
-                                   limits: limits)
+                                   limits: limits, sessions: sessions)
         }
 
         func opportunistic(_ ehloName: String?) throws -> SMTPClientOptions {
@@ -109,7 +116,7 @@ enum TransportFactory {
                     throw Failure(description: "transport \(name): \(error)")
                 }
             }
-            return RelayTransport(name: name, host: server.host, port: server.port, options: options, limits: limits)
+            return RelayTransport(name: name, host: server.host, port: server.port, options: options, limits: limits, sessions: sessions)
         }
 
         /// A key the parser has already required; checked again rather than

@@ -38,7 +38,8 @@ struct ObservabilityTests {
     }
 
     @Test func scriptedScenario() throws {
-        let fixture = try DaemonFixture(overrides: ["metrics.listen=127.0.0.1:0", "queue.backoff_base=1h"],
+        // One connection per message, so that the counts do not depend on timing (reuse has its own tests).
+        let fixture = try DaemonFixture(overrides: ["metrics.listen=127.0.0.1:0", "queue.backoff_base=1h", "queue.reuse_max_messages=1"],
                                         config: DSNEndToEndTests.failConfig)
         try fixture.start()
         let port = try #require(fixture.metricsPort)
@@ -75,6 +76,8 @@ struct ObservabilityTests {
             "postern_queue_connection_total{result=\"ok\"}": 3,
             "postern_queue_connection_total{result=\"error\"}": 0,
             "postern_tls_total{outcome=\"none\"}": 3,
+            "postern_queue_connection_messages_count": 3,
+            "postern_queue_connection_messages_sum": 3,
             "postern_deliveries_in_flight": 0,
             "postern_inotify_overflows_total": 0,
             "postern_queue_delivery_duration_seconds_count{attempt=\"1\",transport=\"relay\",tlsmode=\"opportunistic\",result=\"ok\"}": 2,

@@ -38,6 +38,11 @@ import Testing
         for outcome in M.TLSOutcome.allCases {
             samples["postern_tls_total{outcome=\"\(outcome.rawValue)\"}"] = "0"
         }
+        for le in ["1.0", "2.0", "5.0", "10.0", "20.0", "50.0", "100.0", "200.0", "500.0", "1000.0", "+Inf"] {
+            samples["postern_queue_connection_messages_bucket{le=\"\(le)\"}"] = "0"
+        }
+        samples["postern_queue_connection_messages_sum"] = "0.0"
+        samples["postern_queue_connection_messages_count"] = "0"
         return samples
     }
 
@@ -55,6 +60,7 @@ import Testing
         "postern_inotify_overflows_total": "counter",
         "postern_deliveries_in_flight": "gauge",
         "postern_tls_total": "counter",
+        "postern_queue_connection_messages": "histogram",
     ]
 
     @Test func everyMetricShowsBeforeTheFirstEvent() {
@@ -93,8 +99,17 @@ import Testing
         metrics.tls(.pkix)
         metrics.tls(.pkix)
         metrics.tls(.plaintext)
+        metrics.connectionMessages(1)
+        metrics.connectionMessages(37)
 
         var expected = Self.initialSamples()
+        // 1 and 37: le is inclusive, so 1 is in every bucket and 37 from 50 on.
+        for (le, count) in zip(["1.0", "2.0", "5.0", "10.0", "20.0", "50.0", "100.0", "200.0", "500.0", "1000.0", "+Inf"],
+                               [1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2]) {
+            expected["postern_queue_connection_messages_bucket{le=\"\(le)\"}"] = String(count)
+        }
+        expected["postern_queue_connection_messages_sum"] = "38.0"
+        expected["postern_queue_connection_messages_count"] = "2"
         expected["postern_queue_connection_total{result=\"ok\"}"] = "2"
         expected["postern_queue_connection_total{result=\"timeout\"}"] = "1"
         expected["postern_queue_messages{state=\"queued\"}"] = "3.0"

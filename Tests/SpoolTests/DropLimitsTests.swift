@@ -101,4 +101,5 @@ final class MemberView: FileSystem, @unchecked Sendable {
     func replace(_ source: String, with destination: String) throws(SpoolIOError) { try real.replace(source, with: destination) }
     func removeTree(_ path: String) throws(SpoolIOError) { try real.removeTree(path) }
     func removeFile(_ path: String) throws(SpoolIOError) { try real.removeFile(path) }
+    func setModified(_ path: String, epochSeconds: Double) throws(SpoolIOError) { try real.setModified(path, epochSeconds: epochSeconds) }
 }

@@ -24,6 +24,7 @@ struct MessageStoreTests {
             "unlink queue/\(id)/envelope.json.tmp",
             "create queue/\(id)/envelope.json.tmp",
             "write queue/\(id)/envelope.json.tmp",
+            "utimensat queue/\(id)/envelope.json.tmp",
             "fsync queue/\(id)/envelope.json.tmp",
             "close queue/\(id)/envelope.json.tmp",
             "replace queue/\(id)/envelope.json.tmp queue/\(id)/envelope.json",

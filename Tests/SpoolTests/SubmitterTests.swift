@@ -196,6 +196,7 @@ struct SubmitterTests {
             "close tmp/\(id)/message",
             "create tmp/\(id)/envelope.json",
             "write tmp/\(id)/envelope.json",
+            "utimensat tmp/\(id)/envelope.json",
             "fsync tmp/\(id)/envelope.json",
             "close tmp/\(id)/envelope.json",
             "fsync tmp/\(id)/",
@@ -238,6 +239,7 @@ final class StreamingProbe: FileSystem, @unchecked Sendable {
     func replace(_ source: String, with destination: String) throws(SpoolIOError) { try real.replace(source, with: destination) }
     func removeTree(_ path: String) throws(SpoolIOError) { try real.removeTree(path) }
     func removeFile(_ path: String) throws(SpoolIOError) { try real.removeFile(path) }
+    func setModified(_ path: String, epochSeconds: Double) throws(SpoolIOError) { try real.setModified(path, epochSeconds: epochSeconds) }
     func exchange(_ first: String, _ second: String) throws(SpoolIOError) { try real.exchange(first, second) }
 }
 

@@ -143,7 +143,7 @@ struct TrustBoundaryTests {
             .filter { $0 != "write tmp/STAGE/message" }
         #expect(calls == [
             "mkdir tmp/STAGE", "create tmp/STAGE/message", "fsync tmp/STAGE/message", "close tmp/STAGE/message",
-            "create tmp/STAGE/envelope.json", "write tmp/STAGE/envelope.json", "fsync tmp/STAGE/envelope.json",
+            "create tmp/STAGE/envelope.json", "write tmp/STAGE/envelope.json", "utimensat tmp/STAGE/envelope.json", "fsync tmp/STAGE/envelope.json",
             "close tmp/STAGE/envelope.json", "fsync tmp/STAGE/", "rename tmp/STAGE queue/\(dropped.id)", "fsync queue/",
             "remove drop/\(dropped.id)",
         ])

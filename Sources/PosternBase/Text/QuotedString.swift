@@ -11,6 +11,11 @@
 /// and a raw U+009B is a CSI to some of them (issue #12 item 9).
 public enum QuotedString {
     public static func quoted(_ text: String) -> String {
+        // Most text (addresses, IDs, replies) needs no escape: one pass over
+        // the bytes and a copy, instead of building the result per character.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            return "\"" + text + "\""
+        }
         var result = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -222,6 +222,7 @@ extension AttemptRecord {
         var record = AttemptRecord(time: time, recipients: recipients, host: try reader.string("host"),
                                    ip: try reader.string("ip"), tls: try reader.string("tls"),
                                    result: try DeliveryResult.decode(try reader.required("result"), path: "\(path).result"))
+        record.connectionUse = try reader.integer("conn_use")
         record.extra = reader.leftovers
         return record
     }
@@ -233,6 +234,7 @@ extension AttemptRecord {
         writer.set("host", host)
         writer.set("ip", ip)
         writer.set("tls", tls)
+        writer.set("conn_use", connectionUse)
         writer.set("result", result.json)
         return writer.value
     }

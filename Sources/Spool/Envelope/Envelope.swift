@@ -203,6 +203,9 @@ public struct AttemptRecord: Sendable, Equatable {
     public var ip: String?
     /// The TLS outcome in words, e.g. `TLSv1.3 verified` or `none`.
     public var tls: String?
+    /// Which message this was on its SMTP connection (1: a new connection;
+    /// more: a reused one), as Postfix logs `conn_use`.
+    public var connectionUse: Int?
     public var result: DeliveryResult
     public var extra: [String: JSONValue] = [:]
 

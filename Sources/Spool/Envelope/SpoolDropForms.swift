@@ -19,6 +19,6 @@ extension JSONValue {
 extension DropWriter {
     /// Finishes the drop with a full envelope (the daemon's DSNs).
     public func commit(_ envelope: Envelope) throws(SpoolIOError) {
-        try commit(envelopeBytes: Array(envelope.encoded()))
+        try commit(envelopeBytes: Array(envelope.encoded()), arrival: envelope.restingTime.timeIntervalSince1970)
     }
 }

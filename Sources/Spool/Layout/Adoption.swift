@@ -80,7 +80,9 @@ public struct Adoption {
         let target = layout.path(destination, envelope.id)
         do {
             try copyMessage(from: opened.directory, size: envelope.size, to: stage + "/" + SpoolLayout.messageFile)
-            try fileSystem.writeFile(stage + "/" + SpoolLayout.envelopeFile, Array(envelope.encoded()), mode: DropWriter.fileMode)
+            // At its resting time, as every writer leaves it (Envelope+Registration).
+            try fileSystem.writeFile(stage + "/" + SpoolLayout.envelopeFile, Array(envelope.encoded()), mode: DropWriter.fileMode,
+                                     modified: envelope.restingTime.timeIntervalSince1970)
             try fileSystem.syncDirectory(stage)
             if source == destination {
                 try fileSystem.exchange(stage, target)

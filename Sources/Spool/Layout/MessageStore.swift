@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import PosternCore
 
@@ -40,6 +41,8 @@ public struct MessageStore {
         let fd = try fileSystem.createFile(temporary, mode: DropWriter.fileMode)
         do throws(SpoolIOError) {
             try fileSystem.write(fd, Array(bytes), path: temporary)
+            // Its resting time: no attempt registered (Envelope+Registration).
+            try fileSystem.setModified(temporary, epochSeconds: envelope.restingTime.timeIntervalSince1970)
             if durability == .powerLoss { try fileSystem.sync(fd, path: temporary) }
         } catch {
             fileSystem.close(fd)
@@ -48,6 +51,17 @@ public struct MessageStore {
         fileSystem.close(fd)
         try fileSystem.replace(temporary, with: directory + "/" + SpoolLayout.envelopeFile)
         if durability == .powerLoss { try fileSystem.syncDirectory(directory) }
+    }
+
+    /// Registers an attempt of the message whose envelope on disk is
+    /// `envelope` (section 6.2): its file's modification time becomes the
+    /// mark of an attempt due again at `nextAttempt`. No fsync, no new inode:
+    /// it survives a crash of the daemon, and a power loss at worst repeats
+    /// the attempt uncounted.
+    public func register(_ envelope: Envelope, nextAttempt: Date, in area: SpoolLayout.Area) throws(SpoolIOError) {
+        let mark = envelope.registrationMark(next: nextAttempt)
+        try fileSystem.setModified(layout.path(area, envelope.id) + "/" + SpoolLayout.envelopeFile,
+                                   epochSeconds: mark.timeIntervalSince1970)
     }
 
     /// Moves a message between areas by one rename (section 6.3), then makes it durable.

@@ -74,6 +74,10 @@ public struct MessageDirectory {
         public let envelope: Envelope
         /// The owner of the directory: who dropped it.
         public let owner: uid_t
+        /// The envelope counts an attempt that was registered and never
+        /// reported (a crash; `Envelope.recoveringAttempt`), which its file
+        /// does not say yet.
+        public var recovered = false
     }
 
     /// Validates the directory through a descriptor and returns it open with its envelope.
@@ -102,6 +106,7 @@ public struct MessageDirectory {
             throw Problem("unexpected entry \"\(name)\"")
         }
         var message = stat()
+        var envelopeStatus = stat()
         for name in expected.sorted() {
             guard names.contains(name) else { throw Problem("missing \(name)") }
             guard let file = directory.status(of: name) else { throw Problem("\(name) vanished while being read") }
@@ -110,7 +115,7 @@ public struct MessageDirectory {
             guard file.st_uid == owner || trustedOwners.contains(file.st_uid) else {
                 throw Problem("wrong owner: \(name) belongs to uid \(file.st_uid), the directory to uid \(owner)")
             }
-            if name == SpoolLayout.messageFile { message = file }
+            if name == SpoolLayout.messageFile { message = file } else { envelopeStatus = file }
         }
         let envelope: Envelope
         do {
@@ -129,7 +134,12 @@ public struct MessageDirectory {
         if !trustedOwners.contains(owner), envelope.uid != Int(owner) {
             throw Problem("wrong owner: the directory belongs to uid \(owner) but the envelope claims uid \(envelope.uid)")
         }
-        return Opened(directory: directory, envelope: envelope, owner: owner)
+        var opened = Opened(directory: directory, envelope: envelope, owner: owner)
+        if let recovered = envelope.recoveringAttempt(modifiedSeconds: envelopeStatus.st_mtim.tv_sec,
+                                                      nanoseconds: envelopeStatus.st_mtim.tv_nsec) {
+            opened = Opened(directory: directory, envelope: recovered, owner: owner, recovered: true)
+        }
+        return opened
     }
 
     /// The bytes of `envelope.json`, opened without following links and bounded in size.

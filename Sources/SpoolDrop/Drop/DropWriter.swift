@@ -85,7 +85,11 @@ public final class DropWriter {
     /// Finishes the drop with `envelope` and makes it visible in `drop/`.
     ///
     /// On error nothing is left in `drop/` and the temporary directory is removed.
-    public func commit(envelopeBytes envelope: [UInt8]) throws(SpoolIOError) {
+    ///
+    /// `arrival` (epoch seconds) becomes the envelope's modification time, its
+    /// resting time before any attempt (spool-layout.md 6.2): a drop whose
+    /// input took long to read must not look like a registered attempt.
+    public func commit(envelopeBytes envelope: [UInt8], arrival: Double? = nil) throws(SpoolIOError) {
         precondition(!committed, "a drop is committed once")
         let messagePath = directory + "/" + SpoolLayout.messageFile
         do throws(SpoolIOError) {
@@ -95,7 +99,7 @@ public final class DropWriter {
             fileSystem.close(messageFD)
             messageFD = -1
             observe(.messageSynced)
-            try fileSystem.writeFile(directory + "/" + SpoolLayout.envelopeFile, envelope, mode: Self.fileMode)
+            try fileSystem.writeFile(directory + "/" + SpoolLayout.envelopeFile, envelope, mode: Self.fileMode, modified: arrival)
             observe(.envelopeSynced)
             try fileSystem.syncDirectory(directory)
             observe(.directorySynced)

@@ -96,7 +96,7 @@ public struct Submitter {
                                        + "outgrow \(DropEnvelope.maxEncodedSize) octets; send it as several messages")
         }
         do {
-            try writer.commit(envelopeBytes: encoded)
+            try writer.commit(envelopeBytes: encoded, arrival: arrival)
         } catch {
             throw SpoolError(error.exitStatus, "cannot write the drop: \(error)")
         }

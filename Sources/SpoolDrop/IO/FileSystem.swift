@@ -65,6 +65,10 @@ public protocol FileSystem: Sendable {
     /// Removes a file or a link; refuses a directory (`EISDIR`). For names that
     /// must be files, such as a leftover `envelope.json.tmp`.
     func removeFile(_ path: String) throws(SpoolIOError)
+    /// Sets the modification time of a file, without following a link
+    /// (`utimensat(2)` with `AT_SYMLINK_NOFOLLOW`); the access time is left
+    /// alone. Envelopes carry their next attempt time so (spool-layout.md 6.2).
+    func setModified(_ path: String, epochSeconds: Double) throws(SpoolIOError)
 }
 
 extension FileSystem {
@@ -78,11 +82,13 @@ extension FileSystem {
         if let failure { throw failure }
     }
 
-    /// Writes all of `data` to a new file, `fsync`s and closes it.
-    public func writeFile(_ path: String, _ data: [UInt8], mode: mode_t) throws(SpoolIOError) {
+    /// Writes all of `data` to a new file, `fsync`s and closes it; with
+    /// `modified`, its modification time is set first, and synced with it.
+    public func writeFile(_ path: String, _ data: [UInt8], mode: mode_t, modified: Double? = nil) throws(SpoolIOError) {
         let fd = try createFile(path, mode: mode)
         do throws(SpoolIOError) {
             try write(fd, data, path: path)
+            if let modified { try setModified(path, epochSeconds: modified) }
             try sync(fd, path: path)
         } catch {
             close(fd)

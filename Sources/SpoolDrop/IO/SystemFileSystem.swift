@@ -90,6 +90,14 @@ public struct SystemFileSystem: FileSystem {
         guard unlink(path) == 0 || errno == ENOENT else { throw SpoolIOError("unlink", path) }
     }
 
+    public func setModified(_ path: String, epochSeconds: Double) throws(SpoolIOError) {
+        let seconds = epochSeconds.rounded(.down)
+        // UTIME_OMIT (not imported from C): the access time stays as it is.
+        let times = [timespec(tv_sec: 0, tv_nsec: (1 << 30) - 2),
+                     timespec(tv_sec: Int(seconds), tv_nsec: Int((epochSeconds - seconds) * 1e9))]
+        guard utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) == 0 else { throw SpoolIOError("utimensat", path) }
+    }
+
     /// `/a/b/c` -> (`/a/b`, `c`).
     static func split(_ path: String) -> (parent: String, name: String) {
         guard let slash = path.lastIndex(of: "/") else { return (".", path) }
