@@ -7,10 +7,12 @@
 #   tools/postfix-peer.sh start DIR SMTPD_PORT SINK_PORT CERT KEY
 #          [--sasl USER:PASSWORD SUBMISSION_PORT SUBMISSIONS_PORT]
 #   tools/postfix-peer.sh stop DIR
-#   tools/postfix-peer.sh configure DIR SMTPD_PORT RELAY_PORT [--concurrency N] [--defer]
+#   tools/postfix-peer.sh configure DIR SMTPD_PORT RELAY_PORT [--concurrency N] [--defer] [--tls]
+#   tools/postfix-peer.sh configure-tls-sink DIR SMTPD_PORT SINK_PORT CERT KEY
 #   tools/postfix-peer.sh --help
 #
-# `install` installs postfix and dovecot-core (for --sasl), starting neither
+# `install` installs postfix, dovecot-core (for --sasl) and openssl (the
+# smtps probe below, and the benchmark's throwaway certificate), starting no
 # system service. `start` lays out a self-contained instance under DIR and
 # runs it:
 #
@@ -78,10 +80,24 @@
 #   --defer                        defer_transports = smtp relay: mail is
 #                                  accepted and deferred, not delivered, until a
 #                                  `configure` without --defer and a reload
+#   --tls                          smtp_tls_security_level = may: STARTTLS to
+#                                  the relay when it offers it, no certificate
+#                                  checks; every other TLS setting is Postfix's
+#                                  default (so smtp_tls_connection_reuse = no:
+#                                  a TLS connection is not reused, each
+#                                  delivery makes its own)
 #
 # It may be run again while the instance runs (a reload applies it). The first
 # time (no DIR/queue/maildrop yet) it also runs `postfix check`, which creates
 # the queue with Postfix's owners and modes, so sendmail works before any start.
+#
+# `configure-tls-sink` is the benchmark's receiving end for a drain over TLS:
+# an instance of the same layout whose smtpd on 127.0.0.1:SMTPD_PORT offers
+# STARTTLS with CERT and KEY (logging "... TLS connection established from"
+# for every session) and hands every transaction, as it arrives, to the
+# caller's smtp-sink on 127.0.0.1:SINK_PORT (smtpd_proxy_filter: a
+# before-queue proxy, so nothing is written to this instance's queue and the
+# sink answers for it). The caller starts and stops it as with `configure`.
 #
 # Several instances may run at once (distinct DIRs and ports): everything a
 # running Postfix owns (queue, sockets, master.pid under the queue directory,
@@ -203,17 +219,18 @@ sink_pid() {
 
 cmd_install() {
     local package missing=()
-    for package in postfix dovecot-core; do
+    for package in postfix dovecot-core openssl; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
     done
-    if ((${#missing[@]} == 0)) && [[ -x $postfix_bin && -x $sink_bin && -x $dovecot_bin ]]; then
+    if ((${#missing[@]} == 0)) && [[ -x $postfix_bin && -x $sink_bin && -x $dovecot_bin ]] \
+        && command -v openssl >/dev/null; then
         return 0 # already there: stay quiet
     fi
     need_root
     # "No configuration": the package installs binaries only, writes no
     # /etc/postfix/main.cf, so the system instance has nothing to start.
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-    install_without_starting_services postfix dovecot-core
+    install_without_starting_services postfix dovecot-core openssl
     [[ -x $postfix_bin && -x $sink_bin ]] || die "postfix installed, but $postfix_bin or $sink_bin is missing"
     [[ -x $dovecot_bin ]] || die "dovecot-core installed, but $dovecot_bin is missing"
 }
@@ -577,19 +594,21 @@ EOF
 
 # The benchmark's main.cf: the shared head, then relaying to RELAY_PORT.
 write_bench_main_cf() {
-    local dir=$1 smtpd_port=$2 relay_port=$3 concurrency=$4 defer=$5
+    local dir=$1 smtpd_port=$2 relay_port=$3 concurrency=$4 defer=$5 tls=$6 smtp_tls=none
+    if ((tls)); then smtp_tls=may; fi
     write_main_cf_head "$dir" "$smtpd_port" "a benchmark instance (tools/bench); rewritten on every configure"
     cat >>"$dir/etc/main.cf" <<EOF
 local_transport = error:local delivery is disabled
 append_dot_mydomain = no
 
 # Accept from loopback, relay everything to the caller's sink. No TLS either
-# way, no notices to postmaster; Postfix's default queue run and backoff
-# times (the test peer's 1 s would keep a deferred queue churning).
+# way (but STARTTLS towards the relay with --tls), no notices to postmaster;
+# Postfix's default queue run and backoff times (the test peer's 1 s would
+# keep a deferred queue churning).
 smtpd_relay_restrictions = permit_mynetworks, reject
 smtpd_recipient_restrictions = permit_mynetworks, reject
 relayhost = [127.0.0.1]:$relay_port
-smtp_tls_security_level = none
+smtp_tls_security_level = $smtp_tls
 smtpd_tls_security_level = none
 notify_classes =
 default_destination_concurrency_limit = $concurrency
@@ -601,14 +620,15 @@ EOF
 }
 
 cmd_configure() {
-    local usage="usage: $me configure DIR SMTPD_PORT RELAY_PORT [--concurrency N] [--defer]"
+    local usage="usage: $me configure DIR SMTPD_PORT RELAY_PORT [--concurrency N] [--defer] [--tls]"
     (($# >= 3)) || die "$usage"
-    local dir=$1 smtpd_port=$2 relay_port=$3 concurrency=10 defer=0
+    local dir=$1 smtpd_port=$2 relay_port=$3 concurrency=10 defer=0 tls=0
     shift 3
     while (($#)); do
         case $1 in
         --concurrency) (($# >= 2)) || die "$usage"; concurrency=$2; shift 2 ;;
         --defer) defer=1; shift ;;
+        --tls) tls=1; shift ;;
         *) die "$usage" ;;
         esac
     done
@@ -624,13 +644,68 @@ cmd_configure() {
     chmod 755 "$dir"
     setpriv --reuid=postfix --regid=postfix --clear-groups test -x "$dir/etc" \
         || die "user postfix cannot reach $dir (a parent directory is not searchable)"
-    write_bench_main_cf "$dir" "$smtpd_port" "$relay_port" "$concurrency" "$defer"
+    write_bench_main_cf "$dir" "$smtpd_port" "$relay_port" "$concurrency" "$defer" "$tls"
     write_master_cf "$dir" "$smtpd_port" "$concurrency" pickup
     touch -d "@$(($(date +%s) - 60))" "$dir"/etc/* # not "hot": see cmd_start
     if [[ ! -d $dir/queue/maildrop ]]; then
         "$postfix_bin" -c "$dir/etc" check </dev/null >"$dir/log/postfix-check.out" 2>&1 \
             || die "postfix check failed: $(cat "$dir/log/postfix-check.out")"
     fi
+}
+
+# The TLS sink's main.cf: the shared head, STARTTLS offered, every
+# transaction proxied to SINK_PORT before anything is queued.
+write_tls_sink_main_cf() {
+    local dir=$1 smtpd_port=$2 sink_port=$3 cert=$4 key=$5
+    write_main_cf_head "$dir" "$smtpd_port" \
+        "a benchmark's TLS sink (tools/bench); rewritten on every configure-tls-sink"
+    cat >>"$dir/etc/main.cf" <<EOF
+append_dot_mydomain = no
+
+# Accept from loopback and pass each transaction, while the client sends it,
+# to smtp-sink (smtpd_proxy_filter without speed_adjust: streamed, not
+# spooled first); smtp-sink's answer to the end of DATA is smtpd's. Nothing
+# is queued here, so this instance costs every sender the same, and little.
+# Should anything be queued all the same, it is thrown away.
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_recipient_restrictions = permit_mynetworks, reject
+smtpd_proxy_filter = 127.0.0.1:$sink_port
+default_transport = discard
+relay_transport = discard
+local_transport = discard
+notify_classes =
+
+# STARTTLS offered (not required); TLS settings otherwise Postfix's
+# defaults. One "... TLS connection established from ..." line per session.
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $cert
+smtpd_tls_key_file = $key
+smtpd_tls_loglevel = 1
+smtp_tls_security_level = none
+EOF
+}
+
+cmd_configure_tls_sink() {
+    local usage="usage: $me configure-tls-sink DIR SMTPD_PORT SINK_PORT CERT KEY"
+    (($# == 5)) || die "$usage"
+    local dir=$1 smtpd_port=$2 sink_port=$3 cert=$4 key=$5
+    need_root
+    check_port "$smtpd_port"
+    check_port "$sink_port"
+    [[ $smtpd_port != "$sink_port" ]] || die "the ports must differ: $smtpd_port $sink_port"
+    [[ -x $postfix_bin ]] || die "postfix is not installed (run: $me install)"
+    [[ -r $cert && -r $key ]] || die "cannot read certificate $cert or key $key"
+    dir=$(realpath -m "$dir") cert=$(realpath "$cert") key=$(realpath "$key")
+    check_path "$dir"
+    check_path "$cert"
+    check_path "$key"
+    mkdir -p "$dir/etc" "$dir/log" "$dir/queue"
+    chmod 755 "$dir"
+    setpriv --reuid=postfix --regid=postfix --clear-groups test -x "$dir/etc" \
+        || die "user postfix cannot reach $dir (a parent directory is not searchable)"
+    write_tls_sink_main_cf "$dir" "$smtpd_port" "$sink_port" "$cert" "$key"
+    write_master_cf "$dir" "$smtpd_port"
+    touch -d "@$(($(date +%s) - 60))" "$dir"/etc/* # not "hot": see cmd_start
 }
 
 cmd_stop() {
@@ -680,6 +755,7 @@ install) shift; (($# == 0)) || die "usage: $me install"; cmd_install ;;
 start) shift; cmd_start "$@" ;;
 stop) shift; cmd_stop "$@" ;;
 configure) shift; cmd_configure "$@" ;;
+configure-tls-sink) shift; cmd_configure_tls_sink "$@" ;;
 -h | --help | help) usage ;;
 *) usage >&2; exit 64 ;;
 esac

@@ -11,7 +11,7 @@ extension Daemon {
     func rebuild(reason: String) {
         let started = Date()
         var scanner = SpoolScanner(layout: layout, mode: .repair)
-        scanner.now = now
+        scanner.now = { [clock] in clock.now }
         var seen = Set<QueueID>()
         var drops: [QueueID] = []
         var progress = 0
@@ -41,7 +41,7 @@ extension Daemon {
                 if item.area == .queue, envelope.pendingDomains.isEmpty {
                     // Finished while no daemon ran (e.g. `postern fail` offline), or
                     // its failure DSN was still pending: finish it now.
-                    finalize(item.id, envelope: envelope, area: .queue)
+                    machine.finalize(item.id, envelope: envelope, area: .queue)
                     return
                 }
                 if !envelope.dsnPending.isEmpty, dsn.sendPending(&envelope) {
@@ -220,7 +220,7 @@ extension Daemon {
         if core.contains(id) {
             // Held mid-round with no job running: the round is over here too
             // (its DSNs and waiting control requests must not be lost).
-            if core.isHeld(id) != held, core.setHeld(id, held) { endRound(id) }
+            if core.isHeld(id) != held, core.setHeld(id, held) { machine.endRound(id) }
             return
         }
         let area: SpoolLayout.Area = queued ? .queue : .hold
@@ -240,7 +240,7 @@ extension Daemon {
     func quarantine(_ name: String, in directory: String, reason: String) {
         guard MessageDirectory.lstatus(directory + "/" + name) != nil else { return }
         do {
-            let target = try Quarantine(layout: layout, now: now).move(name, in: directory, reason: reason)
+            let target = try Quarantine(layout: layout, now: { [clock] in clock.now }).move(name, in: directory, reason: reason)
             logger.warning("quarantined", metadata: ["entry": "\(name)", "to": "\(target)", "reason": "\(reason)"])
         } catch {
             logger.error("cannot quarantine", metadata: ["entry": "\(name)", "error": "\(error)"])
@@ -249,9 +249,9 @@ extension Daemon {
 
     /// Removes envelopes in `retired/` older than `queue.keep_retired`.
     func sweepRetired() {
-        lastRetiredSweep = now()
+        lastRetiredSweep = clock.now
         let names = (try? DirectoryListing.names(in: layout.retired)) ?? []   // no retired/: nothing to sweep
-        let cutoff = now().addingTimeInterval(-settings.keepRetired).timeIntervalSince1970
+        let cutoff = clock.now.addingTimeInterval(-settings.keepRetired).timeIntervalSince1970
         for name in names {
             guard let info = MessageDirectory.lstatus(layout.retired + "/" + name), TimeInterval(info.st_mtim.tv_sec) < cutoff else { continue }
             do {

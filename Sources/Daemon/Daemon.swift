@@ -17,30 +17,26 @@ import Synchronization
 /// pipe (job results and signals) and the next due time: no polling for work.
 public final class Daemon {
     let layout: SpoolLayout
-    var settings: DaemonSettings
+    var settings: DaemonSettings {
+        didSet { machine.settings = settings }
+    }
     let logger: Logger
     let dsn: any DSNHook
     let reload: () -> DaemonSettings?
-    let core: SchedulerCore
+    let clock: any WallClock
+    /// The round logic; this class is its shell (`RoundEffects`).
+    let machine: RoundMachine
     let store: MessageStore
     let control: QueueControl
     let mailbox: ControlMailbox
-    var random = SystemRandomNumberGenerator()
-    var now: () -> Date = { Date() }
 
-    /// Envelopes of messages in an attempt round, as last written.
-    var rounds: [QueueID: Envelope] = [:]
-    /// Control requests waiting for a message's round to end.
-    var deferredControl: [QueueID: [(ControlRequest, ControlAction)]] = [:]
-    var waitingRequests: [QueueID: (request: ControlRequest, outcomes: [QueueID: ControlOutcome], open: Int)] = [:]
     let completed = CompletionQueue()
     /// The delivery threads, while `run` runs.
     var workers: WorkerPool?
-    var inFlight: [Job: Cancellation] = [:]
-    /// When each attempt in flight must be over (`queue.attempt_timeout`).
-    var attemptDeadlines: [Job: Date] = [:]
-    /// Attempts aborted at their deadline, whose reports say so.
-    var timedOut: Set<Job> = []
+    /// The wake-up pipe of the running loop, for delivery threads.
+    var wakePipe: WakePipe?
+    /// How to abort each job in flight.
+    var cancellations: [Job: Cancellation] = [:]
     var stopping = false
     var stopDeadline: Date?
     var lastRetiredSweep = Date.distantPast
@@ -57,9 +53,12 @@ public final class Daemon {
     var lastPublish = Date.distantPast
     var metricsDirty = true
 
+    /// The index of queued messages (the machine's).
+    var core: SchedulerCore { machine.core }
+
     public init(layout: SpoolLayout, settings: DaemonSettings, logger: Logger, dsn: any DSNHook,
                 metrics: PosternMetrics = PosternMetrics(), notifier: ServiceNotifier? = nil,
-                reload: @escaping () -> DaemonSettings? = { nil }) {
+                clock: any WallClock = SystemClock(), reload: @escaping () -> DaemonSettings? = { nil }) {
         self.layout = layout
         self.notifier = notifier
         self.metrics = metrics
@@ -68,10 +67,12 @@ public final class Daemon {
         self.logger = logger
         self.dsn = dsn
         self.reload = reload
-        core = SchedulerCore(limits: settings.limits)
+        self.clock = clock
+        machine = RoundMachine(settings: settings, clock: clock, logger: logger, metrics: metrics)
         store = MessageStore(layout: layout)
         control = QueueControl(layout: layout)
         mailbox = ControlMailbox(layout: layout)
+        machine.effects = self
     }
 
     /// Runs until SIGTERM or SIGINT, then drains and returns.
@@ -87,6 +88,7 @@ public final class Daemon {
         try ensureDirectory(layout.control)
         if settings.keepRetired > 0 { try ensureDirectory(layout.retired) }
         let wake = try WakePipe()
+        wakePipe = wake
         SignalRouting.install(wake)
         let pool = WorkerPool(threads: settings.limits.maxConcurrent)
         workers = pool
@@ -112,8 +114,9 @@ public final class Daemon {
 
     private func loop(watcher: DirectoryWatcher, wake: WakePipe) {
         while true {
-            schedule(wake: wake)
-            if stopping && inFlight.isEmpty { return }
+            machine.schedule()
+            if settings.keepRetired > 0, clock.now.timeIntervalSince(lastRetiredSweep) >= 3600 { sweepRetired() }
+            if stopping && machine.inFlight == 0 { return }
             var fds = [pollfd(fd: watcher.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
             let ready = poll(&fds, 2, timeout())
@@ -123,13 +126,16 @@ public final class Daemon {
             if fds[0].revents != 0 { handle(watcher.read()) }
             for byte in wake.drain() where byte != 0 { handle(signal: Int32(byte)) }
             let results = completed.takeAll()
-            for (job, report) in results { finish(job, report) }
+            for (job, report) in results {
+                cancellations[job] = nil
+                machine.finish(job, report)
+            }
             publishMetrics()
             feedWatchdog()
-            abortOverdueAttempts()
-            if stopping, let deadline = stopDeadline, now() >= deadline, !inFlight.isEmpty {
-                logger.warning("grace period over; aborting attempts in progress", metadata: ["count": "\(inFlight.count)"])
-                for cancellation in inFlight.values { cancellation.cancel() }
+            machine.abortOverdueAttempts()
+            if stopping, let deadline = stopDeadline, clock.now >= deadline, !cancellations.isEmpty {
+                logger.warning("grace period over; aborting attempts in progress", metadata: ["count": "\(cancellations.count)"])
+                for cancellation in cancellations.values { cancellation.cancel() }
                 stopDeadline = nil
             }
         }
@@ -139,16 +145,15 @@ public final class Daemon {
     /// retired sweep; -1 (forever) when nothing is waiting.
     private func timeout() -> Int32 {
         var wakeAt: [Date] = []
-        if !stopping, let next = core.nextWake() { wakeAt.append(next) }
+        if let next = machine.nextWake { wakeAt.append(next) }
         if let deadline = stopDeadline { wakeAt.append(deadline) }
         if let interval = notifier?.watchdogInterval { wakeAt.append(lastWatchdog.addingTimeInterval(interval)) }
-        if let overdue = attemptDeadlines.values.min() { wakeAt.append(overdue) }
         if settings.keepRetired > 0 { wakeAt.append(lastRetiredSweep.addingTimeInterval(3600)) }
         // Gauges changed within the last second are published a second later;
         // the census of corrupt/ and retired/ once a minute.
         wakeAt.append(lastPublish.addingTimeInterval(metricsDirty ? 1 : 60))
         guard let earliest = wakeAt.min() else { return -1 }
-        let milliseconds = earliest.timeIntervalSince(now()) * 1000
+        let milliseconds = earliest.timeIntervalSince(clock.now) * 1000
         return Int32(max(0, min(Double(Int32.max), milliseconds.rounded(.up))))
     }
 
@@ -157,9 +162,10 @@ public final class Daemon {
         case SIGTERM, SIGINT:
             guard !stopping else { return }
             stopping = true
-            notifier?.send("STOPPING=1\nSTATUS=stopping, \(inFlight.count) attempts in flight")
-            stopDeadline = now().addingTimeInterval(settings.shutdownGrace)
-            logger.info("stopping", metadata: ["in_flight": "\(inFlight.count)", "grace": "\(settings.shutdownGrace)s"])
+            machine.stopping = true
+            notifier?.send("STOPPING=1\nSTATUS=stopping, \(machine.inFlight) attempts in flight")
+            stopDeadline = clock.now.addingTimeInterval(settings.shutdownGrace)
+            logger.info("stopping", metadata: ["in_flight": "\(machine.inFlight)", "grace": "\(settings.shutdownGrace)s"])
         case SIGHUP:
             notifier?.send("RELOADING=1")
             defer { notifier?.send("READY=1\nSTATUS=\(statusLine)") }
@@ -214,7 +220,7 @@ extension Daemon {
     /// oldest queued message walks the index.
     func publishMetrics() {
         metricsDirty = true
-        let time = now()
+        let time = clock.now
         guard time.timeIntervalSince(lastPublish) >= 1 else { return }
         lastPublish = time
         metricsDirty = false
@@ -234,14 +240,14 @@ extension Daemon {
     /// The queue in a line, for `systemctl status`.
     var statusLine: String {
         let tally = core.tally
-        return "\(tally.queuedMessages) queued, \(tally.heldMessages) held, \(inFlight.count) attempts in flight"
+        return "\(tally.queuedMessages) queued, \(tally.heldMessages) held, \(machine.inFlight) attempts in flight"
     }
 
     /// `WATCHDOG=1` at half the watchdog interval, from the event loop itself:
     /// a loop that hangs stops feeding it, and systemd restarts the daemon.
     func feedWatchdog() {
-        guard let interval = notifier?.watchdogInterval, now().timeIntervalSince(lastWatchdog) >= interval else { return }
-        lastWatchdog = now()
+        guard let interval = notifier?.watchdogInterval, clock.now.timeIntervalSince(lastWatchdog) >= interval else { return }
+        lastWatchdog = clock.now
         notifier?.send("WATCHDOG=1")
     }
 }

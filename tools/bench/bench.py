@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Postern versus Postfix on this machine, loopback only: durable enqueue,
-drain, live end to end, start-up and listing with a large queue, scheduler
+drain (in plaintext and over TLS), live end to end, start-up and listing with a large queue, scheduler
 overhead and inodes per message. Run through tools/bench.sh, which builds
 postern and installs what is missing; see tools/bench/README.md.
 
@@ -45,7 +45,7 @@ from procs import PROCS, BenchError, log, rmtree  # noqa: E402
 from report import render  # noqa: E402
 from session import Session  # noqa: E402
 
-MEASUREMENTS = ("ceiling", "enqueue", "e2e", "drain", "list", "startup", "inodes")
+MEASUREMENTS = ("ceiling", "enqueue", "e2e", "drain", "tls", "list", "startup", "inodes")
 
 FULL = dict(enqueue=2000, e2e=2000, drain=10000, listn=20000, big="100000,1000000", inodes=100,
             runs=5, warmup=1, drain_runs=3, list_runs=5, first_runs=3, big_runs=3)
@@ -65,6 +65,7 @@ STEPS = [
     ("enqueue", lambda s, fs, base, targets: measure_flow.enqueue(s, fs, targets)),
     ("e2e", lambda s, fs, base, targets: measure_flow.e2e(s, fs, targets)),
     ("drain", lambda s, fs, base, targets: measure_flow.drain(s, fs, targets)),
+    ("tls", lambda s, fs, base, targets: measure_flow.drain(s, fs, targets, tls=True)),
     ("list", lambda s, fs, base, targets: listing_and_first(s, fs, targets)),
     ("inodes", lambda s, fs, base, targets: measure_queue.inodes(s, fs, targets)),
     ("startup", lambda s, fs, base, targets: measure_queue.startup(s, fs, targets, base, s.a.big_sizes)),
@@ -172,13 +173,14 @@ def parse_args(argv):
                     help=f"comma-separated subset of: {','.join(MEASUREMENTS)}")
     ap.add_argument("--runs", type=int, help="recorded runs of each paired measurement (full 5, quick 2)")
     ap.add_argument("--warmup", type=int, help="warm-up runs before them (full 1, quick 0)")
-    ap.add_argument("--drain-runs", type=int, help="recorded drain runs (full 3)")
+    ap.add_argument("--drain-runs", type=int, help="recorded drain runs, in plaintext and over TLS each (full 3)")
     ap.add_argument("--list-runs", type=int, help="recorded listing runs (full 5)")
     ap.add_argument("--first-runs", type=int, help="recorded first-delivery runs (full 3)")
     ap.add_argument("--big-runs", type=int, help="recorded start-up runs per queue size (full 3)")
     ap.add_argument("--enqueue", type=int, metavar="N", help="messages per enqueue run (full 2000)")
     ap.add_argument("--e2e", type=int, metavar="N", help="messages per live end-to-end run (full 2000)")
-    ap.add_argument("--drain", type=int, metavar="N", help="messages per drain run (full 10000)")
+    ap.add_argument("--drain", type=int, metavar="N",
+                    help="messages per drain run, in plaintext and over TLS (full 10000)")
     ap.add_argument("--list", dest="listn", type=int, metavar="N",
                     help="queued messages for listing and first delivery (full 20000)")
     ap.add_argument("--big", metavar="N,N", help="queue sizes for start-up (full 100000,1000000)")

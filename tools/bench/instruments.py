@@ -1,6 +1,6 @@
 """What the measurements observe the mail systems with, the same for both:
-the receiving end (smtp-sink) and the inode counter (perf on an ext4
-tracepoint).
+the receiving end (smtp-sink, behind a Postfix smtpd that offers STARTTLS for
+the drain over TLS) and the inode counter (perf on an ext4 tracepoint).
 
 Neither belongs to a target: a measurement that asked each mail system how
 much it had delivered, or how many files it made, would be comparing two
@@ -18,6 +18,9 @@ import time
 from procs import PROCS, BenchError, free_port, port_open, run, wait_for
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
+OPENSSL = "openssl"
+POSTFIX = "/usr/sbin/postfix"
+PEER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "postfix-peer.sh")
 
 
 class Sink:
@@ -62,6 +65,77 @@ class Sink:
 
     def stop(self):
         PROCS.end(self.proc, grace=5.0)
+
+
+def throwaway_cert(workdir):
+    """A self-signed certificate and its key for the TLS sink, made now and
+    valid for two days: nothing checks it (both senders use STARTTLS without
+    verification), it only has to exist. Returns (certificate, key) paths."""
+    if not shutil.which(OPENSSL):
+        raise BenchError("openssl is not installed (tools/postfix-peer.sh install)")
+    cert, key = os.path.join(workdir, "tls-sink-cert.pem"), os.path.join(workdir, "tls-sink-key.pem")
+    run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=tls-sink.bench.test", "-keyout", key, "-out", cert])
+    return cert, key
+
+
+class TlsSink:
+    """A Postfix smtpd on 127.0.0.1:PORT that offers STARTTLS with `cert` and
+    passes every transaction, as it arrives, to the smtp-sink on sink_port
+    (`postfix-peer.sh configure-tls-sink`: a private instance under the work
+    directory, nothing queued). The sink still counts the messages, so a
+    drain over TLS ends the way every other drain does; this instance's log
+    says how many TLS sessions the senders made, and with what. One instance
+    per run, started fresh, so neither target inherits the other's smtpd
+    processes or TLS state."""
+
+    def __init__(self, workdir, sink_port, cert):
+        self.port = free_port()
+        self.dir = os.path.join(workdir, f"tls-sink-{self.port}")
+        self.etc = os.path.join(self.dir, "etc")
+        self.log = os.path.join(self.dir, "log", "maillog")
+        run([PEER, "configure-tls-sink", self.dir, str(self.port), str(sink_port), *cert])
+        try:
+            run([POSTFIX, "-c", self.etc, "start"])
+            wait_for("the TLS sink's smtpd", lambda: port_open(self.port), 30, 0.02)
+            # That probe is a session too (without TLS): begin counting after it.
+            self.start_offset = wait_for("the TLS sink's log of the probe", self.probe_logged, 10, 0.02)
+        except BaseException:
+            self.stop()
+            raise
+
+    def probe_logged(self):
+        """The log's size once the probe's disconnect is in it, else None."""
+        try:
+            with open(self.log, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        return len(data) if b"]: disconnect from " in data else None
+
+    def sessions(self):
+        """(SMTP sessions, TLS sessions, "protocol cipher" of the last TLS
+        session or None) since the start, from the log once it stops growing
+        (postlogd writes a moment after smtpd logs)."""
+        def read():
+            with open(self.log, "rb") as f:
+                f.seek(self.start_offset)
+                return f.read().decode("utf-8", "replace")
+        text = read()
+        while True:
+            time.sleep(0.3)
+            again = read()
+            if again == text:
+                break
+            text = again
+        connections = len(re.findall(r"\]: connect from ", text))
+        tls = re.findall(r"TLS connection established from \S+: (\S+) with cipher (\S+)", text)
+        return connections, len(tls), " ".join(tls[-1]) if tls else None
+
+    def stop(self):
+        """Stops the instance (postfix-peer.sh stop) and removes its files."""
+        run([PEER, "stop", self.dir], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class InodeTrace:

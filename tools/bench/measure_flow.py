@@ -1,6 +1,6 @@
 """Measurements of mail flowing through: the disk's ceiling for the drop
 protocol, durable enqueue, live end to end, and the drain of a paused queue
-with its CPU cost.
+with its CPU cost, in plaintext and over TLS.
 
 Each function takes the session, the file system's name and the targets, and
 talks to the targets only through target.Target; what differs between Postern
@@ -12,10 +12,10 @@ import os
 import threading
 import time
 
-from instruments import Sink
+from instruments import Sink, TlsSink, throwaway_cert
 from msgset import RECIPIENT, SENDER, message_bytes
 from procs import log, rmtree
-from records import CeilingRun, DrainRun, EndToEndRun, EnqueueRun
+from records import CeilingRun, DrainRun, EndToEndRun, EnqueueRun, TlsDrainRun
 from target import HOSTNAME
 
 
@@ -133,23 +133,37 @@ def e2e(s, fs, targets):
         t.empty()
 
 
-def drain(s, fs, targets):
+def drain(s, fs, targets, tls=False):
     """2 and 5. Drain: N messages queued while delivery is paused, then
     resumed; until the sink has all N. CPU per message over the whole window
-    and over its steady part (first to last arrival)."""
+    and over its steady part (first to last arrival).
+
+    With `tls`, the drain over TLS: the targets deliver with opportunistic
+    STARTTLS to a Postfix smtpd with a throwaway certificate (TlsSink), which
+    passes each message on to the same sink, so the end is detected the same
+    way and the extra hop is the same for both; what differs is the sender's
+    TLS (handshakes, connection reuse, encryption), which its CPU includes.
+    That smtpd's log says how many sessions, and how many with TLS: a run
+    that delivered without TLS gets a note."""
     n = s.a.drain
-    log(f"{fs}: drain of {n} messages queued while delivery was paused, concurrency {s.a.concurrency}")
+    measure = "drain-tls" if tls else "drain"
+    cert = throwaway_cert(s.work) if tls else None
+    log(f"{fs}: {'drain over TLS' if tls else 'drain'} of {n} messages queued while delivery was paused, "
+        f"concurrency {s.a.concurrency}")
     for r, order in s.pairs(s.a.drain_runs, s.a.warmup, targets):
         for t in order:
             sink = Sink(s.work, stop_after=n)
+            receiver = seen = None
             cpu = cpu_steady = None
             try:
-                t.fill_paused(n, sink.port)
+                if tls:
+                    receiver = TlsSink(s.work, sink.port, cert)
+                t.fill_paused(n, receiver.port if receiver else sink.port, tls=tls)
                 busy = s.settle()
                 cpu = t.cpu()
                 resumed = t.resume()
                 if resumed.problem:
-                    s.note(fs, f"drain {t.name} run {r}: {resumed.problem}")
+                    s.note(fs, f"{measure} {t.name} run {r}: {resumed.problem}")
                 t_first = sink.wait_first(s.a.max_wait)
                 cpu_steady = t.cpu()
                 t_end = sink.wait_exit(s.a.max_wait)
@@ -157,16 +171,26 @@ def drain(s, fs, targets):
                 user, system, _ = cpu.stop() if cpu else (0, 0, {})
                 steady_user, steady_system, steady_by_comm = cpu_steady.stop() if cpu_steady else (0, 0, {})
                 sink.stop()
+                if receiver:
+                    seen = receiver.stop()
             t.empty()
+            extra = {}
+            if seen:
+                connections, tls_sessions, protocol = seen
+                if not tls_sessions or tls_sessions < connections:
+                    s.note(fs, f"{measure} {t.name} run {r}: {connections - tls_sessions} of {connections} "
+                               f"sessions at the receiving smtpd without TLS")
+                extra = dict(connections=connections, tls_sessions=tls_sessions, tls=protocol)
             if r > 0:
                 by_process = None
                 if t.cpu_by_process:
                     top = sorted(steady_by_comm.items(), key=lambda kv: -kv[1])[:5]
                     by_process = ", ".join(f"{k} {v:.2f}" for k, v in top)
                 t0 = resumed.t0
-                s.record(DrainRun(fs, "drain", t.name, r, busy, rate=n / (t_end - t0), seconds=t_end - t0,
-                                  steady_rate=(n - 1) / max(1e-6, t_end - t_first), release_s=resumed.returned - t0,
-                                  first_s=t_first - t0, cpu_s_per_1000=1000 * (user + system) / n,
-                                  cpu_user_s_per_1000=1000 * user / n, cpu_sys_s_per_1000=1000 * system / n,
-                                  steady_cpu_ms_per_delivery=1000 * (steady_user + steady_system) / max(1, n - 1),
-                                  steady_cpu_s_by_process=by_process))
+                s.record((TlsDrainRun if tls else DrainRun)(
+                    fs, measure, t.name, r, busy, rate=n / (t_end - t0), seconds=t_end - t0,
+                    steady_rate=(n - 1) / max(1e-6, t_end - t_first), release_s=resumed.returned - t0,
+                    first_s=t_first - t0, cpu_s_per_1000=1000 * (user + system) / n,
+                    cpu_user_s_per_1000=1000 * user / n, cpu_sys_s_per_1000=1000 * system / n,
+                    steady_cpu_ms_per_delivery=1000 * (steady_user + steady_system) / max(1, n - 1),
+                    steady_cpu_s_by_process=by_process, **extra))

@@ -76,20 +76,23 @@ class Postern(Target):
         return [self.spool]
 
     # -- the daemon
-    def spawn(self, relay_port):
-        """Starts `postern run` without waiting for anything."""
+    def spawn(self, relay_port, tls=False):
+        """Starts `postern run` without waiting for anything; with `tls`, it
+        uses STARTTLS towards the relay when offered, without certificate
+        checks (relay_tls = opportunistic), else plaintext (none)."""
         self.stop()
         self.daemon_log = os.path.join(self.base, f"postern-daemon-{time.time_ns()}.log")
         self.t_spawn = time.monotonic()
         self.daemon = PROCS.spawn([
             self.binary, "run", "--spool", self.spool, "--config", self.config,
-            "-o", f"relay=127.0.0.1:{relay_port}", "-o", "relay_tls=none", "-o", f"hostname={HOSTNAME}",
+            "-o", f"relay=127.0.0.1:{relay_port}", "-o", f"relay_tls={'opportunistic' if tls else 'none'}",
+            "-o", f"hostname={HOSTNAME}",
             "-o", f"queue.max_concurrent={self.concurrency}", "-o", f"queue.per_domain={self.concurrency}",
         ], self.daemon_log, env=self.env)
         self.daemon_pid = self.daemon.pid
 
-    def start(self, relay_port, timeout=None):
-        self.spawn(relay_port)
+    def start(self, relay_port, timeout=None, tls=False):
+        self.spawn(relay_port, tls)
         return self.wait_index(timeout or self.max_wait)
 
     def ready_line(self):
@@ -135,10 +138,10 @@ class Postern(Target):
         return float(m.group(1)) if m else None, out.strip().splitlines()[-1] if out.strip() else ""
 
     # -- pause and resume: hold/ and `postern release --all`
-    def fill_paused(self, count, relay_port):
+    def fill_paused(self, count, relay_port, tls=False):
         self.empty()
         self.generate(count, area="hold")
-        self.start(relay_port)
+        self.start(relay_port, tls=tls)
 
     def resume(self):
         t0 = time.monotonic()

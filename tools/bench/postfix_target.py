@@ -9,6 +9,10 @@ Pausing: `defer_transports = smtp relay` (`configure --defer`) makes Postfix
 accept and queue mail but defer every delivery; a configuration without it, a
 reload and a flush resume. Queues are filled through its smtpd with
 smtp-source, ten sessions at once: the fastest way in that Postfix offers.
+
+TLS towards the relay (`configure --tls`) is `smtp_tls_security_level = may`
+with every other setting Postfix's default, as an administrator who turns on
+opportunistic TLS gets it.
 """
 import contextlib
 import os
@@ -51,23 +55,28 @@ class Postfix(Target):
         self.smtpd_port = free_port()
         self.relay_port = 1  # nothing listens there: delivery fails until a sink is given
         self.deferred = False
+        self.tls = False
         self.env = dict(os.environ, MAIL_CONFIG=self.etc)
         # The first configure also creates the queue (postfix check), so that
         # sendmail works before the first start.
         self.configure()
 
     # -- configuration, through tools/postfix-peer.sh
-    def configure(self, relay_port=None, deferred=None):
+    def configure(self, relay_port=None, deferred=None, tls=None):
         """Rewrites main.cf and master.cf; a running instance applies them at
-        its next reload."""
+        its next reload. What is not given stays as it was."""
         if relay_port is not None:
             self.relay_port = relay_port
         if deferred is not None:
             self.deferred = deferred
+        if tls is not None:
+            self.tls = tls
         cmd = [PEER, "configure", self.dir, str(self.smtpd_port), str(self.relay_port),
                "--concurrency", str(self.concurrency)]
         if self.deferred:
             cmd.append("--defer")
+        if self.tls:
+            cmd.append("--tls")
         run(cmd)
 
     # -- the master
@@ -95,8 +104,8 @@ class Postfix(Target):
     def flush(self):
         run([POSTQUEUE, "-c", self.etc, "-f"])
 
-    def start(self, relay_port, timeout=None):
-        self.configure(relay_port=relay_port, deferred=False)
+    def start(self, relay_port, timeout=None, tls=False):
+        self.configure(relay_port=relay_port, deferred=False, tls=tls)
         self.up()
         return None
 
@@ -157,9 +166,9 @@ class Postfix(Target):
                  lambda: self.count("deferred") >= count and self.count("maildrop", "incoming", "active") == 0,
                  self.max_wait, 0.25)
 
-    def fill_paused(self, count, relay_port):
+    def fill_paused(self, count, relay_port, tls=False):
         self.empty()
-        self.configure(relay_port=relay_port)
+        self.configure(relay_port=relay_port, tls=tls)
         self.fill(count)
 
     def resume(self):
@@ -185,7 +194,7 @@ class Postfix(Target):
         self.stop()
 
     def cold_start(self, relay_port):
-        self.configure(relay_port=relay_port, deferred=False)
+        self.configure(relay_port=relay_port, deferred=False, tls=False)
         t0 = time.monotonic()
         run([POSTFIX, "-c", self.etc, "start"])
         started = time.monotonic()

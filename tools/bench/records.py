@@ -119,6 +119,16 @@ class DrainRun(Run):
 
 
 @dataclass
+class TlsDrainRun(DrainRun):
+    """A drain to a Postfix smtpd that offers STARTTLS (instruments.TlsSink):
+    the drain's figures, and what that smtpd saw of the sender's sessions."""
+    KIND: ClassVar[str] = "drain-tls"
+    connections: int | None = None   # SMTP sessions the sender opened
+    tls_sessions: int | None = None  # ... of them with TLS (a handshake each)
+    tls: str | None = None           # protocol and cipher, as the receiving smtpd logged them
+
+
+@dataclass
 class ListRun(Run):
     KIND: ClassVar[str] = "list"
     seconds: float
@@ -185,7 +195,7 @@ class Finished:
 
 
 KINDS = {cls.KIND: cls for cls in (Header, FileSystem, Note, CeilingRun, EnqueueRun, EndToEndRun,
-                                   DrainRun, ListRun, FirstRun, StartupRun, Inodes, EmptyDaemon,
+                                   DrainRun, TlsDrainRun, ListRun, FirstRun, StartupRun, Inodes, EmptyDaemon,
                                    IndexMemory, Finished)}
 
 

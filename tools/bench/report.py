@@ -115,7 +115,8 @@ def render(records):
                "`postqueue -f`. CPU: the Postern daemon's user+system time; for Postfix, every process of the "
                "instance (master, qmgr, smtp, ...). Enqueue: no daemon runs on either side (Postern: no `postern run`; "
                "Postfix: master stopped, so mail stays in `maildrop/`). Start-up: deferred messages "
-               "(one failed attempt each) written by `tools/bench/gen-spool.py`; warm page cache.")
+               "(one failed attempt each) written by `tools/bench/gen-spool.py`; warm page cache."
+               + (TLS_LEGEND if any(r.measure == "drain-tls" for r in res.runs) else ""))
     out += ["", "<details><summary>Every run</summary>", "",
             "| fs | measurement | target | run | busy before % | figures |", "|---|---|---|---|---|---|"]
     for r in res.runs:
@@ -123,6 +124,13 @@ def render(records):
         out.append(f"| {r.fs} | {r.measure} | {r.target} | {r.run} | {r.pre_busy:.0f} | {figures} |")
     out += ["", "</details>", ""]
     return "\n".join(out)
+
+
+TLS_LEGEND = (" Drain over TLS: the same drain, delivered to a Postfix smtpd (a private instance) that offers "
+              "STARTTLS with a throwaway self-signed certificate and passes each message on to `smtp-sink` "
+              "(`smtpd_proxy_filter`, nothing queued); Postern with `relay_tls = opportunistic`, Postfix with "
+              "`smtp_tls_security_level = may` and its other defaults (`smtp_tls_connection_reuse = no`: no TLS "
+              "connection is reused); TLS sessions as that smtpd logged them.")
 
 
 def fs_section(res, fs):
@@ -169,6 +177,12 @@ def fs_section(res, fs):
         better="lower")
     row("scheduler overhead: CPU ms per delivery while draining to an instant sink "
         "(first to last arrival)", "drain", "steady_cpu_ms_per_delivery", " ms", better="lower")
+    row("drain over TLS (STARTTLS, connection reuse), msgs/s (release until the sink has all)", "drain-tls",
+        "rate", "")
+    row("drain over TLS, CPU s per 1,000 messages (daemon / whole instance)", "drain-tls", "cpu_s_per_1000", " s",
+        better="lower")
+    row(f"drain over TLS, TLS sessions (handshakes) at the receiving smtpd for {h.drain:,} messages",
+        "drain-tls", "tls_sessions", "", better="lower")
     row("live end to end, msgs/s (first drop to last arrival)", "e2e", "rate", "")
     row("live: enqueue rate while delivering, msgs/s", "e2e", "enqueue_rate", "")
     n = h.listn

@@ -61,9 +61,11 @@ class Target(ABC):
 
     # -- running
     @abstractmethod
-    def start(self, relay_port, timeout=None):
+    def start(self, relay_port, timeout=None, tls=False):
         """Runs, delivering to 127.0.0.1:relay_port; returns once it accepts
-        and delivers (a Ready for a target with an index, else None)."""
+        and delivers (a Ready for a target with an index, else None). With
+        `tls`, it uses STARTTLS when the relay offers it, checking no
+        certificate (opportunistic TLS), else it never does."""
 
     @abstractmethod
     def stop(self, discard=False):
@@ -93,9 +95,10 @@ class Target(ABC):
 
     # -- pause and resume
     @abstractmethod
-    def fill_paused(self, count, relay_port):
+    def fill_paused(self, count, relay_port, tls=False):
         """Queues `count` messages that are not delivered until resume(); on
-        return it runs (delivering to relay_port once resumed)."""
+        return it runs (delivering to relay_port once resumed, with `tls` as
+        for start())."""
 
     @abstractmethod
     def resume(self):

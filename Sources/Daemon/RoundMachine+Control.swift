@@ -4,19 +4,18 @@ import PosternCore
 import Scheduler
 import Spool
 
-extension Daemon {
-    /// Applies the control requests waiting in `control/`. An action on a
-    /// message in an attempt round waits for the round to end, so it never
-    /// races the attempt's envelope update; the response goes out when every
-    /// message of the request has been dealt with.
-    func processControlRequests() {
-        let (requests, invalid) = mailbox.pending()
-        for name in invalid { logger.warning("unreadable control request removed", metadata: ["entry": "\(name)"]) }
+extension RoundMachine {
+    /// Applies control requests. An action on a message in an attempt round
+    /// waits for the round to end, so it never races the attempt's envelope
+    /// update; the response goes out when every message of the request has
+    /// been dealt with.
+    func process(_ requests: [ControlRequest]) {
+        guard let effects else { return }
         for request in requests where waitingRequests[request.id] == nil {
             var open = 0
             var now: [QueueID] = []
             for id in request.messages {
-                if rounds[id] != nil {
+                if isInRound(id) {
                     deferredControl[id, default: []].append((request, request.action))
                     open += 1
                 } else {
@@ -24,60 +23,48 @@ extension Daemon {
                 }
             }
             // One batch, synced once (QueueControl), then the index follows each change.
-            var outcomes = control.apply(request.action, to: now)
+            var outcomes = effects.apply(request.action, to: now)
             for id in now { outcomes[id] = follow(request.action, id, outcomes[id] ?? .unchanged("not applied")) }
             if open == 0 {
-                respond(request, outcomes)
+                effects.respond(to: request, with: outcomes)
             } else {
                 waitingRequests[request.id] = (request, outcomes, open)
             }
         }
     }
 
-    /// Applies one action and brings the index in line with it.
-    func apply(_ action: ControlAction, to id: QueueID) -> ControlOutcome {
-        follow(action, id, control.apply(action, to: id))
-    }
-
     /// Logs an applied action and brings the index in line with it.
     func follow(_ action: ControlAction, _ id: QueueID, _ outcome: ControlOutcome) -> ControlOutcome {
         logger.info("control", metadata: ["id": "\(id)", "action": "\(action.name)", "result": "\(outcome)"])
-        guard outcome == .changed else { return outcome }
+        guard outcome == .changed, let effects else { return outcome }
         switch action {
         case .kick:
-            core.reschedule(id, at: now())
+            core.reschedule(id, at: now)
         case .hold, .release, .delete:
-            reconcile(id)
+            effects.reconcile(id)
         case .fail:
             // Every recipient is final now; finalize sends the DSN the action marked pending.
-            if let (area, envelope) = control.locate(id) { finalize(id, envelope: envelope, area: area) }
+            if let (area, envelope) = effects.locate(id) { finalize(id, envelope: envelope, area: area) }
         case .requireTLS:
             break
         }
         return outcome
     }
 
+    /// The control requests that waited for `id`'s round, applied now that it ended.
     func applyDeferredControl(_ id: QueueID) {
-        guard let waiting = deferredControl.removeValue(forKey: id) else { return }
+        guard let waiting = deferredControl.removeValue(forKey: id), let effects else { return }
         for (request, action) in waiting {
-            let outcome = apply(action, to: id)
+            let outcome = follow(action, id, effects.apply(action, to: [id])[id] ?? .unchanged("not applied"))
             guard var entry = waitingRequests[request.id] else { continue }
             entry.outcomes[id] = outcome
             entry.open -= 1
             if entry.open == 0 {
                 waitingRequests[request.id] = nil
-                respond(request, entry.outcomes)
+                effects.respond(to: request, with: entry.outcomes)
             } else {
                 waitingRequests[request.id] = entry
             }
-        }
-    }
-
-    private func respond(_ request: ControlRequest, _ outcomes: [QueueID: ControlOutcome]) {
-        do {
-            try mailbox.respond(to: request, with: ControlResponse(outcomes: outcomes))
-        } catch {
-            logger.error("cannot answer a control request", metadata: ["request": "\(request.id)", "error": "\(error)"])
         }
     }
 }

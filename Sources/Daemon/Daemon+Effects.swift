@@ -1,0 +1,122 @@
+import Delivery
+import Foundation
+import Logging
+import PosternCore
+import Scheduler
+import Spool
+
+/// The daemon as the round logic's shell: each effect carried out on the
+/// spool, the DSN hook, the delivery threads and the control mailbox.
+extension Daemon: RoundEffects {
+    func area(of id: QueueID) -> SpoolLayout.Area? {
+        control.area(of: id)
+    }
+
+    func locate(_ id: QueueID) -> (SpoolLayout.Area, Envelope)? {
+        control.locate(id)
+    }
+
+    func open(_ id: QueueID, in area: SpoolLayout.Area) -> LoadedEnvelope {
+        do {
+            guard let loaded = try openOwned(id, in: area) else { return .unavailable }
+            return .envelope(loaded.envelope, recovered: loaded.recovered)
+        } catch {
+            return error.isTransient ? .transient(error.description) : .damaged(error.description)
+        }
+    }
+
+    func register(_ found: Envelope, recovered: Bool, nextAttempt: Date) throws {
+        // An attempt cut short by a crash is written down first, or a second
+        // crash would leave it uncounted.
+        if recovered { try store.update(found, in: .queue, durability: .processCrash) }
+        try store.register(found, nextAttempt: nextAttempt, in: .queue)
+    }
+
+    func persist(_ envelope: Envelope, in area: SpoolLayout.Area, durability: MessageStore.Durability) throws {
+        try store.update(envelope, in: area, durability: durability)
+    }
+
+    func remove(_ id: QueueID, from area: SpoolLayout.Area, retire: Bool) throws {
+        if retire {
+            try store.retire(id, from: area)
+        } else {
+            try store.remove(id, from: area)
+        }
+    }
+
+    func keepHeld(_ envelope: Envelope, from area: SpoolLayout.Area) throws {
+        if area == .queue { try store.move(envelope.id, from: .queue, to: .hold) }
+        try store.update(envelope, in: .hold, durability: .powerLoss)
+    }
+
+    func quarantine(_ id: QueueID, in area: SpoolLayout.Area, reason: String) {
+        quarantine(id.rawValue, in: layout.directory(area), reason: reason)
+    }
+
+    func sendPending(_ envelope: inout Envelope) -> Bool {
+        dsn.sendPending(&envelope)
+    }
+
+    func delayed(_ envelope: Envelope, recipients: [Recipient], schedule: [Date]) {
+        dsn.delayed(envelope, recipients: recipients, schedule: schedule)
+    }
+
+    var reportsDoubleBounces: Bool { dsn.reportsDoubleBounces }
+
+    /// Builds the job's request from its round's envelope and runs it on a
+    /// delivery thread, never on Swift's cooperative pool; the report comes
+    /// back through the completion queue and the wake-up pipe.
+    func launch(_ job: Job, envelope: Envelope) {
+        let recipients = envelope.recipients.filter { $0.state == .pending && $0.domain == job.domain }.map(\.address)
+        var request = DeliveryRequest(id: job.id, messagePath: layout.path(.queue, job.id) + "/" + SpoolLayout.messageFile,
+                                      sender: envelope.sender ?? "", recipients: recipients, domain: job.domain)
+        request.messageSize = envelope.size
+        request.eightBit = envelope.eightBit
+        request.smtputf8 = envelope.smtputf8
+        request.requireTLS = envelope.requireTLS
+        request.dialedIPs = envelope.dialedIPs
+        let work = request
+        let cancellation = Cancellation()
+        cancellations[job] = cancellation
+        let transport = settings.router.transport(sender: envelope.sender ?? "", domain: job.domain,
+                                                  attemptsMade: envelope.attempts - 1, override: envelope.transport)
+        let completed = self.completed
+        let wake = wakePipe
+        workers?.submit {
+            var report: AttemptReport
+            switch transport {
+            case .success(let transport):
+                report = transport.deliver(work, cancellation: cancellation)
+                report.transport = transport.name
+            case .failure(let unavailable):
+                report = .all(recipients, .deferred, text: unavailable.reason)
+            }
+            completed.append(job, report)
+            wake?.wake()
+        }
+        logger.debug("attempt started", metadata: ["id": "\(job.id)", "domain": "\(job.domain)", "attempt": "\(envelope.attempts)"])
+    }
+
+    func cancel(_ job: Job) {
+        cancellations[job]?.cancel()
+    }
+
+    func apply(_ action: ControlAction, to ids: [QueueID]) -> [QueueID: ControlOutcome] {
+        control.apply(action, to: ids)
+    }
+
+    func respond(to request: ControlRequest, with outcomes: [QueueID: ControlOutcome]) {
+        do {
+            try mailbox.respond(to: request, with: ControlResponse(outcomes: outcomes))
+        } catch {
+            logger.error("cannot answer a control request", metadata: ["request": "\(request.id)", "error": "\(error)"])
+        }
+    }
+
+    /// Reads the requests waiting in `control/` and hands them to the machine.
+    func processControlRequests() {
+        let (requests, invalid) = mailbox.pending()
+        for name in invalid { logger.warning("unreadable control request removed", metadata: ["entry": "\(name)"]) }
+        machine.process(requests)
+    }
+}
