@@ -77,6 +77,8 @@ let package = Package(
         .testTarget(name: "DNSTests", dependencies: ["DNS", "PosternCore", "CResolv", "PosternTesting"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "DNS", "SMTP", "TLS", "PosternTesting", "PosternCore"]),
         .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Delivery", "Spool", "Scheduler", "PosternCore", "PosternTesting",
+                                                        "Monitoring", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "IntegrationTests", dependencies: ["SMTP", "TLS", "Spool", "PosternTesting", "PosternCore", "Daemon", "Scheduler"]),
     ]
 )

@@ -94,6 +94,7 @@ class TlsSink:
         self.dir = os.path.join(workdir, f"tls-sink-{self.port}")
         self.etc = os.path.join(self.dir, "etc")
         self.log = os.path.join(self.dir, "log", "maillog")
+        self.start_offset = 0
         run([PEER, "configure-tls-sink", self.dir, str(self.port), str(sink_port), *cert])
         try:
             run([POSTFIX, "-c", self.etc, "start"])
@@ -118,9 +119,12 @@ class TlsSink:
         session or None) since the start, from the log once it stops growing
         (postlogd writes a moment after smtpd logs)."""
         def read():
-            with open(self.log, "rb") as f:
-                f.seek(self.start_offset)
-                return f.read().decode("utf-8", "replace")
+            try:
+                with open(self.log, "rb") as f:
+                    f.seek(self.start_offset)
+                    return f.read().decode("utf-8", "replace")
+            except FileNotFoundError:
+                return ""
         text = read()
         while True:
             time.sleep(0.3)
@@ -133,9 +137,13 @@ class TlsSink:
         return connections, len(tls), " ".join(tls[-1]) if tls else None
 
     def stop(self):
-        """Stops the instance (postfix-peer.sh stop) and removes its files."""
-        run([PEER, "stop", self.dir], check=False)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """Stops the instance (postfix-peer.sh stop) and removes its files;
+        returns sessions() as they were just before."""
+        try:
+            return self.sessions()
+        finally:
+            run([PEER, "stop", self.dir], check=False)
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class InodeTrace:
