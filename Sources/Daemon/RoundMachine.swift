@@ -148,6 +148,8 @@ final class RoundMachine {
             return false
         }
         var envelope = found
+        // A release leaves the reason in the file: in queue/ it means nothing.
+        if area == .queue { envelope.holdReason = nil }
         let domains = envelope.pendingDomains
         guard !domains.isEmpty else {
             // Every recipient final (its DSN still owed, say): finished, held or not.

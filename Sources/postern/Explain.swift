@@ -161,7 +161,8 @@ struct Story {
             "recipients": .array(recipients),
             "history": .array(history),
         ]
-        object["hold_reason"] = envelope.holdReason.map(JSONValue.string) ?? .null
+        // Meaningful in hold/ only: a release leaves it in the file (spool-layout.md 5).
+        object["hold_reason"] = state == "held" ? envelope.holdReason.map(JSONValue.string) ?? .null : .null
         object["next_attempt"] = schedule.first.map { JSONValue.string(Timestamp.format($0)) } ?? .null
         return .object(object)
     }

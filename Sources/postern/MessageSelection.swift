@@ -41,9 +41,30 @@ struct MessageSelection: ParsableArguments {
         }
     }
 
-    /// The accepted messages (queue/ and hold/) that match, read without changing anything.
-    func select(_ layout: SpoolLayout, areas: [SpoolLayout.Area] = [.queue, .hold]) -> [ScanItem] {
+    /// Whether choosing needs the envelopes (a filter on what they say).
+    var readsEnvelopes: Bool { sender != nil || recipient != nil || domain != nil || olderThan != nil }
+
+    /// The accepted messages (queue/ and hold/) that match, read without
+    /// changing anything. IDs and `--all` are chosen from the directories'
+    /// names alone (whoever applies the action checks each message); the
+    /// filters read the envelopes.
+    func select(_ layout: SpoolLayout, areas: [SpoolLayout.Area] = [.queue, .hold]) -> [QueueID] {
         let wanted = Set(ids.compactMap(QueueID.init))
+        guard readsEnvelopes else {
+            var found = Set<QueueID>()
+            for area in areas {
+                let names = (try? DirectoryListing.names(in: layout.directory(area))) ?? []
+                for name in names {
+                    guard let id = QueueID(name), wanted.isEmpty || wanted.contains(id) else { continue }
+                    found.insert(id)
+                }
+            }
+            return found.sorted()
+        }
+        return selectReading(layout, areas: areas, wanted: wanted).map(\.id)
+    }
+
+    private func selectReading(_ layout: SpoolLayout, areas: [SpoolLayout.Area], wanted: Set<QueueID>) -> [ScanItem] {
         let cutoff = olderThan.flatMap(DurationText.parse).map { Date().addingTimeInterval(-$0) }
         // The filters in lower case once, not once per message scanned.
         let sender = self.sender.map { $0 == "<>" ? "" : $0.lowercased() }
@@ -71,10 +92,10 @@ enum ControlRunner {
         let layout = global.layout
         do { try SpoolCheck.requireSpool(layout) } catch { throw failure(error) }
         let items = selection.select(layout)
-        let missing = Set(selection.ids.compactMap(QueueID.init)).subtracting(items.map(\.id))
+        let missing = Set(selection.ids.compactMap(QueueID.init)).subtracting(items)
         for id in missing.sorted() { warn("\(id): no such message in queue/ or hold/") }
         if selection.dryRun {
-            for item in items { report(item.id, action, "would change", nil, json: selection.json) }
+            for id in items { report(id, action, "would change", nil, json: selection.json) }
             if !selection.json { print("\(items.count) message\(items.count == 1 ? "" : "s") would be affected by \(action.name)") }
             return
         }
@@ -82,11 +103,11 @@ enum ControlRunner {
         do {
             let lock = try SpoolLock(layout: layout)
             let control = QueueControl(layout: layout)
-            outcomes = control.apply(action, to: items.map(\.id))
+            outcomes = control.apply(action, to: items)
             if case .fail = action { try sendFailureDSNs(for: outcomes, control: control, layout: layout) }
             withExtendedLifetime(lock) {}
         } catch let error as SpoolError where error.status == .tempFail {
-            outcomes = try viaDaemon(action, items.map(\.id), layout: layout)
+            outcomes = try viaDaemon(action, items, layout: layout)
         } catch let error as SpoolError {
             throw failure(error)
         }

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from procs import PROCS, BenchError, TreeCPU, count_entries, rmtree, run, vm_status, wait_for
+from procs import PROCS, BenchError, TreeCPU, count_entries, free_port, rmtree, run, vm_status, wait_for
 from msgset import RECIPIENT, SENDER
 from target import HOSTNAME, ColdStart, Ready, Resumed, Target
 
@@ -79,14 +79,16 @@ class Postern(Target):
     def spawn(self, relay_port, tls=False):
         """Starts `postern run` without waiting for anything; with `tls`, it
         uses STARTTLS towards the relay when offered, without certificate
-        checks (relay_tls = opportunistic), else plaintext (none)."""
+        checks (relay_tls = opportunistic), else plaintext (none). Its
+        metrics endpoint listens on a free port rather than the default one,
+        which another daemon on the machine may hold."""
         self.stop()
         self.daemon_log = os.path.join(self.base, f"postern-daemon-{time.time_ns()}.log")
         self.t_spawn = time.monotonic()
         self.daemon = PROCS.spawn([
             self.binary, "run", "--spool", self.spool, "--config", self.config,
             "-o", f"relay=127.0.0.1:{relay_port}", "-o", f"relay_tls={'opportunistic' if tls else 'none'}",
-            "-o", f"hostname={HOSTNAME}",
+            "-o", f"hostname={HOSTNAME}", "-o", f"metrics.listen=127.0.0.1:{free_port()}",
             "-o", f"queue.max_concurrent={self.concurrency}", "-o", f"queue.per_domain={self.concurrency}",
         ], self.daemon_log, env=self.env)
         self.daemon_pid = self.daemon.pid

@@ -57,8 +57,23 @@ public struct QueueControl {
     /// Applies `action` to one message; `sync: false` leaves the fsync of the
     /// areas a hold or release moved between to the caller.
     public func apply(_ action: ControlAction, to id: QueueID, sync: Bool = true) -> ControlOutcome {
+        if case .release = action {
+            // A rename and nothing else: no envelope read or written (a stale
+            // hold_reason is ignored outside hold/, spool-layout.md 5), so that
+            // releasing ten thousand messages after an incident takes a moment.
+            guard let area = area(of: id) else { return .unchanged("no such message in queue/ or hold/") }
+            guard area == .hold else { return .unchanged("not held") }
+            do {
+                try store.move(id, from: .hold, to: .queue, sync: sync)
+            } catch {
+                return .unchanged("\(error)")
+            }
+            return .changed
+        }
         guard let (area, found) = locate(id) else { return .unchanged("no such message in queue/ or hold/") }
         var envelope = found
+        // A release left it: in queue/ it means nothing, and this write drops it.
+        if area == .queue { envelope.holdReason = nil }
         do {
             switch action {
             case .kick(let transport):
@@ -69,13 +84,13 @@ public struct QueueControl {
             case .hold(let reason):
                 guard area == .queue else { return .unchanged("already held") }
                 try store.move(id, from: .queue, to: .hold, sync: sync)
-                envelope.holdReason = reason
-                try store.update(envelope, in: .hold, durability: .processCrash)
+                // Written only when it changes: a hold of ten thousand costs renames.
+                if envelope.holdReason != reason {
+                    envelope.holdReason = reason
+                    try store.update(envelope, in: .hold, durability: .processCrash)
+                }
             case .release:
-                guard area == .hold else { return .unchanged("not held") }
-                envelope.holdReason = nil
-                try store.update(envelope, in: .hold, durability: .processCrash)
-                try store.move(id, from: .hold, to: .queue, sync: sync)
+                return .unchanged("not held")   // handled above
             case .delete:
                 // Synced: a deleted message must not come back after a power loss.
                 try store.remove(id, from: area, sync: true)
