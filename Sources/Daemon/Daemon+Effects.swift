@@ -39,6 +39,8 @@ extension Daemon: RoundEffects {
     func remove(_ id: QueueID, from area: SpoolLayout.Area, retire: Bool) throws {
         if retire {
             try store.retire(id, from: area)
+        } else if let janitor, let out = try? store.discard(id, from: area) {
+            janitor.remove(out)
         } else {
             try store.remove(id, from: area)
         }
@@ -101,8 +103,19 @@ extension Daemon: RoundEffects {
         cancellations[job]?.cancel()
     }
 
+    /// Applies an action in batches, reading the spool's events between them:
+    /// ten thousand renames make twice as many inotify events, and the kernel
+    /// keeps 16384 by default before it drops them all and the daemon must
+    /// rescan the spool.
     func apply(_ action: ControlAction, to ids: [QueueID]) -> [QueueID: ControlOutcome] {
-        control.apply(action, to: ids)
+        var outcomes: [QueueID: ControlOutcome] = [:]
+        applyingControl = true
+        defer { applyingControl = false }
+        for start in stride(from: 0, to: ids.count, by: 2048) {
+            outcomes.merge(control.apply(action, to: Array(ids[start..<min(start + 2048, ids.count)]))) { $1 }
+            if let watcher, ids.count > 2048 { handle(watcher.read()) }
+        }
+        return outcomes
     }
 
     func respond(to request: ControlRequest, with outcomes: [QueueID: ControlOutcome]) {

@@ -83,13 +83,19 @@ extension Daemon {
             case layout.control:
                 if event.name.hasSuffix(".request") { requests = true }
             default:
-                if let id = QueueID(event.name) { reconcile(id) }
-                else if event.mask & UInt32(IN_MOVED_TO | IN_CREATE) != 0 {
+                if let id = QueueID(event.name) {
+                    // Our own removals (a delivered message) are already out of the index.
+                    if event.mask & UInt32(IN_DELETE | IN_MOVED_FROM) != 0, !core.contains(id) { continue }
+                    reconcile(id)
+                } else if event.mask & UInt32(IN_MOVED_TO | IN_CREATE) != 0 {
                     quarantine(event.name, in: event.directory, reason: "an entry whose name is not a queue ID")
                 }
             }
         }
-        if requests { processControlRequests() }
+        if requests {
+            // Not while a request is being applied (its batches read events): after it.
+            if applyingControl { controlPending = true } else { processControlRequests() }
+        }
     }
 
     /// Validates a drop and accepts it into `queue/` (fsynced); its first

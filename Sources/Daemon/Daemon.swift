@@ -35,6 +35,13 @@ public final class Daemon {
     var workers: WorkerPool?
     /// The wake-up pipe of the running loop, for delivery threads.
     var wakePipe: WakePipe?
+    /// Removes finished messages off the event loop, while `run` runs.
+    var janitor: Janitor?
+    /// The spool's inotify watch, while `run` runs.
+    var watcher: DirectoryWatcher?
+    /// A control request is being applied; requests arriving meanwhile wait.
+    var applyingControl = false
+    var controlPending = false
     /// How to abort each job in flight.
     var cancellations: [Job: Cancellation] = [:]
     var stopping = false
@@ -92,13 +99,17 @@ public final class Daemon {
         SignalRouting.install(wake)
         let pool = WorkerPool(threads: settings.limits.maxConcurrent)
         workers = pool
+        janitor = Janitor(logger: logger)
         observeSessions()
         defer {
             pool.shutdown()
             workers = nil
+            janitor?.stop()
+            janitor = nil
             settings.router.sessions?.closeAll()
         }
         let watcher = try DirectoryWatcher()
+        self.watcher = watcher
         for path in [layout.directory(.drop), layout.directory(.queue), layout.directory(.hold), layout.control] {
             try watcher.watch(path)
         }
@@ -124,6 +135,10 @@ public final class Daemon {
                 logger.error("poll failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
             }
             if fds[0].revents != 0 { handle(watcher.read()) }
+            if controlPending {
+                controlPending = false
+                processControlRequests()
+            }
             for byte in wake.drain() where byte != 0 { handle(signal: Int32(byte)) }
             let results = completed.takeAll()
             for (job, report) in results {

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Logging
 import PosternCore
 import Spool
@@ -41,14 +42,35 @@ public struct LogfmtHandler: LogHandler {
         case .logfmt: fields.map { "\($0.0)=\(Self.quoted($0.1))" }.joined(separator: " ")
         case .json: Self.json(fields)
         }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        var bytes = Array((line + "\n").utf8)
+        // One write(2) per line, so that lines from several threads never interleave.
+        bytes.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(2, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { return }
+                offset += written
+            }
+        }
     }
 
     /// A logfmt value: bare when it has no space, quote, equals sign or control
-    /// character, quoted and escaped otherwise.
+    /// character (C0, DEL or C1: a log is read on terminals), quoted and
+    /// escaped otherwise. One pass over the bytes for the usual ASCII value.
     static func quoted(_ value: String) -> String {
-        let needsQuotes = value.isEmpty || value.unicodeScalars.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0.value < 0x20 }
-        return needsQuotes ? QuotedString.quoted(value) : value
+        var plain = !value.isEmpty
+        var ascii = true
+        for byte in value.utf8 {
+            if byte >= 0x80 {
+                ascii = false
+            } else if byte <= 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "=") || byte == 0x7F {
+                plain = false
+                break
+            }
+        }
+        if plain && !ascii { plain = !value.unicodeScalars.contains { (0x80...0x9F).contains($0.value) } }
+        return plain ? value : QuotedString.quoted(value)
     }
 
     /// One JSON object per line, keys sorted, through the envelope's writer.

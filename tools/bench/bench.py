@@ -16,7 +16,8 @@ through a loop device; `both` measures everything on each in turn.
 Postfix runs as a private instance set up by tools/postfix-peer.sh configure:
 its own config_directory, queue_directory and data_directory under the work
 directory, smtpd on a free loopback port, relaying to smtp-sink; /etc/postfix
-is left alone.
+is left alone. The drain over TLS delivers to another such instance (its smtpd
+offers STARTTLS and passes each message on to smtp-sink).
 
 Each record is appended to RESULTS/DATE[-quick].jsonl as soon as it is
 measured, so an interrupted run keeps what it measured; the Markdown report
@@ -36,7 +37,7 @@ sys.path.insert(0, HERE)
 import measure_flow  # noqa: E402
 import measure_queue  # noqa: E402
 import records  # noqa: E402
-from instruments import SMTP_SINK  # noqa: E402
+from instruments import SMTP_SINK, TlsSink  # noqa: E402
 from machine import describe, describe_fs, loop_fs, loop_size, tmpfs_fs  # noqa: E402
 from msgset import write_set  # noqa: E402
 from postern_target import Postern  # noqa: E402
@@ -86,6 +87,7 @@ def run_fs(s, fs, base, backing=""):
                 t.stop()
             except BenchError as e:
                 log(f"stopping {t.name}: {e}")
+        TlsSink.stop_all()
         PROCS.end_all()
     try:
         for name, step in STEPS:

@@ -56,8 +56,15 @@ class Sink:
         return self.proc.poll() is not None
 
     def wait_exit(self, timeout):
+        """When it exited after the last message. An exit on a signal is not
+        that (something else on the machine killed it: a `pkill smtp-sink`),
+        and a run timed by it would be bogus: an error."""
         wait_for("smtp-sink to receive every message", self.exited, timeout, 0.002)
-        return time.monotonic()
+        t = time.monotonic()
+        if self.proc.returncode != 0:
+            raise BenchError(f"smtp-sink exited {self.proc.returncode} after {self.count()} messages, "
+                             f"not after its last one: killed by someone else?")
+        return t
 
     def wait_first(self, timeout):
         wait_for("the first message at smtp-sink", lambda: self.exited() or self.count() > 0, timeout, 0.002)
@@ -87,7 +94,13 @@ class TlsSink:
     drain over TLS ends the way every other drain does; this instance's log
     says how many TLS sessions the senders made, and with what. One instance
     per run, started fresh, so neither target inherits the other's smtpd
-    processes or TLS state."""
+    processes or TLS state.
+
+    Its master is Postfix's, detached from us: `live` keeps every instance
+    not yet stopped, so that the run's cleanup (stop_all) ends them even if
+    the measurement's own stop was cut short (a second Ctrl-C)."""
+
+    live = set()
 
     def __init__(self, workdir, sink_port, cert):
         self.port = free_port()
@@ -96,13 +109,14 @@ class TlsSink:
         self.log = os.path.join(self.dir, "log", "maillog")
         self.start_offset = 0
         run([PEER, "configure-tls-sink", self.dir, str(self.port), str(sink_port), *cert])
+        TlsSink.live.add(self)
         try:
             run([POSTFIX, "-c", self.etc, "start"])
             wait_for("the TLS sink's smtpd", lambda: port_open(self.port), 30, 0.02)
             # That probe is a session too (without TLS): begin counting after it.
             self.start_offset = wait_for("the TLS sink's log of the probe", self.probe_logged, 10, 0.02)
         except BaseException:
-            self.stop()
+            self.stop(count=False)
             raise
 
     def probe_logged(self):
@@ -136,14 +150,21 @@ class TlsSink:
         tls = re.findall(r"TLS connection established from \S+: (\S+) with cipher (\S+)", text)
         return connections, len(tls), " ".join(tls[-1]) if tls else None
 
-    def stop(self):
+    def stop(self, count=True):
         """Stops the instance (postfix-peer.sh stop) and removes its files;
-        returns sessions() as they were just before."""
+        returns sessions() as they were just before, or None if not `count`
+        (a run cut short: no time to wait for the log)."""
         try:
-            return self.sessions()
+            return self.sessions() if count else None
         finally:
             run([PEER, "stop", self.dir], check=False)
             shutil.rmtree(self.dir, ignore_errors=True)
+            TlsSink.live.discard(self)
+
+    @classmethod
+    def stop_all(cls):
+        for sink in list(cls.live):
+            sink.stop(count=False)
 
 
 class InodeTrace:

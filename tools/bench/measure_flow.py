@@ -153,7 +153,7 @@ def drain(s, fs, targets, tls=False):
     for r, order in s.pairs(s.a.drain_runs, s.a.warmup, targets):
         for t in order:
             sink = Sink(s.work, stop_after=n)
-            receiver = seen = None
+            receiver = seen = t_end = None
             cpu = cpu_steady = None
             try:
                 if tls:
@@ -172,7 +172,7 @@ def drain(s, fs, targets, tls=False):
                 steady_user, steady_system, steady_by_comm = cpu_steady.stop() if cpu_steady else (0, 0, {})
                 sink.stop()
                 if receiver:
-                    seen = receiver.stop()
+                    seen = receiver.stop(count=t_end is not None)
             t.empty()
             extra = {}
             if seen:

@@ -88,6 +88,15 @@ public struct MessageStore {
         try fileSystem.removeFile(target + "/" + SpoolLayout.messageFile)
     }
 
+    /// Takes a finished message out of its area in one rename, into `tmp/`
+    /// under its own name, for the caller to remove from there (section 6.4).
+    /// Returns the path to remove.
+    public func discard(_ id: QueueID, from area: SpoolLayout.Area) throws(SpoolIOError) -> String {
+        let target = layout.tmp + "/" + id.rawValue
+        try fileSystem.rename(layout.path(area, id), to: target)
+        return target
+    }
+
     /// Removes a message whose recipients are all final (section 6.4); no
     /// fsync unless `sync`: an operator's `delete` must not come back after a
     /// power loss and be delivered after all.
