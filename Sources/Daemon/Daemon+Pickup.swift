@@ -84,8 +84,11 @@ extension Daemon {
                 if event.name.hasSuffix(".request") { requests = true }
             default:
                 if let id = QueueID(event.name) {
-                    // Our own removals (a delivered message) are already out of the index.
+                    // Our own removals (a delivered message) are already out of the index,
+                    // and our own moves (a release) may already be in line with it.
                     if event.mask & UInt32(IN_DELETE | IN_MOVED_FROM) != 0, !core.contains(id) { continue }
+                    if event.mask & UInt32(IN_MOVED_TO | IN_CREATE) != 0, core.contains(id),
+                       core.isHeld(id) == (event.directory == layout.directory(.hold)) { continue }
                     reconcile(id)
                 } else if event.mask & UInt32(IN_MOVED_TO | IN_CREATE) != 0 {
                     quarantine(event.name, in: event.directory, reason: "an entry whose name is not a queue ID")

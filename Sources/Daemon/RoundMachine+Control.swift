@@ -40,7 +40,16 @@ extension RoundMachine {
         switch action {
         case .kick:
             core.reschedule(id, at: now)
-        case .hold, .release, .delete:
+        case .hold, .release:
+            // Where it went is known: no need to look (ten thousand at a time after an incident).
+            if core.contains(id) {
+                let held = if case .hold = action { true } else { false }
+                // Held mid-round with no job running: the round is over here too.
+                if core.isHeld(id) != held, core.setHeld(id, held) { endRound(id) }
+            } else {
+                effects.reconcile(id)
+            }
+        case .delete:
             effects.reconcile(id)
         case .fail:
             // Every recipient is final now; finalize sends the DSN the action marked pending.

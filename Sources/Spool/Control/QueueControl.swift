@@ -61,8 +61,9 @@ public struct QueueControl {
             // A rename and nothing else: no envelope read or written (a stale
             // hold_reason is ignored outside hold/, spool-layout.md 5), so that
             // releasing ten thousand messages after an incident takes a moment.
-            guard let area = area(of: id) else { return .unchanged("no such message in queue/ or hold/") }
-            guard area == .hold else { return .unchanged("not held") }
+            guard MessageDirectory.lstatus(layout.path(.hold, id)) != nil else {
+                return area(of: id) == nil ? .unchanged("no such message in queue/ or hold/") : .unchanged("not held")
+            }
             do {
                 try store.move(id, from: .hold, to: .queue, sync: sync)
             } catch {
