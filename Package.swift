@@ -79,6 +79,7 @@ let package = Package(
         .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Delivery", "Spool", "Scheduler", "PosternCore", "PosternTesting",
                                                         "Monitoring", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SMTP", "TLS", "Spool", "PosternTesting", "PosternCore", "Daemon", "Scheduler"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SMTP", "TLS", "Spool", "PosternTesting", "PosternCore", "Daemon", "Scheduler",
+                                                             "Delivery"]),
     ]
 )

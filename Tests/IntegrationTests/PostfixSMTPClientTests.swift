@@ -1,6 +1,8 @@
 import Foundation
 import PosternTesting
 import Testing
+import Delivery
+import PosternCore
 @testable import SMTP
 @testable import TLS
 
@@ -73,5 +75,36 @@ extension DeliveryReport {
             if case .failure(let error) = outcome.result { return error }
         }
         return nil
+    }
+}
+
+extension PostfixSMTPClientTests {
+    /// Connection reuse against Postfix: five messages, to two domains, over verified STARTTLS through a
+    /// session cache arrive over one connection, as Postfix's own log counts them (one session: five
+    /// MAILs, four RSETs); each is verified TLS.
+    @Test func fiveMessagesOverOneVerifiedConnection() throws {
+        let sessions = SessionCache(limits: .init(maxMessages: 100, idleTimeout: 30, maxAge: 300))
+        let relay = RelayTransport(name: "smarthost", host: "127.0.0.1", port: peer.smtpdPort, options: options, sessions: sessions)
+        let directory = NSTemporaryDirectory() + "/postern-reuse-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var uses: [Int?] = []
+        for index in 0..<5 {
+            let path = directory + "/message-\(index)"
+            try Data("Subject: reuse \(index)\r\n\r\nbody\r\n".utf8).write(to: URL(fileURLWithPath: path))
+            let domain = index % 2 == 0 ? "one.example" : "two.example"
+            let request = DeliveryRequest(id: QueueIDGenerator().next(), messagePath: path, sender: "alice@example.org",
+                                          recipients: ["r\(index)@\(domain)"], domain: domain)
+            let report = relay.deliver(request, cancellation: Cancellation())
+            #expect(report.results.map(\.outcome) == [.delivered], "\(report.results)")
+            #expect(report.tls?.contains("verified") == true, "\(report.tls ?? "none")")
+            uses.append(report.connectionUse)
+        }
+        sessions.closeAll()
+        #expect(uses == [1, 2, 3, 4, 5])
+        #expect(try peer.waitForSinkMessages(count: 5).count == 5)
+        // smtpd's summary of each session that carried mail (the peer's own readiness probe carries none).
+        let sessionsWithMail = peer.log.components(separatedBy: "\n").filter { $0.contains(" disconnect from ") && $0.contains(" mail=") }
+        #expect(sessionsWithMail.count == 1 && sessionsWithMail[0].contains(" mail=5 ") && sessionsWithMail[0].contains(" rset=4 "),
+                "\(sessionsWithMail)")
     }
 }
