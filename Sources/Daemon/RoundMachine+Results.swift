@@ -149,7 +149,9 @@ extension RoundMachine {
                         logger.error("cannot clear the DSN mark", metadata: ["id": "\(id)", "error": "\(error)"])
                     }
                 }
-                core.reschedule(id, at: envelope.nextAttempt ?? now, domains: envelope.pendingDomains, recipients: pending.count)
+                // Back in the heap at the registered time when its last job
+                // ended (SchedulerCore.finished); only what it holds changes.
+                core.refresh(id, domains: envelope.pendingDomains, recipients: pending.count)
                 if area == .hold { core.setHeld(id, true) }
             }
         } else {

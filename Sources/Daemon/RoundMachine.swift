@@ -185,6 +185,7 @@ final class RoundMachine {
         }
         envelope.nextAttempt = next
         rounds[id] = envelope
+        core.setNextAttempt(id, next)
         return true
     }
 

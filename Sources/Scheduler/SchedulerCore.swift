@@ -180,6 +180,26 @@ public final class SchedulerCore {
         if roundsLeft[id] != nil { endRound(id) }
     }
 
+    /// Sets when a message in a round is due again should recipients remain:
+    /// its attempt was registered with that time. The round's end puts it
+    /// back in the heap there, once.
+    public func setNextAttempt(_ id: QueueID, _ time: Date) {
+        guard var entry = entries[id], entry.inRound else { return }
+        entry.nextAttempt = time.timeIntervalSince1970
+        entries[id] = entry
+    }
+
+    /// Updates what the index knows of a message's destinations and pending
+    /// recipients, without making it due at another time (the end of a round).
+    public func refresh(_ id: QueueID, domains: [String], recipients: Int) {
+        guard var entry = entries[id] else { return }
+        tally.remove(entry)
+        entry.domains = domains
+        entry.recipients = UInt32(clamping: recipients)
+        tally.add(entry)
+        entries[id] = entry
+    }
+
     /// Jobs that may start now within the limits; they count as running.
     public func launchable() -> [Job] {
         var jobs: [Job] = []
