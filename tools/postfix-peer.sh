@@ -82,10 +82,12 @@
 #                                  `configure` without --defer and a reload
 #   --tls                          smtp_tls_security_level = may: STARTTLS to
 #                                  the relay when it offers it, no certificate
-#                                  checks; every other TLS setting is Postfix's
-#                                  default (so smtp_tls_connection_reuse = no:
-#                                  a TLS connection is not reused, each
-#                                  delivery makes its own)
+#                                  checks; smtp_tls_connection_reuse = yes
+#                                  (through the tlsproxy service), so that
+#                                  Postfix's connection cache keeps TLS
+#                                  connections too, as Postern's does (its
+#                                  default, no, would make each delivery a new
+#                                  connection and handshake)
 #
 # It may be run again while the instance runs (a reload applies it). The first
 # time (no DIR/queue/maildrop yet) it also runs `postfix check`, which creates
@@ -421,6 +423,7 @@ retry     unix  -       -       n       -       -       error
 discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
+tlsproxy  unix  -       -       n       -       0       tlsproxy
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
 }
@@ -594,8 +597,8 @@ EOF
 
 # The benchmark's main.cf: the shared head, then relaying to RELAY_PORT.
 write_bench_main_cf() {
-    local dir=$1 smtpd_port=$2 relay_port=$3 concurrency=$4 defer=$5 tls=$6 smtp_tls=none
-    if ((tls)); then smtp_tls=may; fi
+    local dir=$1 smtpd_port=$2 relay_port=$3 concurrency=$4 defer=$5 tls=$6 smtp_tls=none tls_reuse=no
+    if ((tls)); then smtp_tls=may tls_reuse=yes; fi
     write_main_cf_head "$dir" "$smtpd_port" "a benchmark instance (tools/bench); rewritten on every configure"
     cat >>"$dir/etc/main.cf" <<EOF
 local_transport = error:local delivery is disabled
@@ -609,6 +612,7 @@ smtpd_relay_restrictions = permit_mynetworks, reject
 smtpd_recipient_restrictions = permit_mynetworks, reject
 relayhost = [127.0.0.1]:$relay_port
 smtp_tls_security_level = $smtp_tls
+smtp_tls_connection_reuse = $tls_reuse
 smtpd_tls_security_level = none
 notify_classes =
 default_destination_concurrency_limit = $concurrency

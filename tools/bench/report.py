@@ -129,8 +129,8 @@ def render(records):
 TLS_LEGEND = (" Drain over TLS: the same drain, delivered to a Postfix smtpd (a private instance) that offers "
               "STARTTLS with a throwaway self-signed certificate and passes each message on to `smtp-sink` "
               "(`smtpd_proxy_filter`, nothing queued); Postern with `relay_tls = opportunistic`, Postfix with "
-              "`smtp_tls_security_level = may` and its other defaults (`smtp_tls_connection_reuse = no`: no TLS "
-              "connection is reused); TLS sessions as that smtpd logged them.")
+              "`smtp_tls_security_level = may` and `smtp_tls_connection_reuse = yes` (through `tlsproxy`), so that "
+              "both keep TLS connections in their connection caches; TLS sessions as that smtpd logged them.")
 
 
 def fs_section(res, fs):
