@@ -64,7 +64,7 @@ extension Daemon {
         metrics.rescan(seconds: Date().timeIntervalSince(started), messages: scanned + drops.count)
         logger.info("index ready", metadata: ["reason": "\(reason)", "queued": "\(report.messages[.queue] ?? 0)",
                                                "held": "\(report.messages[.hold] ?? 0)", "dropped": "\(drops.count)",
-                                               "duration": "\(String(format: "%.3f", Date().timeIntervalSince(started)))"])
+                                               "duration": "\(Milliseconds.seconds(Date().timeIntervalSince(started)))"])
     }
 
     /// inotify events: drops to accept, operators' moves to follow, control requests.

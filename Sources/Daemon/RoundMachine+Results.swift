@@ -113,7 +113,7 @@ extension RoundMachine {
                              attempt: Int, status: String) -> Logger.Metadata {
         var metadata: Logger.Metadata = ["id": "\(id)", "recipient": "\(result.recipient)", "domain": "\(domain)",
                                          "attempt": "\(attempt)", "status": "\(status)",
-                                         "duration": "\(String(format: "%.3f", report.duration))"]
+                                         "duration": "\(Milliseconds.seconds(report.duration))"]
         if let transport = report.transport { metadata["transport"] = "\(transport)" }
         if let host = report.host { metadata["host"] = "\(host)" }
         if let ip = report.ip { metadata["ip"] = "\(ip)" }

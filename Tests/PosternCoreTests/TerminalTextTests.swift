@@ -51,3 +51,10 @@ struct TerminalTextTests {
         #expect(TerminalText.safe(bytes: [0x61, 0xE2, 0x82]) == #"a\xe2\x82"#)          // cut short at the end
     }
 }
+
+struct MillisecondsTests {
+    @Test(arguments: [(0.0, "0.000"), (0.0424, "0.042"), (1.5, "1.500"), (12.3456, "12.346"), (-1, "0.000"), (Double.nan, "0.000")])
+    func seconds(value: Double, text: String) {
+        #expect(Milliseconds.seconds(value) == text)
+    }
+}
