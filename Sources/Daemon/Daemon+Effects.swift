@@ -25,6 +25,28 @@ extension Daemon: RoundEffects {
         }
     }
 
+    func load(_ id: QueueID) {
+        let layout = self.layout
+        let trusted = trustedOwners
+        let completed = self.completed
+        let wake = wakePipe
+        workers?.submit {
+            let area = [SpoolLayout.Area.queue, .hold].first { MessageDirectory.lstatus(layout.path($0, id)) != nil }
+            var result = LoadedEnvelope.damaged("vanished while being read")
+            if let area {
+                do throws(MessageDirectory.Problem) {
+                    let opened = try MessageDirectory(path: layout.path(area, id)).open(id: id, trustedOwners: trusted)
+                    // Adoption writes: it is the event loop's to do.
+                    result = trusted.contains(opened.owner) ? .envelope(opened.envelope, recovered: opened.recovered) : .adoptionNeeded
+                } catch {
+                    result = error.isTransient ? .transient(error.description) : .damaged(error.description)
+                }
+            }
+            completed.append(.loaded(id, area, result))
+            wake?.wake()
+        }
+    }
+
     func register(_ found: Envelope, recovered: Bool, nextAttempt: Date) throws {
         // An attempt cut short by a crash is written down first, or a second
         // crash would leave it uncounted.
@@ -93,7 +115,7 @@ extension Daemon: RoundEffects {
             case .failure(let unavailable):
                 report = .all(recipients, .deferred, text: unavailable.reason)
             }
-            completed.append(job, report)
+            completed.append(.report(job, report))
             wake?.wake()
         }
         logger.debug("attempt started", metadata: ["id": "\(job.id)", "domain": "\(job.domain)", "attempt": "\(envelope.attempts)"])

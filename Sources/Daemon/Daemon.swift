@@ -141,9 +141,14 @@ public final class Daemon {
             }
             for byte in wake.drain() where byte != 0 { handle(signal: Int32(byte)) }
             let results = completed.takeAll()
-            for (job, report) in results {
-                cancellations[job] = nil
-                machine.finish(job, report)
+            for item in results {
+                switch item {
+                case .report(let job, let report):
+                    cancellations[job] = nil
+                    machine.finish(job, report)
+                case .loaded(let id, let area, let envelope):
+                    machine.loaded(id, area: area, envelope)
+                }
             }
             publishMetrics()
             feedWatchdog()
@@ -214,15 +219,22 @@ public final class Daemon {
     }
 }
 
-/// Finished jobs waiting for the event loop, handed over from delivery threads.
-final class CompletionQueue: Sendable {
-    private let items = Mutex<[(Job, AttemptReport)]>([])
+/// What delivery threads hand back to the event loop: a job's report, or
+/// the envelope of a round that is about to start.
+enum Completion: Sendable {
+    case report(Job, AttemptReport)
+    case loaded(QueueID, SpoolLayout.Area?, LoadedEnvelope)
+}
 
-    func append(_ job: Job, _ report: AttemptReport) {
-        items.withLock { $0.append((job, report)) }
+/// Completions waiting for the event loop, handed over from delivery threads.
+final class CompletionQueue: Sendable {
+    private let items = Mutex<[Completion]>([])
+
+    func append(_ item: Completion) {
+        items.withLock { $0.append(item) }
     }
 
-    func takeAll() -> [(Job, AttemptReport)] {
+    func takeAll() -> [Completion] {
         items.withLock { list in
             defer { list.removeAll() }
             return list

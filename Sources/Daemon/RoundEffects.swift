@@ -17,6 +17,9 @@ protocol RoundEffects: AnyObject {
     func locate(_ id: QueueID) -> (SpoolLayout.Area, Envelope)?
     /// Reads a message's envelope (adopting it if its writer still owns it).
     func open(_ id: QueueID, in area: SpoolLayout.Area) -> LoadedEnvelope
+    /// Reads a message's envelope on a delivery thread, without writing
+    /// anything, and hands it to `RoundMachine.loaded` on the event loop.
+    func load(_ id: QueueID)
     /// Registers an attempt of the message whose envelope on disk is `found`
     /// (spool-layout.md 6.2); with `recovered`, `found` counts an attempt its
     /// file does not record, which is written first.
@@ -49,7 +52,7 @@ protocol RoundEffects: AnyObject {
 }
 
 /// A message's envelope as read for scheduling.
-enum LoadedEnvelope {
+enum LoadedEnvelope: Sendable {
     case envelope(Envelope, recovered: Bool)
     /// The spool failed (logged); try again later.
     case unavailable
@@ -57,4 +60,6 @@ enum LoadedEnvelope {
     case damaged(String)
     /// A check that could not be made now (no descriptor left).
     case transient(String)
+    /// Its writer still owns it: read again on the event loop, which adopts it.
+    case adoptionNeeded
 }

@@ -39,6 +39,9 @@ final class RoundMachine {
     private var attemptDeadlines: [Job: Date] = [:]
     /// Attempts aborted at their deadline, whose reports say so.
     private var timedOut: Set<Job> = []
+    /// Rounds whose envelope is being read on a delivery thread, with the
+    /// jobs that wait for it (`RoundEffects.load`, then `loaded`).
+    private var loading: [QueueID: [Job]] = [:]
     /// Control requests waiting for a message's round to end.
     var deferredControl: [QueueID: [(ControlRequest, ControlAction)]] = [:]
     var waitingRequests: [QueueID: (request: ControlRequest, outcomes: [QueueID: ControlOutcome], open: Int)] = [:]
@@ -56,8 +59,10 @@ final class RoundMachine {
     }
 
     var now: Date { clock.now }
-    var inFlight: Int { running.count }
-    func isInRound(_ id: QueueID) -> Bool { rounds[id] != nil }
+    var inFlight: Int { running.count + loading.count }
+    /// A registered round, or one whose envelope is being read: control
+    /// actions on it wait for its end.
+    func isInRound(_ id: QueueID) -> Bool { rounds[id] != nil || loading[id] != nil }
 
     /// The earliest time the machine must act again: a message due, or an
     /// attempt's deadline. Nil when nothing waits on time.
@@ -87,17 +92,38 @@ final class RoundMachine {
                 core.startRound(id, domains: domains, nextAttempt: nil)
             }
         }
-        var abandoned: Set<QueueID> = []
         for job in core.launchable() {
-            if rounds[job.id] == nil {
-                guard !abandoned.contains(job.id), register(job.id, job: job) else {
-                    // Another job of a round that did not start: it only gave its slot back.
-                    if abandoned.contains(job.id) { core.finished(job) }
-                    abandoned.insert(job.id)
-                    continue
-                }
+            if rounds[job.id] != nil {
+                launch(job)
+            } else if loading[job.id] != nil {
+                loading[job.id]!.append(job)   // another domain of a round whose envelope is on its way
+            } else {
+                // Read on a delivery thread (validation and decoding are most of
+                // what the loop would spend on a message); decided in `loaded`.
+                loading[job.id] = [job]
+                effects?.load(job.id)
             }
-            launch(job)
+        }
+    }
+
+    /// A round's envelope, read on a delivery thread (`area` where it was
+    /// found): the attempt is registered and its jobs launched, or the round
+    /// abandoned (`register`). Control requests that arrived meanwhile wait
+    /// for the round, or go now if it did not start.
+    func loaded(_ id: QueueID, area: SpoolLayout.Area?, _ envelope: LoadedEnvelope) {
+        guard let jobs = loading.removeValue(forKey: id), let first = jobs.first else { return }
+        guard !stopping else {
+            // Shutting down: nothing new starts, and nothing was registered.
+            for job in jobs { core.finished(job) }
+            core.abandonRound(id)
+            applyDeferredControl(id)
+            return
+        }
+        if register(id, job: first, read: (area, envelope)) {
+            for job in jobs { launch(job) }
+        } else {
+            for job in jobs.dropFirst() { core.finished(job) }
+            applyDeferredControl(id)
         }
     }
 
@@ -110,7 +136,7 @@ final class RoundMachine {
     /// held, damaged, settled, or its destinations changed), the round is
     /// abandoned and the index brought in line. With `job` nil, only the
     /// settling of a message with no destination left is done.
-    func register(_ id: QueueID, job: Job?) -> Bool {
+    func register(_ id: QueueID, job: Job?, read: (area: SpoolLayout.Area?, envelope: LoadedEnvelope)? = nil) -> Bool {
         guard let effects else { return false }
         func abandon() {
             if let job {
@@ -118,17 +144,20 @@ final class RoundMachine {
                 core.abandonRound(id)
             }
         }
+        // Where it is now: what was read elsewhere counts only if it is still there.
         guard let area = effects.area(of: id) else {
             abandon()
             effects.reconcile(id)   // gone: forgotten
             return false
         }
+        var result = read?.area == area ? read!.envelope : effects.open(id, in: area)
+        if case .adoptionNeeded = result { result = effects.open(id, in: area) }
         let found: Envelope
         let recovered: Bool
-        switch effects.open(id, in: area) {
+        switch result {
         case .envelope(let envelope, let wasRecovered):
             (found, recovered) = (envelope, wasRecovered)
-        case .unavailable:
+        case .unavailable, .adoptionNeeded:
             abandon()
             core.reschedule(id, at: now.addingTimeInterval(Self.retryDelay))
             return false

@@ -48,6 +48,11 @@ final class MemorySpool: RoundEffects {
         return .envelope(envelope, recovered: false)
     }
 
+    /// At once, as if a delivery thread had read it before the loop went on.
+    func load(_ id: QueueID) {
+        machine?.loaded(id, area: areas[id], areas[id].map { open(id, in: $0) } ?? .damaged("missing"))
+    }
+
     func register(_ found: Envelope, recovered: Bool, nextAttempt: Date) throws {
         registrations.append((found.id, nextAttempt))
     }
