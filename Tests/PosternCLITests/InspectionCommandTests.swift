@@ -78,6 +78,17 @@ struct InspectionCommandTests {
         #expect(try postern(["count", "--state", "dropped"]).stdout == "1\n")
     }
 
+    /// count reads names, not envelopes (issue #15: at once for a million): an entry named by a queue ID
+    /// counts even when its envelope is unreadable; a name that is not an ID does not.
+    @Test func countReadsNamesOnly() throws {
+        let damaged = try spool.plant(.queue)
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: spool.layout.path(.queue, damaged.id) + "/envelope.json"))
+        try FileManager.default.createDirectory(atPath: spool.layout.directory(.queue) + "/not-an-id", withIntermediateDirectories: false)
+        try spool.plant(.hold)
+        #expect(try postern(["count"]).stdout == "2\n")
+        #expect(try postern(["count", "--state", "queued"]).stdout == "1\n")
+    }
+
     /// show prints the envelope in words, or exactly as stored with --json; cat prints the message bytes.
     @Test func showAndCat() throws {
         let message = "Subject: exact\r\n\r\nbytes \u{00e9}\r\n"
