@@ -110,79 +110,43 @@ extension Daemon {
     /// it (spool-layout.md 6.5).
     func accept(_ name: String) {
         let directory = layout.directory(.drop)
-        guard MessageDirectory.lstatus(directory + "/" + name) != nil else { return }   // already taken
-        guard let id = QueueID(name) else {
+        let acceptance = DropAcceptance(layout: layout, trustedOwners: trustedOwners,
+                                        maxMessageSize: settings.maxMessageSize, maxRecipients: settings.maxRecipients)
+        let envelope: Envelope
+        switch acceptance.accept(name) {
+        case .gone:
+            return
+        case .badName:
             quarantine(name, in: directory, reason: "an entry whose name is not a queue ID")
             metrics.dropRejected(reason: .badName)
             return
-        }
-        let opened: MessageDirectory.Opened
-        do {
-            opened = try MessageDirectory(path: layout.path(.drop, id)).open(id: id, trustedOwners: trustedOwners)
-        } catch where error.isTransient {
-            // No descriptor or memory left: the drop is fine, and is accepted at the next rescan.
-            logger.error("cannot read a drop now", metadata: ["id": "\(id)", "reason": "\(error.description)"])
-            return
-        } catch {
-            quarantine(name, in: directory, reason: error.description)
+        case .invalid(let reason):
+            quarantine(name, in: directory, reason: reason)
             metrics.dropRejected(reason: .invalid)
             return
-        }
-        guard control.area(of: id) == nil else {
-            quarantine(name, in: directory, reason: "duplicate: \(id) is already queued")
+        case .duplicate:
+            quarantine(name, in: directory, reason: "duplicate: \(name) is already queued")
             metrics.dropRejected(reason: .duplicate)
             return
-        }
-        var envelope = opened.envelope
-        do {
-            if trustedOwners.contains(opened.owner) {
-                // Only its owner (trusted) or the spool owner may rename an
-                // entry of the sticky drop/: the directory validated is the
-                // one moved, which device and inode confirm.
-                try store.move(id, from: .drop, to: .queue)
-                let validated = try opened.directory.status()
-                guard let moved = MessageDirectory.lstatus(layout.path(.queue, id)),
-                      moved.st_dev == validated.st_dev, moved.st_ino == validated.st_ino else {
-                    quarantine(name, in: layout.directory(.queue), reason: "replaced while being accepted")
-                    metrics.dropRejected(reason: .invalid)
-                    return
-                }
-            } else {
-                // What postern-drop refuses, a hand-made drop may not bring in either.
-                guard opened.envelope.size <= settings.maxMessageSize else {
-                    throw MessageDirectory.Problem("\(opened.envelope.size) octets, over drop.max_message_size (\(settings.maxMessageSize))")
-                }
-                guard opened.envelope.recipients.count <= settings.maxRecipients else {
-                    throw MessageDirectory.Problem("\(opened.envelope.recipients.count) recipients, over drop.max_recipients (\(settings.maxRecipients))")
-                }
-                let ignored: [String]
-                (envelope, ignored) = Adoption.submitted(opened.envelope)
-                guard envelope.largestSize <= Envelope.maxEncodedSize else {
-                    throw MessageDirectory.Problem("its envelope could outgrow \(Envelope.maxEncodedSize) octets with its delivery results")
-                }
-                if !ignored.isEmpty {
-                    logger.warning("drop fields ignored", metadata: ["id": "\(id)", "uid": "\(opened.owner)",
-                                                                  "fields": "\(ignored.joined(separator: ","))"])
-                }
-                try Adoption(layout: layout).adopt(opened, envelope: envelope, from: .drop, to: .queue)
-            }
-        } catch let problem as MessageDirectory.Problem {
-            quarantine(name, in: directory, reason: problem.description)
-            metrics.dropRejected(reason: .invalid)
+        case .later(let reason):
+            // The drop is fine, and is accepted at the next rescan.
+            logger.error("cannot accept a drop now", metadata: ["id": "\(name)", "reason": "\(reason)"])
+            metrics.dropRejected(reason: .other)
             return
-        } catch {
-            if control.area(of: id) == nil {
-                logger.error("cannot accept a drop", metadata: ["id": "\(id)", "error": "\(error)"])
-                metrics.dropRejected(reason: .other)
-                return
+        case .acceptedCopyRemains(let accepted, let error):
+            logger.error("accepted, but the dropped copy remains", metadata: ["id": "\(name)", "error": "\(error)"])
+            envelope = accepted
+        case .accepted(let accepted, let ignored, let owner):
+            if !ignored.isEmpty {
+                logger.warning("drop fields ignored", metadata: ["id": "\(name)", "uid": "\(owner)",
+                                                              "fields": "\(ignored.joined(separator: ","))"])
             }
-            // Accepted; only the removal of the writer's copy failed.
-            logger.error("accepted, but the dropped copy remains", metadata: ["id": "\(id)", "error": "\(error)"])
+            envelope = accepted
         }
-        core.insert(id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: false,
+        core.insert(envelope.id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: false,
                     recipients: envelope.recipients.count { $0.state == .pending })
         metrics.dropAccepted()
-        logger.info("accepted", metadata: ["id": "\(id)", "sender": "\(envelope.sender ?? "<>")",
+        logger.info("accepted", metadata: ["id": "\(envelope.id)", "sender": "\(envelope.sender ?? "<>")",
                                            "recipients": "\(envelope.recipients.count)", "size": "\(envelope.size)",
                                            "uid": "\(envelope.uid)"])
     }

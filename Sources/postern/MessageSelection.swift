@@ -91,26 +91,37 @@ enum ControlRunner {
     static func run(_ action: ControlAction, selection: MessageSelection, global: GlobalOptions) throws {
         let layout = global.layout
         do { try SpoolCheck.requireSpool(layout) } catch { throw failure(error) }
-        let items = selection.select(layout)
-        let missing = Set(selection.ids.compactMap(QueueID.init)).subtracting(items)
-        for id in missing.sorted() { warn("\(id): no such message in queue/ or hold/") }
         if selection.dryRun {
+            // Drops count too: a daemon, or this command, accepts them before acting.
+            let items = selection.select(layout, areas: [.drop, .queue, .hold])
+            warnMissing(selection, items)
             for id in items { report(id, action, "would change", nil, json: selection.json) }
             if !selection.json { print("\(items.count) message\(items.count == 1 ? "" : "s") would be affected by \(action.name)") }
             return
         }
+        var items: [QueueID] = []
         var outcomes: [QueueID: ControlOutcome] = [:]
         do {
             let lock = try SpoolLock(layout: layout)
+            // No daemon: this command is the spool's single writer, and takes in
+            // the drops it selects as the daemon would, so that what `postern
+            // list` shows in drop/ can be held before a daemon ever starts.
+            try acceptDrops(for: selection, layout: layout)
+            items = selection.select(layout)
+            warnMissing(selection, items)
             let control = QueueControl(layout: layout)
             outcomes = control.apply(action, to: items)
             if case .fail = action { try sendFailureDSNs(for: outcomes, control: control, layout: layout) }
             withExtendedLifetime(lock) {}
         } catch let error as SpoolError where error.status == .tempFail {
+            // A daemon runs: it accepts drops itself, at once.
+            items = selection.select(layout)
+            warnMissing(selection, items)
             outcomes = try viaDaemon(action, items, layout: layout)
         } catch let error as SpoolError {
             throw failure(error)
         }
+        let missing = Set(selection.ids.compactMap(QueueID.init)).subtracting(items)
         var changed = 0
         for id in outcomes.keys.sorted() {
             switch outcomes[id]! {
@@ -123,6 +134,40 @@ enum ControlRunner {
         }
         if !selection.json { print("\(changed) message\(changed == 1 ? "" : "s") affected by \(action.name)") }
         if !missing.isEmpty { throw ExitCode(ExitStatus.noInput.rawValue) }
+    }
+
+    static func warnMissing(_ selection: MessageSelection, _ items: [QueueID]) {
+        let missing = Set(selection.ids.compactMap(QueueID.init)).subtracting(items)
+        for id in missing.sorted() { warn("\(id): no such message in queue/ or hold/") }
+    }
+
+    /// Accepts the drops a selection may name (all of them for --all or a
+    /// filter), as the daemon would (`DropAcceptance`): a bad one is
+    /// quarantined with its reason, one that cannot be taken now stays.
+    static func acceptDrops(for selection: MessageSelection, layout: SpoolLayout) throws {
+        let names = ((try? DirectoryListing.names(in: layout.directory(.drop))) ?? []).sorted()
+        let wanted = Set(selection.ids)
+        let chosen = selection.all || selection.readsEnvelopes ? names : names.filter { wanted.contains($0) }
+        guard !chosen.isEmpty else { return }
+        let drop = try ConfigOptions.parse([]).load().drop
+        let acceptance = DropAcceptance(layout: layout, trustedOwners: MessageDirectory.trustedOwners(of: layout),
+                                        maxMessageSize: drop.maxMessageSize, maxRecipients: drop.maxRecipients)
+        let quarantine = Quarantine(layout: layout, now: { Date() })
+        for name in chosen {
+            let reason: String
+            switch acceptance.accept(name) {
+            case .accepted, .acceptedCopyRemains, .gone: continue
+            case .later(let why):
+                warn("\(TerminalText.safe(name)): not accepted now: \(why)")
+                continue
+            case .badName: reason = "an entry whose name is not a queue ID"
+            case .invalid(let why): reason = why
+            case .duplicate: reason = "duplicate: \(name) is already queued"
+            }
+            if let target = try? quarantine.move(name, in: layout.directory(.drop), reason: reason) {
+                warn("\(TerminalText.safe(name)): quarantined to \(target): \(reason)")
+            }
+        }
     }
 
     /// Without a daemon, whoever fails messages sends their failure DSNs (through

@@ -44,6 +44,29 @@ struct QueueControlCommandTests {
         #expect(unknown.stderr.contains("no such message"))
     }
 
+    /// With no daemon, a control command accepts the drops it selects, as the daemon would, then acts
+    /// (issue #15): what `postern list` shows in drop/ can be held before any daemon starts. A damaged
+    /// drop is quarantined with its reason, not left behind or deleted; --dry-run changes nothing.
+    @Test func offlineControlReachesDrops() throws {
+        let dropped = try spool.plant(.drop)
+        let preview = try postern(["hold", "--dry-run", dropped.id.rawValue])
+        #expect(preview.status == 0 && preview.stdout.contains("would change"))
+        #expect(try spool.names(.drop) == [dropped.id.rawValue])
+        let held = try postern(["hold", "--reason", "after the incident", dropped.id.rawValue])
+        #expect(held.status == 0 && held.stdout.contains("changed"), "\(held.stderr)")
+        #expect(try spool.names(.drop).isEmpty && spool.names(.hold) == [dropped.id.rawValue])
+        #expect(try envelope(dropped.id, .hold).holdReason == "after the incident")
+
+        let damaged = try spool.plant(.drop)
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: spool.layout.path(.drop, damaged.id) + "/envelope.json"))
+        let other = try spool.plant(.drop)
+        let all = try postern(["hold", "--all"])
+        #expect(all.stderr.contains("quarantined"), "\(all.stderr)")
+        #expect(try spool.names(.drop).isEmpty)
+        #expect(try Set(spool.names(.hold)) == [dropped.id.rawValue, other.id.rawValue])
+        #expect(try spool.corruptNames().count == 1)
+    }
+
     /// hold records the reason and moves the message; release moves it back; kick then makes it due now.
     @Test func holdReleaseKick() throws {
         let message = try spool.plant(.queue) { $0.nextAttempt = Date(timeIntervalSinceNow: 3600) }

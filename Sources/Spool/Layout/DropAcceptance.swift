@@ -1,0 +1,96 @@
+import Glibc
+import PosternCore
+
+/// Accepts a drop into `queue/` (spool-layout.md 6.5): the daemon's job, and
+/// an offline control command's when no daemon runs (it holds the lock), so
+/// that `postern hold ID` reaches a message `postern list` shows in `drop/`.
+///
+/// A drop by root or the spool owner is renamed into `queue/` (device and
+/// inode confirm that the directory validated is the one moved). Any other is
+/// adopted (`Adoption`): copied into a directory of the acceptor's own, with
+/// only the fields a drop may set and within the drop limits, so that its
+/// writer keeps no hold on it. What fails validation is for the caller to
+/// quarantine, with the reason given.
+public struct DropAcceptance {
+    public let layout: SpoolLayout
+    public let trustedOwners: Set<uid_t>
+    /// `drop.max_message_size` and `drop.max_recipients`, checked again for
+    /// drops a writer's own program did not make.
+    public var maxMessageSize: Int
+    public var maxRecipients: Int
+
+    public init(layout: SpoolLayout, trustedOwners: Set<uid_t>, maxMessageSize: Int, maxRecipients: Int) {
+        self.layout = layout
+        self.trustedOwners = trustedOwners
+        self.maxMessageSize = maxMessageSize
+        self.maxRecipients = maxRecipients
+    }
+
+    public enum Outcome {
+        /// In `queue/` now, due at once. `ignored`: fields an untrusted drop may not set.
+        case accepted(Envelope, ignored: [String], owner: uid_t)
+        /// Accepted, but the writer's copy could not be removed (the scanner quarantines it later).
+        case acceptedCopyRemains(Envelope, String)
+        /// Nothing there any more (another acceptor took it).
+        case gone
+        /// To quarantine: the name is not a queue ID.
+        case badName
+        /// To quarantine, with the reason.
+        case invalid(String)
+        /// To quarantine: the ID is already queued.
+        case duplicate
+        /// Not now (no descriptor left, a full disk): the drop stays for the next try.
+        case later(String)
+    }
+
+    public func accept(_ name: String) -> Outcome {
+        let directory = layout.directory(.drop)
+        guard MessageDirectory.lstatus(directory + "/" + name) != nil else { return .gone }
+        guard let id = QueueID(name) else { return .badName }
+        let opened: MessageDirectory.Opened
+        do {
+            opened = try MessageDirectory(path: layout.path(.drop, id)).open(id: id, trustedOwners: trustedOwners)
+        } catch where error.isTransient {
+            return .later("cannot read it now: \(error.description)")
+        } catch {
+            return .invalid(error.description)
+        }
+        guard QueueControl(layout: layout).area(of: id) == nil else { return .duplicate }
+        var envelope = opened.envelope
+        var ignored: [String] = []
+        let store = MessageStore(layout: layout)
+        do {
+            if trustedOwners.contains(opened.owner) {
+                // Only its owner (trusted) or the spool owner may rename an
+                // entry of the sticky drop/: the directory validated is the
+                // one moved, which device and inode confirm.
+                try store.move(id, from: .drop, to: .queue)
+                let validated = try opened.directory.status()
+                guard let moved = MessageDirectory.lstatus(layout.path(.queue, id)),
+                      moved.st_dev == validated.st_dev, moved.st_ino == validated.st_ino else {
+                    return .invalid("replaced while being accepted")
+                }
+            } else {
+                // What postern-drop refuses, a hand-made drop may not bring in either.
+                guard opened.envelope.size <= maxMessageSize else {
+                    return .invalid("\(opened.envelope.size) octets, over drop.max_message_size (\(maxMessageSize))")
+                }
+                guard opened.envelope.recipients.count <= maxRecipients else {
+                    return .invalid("\(opened.envelope.recipients.count) recipients, over drop.max_recipients (\(maxRecipients))")
+                }
+                (envelope, ignored) = Adoption.submitted(opened.envelope)
+                guard envelope.largestSize <= Envelope.maxEncodedSize else {
+                    return .invalid("its envelope could outgrow \(Envelope.maxEncodedSize) octets with its delivery results")
+                }
+                try Adoption(layout: layout).adopt(opened, envelope: envelope, from: .drop, to: .queue)
+            }
+        } catch let problem as MessageDirectory.Problem {
+            return .invalid(problem.description)
+        } catch {
+            // Accepted when it is in queue/; only the removal of the writer's copy failed.
+            guard QueueControl(layout: layout).area(of: id) != nil else { return .later("cannot accept it: \(error)") }
+            return .acceptedCopyRemains(envelope, "\(error)")
+        }
+        return .accepted(envelope, ignored: ignored, owner: opened.owner)
+    }
+}
