@@ -199,6 +199,7 @@ extension RoundMachine {
         do {
             try effects?.keepHeld(held, from: area)
             core.insert(id, nextAttempt: nil, domains: [], held: true, recipients: 0)
+            metrics.doubleBounce()
             logger.warning("double bounce kept in hold/", metadata: ["id": "\(id)",
                                                                    "recipients": "\(envelope.recipients.map(\.address).joined(separator: ","))"])
         } catch {

@@ -20,12 +20,13 @@ enum MetricFamily: String, CaseIterable, Sendable {
     case inFlight = "postern_deliveries_in_flight"
     case tls = "postern_tls_total"
     case connectionMessages = "postern_queue_connection_messages"
+    case doubleBounces = "postern_double_bounces_total"
 
     var name: String { rawValue }
 
     var type: String {
         switch self {
-        case .connections, .drops, .deliveries, .dsns, .inotifyOverflows, .tls: "counter"
+        case .connections, .drops, .deliveries, .dsns, .inotifyOverflows, .tls, .doubleBounces: "counter"
         case .deliveryDuration, .connectionMessages: "histogram"
         case .messages, .recipients, .oldestQueuedAge, .rescanDuration, .rescanMessages, .inFlight: "gauge"
         }
@@ -48,6 +49,7 @@ enum MetricFamily: String, CaseIterable, Sendable {
         case .inFlight: "Delivery attempts in progress now."
         case .tls: "Connections that reached SMTP, by the TLS they ended with."
         case .connectionMessages: "Messages each SMTP connection carried, observed when it closed (connection reuse)."
+        case .doubleBounces: "Undeliverable bounces with no one to notify, kept in hold/ for the postmaster."
         }
     }
 

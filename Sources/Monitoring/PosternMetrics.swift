@@ -53,6 +53,7 @@ public final class PosternMetrics: Sendable {
     private let inFlight: Gauge
     private let tlsOutcomes: [TLSOutcome: Counter]
     private let connectionMessagesHistogram: ValueHistogram
+    private let doubleBounceCounter: Counter
     public static let connectionMessagesBuckets: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 
     private struct DeliveryKey: Hashable, Sendable {
@@ -105,9 +106,15 @@ public final class PosternMetrics: Sendable {
         tlsOutcomes = counters(.tls, "outcome", TLSOutcome.self)
         connectionMessagesHistogram = registry.makeValueHistogram(descriptor: MetricFamily.connectionMessages.descriptor,
                                                                   buckets: Self.connectionMessagesBuckets)
+        doubleBounceCounter = registry.makeCounter(descriptor: MetricFamily.doubleBounces.descriptor)
     }
 
     // MARK: Events
+
+    /// A double bounce was kept in hold/ for the postmaster.
+    public func doubleBounce() {
+        doubleBounceCounter.increment()
+    }
 
     /// How many messages an SMTP connection carried, when it closed.
     public func connectionMessages(_ count: Int) {

@@ -45,7 +45,7 @@ enum DropProgram {
         } catch {
             throw SpoolError(.config, error.description)
         }
-        let hostname = environment["POSTERN_HOSTNAME"].flatMap { $0.isEmpty ? nil : $0 } ?? settings.hostname ?? SystemHost.name() ?? "localhost"
+        let hostname = environment["POSTERN_HOSTNAME"].flatMap { $0.isEmpty ? nil : $0 } ?? settings.hostname ?? SystemHost.mailName() ?? SystemHost.name() ?? "localhost"
         var sizeLimit = settings.maxMessageSize
         if let text = environment["POSTERN_MESSAGE_SIZE_LIMIT"] {
             guard let value = Int(text), value > 0 else {

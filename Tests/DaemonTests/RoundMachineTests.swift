@@ -122,7 +122,7 @@ struct RoundMachineTests {
         #expect(machine.inFlight == 0)
     }
 
-    /// A bounce that bounces, with no one to tell, is kept in hold/ with a reason, never removed.
+    /// A bounce that bounces, with no one to tell, is kept in hold/ with a reason, never removed, and counted.
     @Test func doubleBounceIsKept() throws {
         spool.reportsDoubleBounces = false
         let id = spool.add(["gone@example.net"], sender: nil, at: clock.now)
@@ -132,5 +132,6 @@ struct RoundMachineTests {
         #expect(spool.areas[id] == .hold)
         #expect(spool.envelopes[id]?.holdReason?.contains("postmaster") == true)
         #expect(spool.removed.isEmpty)
+        #expect(machine.metrics.exposition().contains("postern_double_bounces_total 1"))
     }
 }

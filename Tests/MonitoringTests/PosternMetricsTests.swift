@@ -43,6 +43,7 @@ import Testing
         }
         samples["postern_queue_connection_messages_sum"] = "0.0"
         samples["postern_queue_connection_messages_count"] = "0"
+        samples["postern_double_bounces_total"] = "0"
         return samples
     }
 
@@ -61,6 +62,7 @@ import Testing
         "postern_deliveries_in_flight": "gauge",
         "postern_tls_total": "counter",
         "postern_queue_connection_messages": "histogram",
+        "postern_double_bounces_total": "counter",
     ]
 
     @Test func everyMetricShowsBeforeTheFirstEvent() {
@@ -101,6 +103,7 @@ import Testing
         metrics.tls(.plaintext)
         metrics.connectionMessages(1)
         metrics.connectionMessages(37)
+        metrics.doubleBounce()
 
         var expected = Self.initialSamples()
         // 1 and 37: le is inclusive, so 1 is in every bucket and 37 from 50 on.
@@ -110,6 +113,7 @@ import Testing
         }
         expected["postern_queue_connection_messages_sum"] = "38.0"
         expected["postern_queue_connection_messages_count"] = "2"
+        expected["postern_double_bounces_total"] = "1"
         expected["postern_queue_connection_total{result=\"ok\"}"] = "2"
         expected["postern_queue_connection_total{result=\"timeout\"}"] = "1"
         expected["postern_queue_messages{state=\"queued\"}"] = "3.0"

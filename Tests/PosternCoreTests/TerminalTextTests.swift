@@ -1,3 +1,5 @@
+import Foundation
+import Glibc
 import Testing
 @testable import PosternBase
 @testable import PosternCore
@@ -56,5 +58,32 @@ struct MillisecondsTests {
     @Test(arguments: [(0.0, "0.000"), (0.0424, "0.042"), (1.5, "1.500"), (12.3456, "12.346"), (-1, "0.000"), (Double.nan, "0.000")])
     func seconds(value: Double, text: String) {
         #expect(Milliseconds.seconds(value) == text)
+    }
+}
+
+/// /etc/mailname as Debian's MTAs read it: the first line, a plain host name, a file only root may write.
+struct MailNameTests {
+    func file(_ text: String, mode: mode_t = 0o644) throws -> String {
+        let path = NSTemporaryDirectory() + "/postern-mailname-\(UUID().uuidString)"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        chmod(path, mode)
+        return path
+    }
+
+    @Test func readsTheFirstLine() throws {
+        #expect(SystemHost.mailName(path: try file("mail.example.org\n")) == "mail.example.org")
+        #expect(SystemHost.mailName(path: try file("  mx1.example.org  \nsecond.example\n")) == "mx1.example.org")
+    }
+
+    @Test func refusesWhatIsNotAPlainHostName() throws {
+        for text in ["", "\n", "bad_name.example\n", "trailing.dot.\n", "-lead.example\n", "two words\n", "x\u{9B}y\n"] {
+            #expect(SystemHost.mailName(path: try file(text)) == nil, "\(text)")
+        }
+        #expect(SystemHost.mailName(path: "/nonexistent/mailname") == nil)
+    }
+
+    /// Writable by others, it could name any domain for everyone's mail: not trusted (tests run as root).
+    @Test func refusesAFileOthersMayWrite() throws {
+        #expect(SystemHost.mailName(path: try file("mail.example.org\n", mode: 0o666)) == nil)
     }
 }
