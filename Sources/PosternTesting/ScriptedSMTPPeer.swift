@@ -86,14 +86,24 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
         clientSocket = fds[0]
         port = 0
         let serverSocket = fds[1]
-        Thread.detachNewThread { [self] in play(script, on: serverSocket) }
+        Thread.detachNewThread { [self] in
+            play(script, on: serverSocket)
+            done.signal()
+        }
     }
 
     /// A peer on 127.0.0.1 at `port`, for a client in another process (the
     /// `postern smtp-probe` binary): it accepts one connection and plays the
     /// script on it. A client that never connects ends the script after 30
     /// seconds (`accept` honours SO_RCVTIMEO), recorded as a failure.
-    public init(listening script: [Step]) throws {
+    public convenience init(listening script: [Step]) throws {
+        try self.init(listening: [script])
+    }
+
+    /// A peer on 127.0.0.1 that accepts one connection per script, one after
+    /// the other, and plays each script on its connection: a server that a
+    /// client leaves and comes back to (connection reuse ending).
+    public init(listening scripts: [[Step]]) throws {
         signal(SIGPIPE, SIG_IGN)
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listener >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
@@ -116,14 +126,18 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
         clientSocket = -1
         port = UInt16(bigEndian: address.sin_port)
         Thread.detachNewThread { [self] in
-            let connection = accept(listener, nil, nil)
-            Glibc.close(listener)
-            guard connection >= 0 else {
-                outcome.failures.append("no client connected to port \(port)")
+            defer {
+                Glibc.close(listener)
                 done.signal()
-                return
             }
-            play(script, on: connection)
+            for (index, script) in scripts.enumerated() {
+                let connection = accept(listener, nil, nil)
+                guard connection >= 0 else {
+                    outcome.failures.append("no client made connection \(index + 1) to port \(port)")
+                    return
+                }
+                play(script, on: connection)
+            }
         }
     }
 
@@ -132,7 +146,6 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
         var connection = PeerConnection(fd: fd)
         run(script, on: &connection)
         connection.close()
-        done.signal()
     }
 
     /// Waits for the script to end (the client must have closed or the script hung up).

@@ -135,3 +135,29 @@ final class Counter: Sendable {
     func add(_ value: Int) { list.withLock { $0.append(value) } }
     var values: [Int] { list.withLock { $0 } }
 }
+
+extension ConnectionReuseTests {
+    /// A kept session whose server answers the next MAIL with an error (here 421, it is going away)
+    /// ends reuse: the message goes over a new connection within the same attempt and is delivered,
+    /// reported once, on a connection of its own.
+    @Test func mailRefusedOnAKeptSessionMovesToANewConnection() throws {
+        let greeting: [ScriptedSMTPPeer.Step] = [.send("220 peer.example ESMTP"), .expect("EHLO client.postern.test"), .send("250 peer.example")]
+        let peer = try ScriptedSMTPPeer(listening: [
+            greeting + Self.transaction("bob@one.example", reply: "250 2.0.0 queued as 1")
+                + [.expect("RSET"), .send("250 2.0.0 ok"), .expect("MAIL FROM:<a@b.example>"), .send("421 4.3.2 closing, try again"),
+                   .expect("QUIT"), .send("221 bye")],
+            greeting + Self.transaction("carol@two.example", reply: "250 2.0.0 queued as 2") + [.expect("QUIT"), .send("221 bye")],
+        ])
+        let sessions = SessionCache(limits: .init(maxMessages: 100, idleTimeout: 30, maxAge: 300))
+        let transport = Self.relay(port: peer.port, sessions: sessions)
+        let first = transport.deliver(try Self.request(to: "bob@one.example"), cancellation: Cancellation())
+        #expect(first.results.map(\.outcome) == [.delivered])
+        let second = transport.deliver(try Self.request(to: "carol@two.example"), cancellation: Cancellation())
+        #expect(second.results.map(\.outcome) == [.delivered], "\(second.results)")
+        #expect(second.connectionUse == 1)
+        sessions.closeAll()
+        let outcome = peer.finish()
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+        #expect(outcome.messages.count == 2)
+    }
+}
