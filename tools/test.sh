@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 # without configuring or starting the system's service: Postfix's smtpd and
 # smtp-sink, with Dovecot for SASL (postfix-peer.sh), unbound as a DNS server
 # (dns-peer.sh), Dante as a SOCKS5 proxy (socks-peer.sh).
-tools/install-packages.sh libssl-dev pkg-config coreutils python3 strace util-linux
+tools/install-packages.sh libssl-dev pkg-config coreutils python3 strace util-linux systemd
 tools/postfix-peer.sh install
 tools/dns-peer.sh install
 tools/socks-peer.sh install
