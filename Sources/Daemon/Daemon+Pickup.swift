@@ -6,59 +6,126 @@ import Scheduler
 import Spool
 
 extension Daemon {
-    /// Rebuilds the index from the spool (start-up, inotify overflow): the
-    /// scanner repairs what it must, then every drop is accepted.
+    /// Rebuilds the index from the spool after an inotify overflow: the
+    /// scanner repairs what it must, then every drop is accepted. The loop
+    /// waits for it (events were lost; nothing is certain until it is done).
     func rebuild(reason: String) {
         let started = Date()
         var scanner = SpoolScanner(layout: layout, mode: .repair)
         scanner.now = { [clock] in clock.now }
         var seen = Set<QueueID>()
         var drops: [QueueID] = []
-        var progress = 0
         let report = scanner.scan { item in
-            progress += 1
-            if progress % 10_000 == 0 {
-                let rate = Double(progress) / max(0.001, Date().timeIntervalSince(started))
-                logger.info("scanning", metadata: ["messages": "\(progress)", "rate": "\(Int(rate))/s"])
+            if item.area == .drop { drops.append(item.id) } else { seen.insert(item.id) }
+            index(item, keepKnown: false)
+        }
+        // After an overflow, forget what left queue/ and hold/ while events were lost.
+        for id in core.ids where !seen.contains(id) && !core.inRound(id) { core.remove(id) }
+        finishScan(report, drops: drops, reason: reason, started: started)
+    }
+
+    /// The start-up scan, on a thread of its own: the scanner hands its
+    /// messages over in batches (`indexScanned`) and the loop delivers the
+    /// first of them while the rest are read. Control requests wait for the
+    /// end of the scan (a hold or release moving a message mid-scan could make
+    /// it look like a duplicate), as does READY.
+    func startScan() {
+        scanning = true
+        scanStarted = Date()
+        let layout = self.layout
+        let clock = self.clock
+        let completed = self.completed
+        let wake = wakePipe
+        #if DEBUG
+        // Tests make the scan slow, to see deliveries start before it ends.
+        let delay = ProcessInfo.processInfo.environment["POSTERN_DEBUG_SCAN_DELAY_MS"].flatMap { UInt32($0) } ?? 0
+        #endif
+        Thread.detachNewThread {
+            var scanner = SpoolScanner(layout: layout, mode: .repair)
+            scanner.now = { clock.now }
+            var batch: [ScanItem] = []
+            let report = scanner.scan { item in
+                #if DEBUG
+                if delay > 0 { usleep(delay * 1000) }
+                #endif
+                batch.append(item)
+                guard batch.count >= 256 else { return }
+                completed.append(.scanned(batch))
+                batch = []
+                wake?.wake()
             }
-            switch item.area {
-            case .drop:
-                drops.append(item.id)
-            case .queue, .hold:
-                seen.insert(item.id)
-                guard !core.inRound(item.id) else { return }
-                var envelope = item.envelope
-                if !trustedOwners.contains(item.owner) {
-                    // Still its writer's: adopted before anything reads it further.
-                    do throws(MessageDirectory.Problem) {
-                        guard let adopted = try loadOwned(item.id, in: item.area) else { return }
-                        envelope = adopted
-                    } catch {
-                        quarantine(item.id.rawValue, in: layout.directory(item.area), reason: error.description)
-                        return
-                    }
-                }
-                if item.area == .queue, envelope.pendingDomains.isEmpty {
-                    // Finished while no daemon ran (e.g. `postern fail` offline), or
-                    // its failure DSN was still pending: finish it now.
-                    machine.finalize(item.id, envelope: envelope, area: .queue)
-                    return
-                }
-                if !envelope.dsnPending.isEmpty, dsn.sendPending(&envelope) {
-                    // Marked failed, then a crash or a full disk before the DSN;
-                    // at worst (a crash right here) the DSN is sent twice.
-                    try? store.update(envelope, in: item.area, durability: .processCrash)
-                }
-                core.insert(item.id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: item.held,
-                            recipients: envelope.recipients.count { $0.state == .pending })
+            if !batch.isEmpty { completed.append(.scanned(batch)) }
+            completed.append(.scanFinished(report))
+            wake?.wake()
+        }
+    }
+
+    /// A batch of the start-up scan. A message the index already knows (from
+    /// an event or a drop accepted meanwhile) keeps what the index knows: it
+    /// is fresher than what the scanner read.
+    func indexScanned(_ items: [ScanItem]) {
+        for item in items {
+            if item.area == .drop {
+                scanDrops.append(item.id)
+            } else {
+                index(item, keepKnown: true)
+            }
+            scanProgress += 1
+            if scanProgress % 10_000 == 0 {
+                let rate = Double(scanProgress) / max(0.001, Date().timeIntervalSince(scanStarted))
+                logger.info("scanning", metadata: ["messages": "\(scanProgress)", "rate": "\(Int(rate))/s"])
             }
         }
+    }
+
+    /// The start-up scan is over: its drops accepted, the index ready, the
+    /// control requests that waited applied, systemd told.
+    func scanFinished(_ report: ScanReport) {
+        finishScan(report, drops: scanDrops, reason: "start-up", started: scanStarted)
+        scanDrops = []
+        scanning = false
+        if rescanAfterScan {
+            rescanAfterScan = false
+            rebuild(reason: "inotify overflow")
+        }
+        processControlRequests()
+        notifier?.send("READY=1\nSTATUS=\(statusLine)")
+    }
+
+    /// One message the scanner found in queue/ or hold/, into the index.
+    func index(_ item: ScanItem, keepKnown: Bool) {
+        guard item.area != .drop, !core.inRound(item.id), !(keepKnown && core.contains(item.id)) else { return }
+        var envelope = item.envelope
+        if !trustedOwners.contains(item.owner) {
+            // Still its writer's: adopted before anything reads it further.
+            do throws(MessageDirectory.Problem) {
+                guard let adopted = try loadOwned(item.id, in: item.area) else { return }
+                envelope = adopted
+            } catch {
+                quarantine(item.id.rawValue, in: layout.directory(item.area), reason: error.description)
+                return
+            }
+        }
+        if item.area == .queue, envelope.pendingDomains.isEmpty {
+            // Finished while no daemon ran (e.g. `postern fail` offline), or
+            // its failure DSN was still pending: finish it now.
+            machine.finalize(item.id, envelope: envelope, area: .queue)
+            return
+        }
+        if !envelope.dsnPending.isEmpty, dsn.sendPending(&envelope) {
+            // Marked failed, then a crash or a full disk before the DSN;
+            // at worst (a crash right here) the DSN is sent twice.
+            try? store.update(envelope, in: item.area, durability: .processCrash)
+        }
+        core.insert(item.id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: item.held,
+                    recipients: envelope.recipients.count { $0.state == .pending })
+    }
+
+    private func finishScan(_ report: ScanReport, drops: [QueueID], reason: String, started: Date) {
         for quarantined in report.quarantined {
             logger.warning("quarantined", metadata: ["entry": "\(quarantined.origin)", "reason": "\(quarantined.reason)"])
         }
         for error in report.errors { logger.error("scan", metadata: ["error": "\(error)"]) }
-        // After an overflow, forget what left queue/ and hold/ while events were lost.
-        for id in core.ids where !seen.contains(id) && !core.inRound(id) { core.remove(id) }
         for id in drops { accept(id.rawValue) }
         let scanned = (report.messages[.queue] ?? 0) + (report.messages[.hold] ?? 0)
         metrics.rescan(seconds: Date().timeIntervalSince(started), messages: scanned + drops.count)
@@ -74,7 +141,8 @@ extension Daemon {
             if event.overflowed || event.watchLost {
                 if event.overflowed { metrics.inotifyOverflow() }
                 logger.warning("inotify overflow or lost watch; rescanning")
-                rebuild(reason: "inotify overflow")
+                // Not two scanners at once: the start-up scan's end rescans.
+                if scanning { rescanAfterScan = true } else { rebuild(reason: "inotify overflow") }
                 return
             }
             switch event.directory {
@@ -97,7 +165,7 @@ extension Daemon {
         }
         if requests {
             // Not while a request is being applied (its batches read events): after it.
-            if applyingControl { controlPending = true } else { processControlRequests() }
+            if applyingControl || scanning { controlPending = true } else { processControlRequests() }
         }
     }
 

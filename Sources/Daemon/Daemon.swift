@@ -42,6 +42,12 @@ public final class Daemon {
     /// A control request is being applied; requests arriving meanwhile wait.
     var applyingControl = false
     var controlPending = false
+    /// The start-up scan runs (`startScan`): what it found so far is indexed.
+    var scanning = false
+    var scanStarted = Date()
+    var scanProgress = 0
+    var scanDrops: [QueueID] = []
+    var rescanAfterScan = false
     /// How to abort each job in flight.
     var cancellations: [Job: Cancellation] = [:]
     var stopping = false
@@ -114,11 +120,9 @@ public final class Daemon {
             try watcher.watch(path)
         }
         // Watch first, then scan: a drop between the two is seen twice, never missed.
-        rebuild(reason: "start-up")
+        startScan()
         census.start()
         defer { census.stop() }
-        processControlRequests()
-        notifier?.send("READY=1\nSTATUS=\(statusLine)")
         loop(watcher: watcher, wake: wake)
         logger.info("stopped", metadata: ["queued": "\(core.count)"])
     }
@@ -127,7 +131,8 @@ public final class Daemon {
         while true {
             machine.schedule()
             if settings.keepRetired > 0, clock.now.timeIntervalSince(lastRetiredSweep) >= 3600 { sweepRetired() }
-            if stopping && machine.inFlight == 0 { return }
+            // The scan writes (quarantine): it ends before the lock is let go.
+            if stopping && machine.inFlight == 0 && !scanning { return }
             var fds = [pollfd(fd: watcher.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
             let ready = poll(&fds, 2, timeout())
@@ -135,7 +140,7 @@ public final class Daemon {
                 logger.error("poll failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
             }
             if fds[0].revents != 0 { handle(watcher.read()) }
-            if controlPending {
+            if controlPending && !scanning {
                 controlPending = false
                 processControlRequests()
             }
@@ -148,6 +153,10 @@ public final class Daemon {
                     machine.finish(job, report)
                 case .loaded(let id, let area, let envelope):
                     machine.loaded(id, area: area, envelope)
+                case .scanned(let items):
+                    indexScanned(items)
+                case .scanFinished(let report):
+                    scanFinished(report)
                 }
             }
             publishMetrics()
@@ -224,6 +233,9 @@ public final class Daemon {
 enum Completion: Sendable {
     case report(Job, AttemptReport)
     case loaded(QueueID, SpoolLayout.Area?, LoadedEnvelope)
+    /// Messages the start-up scan found, and its end.
+    case scanned([ScanItem])
+    case scanFinished(ScanReport)
 }
 
 /// Completions waiting for the event loop, handed over from delivery threads.

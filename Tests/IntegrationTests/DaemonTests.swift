@@ -294,3 +294,24 @@ struct DaemonDirectDeliveryTests {
         #expect(direct.stop() == 0)
     }
 }
+
+extension DaemonTests {
+    /// Issue #15: the start-up scan streams into the index, and the first message is delivered while the
+    /// scan is still reading the rest (made slow by a debug hook: 10 ms per message, 3 s for 300).
+    @Test func deliversWhileScanning() throws {
+        var fixture = try DaemonFixture()
+        for index in 0..<300 {
+            try fixture.spool.plant(.queue, message: "Subject: scan-\(index)\r\n\r\nbody\r\n", recipients: ["r\(index)@example.net"])
+        }
+        fixture.environment["POSTERN_DEBUG_SCAN_DELAY_MS"] = "10"
+        try fixture.start()
+        #expect(fixture.waitForLog("index ready"))
+        let lines = fixture.log.split(separator: "\n")
+        let firstSent = try #require(lines.firstIndex { $0.contains("msg=delivery") && $0.contains("status=sent") }, "\(fixture.log)")
+        let ready = try #require(lines.firstIndex { $0.contains("index ready") })
+        #expect(firstSent < ready, "the first delivery came after the scan")
+        #expect(fixture.waitForSink(300, timeout: 60))
+        #expect(fixture.waitForEmptyQueue())
+        #expect(fixture.stop() == 0)
+    }
+}

@@ -71,19 +71,26 @@ public struct SpoolScanner {
 
     /// Scans `areas` (by default all, queue first so that the accepted copy of a
     /// duplicated ID wins) and `tmp/`.
+    ///
+    /// Every area is listed before any entry is read: a daemon that delivers
+    /// while it scans may move a message it has been handed (a double bounce
+    /// into `hold/`), and such a message then vanishes from the listing it was
+    /// in (skipped) instead of showing up twice (a duplicate to quarantine).
     public func scan(areas: [SpoolLayout.Area] = [.queue, .hold, .drop], visit: (ScanItem) -> Void) -> ScanReport {
         var report = ScanReport()
         let trusted = MessageDirectory.trustedOwners(of: layout)
         var seen = Set<QueueID>()
+        var listings: [SpoolLayout.Area: [String]] = [:]
         for area in areas {
-            let directory = layout.directory(area)
-            let names: [String]
             do {
-                names = try DirectoryListing.names(in: directory).sorted()
+                listings[area] = try DirectoryListing.names(in: layout.directory(area)).sorted()
             } catch {
                 report.errors.append("\(error)")
-                continue
             }
+        }
+        for area in areas {
+            let directory = layout.directory(area)
+            guard let names = listings[area] else { continue }
             report.messages[area] = 0
             for name in names {
                 let problem: String
@@ -119,6 +126,8 @@ public struct SpoolScanner {
     }
 
     private func quarantine(_ name: String, in directory: String, area: String, reason: String, report: inout ScanReport) {
+        // Gone since it was listed (delivered, moved, taken by the daemon): nothing to report.
+        guard MessageDirectory.lstatus(directory + "/" + name) != nil else { return }
         var destination: String?
         if mode == .repair {
             do {
