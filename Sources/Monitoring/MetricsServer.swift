@@ -47,6 +47,7 @@ public final class MetricsServer: Sendable {
     /// server to wind down. Both are normally a few milliseconds.
     private let startTimeout: Double
     private let stopTimeout: Double
+    private let requestTimeout: Double
 
     private struct Running: Sendable {
         var server: HTTPServer
@@ -65,15 +66,17 @@ public final class MetricsServer: Sendable {
     /// A server for `metrics` on `host`:`port`, not yet started. `logger`
     /// gets "metrics listening", "metrics stopped" and failures after start-up
     /// at info/error, FlyingFox's own lines at debug and trace. The timeouts
-    /// (seconds) bound how long `start()` and `stop()` may block.
+    /// (seconds) bound how long `start()` and `stop()` may block, and how long
+    /// one request may take before it is answered 500.
     public init(host: String, port: UInt16, metrics: PosternMetrics, logger: Logger,
-                startTimeout: Double = 10, stopTimeout: Double = 5) {
+                startTimeout: Double = 10, stopTimeout: Double = 5, requestTimeout: Double = 15) {
         self.host = host
         self.port = port
         self.metrics = metrics
         self.logger = logger
         self.startTimeout = startTimeout
         self.stopTimeout = stopTimeout
+        self.requestTimeout = requestTimeout
     }
 
     /// The port the server listens on while it runs (the kernel's choice when
@@ -96,7 +99,7 @@ public final class MetricsServer: Sendable {
             state.stopping = false
         }
         let server = HTTPServer(config: HTTPServer.Configuration(
-            address: address.socketAddress, timeout: 15,
+            address: address.socketAddress, timeout: requestTimeout,
             logger: FlyingFoxLogger(logger: logger)),
             handler: MetricsHandler(metrics: metrics))
 

@@ -16,8 +16,10 @@ import Testing
 
     static func server(host: String = "127.0.0.1", port: UInt16 = 0,
                        _ metrics: PosternMetrics = PosternMetrics()) -> MetricsServer {
+        // The request timeout too: FlyingFox answers 500 when a handler's task
+        // waited longer for the cooperative pool, which other suites keep busy.
         MetricsServer(host: host, port: port, metrics: metrics, logger: logger,
-                      startTimeout: Double(patience), stopTimeout: Double(patience))
+                      startTimeout: Double(patience), stopTimeout: Double(patience), requestTimeout: Double(patience))
     }
 
     /// A server on 127.0.0.1 with a kernel-chosen port, started, and its port.
