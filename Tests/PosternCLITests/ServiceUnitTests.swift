@@ -38,6 +38,16 @@ struct ServiceUnitTests {
         #expect(text.contains("Type=notify") && text.contains("ExecReload=/bin/kill -HUP $MAINPID"))
     }
 
+    /// Completion scripts for the three shells README names, covering the subcommands (issue #19).
+    @Test(arguments: ["bash", "zsh", "fish"])
+    func completionScripts(shell: String) throws {
+        let result = try PosternProcess.run(["--generate-completion-script", shell])
+        #expect(result.status == 0)
+        for command in ["run", "list", "release", "explain", "smtp-probe"] {
+            #expect(result.stdout.contains(command), "\(shell): \(command)")
+        }
+    }
+
     /// systemd's own exposure score stays "OK" (below 2.0; README states it).
     @Test func unitIsConfined() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.analyzer), "systemd-analyze is needed (tools/test.sh installs systemd)")
