@@ -31,7 +31,7 @@ extension Daemon: RoundEffects {
         let completed = self.completed
         let wake = wakePipe
         workers?.submit {
-            let area = [SpoolLayout.Area.queue, .hold].first { MessageDirectory.lstatus(layout.path($0, id)) != nil }
+            let area = QueueControl.area(of: id, in: layout)
             var result = LoadedEnvelope.damaged("vanished while being read")
             if let area {
                 do throws(MessageDirectory.Problem) {
@@ -62,7 +62,17 @@ extension Daemon: RoundEffects {
         if retire {
             try store.retire(id, from: area)
         } else if let janitor, let out = try? store.discard(id, from: area) {
-            janitor.remove(out)
+            // Freeing the message's blocks costs the kernel more than anything
+            // else the loop does for a delivery: out of queue/ by one rename
+            // (spool-layout.md 6.4), removed on the janitor's thread.
+            let logger = self.logger
+            janitor.submit {
+                do {
+                    try SystemFileSystem().removeTree(out)
+                } catch {
+                    logger.error("cannot remove a finished message; it is removed once old", metadata: ["path": "\(out)", "error": "\(error)"])
+                }
+            }
         } else {
             try store.remove(id, from: area)
         }

@@ -259,9 +259,7 @@ extension Daemon {
             return
         }
         if core.contains(id) {
-            // Held mid-round with no job running: the round is over here too
-            // (its DSNs and waiting control requests must not be lost).
-            if core.isHeld(id) != held, core.setHeld(id, held) { machine.endRound(id) }
+            machine.setHeld(id, held)
             return
         }
         let area: SpoolLayout.Area = queued ? .queue : .hold

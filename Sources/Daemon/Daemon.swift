@@ -36,7 +36,8 @@ public final class Daemon {
     /// The wake-up pipe of the running loop, for delivery threads.
     var wakePipe: WakePipe?
     /// Removes finished messages off the event loop, while `run` runs.
-    var janitor: Janitor?
+    /// One thread that removes finished messages off the event loop.
+    var janitor: WorkerPool?
     /// The spool's inotify watch, while `run` runs.
     var watcher: DirectoryWatcher?
     /// A control request is being applied; requests arriving meanwhile wait.
@@ -105,12 +106,12 @@ public final class Daemon {
         SignalRouting.install(wake)
         let pool = WorkerPool(threads: settings.limits.maxConcurrent)
         workers = pool
-        janitor = Janitor(logger: logger)
+        janitor = WorkerPool(threads: 1)
         observeSessions()
         defer {
             pool.shutdown()
             workers = nil
-            janitor?.stop()
+            janitor?.shutdown()
             janitor = nil
             settings.router.sessions?.closeAll()
         }

@@ -43,9 +43,7 @@ extension RoundMachine {
         case .hold, .release:
             // Where it went is known: no need to look (ten thousand at a time after an incident).
             if core.contains(id) {
-                let held = if case .hold = action { true } else { false }
-                // Held mid-round with no job running: the round is over here too.
-                if core.isHeld(id) != held, core.setHeld(id, held) { endRound(id) }
+                setHeld(id, { if case .hold = action { true } else { false } }())
             } else {
                 effects.reconcile(id)
             }
@@ -58,6 +56,13 @@ extension RoundMachine {
             break
         }
         return outcome
+    }
+
+    /// A message known to the index is now held, or released. Held mid-round
+    /// with no job running, its round is over: ended here too, so that its
+    /// DSNs and the control requests waiting for it are not lost.
+    func setHeld(_ id: QueueID, _ held: Bool) {
+        if core.isHeld(id) != held, core.setHeld(id, held) { endRound(id) }
     }
 
     /// The control requests that waited for `id`'s round, applied now that it ended.

@@ -85,7 +85,7 @@ final class MemorySpool: RoundEffects {
             if !machine.core.inRound(id) { machine.core.remove(id) }
             return
         }
-        if machine.core.isHeld(id) != (area == .hold), machine.core.setHeld(id, area == .hold) { machine.endRound(id) }
+        machine.setHeld(id, area == .hold)
     }
 
     func sendPending(_ envelope: inout Envelope) -> Bool {

@@ -161,3 +161,34 @@ extension ConnectionReuseTests {
         #expect(outcome.messages.count == 2)
     }
 }
+
+extension ConnectionReuseTests {
+    /// queue.reuse_idle_timeout: an idle session is closed with QUIT by the cache's own thread once its
+    /// idle time is over, with no message to send (the peer's script ends only when QUIT arrives).
+    @Test func idleSessionIsClosedByTheCache() throws {
+        let peer = try ScriptedSMTPPeer(listening: [.send("220 peer.example ESMTP"), .expect("EHLO client.postern.test"),
+                                                    .send("250 peer.example")]
+            + Self.transaction("bob@one.example", reply: "250 ok") + [.expect("QUIT"), .send("221 bye")])
+        let closed = Counter()
+        let sessions = SessionCache(limits: .init(maxMessages: 100, idleTimeout: 0.2, maxAge: 300))
+        sessions.observeClosing { closed.add($0) }
+        let report = Self.relay(port: peer.port, sessions: sessions).deliver(try Self.request(to: "bob@one.example"), cancellation: Cancellation())
+        #expect(report.results.map(\.outcome) == [.delivered])
+        let outcome = peer.finish()
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+        #expect(BackgroundProcess.waitUntil(timeout: 10) { closed.values == [1] })
+        #expect(sessions.idleCount == 0)
+    }
+
+    /// queue.reuse_max_age: a connection past its age is not kept for another message.
+    @Test func sessionPastItsAgeIsNotKept() throws {
+        let peer = try ScriptedSMTPPeer(listening: [.send("220 peer.example ESMTP"), .expect("EHLO client.postern.test"),
+                                                    .send("250 peer.example")]
+            + Self.transaction("bob@one.example", reply: "250 ok") + [.expect("QUIT"), .send("221 bye")])
+        let sessions = SessionCache(limits: .init(maxMessages: 100, idleTimeout: 30, maxAge: 0))
+        let report = Self.relay(port: peer.port, sessions: sessions).deliver(try Self.request(to: "bob@one.example"), cancellation: Cancellation())
+        #expect(report.results.map(\.outcome) == [.delivered])
+        #expect(sessions.idleCount == 0)
+        #expect(peer.finish().failures.isEmpty)
+    }
+}

@@ -28,6 +28,11 @@ public struct QueueControl {
     /// Which accepted area holds a message, by `lstat` alone: for callers that
     /// already have its envelope and only need to know where to write it.
     public func area(of id: QueueID) -> SpoolLayout.Area? {
+        Self.area(of: id, in: layout)
+    }
+
+    /// The same, for a thread that holds no `QueueControl`.
+    public static func area(of id: QueueID, in layout: SpoolLayout) -> SpoolLayout.Area? {
         [SpoolLayout.Area.queue, .hold].first { MessageDirectory.lstatus(layout.path($0, id)) != nil }
     }
 
