@@ -102,7 +102,8 @@ enum SMTPSession {
             let retryPlain: Bool = if case .tls = error.kind { mode == .opportunistic } else { false }
             return (report, retryPlain)
         }
-        let (delivery, usable) = transact(client, facts: facts, request, source: source)
+        let delivery = transact(client, request, source: source)
+        let usable = delivery.connectionUsable
         var report = AttemptReport(delivery)
         if let sessions {
             let session = sessions.adopt(client, facts: facts)
@@ -135,7 +136,8 @@ enum SMTPSession {
             sessions.close(session)
             return nil
         }
-        let (delivery, usable) = transact(session.client, facts: session.facts, request, source: source)
+        let delivery = transact(session.client, request, source: source)
+        let usable = delivery.connectionUsable
         let undecided = !delivery.outcomes.isEmpty && delivery.outcomes.allSatisfy { outcome in
             if case .failure(let error) = outcome.result { error.command == "MAIL FROM" } else { false }
         }
@@ -153,16 +155,14 @@ enum SMTPSession {
         return report
     }
 
-    /// One message's transactions on an open session; whether the session
-    /// can carry another.
-    static func transact(_ client: SMTPClient, facts: SessionFacts, _ request: DeliveryRequest,
-                         source: FileMessageSource) -> (DeliveryReport, Bool) {
+    /// One message's transactions on an open session (its report says
+    /// whether the session can carry another).
+    static func transact(_ client: SMTPClient, _ request: DeliveryRequest, source: FileMessageSource) -> DeliveryReport {
         var transaction = Transaction(sender: request.sender, recipients: request.recipients, message: source)
         transaction.eightBit = request.eightBit
         transaction.smtputf8 = request.smtputf8
         transaction.requireTLS = request.requireTLS == true
-        let report = client.deliver(transaction)
-        return (report, report.connectionUsable)
+        return client.deliver(transaction)
     }
 
     static func tlsOutcome(_ facts: SessionFacts) -> AttemptReport.Connection.TLS {
