@@ -11,29 +11,28 @@ extension Daemon {
     /// waits for it (events were lost; nothing is certain until it is done).
     func rebuild(reason: String) {
         let started = Date()
-        var scanner = SpoolScanner(layout: layout, mode: .repair)
-        scanner.now = { [clock] in clock.now }
         var seen = Set<QueueID>()
-        var drops: [QueueID] = []
-        let report = scanner.scan { item in
-            if item.area == .drop { drops.append(item.id) } else { seen.insert(item.id) }
+        let scan = Self.indexScanner(layout, clock).index(horizon: horizon) { item in
+            seen.insert(item.id)
             index(item, keepKnown: false)
         }
         // After an overflow, forget what left queue/ and hold/ while events were lost.
         for id in core.ids where !seen.contains(id) && !core.inRound(id) { core.remove(id) }
-        finishScan(report, drops: drops, reason: reason, started: started)
+        finishScan(scan.report, drops: scan.drops, reason: reason, started: started)
     }
 
-    /// The start-up scan, on a thread of its own: the scanner hands its
-    /// messages over in batches (`indexScanned`) and the loop delivers the
-    /// first of them while the rest are read. Control requests wait for the
-    /// end of the scan (a hold or release moving a message mid-scan could make
-    /// it look like a duplicate), as does READY.
+    /// The start-up scan, on a thread of its own: names and one `stat` per
+    /// message (`SpoolScanner.index`), handed over in batches (`indexScanned`),
+    /// so the loop delivers the first due messages while the rest are listed.
+    /// Control requests wait for the end of the scan (a hold or release
+    /// moving a message mid-scan could make it look like a duplicate), as
+    /// does READY.
     func startScan() {
         scanning = true
         scanStarted = Date()
         let layout = self.layout
         let clock = self.clock
+        let horizon = self.horizon
         let completed = self.completed
         let wake = wakePipe
         #if DEBUG
@@ -41,37 +40,56 @@ extension Daemon {
         let delay = ProcessInfo.processInfo.environment["POSTERN_DEBUG_SCAN_DELAY_MS"].flatMap { UInt32($0) } ?? 0
         #endif
         Thread.detachNewThread {
-            var scanner = SpoolScanner(layout: layout, mode: .repair)
-            scanner.now = { clock.now }
-            var batch: [ScanItem] = []
-            let report = scanner.scan { item in
+            var batch: [IndexedMessage] = []
+            batch.reserveCapacity(Self.scanBatch)
+            var handOver = Deadline.after(0.02)
+            let scan = Self.indexScanner(layout, clock).index(horizon: horizon) { item in
                 #if DEBUG
                 if delay > 0 { usleep(delay * 1000) }
                 #endif
                 batch.append(item)
-                guard batch.count >= 256 else { return }
+                // Full, or 20 ms old: a cold cache makes each stat a disk read.
+                guard batch.count >= Self.scanBatch || handOver.hasPassed else { return }
                 completed.append(.scanned(batch))
                 batch = []
+                batch.reserveCapacity(Self.scanBatch)
+                handOver = Deadline.after(0.02)
                 wake?.wake()
             }
             if !batch.isEmpty { completed.append(.scanned(batch)) }
-            completed.append(.scanFinished(report))
+            completed.append(.scanFinished(scan))
             wake?.wake()
         }
     }
 
+    /// Messages per batch of the start-up scan: small enough that the first
+    /// due message is delivered within milliseconds, large enough that a
+    /// million cost the loop a few thousand wake-ups.
+    static let scanBatch = 1024
+
+    private static func indexScanner(_ layout: SpoolLayout, _ clock: any WallClock) -> SpoolScanner {
+        var scanner = SpoolScanner(layout: layout, mode: .repair)
+        scanner.now = { clock.now }
+        return scanner
+    }
+
+    /// The latest due time the index believes of an envelope's modification
+    /// time: one full backoff beyond the last attempt's, which no envelope the
+    /// daemon writes is due after. A time further ahead (a `touch -d` by hand)
+    /// makes the envelope read then and rescheduled as it says.
+    var horizon: Double {
+        let longest = settings.backoff.delay(after: settings.maxAttempts, unit: 1)
+        return clock.now.timeIntervalSince1970 + longest
+    }
+
     /// A batch of the start-up scan. A message the index already knows (from
     /// an event or a drop accepted meanwhile) keeps what the index knows: it
-    /// is fresher than what the scanner read.
-    func indexScanned(_ items: [ScanItem]) {
+    /// is fresher than what the scanner found.
+    func indexScanned(_ items: [IndexedMessage]) {
         for item in items {
-            if item.area == .drop {
-                scanDrops.append(item.id)
-            } else {
-                index(item, keepKnown: true)
-            }
+            index(item, keepKnown: true)
             scanProgress += 1
-            if scanProgress % 10_000 == 0 {
+            if scanProgress % 100_000 == 0 {
                 let rate = Double(scanProgress) / max(0.001, Date().timeIntervalSince(scanStarted))
                 logger.info("scanning", metadata: ["messages": "\(scanProgress)", "rate": "\(Int(rate))/s"])
             }
@@ -80,9 +98,8 @@ extension Daemon {
 
     /// The start-up scan is over: its drops accepted, the index ready, the
     /// control requests that waited applied, systemd told.
-    func scanFinished(_ report: ScanReport) {
-        finishScan(report, drops: scanDrops, reason: "start-up", started: scanStarted)
-        scanDrops = []
+    func scanFinished(_ scan: SpoolScanner.IndexScan) {
+        finishScan(scan.report, drops: scan.drops, reason: "start-up", started: scanStarted)
         scanning = false
         if rescanAfterScan {
             rescanAfterScan = false
@@ -92,41 +109,20 @@ extension Daemon {
         notifier?.send("READY=1\nSTATUS=\(statusLine)")
     }
 
-    /// One message the scanner found in queue/ or hold/, into the index.
-    func index(_ item: ScanItem, keepKnown: Bool) {
-        guard item.area != .drop, !core.inRound(item.id), !(keepKnown && core.contains(item.id)) else { return }
-        var envelope = item.envelope
-        if !trustedOwners.contains(item.owner) {
-            // Still its writer's: adopted before anything reads it further.
-            do throws(MessageDirectory.Problem) {
-                guard let adopted = try loadOwned(item.id, in: item.area) else { return }
-                envelope = adopted
-            } catch {
-                quarantine(item.id.rawValue, in: layout.directory(item.area), reason: error.description)
-                return
-            }
-        }
-        if item.area == .queue, envelope.pendingDomains.isEmpty {
-            // Finished while no daemon ran (e.g. `postern fail` offline), or
-            // its failure DSN was still pending: finish it now.
-            machine.finalize(item.id, envelope: envelope, area: .queue)
-            return
-        }
-        if !envelope.dsnPending.isEmpty, dsn.sendPending(&envelope) {
-            // Marked failed, then a crash or a full disk before the DSN;
-            // at worst (a crash right here) the DSN is sent twice.
-            try? store.update(envelope, in: item.area, durability: .processCrash)
-        }
-        core.insert(item.id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: item.held,
-                    recipients: envelope.recipients.count { $0.state == .pending })
+    /// One message the scanner found in queue/ or hold/, into the index, due
+    /// when its envelope's time says. What is inside (its recipients, whether
+    /// its writer still owns it, a DSN owed) is read when it comes due.
+    func index(_ item: IndexedMessage, keepKnown: Bool) {
+        guard !core.inRound(item.id), !(keepKnown && core.contains(item.id)) else { return }
+        core.insert(item.id, time: item.due, held: item.held)
     }
 
-    private func finishScan(_ report: ScanReport, drops: [QueueID], reason: String, started: Date) {
+    private func finishScan(_ report: ScanReport, drops: [String], reason: String, started: Date) {
         for quarantined in report.quarantined {
             logger.warning("quarantined", metadata: ["entry": "\(quarantined.origin)", "reason": "\(quarantined.reason)"])
         }
         for error in report.errors { logger.error("scan", metadata: ["error": "\(error)"]) }
-        for id in drops { accept(id.rawValue) }
+        for name in drops { accept(name) }
         let scanned = (report.messages[.queue] ?? 0) + (report.messages[.hold] ?? 0)
         metrics.rescan(seconds: Date().timeIntervalSince(started), messages: scanned + drops.count)
         logger.info("index ready", metadata: ["reason": "\(reason)", "queued": "\(report.messages[.queue] ?? 0)",
@@ -211,7 +207,7 @@ extension Daemon {
             }
             envelope = accepted
         }
-        core.insert(envelope.id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: false,
+        core.insert(envelope.id, nextAttempt: envelope.nextAttempt, held: false,
                     recipients: envelope.recipients.count { $0.state == .pending })
         metrics.dropAccepted()
         logger.info("accepted", metadata: ["id": "\(envelope.id)", "sender": "\(envelope.sender ?? "<>")",
@@ -265,7 +261,7 @@ extension Daemon {
         let area: SpoolLayout.Area = queued ? .queue : .hold
         do {
             guard let envelope = try loadOwned(id, in: area) else { return }
-            core.insert(id, nextAttempt: envelope.nextAttempt, domains: envelope.pendingDomains, held: held,
+            core.insert(id, nextAttempt: envelope.nextAttempt, held: held,
                         recipients: envelope.recipients.count { $0.state == .pending })
         } catch {
             if error.isTransient {

@@ -47,7 +47,6 @@ public final class Daemon {
     var scanning = false
     var scanStarted = Date()
     var scanProgress = 0
-    var scanDrops: [QueueID] = []
     var rescanAfterScan = false
     /// How to abort each job in flight.
     var cancellations: [Job: Cancellation] = [:]
@@ -235,8 +234,8 @@ enum Completion: Sendable {
     case report(Job, AttemptReport)
     case loaded(QueueID, SpoolLayout.Area?, LoadedEnvelope)
     /// Messages the start-up scan found, and its end.
-    case scanned([ScanItem])
-    case scanFinished(ScanReport)
+    case scanned([IndexedMessage])
+    case scanFinished(SpoolScanner.IndexScan)
 }
 
 /// Completions waiting for the event loop, handed over from delivery threads.

@@ -19,6 +19,7 @@ extension RoundMachine {
                     deferredControl[id, default: []].append((request, request.action))
                     open += 1
                 } else {
+                    _ = callOff(id)
                     now.append(id)
                 }
             }
@@ -62,6 +63,7 @@ extension RoundMachine {
     /// with no job running, its round is over: ended here too, so that its
     /// DSNs and the control requests waiting for it are not lost.
     func setHeld(_ id: QueueID, _ held: Bool) {
+        if held { _ = callOff(id) }
         if core.isHeld(id) != held, core.setHeld(id, held) { endRound(id) }
     }
 

@@ -151,7 +151,7 @@ extension RoundMachine {
                 }
                 // Back in the heap at the registered time when its last job
                 // ended (SchedulerCore.finished); only what it holds changes.
-                core.refresh(id, domains: envelope.pendingDomains, recipients: pending.count)
+                core.refresh(id, recipients: pending.count)
                 if area == .hold { core.setHeld(id, true) }
             }
         } else {
@@ -170,7 +170,7 @@ extension RoundMachine {
         var envelope = envelope
         guard effects.sendPending(&envelope) else {
             // Due again even if held: only its DSN is left to do.
-            core.insert(id, nextAttempt: now.addingTimeInterval(Self.retryDelay), domains: [], held: false, recipients: 0)
+            core.insert(id, nextAttempt: now.addingTimeInterval(Self.retryDelay), held: false, recipients: 0)
             return
         }
         if envelope.sender == nil, envelope.recipients.contains(where: { $0.state == .failed }),
@@ -198,13 +198,13 @@ extension RoundMachine {
         held.holdReason = "undeliverable bounce kept for the postmaster (no one to notify): read it with postern cat, then delete it"
         do {
             try effects?.keepHeld(held, from: area)
-            core.insert(id, nextAttempt: nil, domains: [], held: true, recipients: 0)
+            core.insert(id, nextAttempt: nil, held: true, recipients: 0)
             metrics.doubleBounce()
             logger.warning("double bounce kept in hold/", metadata: ["id": "\(id)",
                                                                    "recipients": "\(envelope.recipients.map(\.address).joined(separator: ","))"])
         } catch {
             logger.error("cannot keep a double bounce; it stays where it is", metadata: ["id": "\(id)", "error": "\(error)"])
-            core.insert(id, nextAttempt: now.addingTimeInterval(Self.retryDelay), domains: [], held: false, recipients: 0)
+            core.insert(id, nextAttempt: now.addingTimeInterval(Self.retryDelay), held: false, recipients: 0)
         }
     }
 

@@ -39,9 +39,12 @@ final class RoundMachine {
     private var attemptDeadlines: [Job: Date] = [:]
     /// Attempts aborted at their deadline, whose reports say so.
     private var timedOut: Set<Job> = []
-    /// Rounds whose envelope is being read on a delivery thread, with the
-    /// jobs that wait for it (`RoundEffects.load`, then `loaded`).
-    private var loading: [QueueID: [Job]] = [:]
+    /// Due messages whose envelope is being read on a delivery thread
+    /// (`RoundEffects.load`, then `loaded`): their rounds start from it.
+    private var loading: Set<QueueID> = []
+    /// Rounds started from an envelope read, whose first job has not been
+    /// launched yet: the envelope waits here to register the attempt with.
+    private var prepared: [QueueID: (area: SpoolLayout.Area, envelope: LoadedEnvelope)] = [:]
     /// Control requests waiting for a message's round to end.
     var deferredControl: [QueueID: [(ControlRequest, ControlAction)]] = [:]
     var waitingRequests: [QueueID: (request: ControlRequest, outcomes: [QueueID: ControlOutcome], open: Int)] = [:]
@@ -49,6 +52,14 @@ final class RoundMachine {
     /// How long a step that failed for a local reason (a full disk, an
     /// unreadable directory) waits before it is tried again.
     static let retryDelay: TimeInterval = 60
+
+    /// Envelopes read at once on the delivery threads for rounds to start.
+    static let loadLimit = 256
+    /// Rounds started and not yet registered (envelopes held in memory while
+    /// their jobs wait for their domains' limits), like Postfix's active
+    /// queue limit: what bounds memory when a million messages come due at
+    /// once. Later ones wait in the index.
+    static let activeLimit = 10_000
 
     init(settings: DaemonSettings, clock: any WallClock, logger: Logger, metrics: PosternMetrics) {
         self.settings = settings
@@ -61,8 +72,9 @@ final class RoundMachine {
     var now: Date { clock.now }
     var inFlight: Int { running.count + loading.count }
     /// A registered round, or one whose envelope is being read: control
-    /// actions on it wait for its end.
-    func isInRound(_ id: QueueID) -> Bool { rounds[id] != nil || loading[id] != nil }
+    /// actions on it wait for its end. (A prepared round is not: it is called
+    /// off, `callOff`, since nothing was registered.)
+    func isInRound(_ id: QueueID) -> Bool { rounds[id] != nil || loading.contains(id) }
 
     /// The earliest time the machine must act again: a message due, or an
     /// attempt's deadline. Nil when nothing waits on time.
@@ -74,7 +86,9 @@ final class RoundMachine {
 
     /// Starts the rounds that are due and launches the jobs the limits allow.
     ///
-    /// A due message's round starts in memory only; its attempt is registered
+    /// A due message's envelope is read first, on a delivery thread (the
+    /// index knows only its due time, `SpoolScanner.index`); its round starts
+    /// from what it says (`loaded`), in memory only. Its attempt is registered
     /// on disk when its first job launches (mox registers right before it
     /// delivers), so a crash delays the messages in flight at that moment and
     /// no others, however many were due.
@@ -83,48 +97,119 @@ final class RoundMachine {
         // A bounded batch per turn of the loop, which comes back at once while
         // more are due (the poll timeout is then 0): control requests and
         // finished jobs are not kept waiting behind a start-up with a million due.
-        for id in core.takeDue(now: now, limit: 2048) {
-            let domains = core.domains(of: id)
-            if domains.isEmpty {
-                // Nothing to deliver (a DSN still owed, say): settled here.
-                _ = register(id, job: nil)
-            } else {
-                core.startRound(id, domains: domains, nextAttempt: nil)
+        let room = min(2048, Self.loadLimit - loading.count, Self.activeLimit - loading.count - prepared.count)
+        if room > 0 {
+            for id in core.takeDue(now: now, limit: room) {
+                core.begin(id)
+                loading.insert(id)
+                effects?.load(id)
             }
         }
         for job in core.launchable() {
             if rounds[job.id] != nil {
                 launch(job)
-            } else if loading[job.id] != nil {
-                loading[job.id]!.append(job)   // another domain of a round whose envelope is on its way
+            } else if let read = prepared.removeValue(forKey: job.id) {
+                if register(job.id, job: job, read: read) { launch(job) }
             } else {
-                // Read on a delivery thread (validation and decoding are most of
-                // what the loop would spend on a message); decided in `loaded`.
-                loading[job.id] = [job]
-                effects?.load(job.id)
+                core.finished(job)   // not reached: a round in the core is prepared or registered
             }
         }
     }
 
-    /// A round's envelope, read on a delivery thread (`area` where it was
-    /// found): the attempt is registered and its jobs launched, or the round
-    /// abandoned (`register`). Control requests that arrived meanwhile wait
-    /// for the round, or go now if it did not start.
+    /// A due message's envelope, read on a delivery thread (`area` where it
+    /// was found): its round starts with a job per pending domain, or it is
+    /// settled, held, rescheduled or quarantined as the envelope says.
+    /// Control requests that arrived meanwhile go now if it did not start.
     func loaded(_ id: QueueID, area: SpoolLayout.Area?, _ envelope: LoadedEnvelope) {
-        guard let jobs = loading.removeValue(forKey: id), let first = jobs.first else { return }
-        guard !stopping else {
-            // Shutting down: nothing new starts, and nothing was registered.
-            for job in jobs { core.finished(job) }
-            core.abandonRound(id)
+        guard loading.remove(id) != nil else { return }
+        // Shutting down, or a control request waits for it: nothing starts.
+        guard !stopping, deferredControl[id] == nil, let found = examine(id, read: (area, envelope)) else {
+            if core.inRound(id) { core.abandonRound(id) }
             applyDeferredControl(id)
             return
         }
-        if register(id, job: first, read: (area, envelope)) {
-            for job in jobs { launch(job) }
-        } else {
-            for job in jobs.dropFirst() { core.finished(job) }
-            applyDeferredControl(id)
+        prepared[id] = (found.area, .envelope(found.envelope, recovered: found.recovered))
+        core.startRound(id, domains: found.envelope.pendingDomains, nextAttempt: nil)
+    }
+
+    /// Calls off a round that started and registered nothing (its jobs wait
+    /// for their domains), so that a control action applies at once.
+    func callOff(_ id: QueueID) -> Bool {
+        guard prepared.removeValue(forKey: id) != nil else { return false }
+        core.abandonRound(id)
+        return true
+    }
+
+    /// Checks a due message against its envelope (read on a delivery thread,
+    /// or here when it moved or needs adopting): the envelope is the truth.
+    /// Returns it when the message may start a round now; otherwise the
+    /// round is abandoned and the index brought in line (forgotten, held,
+    /// settled, rescheduled at the envelope's time, or quarantined).
+    private func examine(_ id: QueueID, read: (area: SpoolLayout.Area?, envelope: LoadedEnvelope)?)
+        -> (area: SpoolLayout.Area, envelope: Envelope, recovered: Bool)? {
+        guard let effects else { return nil }
+        func abandon() { core.abandonRound(id) }
+        // Where it is now: what was read elsewhere counts only if it is still there.
+        guard let area = effects.area(of: id) else {
+            abandon()
+            effects.reconcile(id)   // gone: forgotten
+            return nil
         }
+        var result = read?.area == area ? read!.envelope : effects.open(id, in: area)
+        if case .adoptionNeeded = result { result = effects.open(id, in: area) }
+        var envelope: Envelope
+        let recovered: Bool
+        switch result {
+        case .envelope(let found, let wasRecovered):
+            (envelope, recovered) = (found, wasRecovered)
+        case .unavailable, .adoptionNeeded:
+            abandon()
+            core.reschedule(id, at: now.addingTimeInterval(Self.retryDelay))
+            return nil
+        case .transient(let reason):
+            // A check that could not be made (no descriptor left): later.
+            logger.warning("cannot read a due message now", metadata: ["id": "\(id)", "reason": "\(reason)"])
+            abandon()
+            core.reschedule(id, at: now.addingTimeInterval(Self.retryDelay))
+            return nil
+        case .damaged(let reason):
+            // Found damaged when due (an operator's edit, a disk error, a
+            // planted entry): out of the schedule and into quarantine.
+            logger.warning("cannot read a due message", metadata: ["id": "\(id)", "reason": "\(reason)"])
+            abandon()
+            core.remove(id)
+            effects.quarantine(id, in: area, reason: reason)
+            return nil
+        }
+        // A release leaves the reason in the file: in queue/ it means nothing.
+        if area == .queue { envelope.holdReason = nil }
+        if !envelope.dsnPending.isEmpty, area == .queue, effects.sendPending(&envelope) {
+            // Marked failed, then a crash or a full disk before the DSN; at
+            // worst (a crash right here) the DSN is sent twice.
+            try? effects.persist(envelope, in: area, durability: .processCrash)
+        }
+        let pending = envelope.recipients.count { $0.state == .pending }
+        guard pending > 0 else {
+            // Every recipient final (its DSN still owed, say): finished, held or not.
+            abandon()
+            finalize(id, envelope: envelope, area: area)
+            return nil
+        }
+        guard area == .queue else {
+            abandon()
+            core.setHeld(id, true)
+            return nil
+        }
+        let due = envelope.nextAttempt ?? .distantPast
+        guard due <= now else {
+            // The index was ahead of the envelope (a touch, a copy without
+            // times): due when the envelope says.
+            abandon()
+            core.reschedule(id, at: due, recipients: pending)
+            return nil
+        }
+        core.refresh(id, recipients: pending)
+        return (area, envelope, recovered)
     }
 
     /// Registers the attempt of a round whose first job is about to launch
@@ -134,81 +219,33 @@ final class RoundMachine {
     ///
     /// Returns whether `job` may launch. When it may not (the message is gone,
     /// held, damaged, settled, or its destinations changed), the round is
-    /// abandoned and the index brought in line. With `job` nil, only the
-    /// settling of a message with no destination left is done.
-    func register(_ id: QueueID, job: Job?, read: (area: SpoolLayout.Area?, envelope: LoadedEnvelope)? = nil) -> Bool {
+    /// abandoned and the index brought in line.
+    func register(_ id: QueueID, job: Job, read: (area: SpoolLayout.Area, envelope: LoadedEnvelope)) -> Bool {
         guard let effects else { return false }
-        func abandon() {
-            if let job {
-                core.finished(job)
-                core.abandonRound(id)
-            }
-        }
-        // Where it is now: what was read elsewhere counts only if it is still there.
-        guard let area = effects.area(of: id) else {
-            abandon()
-            effects.reconcile(id)   // gone: forgotten
+        let domains = core.domains(of: id)
+        guard let found = examine(id, read: (read.area, read.envelope)) else {
+            core.finished(job)
             return false
         }
-        var result = read?.area == area ? read!.envelope : effects.open(id, in: area)
-        if case .adoptionNeeded = result { result = effects.open(id, in: area) }
-        let found: Envelope
-        let recovered: Bool
-        switch result {
-        case .envelope(let envelope, let wasRecovered):
-            (found, recovered) = (envelope, wasRecovered)
-        case .unavailable, .adoptionNeeded:
-            abandon()
-            core.reschedule(id, at: now.addingTimeInterval(Self.retryDelay))
-            return false
-        case .transient(let reason):
-            // A check that could not be made (no descriptor left): later.
-            logger.warning("cannot register an attempt", metadata: ["id": "\(id)", "reason": "\(reason)"])
-            abandon()
-            core.reschedule(id, at: now.addingTimeInterval(Self.retryDelay))
-            return false
-        case .damaged(let reason):
-            // Damaged while it waited (an operator's edit, a disk error): out of
-            // the schedule and into quarantine, as the scanner would.
-            logger.warning("cannot register an attempt", metadata: ["id": "\(id)", "reason": "\(reason)"])
-            abandon()
-            core.remove(id)
-            effects.quarantine(id, in: area, reason: reason)
+        guard Set(found.envelope.pendingDomains) == Set(domains) else {
+            // Edited since it was read: the round starts again from the envelope.
+            core.finished(job)
+            core.abandonRound(id)
+            core.reschedule(id, at: now)
             return false
         }
-        var envelope = found
-        // A release leaves the reason in the file: in queue/ it means nothing.
-        if area == .queue { envelope.holdReason = nil }
-        let domains = envelope.pendingDomains
-        guard !domains.isEmpty else {
-            // Every recipient final (its DSN still owed, say): finished, held or not.
-            abandon()
-            finalize(id, envelope: envelope, area: area)
-            return false
-        }
-        guard area == .queue else {
-            abandon()
-            core.setHeld(id, true)
-            return false
-        }
-        let due = envelope.nextAttempt ?? .distantPast
-        guard let job, Set(domains) == Set(core.domains(of: id)), due <= now else {
-            // The index was behind the envelope (edited, or kicked by hand):
-            // the round starts again from what the envelope says.
-            abandon()
-            core.reschedule(id, at: due, domains: domains, recipients: envelope.recipients.count { $0.state == .pending })
-            return false
-        }
+        var envelope = found.envelope
         envelope.attempts += 1
         for index in envelope.recipients.indices where envelope.recipients[index].state == .pending {
             envelope.recipients[index].attempts += 1
         }
         let next = now.addingTimeInterval(settings.backoff.delay(after: envelope.attempts, using: &random))
         do {
-            try effects.register(found, recovered: recovered, nextAttempt: next)
+            try effects.register(found.envelope, recovered: found.recovered, nextAttempt: next)
         } catch {
             logger.error("cannot register attempt; will retry", metadata: ["id": "\(id)", "error": "\(error)"])
-            abandon()
+            core.finished(job)
+            core.abandonRound(id)
             core.reschedule(id, at: now.addingTimeInterval(Self.retryDelay))
             return false
         }

@@ -39,27 +39,33 @@ public struct SchedulerLimits: Sendable, Equatable {
 /// Jobs wait in their domain's queue while the domain is at its limit, so a busy
 /// or slow domain never holds up another; the global limit caps them all.
 public final class SchedulerCore {
-    /// What the index keeps per message: a few dozen bytes plus the domains.
+    /// What the index keeps per message: 16 bytes beside its 16-byte ID
+    /// (issue #15: a million queued in well under 150 bytes each). Destination
+    /// domains are known only for messages in a round (`roundDomains`): the
+    /// envelope, read when a message is due, is where they come from.
     struct Entry {
         var nextAttempt: TimeInterval
-        var domains: [String]
+        /// Pending recipients, for the queue gauges (1 until the envelope of a
+        /// message indexed from the start-up scan has been read).
+        var recipients: UInt32
         var held: Bool
         var inRound: Bool
-        var version: UInt32
-        /// Pending recipients, for the queue gauges.
-        var recipients: UInt32
     }
 
+    /// A due time in the heap. Entries are not removed from the heap when a
+    /// message changes: one whose time is no longer its message's is skipped
+    /// when it comes up (a stale entry), so the heap costs 24 bytes a message.
     struct Due: Comparable {
         let time: TimeInterval
         let id: QueueID
-        let version: UInt32
         static func < (lhs: Due, rhs: Due) -> Bool { (lhs.time, lhs.id) < (rhs.time, rhs.id) }
     }
 
     public var limits: SchedulerLimits
     private var entries: [QueueID: Entry] = [:]
     private var heap = Heap<Due>()
+    /// The destination domains of the messages in a round.
+    private var roundDomains: [QueueID: [String]] = [:]
     private var ready: [String: Deque<Job>] = [:]
     /// Domains with ready jobs, in the order they became ready (fairness).
     private var readyDomains = Deque<String>()
@@ -81,17 +87,29 @@ public final class SchedulerCore {
     public func inRound(_ id: QueueID) -> Bool { entries[id]?.inRound ?? false }
 
     /// Adds or replaces a message. `nextAttempt` nil means due now.
-    public func insert(_ id: QueueID, nextAttempt: Date?, domains: [String], held: Bool, recipients: Int = 1) {
+    public func insert(_ id: QueueID, nextAttempt: Date?, held: Bool, recipients: Int = 1) {
+        insert(id, time: nextAttempt?.timeIntervalSince1970 ?? 0, held: held, recipients: recipients)
+    }
+
+    /// `insert` with the time in seconds since the epoch, as the start-up
+    /// scan has it from `stat` (no `Date` for a million messages).
+    public func insert(_ id: QueueID, time: TimeInterval, held: Bool, recipients: Int = 1) {
         let old = entries[id]
-        let version = (old?.version ?? 0) &+ 1
-        let inRound = old?.inRound ?? false
-        let time = nextAttempt?.timeIntervalSince1970 ?? 0
-        let entry = Entry(nextAttempt: time, domains: domains, held: held, inRound: inRound, version: version,
-                          recipients: UInt32(clamping: recipients))
+        let entry = Entry(nextAttempt: time, recipients: UInt32(clamping: recipients), held: held,
+                          inRound: old?.inRound ?? false)
         if let old { tally.remove(old) }
         tally.add(entry)
         entries[id] = entry
-        if !held { heap.insert(Due(time: time, id: id, version: version)) }
+        // Not when a message stays due at the same time (a duplicate entry).
+        if !held, old == nil || old!.held || old!.nextAttempt != time || old!.inRound {
+            heap.insert(Due(time: time, id: id))
+        }
+    }
+
+    /// Whether a heap entry is still its message's due time.
+    private func isCurrent(_ due: Due) -> Bool {
+        guard let entry = entries[due.id] else { return false }
+        return entry.nextAttempt == due.time && !entry.held && !entry.inRound
     }
 
     /// The oldest message not held (queue IDs sort by time); a walk over the
@@ -106,6 +124,7 @@ public final class SchedulerCore {
     public func remove(_ id: QueueID) {
         guard let old = entries.removeValue(forKey: id) else { return }
         tally.remove(old)
+        roundDomains[id] = nil
         // Only a message in a round has ready jobs: no sweep for the others.
         guard old.inRound else { return }
         for domain in Array(ready.keys) {
@@ -121,32 +140,40 @@ public final class SchedulerCore {
     @discardableResult
     public func setHeld(_ id: QueueID, _ held: Bool) -> Bool {
         guard let entry = entries[id] else { return false }
-        insert(id, nextAttempt: Date(timeIntervalSince1970: entry.nextAttempt), domains: entry.domains, held: held,
-               recipients: Int(entry.recipients))
+        insert(id, time: entry.nextAttempt, held: held, recipients: Int(entry.recipients))
         guard held, entry.inRound else { return false }
         return remove(readyJobsOf: id)
     }
 
     /// Makes a message due at `time` (a kick is `now`).
-    public func reschedule(_ id: QueueID, at time: Date, domains: [String]? = nil, recipients: Int? = nil) {
+    public func reschedule(_ id: QueueID, at time: Date, recipients: Int? = nil) {
         guard let entry = entries[id] else { return }
-        insert(id, nextAttempt: time, domains: domains ?? entry.domains, held: entry.held,
-               recipients: recipients ?? Int(entry.recipients))
+        insert(id, nextAttempt: time, held: entry.held, recipients: recipients ?? Int(entry.recipients))
     }
 
     /// Messages due at `now` that are not held and not already in a round,
-    /// earliest first. The caller starts their rounds (`startRound`), and
-    /// registers each attempt when its first job launches.
-    /// At most `limit` of them: the rest stay due for the next call.
+    /// earliest first. The caller takes each into a round (`begin` while its
+    /// envelope is read, then `startRound`), and registers its attempt when
+    /// its first job launches. At most `limit` of them: the rest stay due for
+    /// the next call.
     public func takeDue(now: Date, limit count: Int = .max) -> [QueueID] {
         var due: [QueueID] = []
         let limit = now.timeIntervalSince1970
+        var last: Due?
         while due.count < count, let top = heap.min, top.time <= limit {
             heap.removeMin()
-            guard let entry = entries[top.id], entry.version == top.version, !entry.held, !entry.inRound else { continue }
+            guard isCurrent(top), top != last else { continue }
+            last = top
             due.append(top.id)
         }
         return due
+    }
+
+    /// Takes a due message into a round whose destinations are not known yet
+    /// (its envelope is being read): it is not due again until `startRound`
+    /// or `abandonRound`.
+    public func begin(_ id: QueueID) {
+        entries[id]?.inRound = true
     }
 
     /// Starts an attempt round: one job per domain, due again at `nextAttempt`
@@ -154,10 +181,9 @@ public final class SchedulerCore {
     public func startRound(_ id: QueueID, domains: [String], nextAttempt: Date?) {
         guard var entry = entries[id] else { return }
         entry.inRound = true
-        entry.domains = domains
         if let nextAttempt { entry.nextAttempt = nextAttempt.timeIntervalSince1970 }
-        entry.version &+= 1
         entries[id] = entry
+        roundDomains[id] = domains
         roundsLeft[id] = domains.count
         for domain in domains {
             if ready[domain] == nil { readyDomains.append(domain) }
@@ -166,18 +192,19 @@ public final class SchedulerCore {
         if domains.isEmpty { endRound(id) }
     }
 
-    /// The destination domains the index holds for a message (from its
-    /// envelope when it was last read).
+    /// The destination domains of a message in a round (from its envelope,
+    /// read for the round); empty for any other.
     public func domains(of id: QueueID) -> [String] {
-        entries[id]?.domains ?? []
+        roundDomains[id] ?? []
     }
 
-    /// Ends a round that turned out not to start: its launched job (already
-    /// reported `finished`) found the message changed, held or gone. Its
-    /// waiting jobs are dropped; the caller reschedules, holds or removes it.
+    /// Ends a round that turned out not to start: its envelope said it is not
+    /// due, held or gone, or its launched job (already reported `finished`)
+    /// found it changed. Its waiting jobs are dropped; the caller reschedules,
+    /// holds or removes it.
     public func abandonRound(_ id: QueueID) {
         _ = remove(readyJobsOf: id)
-        if roundsLeft[id] != nil { endRound(id) }
+        if roundsLeft[id] != nil || entries[id]?.inRound == true { endRound(id) }
     }
 
     /// Sets when a message in a round is due again should recipients remain:
@@ -189,12 +216,10 @@ public final class SchedulerCore {
         entries[id] = entry
     }
 
-    /// Updates what the index knows of a message's destinations and pending
-    /// recipients, without making it due at another time (the end of a round).
-    public func refresh(_ id: QueueID, domains: [String], recipients: Int) {
+    /// Updates what the index knows of a message's pending recipients, without making it due at another time (the end of a round).
+    public func refresh(_ id: QueueID, recipients: Int) {
         guard var entry = entries[id] else { return }
         tally.remove(entry)
-        entry.domains = domains
         entry.recipients = UInt32(clamping: recipients)
         tally.add(entry)
         entries[id] = entry
@@ -238,11 +263,11 @@ public final class SchedulerCore {
     /// Ends a round: the message waits for its next attempt (or was removed).
     private func endRound(_ id: QueueID) {
         roundsLeft[id] = nil
+        roundDomains[id] = nil
         guard var entry = entries[id] else { return }
         entry.inRound = false
         entries[id] = entry
-        insert(id, nextAttempt: Date(timeIntervalSince1970: entry.nextAttempt), domains: entry.domains, held: entry.held,
-               recipients: Int(entry.recipients))
+        if !entry.held { heap.insert(Due(time: entry.nextAttempt, id: id)) }
     }
 
     /// Drops a message's waiting jobs; true when that ended its round.
@@ -268,9 +293,7 @@ public final class SchedulerCore {
     /// waiting for a domain are not times: a finished job wakes the daemon.
     public func nextWake() -> Date? {
         while let top = heap.min {
-            if let entry = entries[top.id], entry.version == top.version, !entry.held, !entry.inRound {
-                return Date(timeIntervalSince1970: top.time)
-            }
+            if isCurrent(top) { return Date(timeIntervalSince1970: top.time) }
             heap.removeMin()
         }
         return nil

@@ -31,7 +31,7 @@ final class MemorySpool: RoundEffects {
                                 arrival: time, size: 10, uid: 0)
         areas[id] = .queue
         envelopes[id] = envelope
-        machine?.core.insert(id, nextAttempt: nil, domains: envelope.pendingDomains, held: false,
+        machine?.core.insert(id, nextAttempt: nil, held: false,
                              recipients: recipients.count)
         return id
     }

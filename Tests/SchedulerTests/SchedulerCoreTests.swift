@@ -21,7 +21,7 @@ struct SchedulerCoreTests {
     @Test func dueInBatches() {
         let core = SchedulerCore(limits: SchedulerLimits())
         let messages = (0..<5).map { _ in ids.next() }
-        for (index, id) in messages.enumerated() { core.insert(id, nextAttempt: at(Double(index)), domains: ["x"], held: false) }
+        for (index, id) in messages.enumerated() { core.insert(id, nextAttempt: at(Double(index)), held: false) }
         #expect(core.takeDue(now: at(10), limit: 2) == Array(messages[0..<2]))
         #expect(core.nextWake() == at(2))
         #expect(core.takeDue(now: at(10), limit: 2) == Array(messages[2..<4]))
@@ -33,9 +33,9 @@ struct SchedulerCoreTests {
     @Test func dueOrder() {
         let core = SchedulerCore(limits: SchedulerLimits())
         let (a, b, c) = (ids.next(), ids.next(), ids.next())
-        core.insert(b, nextAttempt: at(20), domains: ["x"], held: false)
-        core.insert(a, nextAttempt: at(10), domains: ["x"], held: false)
-        core.insert(c, nextAttempt: at(30), domains: ["x"], held: false)
+        core.insert(b, nextAttempt: at(20), held: false)
+        core.insert(a, nextAttempt: at(10), held: false)
+        core.insert(c, nextAttempt: at(30), held: false)
         #expect(core.takeDue(now: at(5)).isEmpty)
         #expect(core.nextWake() == at(10))
         #expect(core.takeDue(now: at(25)) == [a, b])
@@ -46,8 +46,8 @@ struct SchedulerCoreTests {
     @Test func perDomainExclusion() {
         let core = SchedulerCore(limits: SchedulerLimits(maxConcurrent: 10, perDomain: 1))
         let (a, b) = (ids.next(), ids.next())
-        core.insert(a, nextAttempt: nil, domains: ["example.net"], held: false)
-        core.insert(b, nextAttempt: nil, domains: ["example.net"], held: false)
+        core.insert(a, nextAttempt: nil, held: false)
+        core.insert(b, nextAttempt: nil, held: false)
         _ = startDue(core, now: start, domains: [a: ["example.net"], b: ["example.net"]])
         let first = core.launchable()
         #expect(first == [Job(id: a, domain: "example.net")])
@@ -60,7 +60,7 @@ struct SchedulerCoreTests {
     @Test func perDomainLimitTwo() {
         let core = SchedulerCore(limits: SchedulerLimits(maxConcurrent: 10, perDomain: 2))
         let messages = (0..<3).map { _ in ids.next() }
-        for id in messages { core.insert(id, nextAttempt: nil, domains: ["d"], held: false) }
+        for id in messages { core.insert(id, nextAttempt: nil, held: false) }
         _ = startDue(core, now: start, domains: Dictionary(uniqueKeysWithValues: messages.map { ($0, ["d"]) }))
         #expect(core.launchable().count == 2)
     }
@@ -70,7 +70,7 @@ struct SchedulerCoreTests {
         let core = SchedulerCore(limits: SchedulerLimits(maxConcurrent: 2, perDomain: 1))
         let slow1 = ids.next(), slow2 = ids.next(), other = ids.next(), third = ids.next()
         let domains = [slow1: ["slow.example"], slow2: ["slow.example"], other: ["fast.example"], third: ["third.example"]]
-        for (id, list) in domains { core.insert(id, nextAttempt: nil, domains: list, held: false) }
+        for id in domains.keys { core.insert(id, nextAttempt: nil, held: false) }
         _ = startDue(core, now: start, domains: domains)
         let launched = core.launchable()
         #expect(launched.count == 2)
@@ -88,7 +88,7 @@ struct SchedulerCoreTests {
     @Test func roundPerDomain() {
         let core = SchedulerCore(limits: SchedulerLimits())
         let id = ids.next()
-        core.insert(id, nextAttempt: nil, domains: ["a.example", "b.example"], held: false)
+        core.insert(id, nextAttempt: nil, held: false)
         #expect(startDue(core, now: start, domains: [id: ["a.example", "b.example"]]) == [id])
         let jobs = core.launchable()
         #expect(Set(jobs) == [Job(id: id, domain: "a.example"), Job(id: id, domain: "b.example")])
@@ -104,7 +104,7 @@ struct SchedulerCoreTests {
     @Test func holdAndRelease() {
         let core = SchedulerCore(limits: SchedulerLimits())
         let id = ids.next()
-        core.insert(id, nextAttempt: at(10), domains: ["x"], held: true)
+        core.insert(id, nextAttempt: at(10), held: true)
         #expect(core.takeDue(now: at(100)).isEmpty)
         #expect(core.nextWake() == nil)
         core.setHeld(id, false)
@@ -115,8 +115,8 @@ struct SchedulerCoreTests {
     @Test func holdDropsReadyJobs() {
         let core = SchedulerCore(limits: SchedulerLimits(maxConcurrent: 1, perDomain: 1))
         let (a, b) = (ids.next(), ids.next())
-        core.insert(a, nextAttempt: nil, domains: ["d"], held: false)
-        core.insert(b, nextAttempt: nil, domains: ["d"], held: false)
+        core.insert(a, nextAttempt: nil, held: false)
+        core.insert(b, nextAttempt: nil, held: false)
         _ = startDue(core, now: start, domains: [a: ["d"], b: ["d"]])
         let first = core.launchable()
         #expect(first.map(\.id) == [a])
@@ -134,7 +134,7 @@ struct SchedulerCoreTests {
     @Test func kick() {
         let core = SchedulerCore(limits: SchedulerLimits())
         let id = ids.next()
-        core.insert(id, nextAttempt: at(3600), domains: ["x"], held: false)
+        core.insert(id, nextAttempt: at(3600), held: false)
         #expect(core.takeDue(now: at(1)).isEmpty)
         core.reschedule(id, at: at(1))
         #expect(core.takeDue(now: at(1)) == [id])
@@ -144,7 +144,7 @@ struct SchedulerCoreTests {
     @Test func removal() {
         let core = SchedulerCore(limits: SchedulerLimits())
         let id = ids.next()
-        core.insert(id, nextAttempt: nil, domains: ["x"], held: false)
+        core.insert(id, nextAttempt: nil, held: false)
         core.remove(id)
         #expect(core.takeDue(now: at(1)).isEmpty)
         #expect(core.count == 0)
@@ -200,7 +200,7 @@ struct RetryPolicyTests {
         let id = QueueIDGenerator().next()
         let backoff = Backoff(base: 450, factor: 2, jitter: 0)
         var clock = Date(timeIntervalSince1970: 1_800_000_000)
-        core.insert(id, nextAttempt: nil, domains: ["x"], held: false)
+        core.insert(id, nextAttempt: nil, held: false)
         var verdicts: [Verdict] = []
         var times: [TimeInterval] = []
         for attempt in 1...8 {

@@ -23,6 +23,8 @@ Without --deferred every message is fresh (0 attempts, due at once). With
 --deferred each looks like mail that failed once with a 451: attempts 1, a
 recipient last_result, one history entry and next_attempt --next-attempt-in
 seconds ahead (default one day), so a daemon indexes it but delivers nothing.
+Each envelope's modification time is its resting time (spool-layout.md 6.2:
+next_attempt, or arrival), as the daemon's writes leave it.
 
 --domains K spreads recipients over K domains (rcpt@d1.example.net ...);
 default 1 (everything to example.net). At the end the file system is synced
@@ -127,6 +129,10 @@ def worker(args):
         write_file(d + "/message", body, *chown)
         write_file(d + "/envelope.json",
                    envelope_json(qid, recipient, len(body), uid, now, deferred, next_in), *chown)
+        # The envelope's modification time is when the message is due
+        # (spool-layout.md 6.2): what the daemon's start-up index reads.
+        resting = int(now + next_in) if deferred else int(now)
+        os.utime(d + "/envelope.json", (resting, resting))
         os.rename(d, os.path.join(dest, qid))
     return count
 

@@ -17,43 +17,90 @@ public struct QueueID: Sendable, Hashable, Comparable, CustomStringConvertible {
     static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
     public static let length = 26
 
-    public let rawValue: String
+    /// The 128 bits the 26 characters encode (2 + 25 × 5 + 1: the first
+    /// character carries 3 bits, hence its limit of "7"), most significant
+    /// half first. Packed, an ID is 16 bytes with no allocation: the daemon's
+    /// index of a million queued messages holds a million of them (issue #15),
+    /// and as text each would be a heap string of 26 bytes plus its header.
+    /// The numeric order is the text's order, so sorting is unchanged.
+    public let high: UInt64
+    public let low: UInt64
 
     /// Validates `text` as a queue ID; `nil` when it is not one (wrong length,
     /// a character outside the alphabet, or a time beyond 48 bits).
     public init?(_ text: String) {
-        let bytes = Array(text.utf8)
-        guard bytes.count == Self.length, bytes[0] <= UInt8(ascii: "7"),
-              bytes.allSatisfy({ Self.alphabet.contains($0) }) else { return nil }
-        rawValue = text
+        var text = text
+        guard let id = text.withUTF8({ QueueID(utf8: $0) }) else { return nil }
+        self = id
+    }
+
+    /// Validates the bytes of a name (a directory entry's, say) as a queue ID
+    /// without making a `String` of it.
+    public init?(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        guard bytes.count == Self.length, bytes[0] <= UInt8(ascii: "7") else { return nil }
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for byte in bytes {
+            guard let value = Self.value(of: byte) else { return nil }
+            high = (high << 5) | (low >> 59)
+            low = (low << 5) | UInt64(value)
+        }
+        self.high = high
+        self.low = low
+    }
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
     }
 
     init(milliseconds: UInt64, random: (high: UInt16, low: UInt64)) {
-        var chars = [UInt8](repeating: 0, count: Self.length)
-        var time = milliseconds
-        for index in stride(from: 9, through: 0, by: -1) {
-            chars[index] = Self.alphabet[Int(time & 31)]
-            time >>= 5
+        high = (milliseconds << 16) | UInt64(random.high)
+        low = random.low
+    }
+
+    /// The value of one character of the alphabet; nil for anything else
+    /// (lower case included: names are compared byte for byte).
+    static func value(of byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            let value = Self.letterValues[Int(byte - UInt8(ascii: "A"))]
+            return value == 0xFF ? nil : value
+        default: return nil
         }
-        // 80 random bits as 16 groups of 5, most significant first.
-        var low = random.low
-        var high = UInt32(random.high)
-        for index in stride(from: 25, through: 10, by: -1) {
-            chars[index] = Self.alphabet[Int(low & 31)]
-            low = (low >> 5) | (UInt64(high & 31) << 59)
+    }
+
+    /// A through Z to their values; I, L, O and U are not in the alphabet.
+    private static let letterValues: [UInt8] = (UInt8(ascii: "A")...UInt8(ascii: "Z")).map { letter in
+        alphabet.firstIndex(of: letter).map(UInt8.init) ?? 0xFF
+    }
+
+    /// The 26 characters, as they name the message's directory.
+    public var rawValue: String {
+        String(unsafeUninitializedCapacity: Self.length) { buffer in
+            write(into: buffer)
+            return Self.length
+        }
+    }
+
+    /// Writes the 26 characters into `buffer`, which holds at least 26 bytes.
+    public func write(into buffer: UnsafeMutableBufferPointer<UInt8>) {
+        var high = self.high
+        var low = self.low
+        for index in stride(from: Self.length - 1, through: 0, by: -1) {
+            buffer[index] = Self.alphabet[Int(low & 31)]
+            low = (low >> 5) | (high << 59)
             high >>= 5
         }
-        rawValue = String(decoding: chars, as: UTF8.self)
     }
 
     /// Milliseconds since the Unix epoch at which the ID was made.
-    public var milliseconds: UInt64 {
-        rawValue.utf8.prefix(10).reduce(0) { ($0 << 5) | UInt64(Self.alphabet.firstIndex(of: $1)!) }
-    }
+    public var milliseconds: UInt64 { high >> 16 }
 
     public var description: String { rawValue }
 
-    public static func < (lhs: QueueID, rhs: QueueID) -> Bool { lhs.rawValue < rhs.rawValue }
+    public static func < (lhs: QueueID, rhs: QueueID) -> Bool { (lhs.high, lhs.low) < (rhs.high, rhs.low) }
 }
 
 /// Makes queue IDs that increase strictly within this process.

@@ -22,8 +22,14 @@ extension Envelope {
     /// How far past the resting time a mark must be.
     public static let registrationSlack: TimeInterval = 1
 
-    /// The modification time an envelope carries when no attempt is registered.
-    public var restingTime: Date { nextAttempt ?? arrival }
+    /// The modification time an envelope carries when no attempt is
+    /// registered: when the message is next due. One with nothing left to
+    /// attempt (every recipient final, its DSN or its removal still to do, or
+    /// a DSN owed) is due at once: its arrival.
+    public var restingTime: Date {
+        guard dsnPending.isEmpty, recipients.contains(where: { $0.state == .pending }) else { return arrival }
+        return nextAttempt ?? arrival
+    }
 
     /// The modification time that registers an attempt due again at `next`:
     /// a whole second, never so close to the resting time that a reader

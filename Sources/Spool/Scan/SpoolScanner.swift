@@ -125,7 +125,7 @@ public struct SpoolScanner {
         return report
     }
 
-    private func quarantine(_ name: String, in directory: String, area: String, reason: String, report: inout ScanReport) {
+    func quarantine(_ name: String, in directory: String, area: String, reason: String, report: inout ScanReport) {
         // Gone since it was listed (delivered, moved, taken by the daemon): nothing to report.
         guard MessageDirectory.lstatus(directory + "/" + name) != nil else { return }
         var destination: String?
@@ -160,7 +160,7 @@ public struct SpoolScanner {
     }
 
     /// Removes entries of `tmp/` whose newest change is older than `temporaryMaxAge`.
-    private func cleanTemporary(report: inout ScanReport) {
+    func cleanTemporary(report: inout ScanReport) {
         let names: [String]
         do {
             names = try DirectoryListing.names(in: layout.tmp).sorted()

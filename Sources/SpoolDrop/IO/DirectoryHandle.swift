@@ -77,6 +77,29 @@ public final class DirectoryHandle {
         return names
     }
 
+    /// Calls `body` with the bytes of each entry's name (not `.` or `..`), in
+    /// no particular order, without making a `String` of any: for listings of
+    /// a million entries, where the names are parsed rather than kept.
+    public func forEachName(_ body: (UnsafeBufferPointer<UInt8>) -> Void) throws(SpoolIOError) {
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0, let stream = fdopendir(copy) else {
+            let code = errno
+            if copy >= 0 { _ = Glibc.close(copy) }
+            throw SpoolIOError("list", path, code)
+        }
+        defer { closedir(stream) }
+        rewinddir(stream)
+        while let entry = readdir(stream) {
+            withUnsafeBytes(of: &entry.pointee.d_name) { raw in
+                let bytes = raw.bindMemory(to: UInt8.self)
+                let length = strnlen(raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
+                let name = UnsafeBufferPointer(rebasing: bytes[..<length])
+                let dots = name.count <= 2 && name.allSatisfy { $0 == UInt8(ascii: ".") }
+                if !dots { body(name) }
+            }
+        }
+    }
+
     /// Opens the entry `name` for reading as a spool file (`RegularFile.open`):
     /// a regular file with one link, never a link's target, never blocking.
     public func openRegularFile(_ name: String, expectedSize: Int? = nil) throws(SpoolIOError) -> (fd: Int32, status: stat) {
