@@ -3,6 +3,9 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <errno.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
 #include "CSysShim.h"
 
 _Static_assert(RENAME_NOREPLACE == CSYS_RENAME_NOREPLACE, "RENAME_NOREPLACE");
@@ -14,3 +17,17 @@ int csys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int csys_syncfs(int fd) { return syncfs(fd); }
 unsigned long csys_heap_in_use(void) { return (unsigned long)mallinfo2().uordblks; }
 long csys_copy_file_range(int in_fd, int out_fd, unsigned long length) { return (long)copy_file_range(in_fd, NULL, out_fd, NULL, length, 0); }
+
+/* openat2(2) with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS:
+   "ID/envelope.json" below a directory in one call, no link followed at any
+   component. -1 with errno ENOSYS where the kernel lacks it (before 5.6). */
+int csys_open_beneath(int dirfd, const char *path, int flags) {
+#ifdef SYS_openat2
+    struct open_how how = { .flags = (unsigned long long)flags, .mode = 0,
+                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}

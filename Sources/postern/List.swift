@@ -43,12 +43,20 @@ extension Postern {
         }
 
         /// Whether a recipient's last result is of the error class asked for.
-        static func matches(_ envelope: Envelope, errorClass: String?) -> Bool {
+        static func matches(_ recipients: [Recipient], errorClass: String?) -> Bool {
             guard let errorClass else { return true }
-            return envelope.recipients.contains { recipient in
+            return recipients.contains { recipient in
                 guard let result = recipient.lastResult, recipient.state != .delivered else { return false }
                 return errorClass == "permanent" ? result.permanent : !result.permanent
             }
+        }
+
+        /// One chunk of the listing, rendered on a reading thread.
+        struct Chunk: Sendable {
+            var output: [UInt8] = []
+            var count = 0
+            var octets = 0
+            var problems: [String] = []
         }
 
         func run() throws {
@@ -58,26 +66,44 @@ extension Postern {
             let now = Date()
             var count = 0
             var octets = 0
+            let (json, errorClass) = (self.json, self.error)
             if retired {
                 for envelope in Self.retiredEnvelopes(layout) {
                     count += 1
                     octets += envelope.size
-                    output(json ? Self.jsonLine(envelope, state: "retired") + "\n" : Self.block(envelope, state: "retired", now: now))
+                    let summary = EnvelopeSummary(envelope)
+                    output(json ? Self.jsonLine(summary, state: "retired") : Self.block(summary, state: "retired", now: now))
                 }
                 if !json { print(count == 0 ? "No retired messages" : "-- \(count) retired message\(count == 1 ? "" : "s")") }
                 return
             }
-            let report = SpoolScanner(layout: layout, mode: .readOnly).scan(areas: areas) { item in
-                guard Self.matches(item.envelope, errorClass: error) else { return }
-                count += 1
-                octets += item.envelope.size
-                output(json ? Self.jsonLine(item.envelope, state: item.area.state) + "\n"
-                            : Self.block(item.envelope, state: item.area.state, now: now))
+            // Envelopes read on every core, written here in order as they come.
+            let listing = SpoolListing(layout: layout, areas: areas)
+            do {
+                try listing.run(process: { items in
+                    var chunk = Chunk()
+                    for item in items {
+                        switch item {
+                        case .message(let area, let summary):
+                            guard Self.matches(summary.recipients, errorClass: errorClass) else { continue }
+                            chunk.count += 1
+                            chunk.octets += summary.size
+                            let text = json ? Self.jsonLine(summary, state: area.state) : Self.block(summary, state: area.state, now: now)
+                            chunk.output.append(contentsOf: text.utf8)
+                        case .problem(let origin, let reason):
+                            chunk.problems.append("\(origin) cannot be trusted: \(TerminalText.safe(reason)) (run 'postern check')")
+                        }
+                    }
+                    return chunk
+                }, emit: { chunk in
+                    count += chunk.count
+                    octets += chunk.octets
+                    output(chunk.output)
+                    for problem in chunk.problems { warn(problem) }
+                })
+            } catch {
+                throw failure(SpoolError(.ioError, "\(error)"))
             }
-            for item in report.quarantined {
-                warn("\(item.origin) cannot be trusted: \(TerminalText.safe(item.reason)) (run 'postern check')")
-            }
-            for error in report.errors { warn(error) }
             if !json {
                 print(count == 0 ? "Mail queue is empty" : "-- \(Self.size(octets)) in \(count) message\(count == 1 ? "" : "s")")
             }
@@ -106,7 +132,7 @@ extension Postern {
 
         /// One message for people, each line made terminal-safe: addresses and
         /// replies come from envelopes and servers (issue #12 item 9).
-        static func block(_ envelope: Envelope, state: String, now: Date) -> String {
+        static func block(_ envelope: EnvelopeSummary, state: String, now: Date) -> String {
             let age = DurationText.short(now.timeIntervalSince(envelope.arrival))
             var lines = ["\(envelope.id) \(state.padding(toLength: 7, withPad: " ", startingAt: 0)) "
                 + "\(age.leftPadded(5)) \(size(envelope.size).leftPadded(6))  \(envelope.sender ?? "<>")"]
@@ -142,25 +168,37 @@ extension Postern {
                             "permanent": .bool(value.permanent)])
         }
 
-        static func jsonLine(_ envelope: Envelope, state: String) -> String {
-            let result = resultJSON
-            let recipients = envelope.recipients.map { recipient -> JSONValue in
-                .object(["address": .string(recipient.address), "state": .string(recipient.state.rawValue),
-                         "attempts": .integer(Int64(recipient.attempts)), "last_result": result(recipient.lastResult)])
+        /// One message as a line of JSON, keys sorted (as `jq -S` prints
+        /// them), written directly rather than through a tree of values: the
+        /// listing writes twenty thousand of them (issue #15).
+        static func jsonLine(_ envelope: EnvelopeSummary, state: String) -> String {
+            var out = "{\"arrival\":\"\(Timestamp.format(envelope.arrival))\",\"attempts\":\(envelope.attempts)"
+            out += ",\"id\":\"\(envelope.id)\",\"last_result\":"
+            writeResult(envelope.lastResult, into: &out)
+            out += ",\"message_id\":"
+            out += envelope.messageID.map(QuotedString.quoted) ?? "null"
+            out += ",\"next_attempt\":"
+            out += envelope.nextAttempt.map { "\"\(Timestamp.format($0))\"" } ?? "null"
+            out += ",\"recipients\":["
+            for (index, recipient) in envelope.recipients.enumerated() {
+                if index > 0 { out += "," }
+                out += "{\"address\":\(QuotedString.quoted(recipient.address)),\"attempts\":\(recipient.attempts),\"last_result\":"
+                writeResult(recipient.lastResult, into: &out)
+                out += ",\"state\":\"\(recipient.state.rawValue)\"}"
             }
-            let object: [String: JSONValue] = [
-                "id": .string(envelope.id.rawValue),
-                "state": .string(state),
-                "sender": .string(envelope.sender ?? ""),
-                "recipients": .array(recipients),
-                "arrival": .string(Timestamp.format(envelope.arrival)),
-                "size": .integer(Int64(envelope.size)),
-                "attempts": .integer(Int64(envelope.attempts)),
-                "next_attempt": envelope.nextAttempt.map { .string(Timestamp.format($0)) } ?? .null,
-                "message_id": envelope.messageID.map(JSONValue.string) ?? .null,
-                "last_result": result(envelope.lastResult),
-            ]
-            return JSONValue.object(object).encodedLine()
+            out += "],\"sender\":\(QuotedString.quoted(envelope.sender ?? "")),\"size\":\(envelope.size)"
+            out += ",\"state\":\(QuotedString.quoted(state))}\n"
+            return out
+        }
+
+        private static func writeResult(_ result: DeliveryResult?, into out: inout String) {
+            guard let result else {
+                out += "null"
+                return
+            }
+            out += "{\"code\":\(result.code.map(String.init) ?? "null"),\"enhanced\":\(result.enhanced.map(QuotedString.quoted) ?? "null")"
+            out += ",\"host\":\(result.host.map(QuotedString.quoted) ?? "null"),\"permanent\":\(result.permanent)"
+            out += ",\"text\":\(QuotedString.quoted(result.text)),\"time\":\"\(Timestamp.format(result.time))\"}"
         }
     }
 }

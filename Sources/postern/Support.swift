@@ -17,9 +17,24 @@ func failure(_ error: SpoolError, program: String = "postern") -> ExitCode {
     return ExitCode(error.status.rawValue)
 }
 
-/// Writes bytes to standard output.
+/// Writes text to standard output.
 func output(_ text: String) {
-    FileHandle.standardOutput.write(Data(text.utf8))
+    output(Array(text.utf8))
+}
+
+/// Writes bytes to standard output with write(2), all of them (a pipe may
+/// take them in parts). A reader that went away (`| head`) ends the program
+/// as it ends any Unix tool: SIGPIPE.
+func output(_ bytes: [UInt8]) {
+    var written = 0
+    while written < bytes.count {
+        let result = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + written, bytes.count - written) }
+        if result < 0 {
+            if errno == EINTR { continue }
+            return
+        }
+        written += result
+    }
 }
 
 extension GlobalOptions {

@@ -11,4 +11,6 @@ long csys_copy_file_range(int in_fd, int out_fd, unsigned long length);
 #define CSYS_O_PATH 010000000
 /* Bytes allocated by malloc and in use now (mallinfo2), for memory measurements. */
 unsigned long csys_heap_in_use(void);
+/* openat2 refusing every link on the way; -1/ENOSYS on kernels before 5.6. */
+int csys_open_beneath(int dirfd, const char *path, int flags);
 #endif

@@ -99,21 +99,11 @@ extension SpoolScanner {
     /// The modification time of `ID/envelope.json` below `directory`, never
     /// through a link; 0 when it is not a regular file (or not there).
     static func dueTime(of id: QueueID, in directory: DirectoryHandle) -> Double {
+        var info = stat()
         // "ID/envelope.json" in a buffer on the stack: no string per message.
-        let file = SpoolLayout.envelopeFile.utf8
-        let length = QueueID.length + 1 + file.count
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length + 1) { path in
-            id.write(into: UnsafeMutableBufferPointer(rebasing: path[..<QueueID.length]))
-            path[QueueID.length] = UInt8(ascii: "/")
-            _ = UnsafeMutableBufferPointer(rebasing: path[(QueueID.length + 1)...]).initialize(from: file)
-            path[length] = 0
-            var info = stat()
-            let found = path.baseAddress!.withMemoryRebound(to: CChar.self, capacity: length + 1) {
-                fstatat(directory.fd, $0, &info, AT_SYMLINK_NOFOLLOW) == 0
-            }
-            guard found, info.st_mode & S_IFMT == S_IFREG else { return 0 }
-            return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
-        }
+        let found = id.withEnvelopePath { fstatat(directory.fd, $0, &info, AT_SYMLINK_NOFOLLOW) == 0 }
+        guard found, info.st_mode & S_IFMT == S_IFREG else { return 0 }
+        return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
     }
 
     static func sortedContains(_ ids: [QueueID], _ id: QueueID) -> Bool {

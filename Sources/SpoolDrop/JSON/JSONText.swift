@@ -27,14 +27,130 @@ package enum JSONText {
         return value
     }
 
-    private struct Parser {
+    /// The parser, also used as a cursor by readers that want a few members
+    /// of a large object without building it (`EnvelopeSummary`): `members`
+    /// walks an object, and the caller takes or skips each value.
+    package struct Parser {
         let bytes: [UInt8]
         var index = 0
 
-        func fail(_ reason: String) -> Malformed { Malformed(offset: index, reason: reason) }
+        package init(bytes: [UInt8]) {
+            self.bytes = bytes
+        }
+
+        package func fail(_ reason: String) -> Malformed { Malformed(offset: index, reason: reason) }
+
+        /// Whether the value at the cursor is `null`.
+        package mutating func nextIsNull() -> Bool {
+            skipSpace()
+            return index < bytes.count && bytes[index] == UInt8(ascii: "n")
+        }
 
         mutating func skipSpace() {
-            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+            while index < bytes.count {
+                switch bytes[index] {
+                case 0x20, 0x09, 0x0A, 0x0D: index += 1
+                default: return
+                }
+            }
+        }
+
+        /// Walks the object at the cursor: `body` gets each member's name
+        /// and must consume its value (`value`, `string`, `skip`...).
+        package mutating func members(depth: Int = 0, _ body: (inout Parser, String) throws(Malformed) -> Void) throws(Malformed) {
+            skipSpace()
+            guard depth < JSONText.maxDepth else { throw fail("nested deeper than \(JSONText.maxDepth)") }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { throw fail("expected an object") }
+            index += 1
+            skipSpace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return
+            }
+            while true {
+                skipSpace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
+                let key = try string()
+                skipSpace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                index += 1
+                skipSpace()
+                try body(&self, key)
+                skipSpace()
+                guard index < bytes.count else { throw fail("unexpected end") }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                guard bytes[index] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
+                index += 1
+                return
+            }
+        }
+
+        /// Walks the array at the cursor: `body` consumes each element.
+        package mutating func elements(depth: Int = 0, _ body: (inout Parser) throws(Malformed) -> Void) throws(Malformed) {
+            skipSpace()
+            guard depth < JSONText.maxDepth else { throw fail("nested deeper than \(JSONText.maxDepth)") }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "[") else { throw fail("expected an array") }
+            index += 1
+            skipSpace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return
+            }
+            while true {
+                skipSpace()
+                try body(&self)
+                skipSpace()
+                guard index < bytes.count else { throw fail("unexpected end") }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                guard bytes[index] == UInt8(ascii: "]") else { throw fail("expected ',' or ']'") }
+                index += 1
+                return
+            }
+        }
+
+        /// The value at the cursor, whatever it is.
+        package mutating func value() throws(Malformed) -> JSONValue {
+            skipSpace()
+            return try value(depth: 1)
+        }
+
+        /// The string at the cursor, or nil for `null`.
+        package mutating func optionalString() throws(Malformed) -> String? {
+            skipSpace()
+            guard index < bytes.count else { throw fail("unexpected end") }
+            switch bytes[index] {
+            case UInt8(ascii: "\""): return try string()
+            case UInt8(ascii: "n"): _ = try literal("null", .null); return nil
+            default: throw fail("expected a string")
+            }
+        }
+
+        /// The integer at the cursor, or nil for `null`.
+        package mutating func optionalInteger() throws(Malformed) -> Int64? {
+            skipSpace()
+            switch try value(depth: 1) {
+            case .integer(let value): return value
+            case .null: return nil
+            default: throw fail("expected an integer")
+            }
+        }
+
+        /// The boolean at the cursor.
+        package mutating func bool() throws(Malformed) -> Bool {
+            skipSpace()
+            guard case .bool(let value) = try value(depth: 1) else { throw fail("expected true or false") }
+            return value
+        }
+
+        /// Passes over the value at the cursor.
+        package mutating func skip() throws(Malformed) {
+            _ = try value()
+        }
+
+        /// After the last value: only white space may follow.
+        package mutating func end() throws(Malformed) {
+            skipSpace()
+            guard index == bytes.count else { throw fail("trailing bytes after the JSON value") }
         }
 
         mutating func literal(_ word: String, _ value: JSONValue) throws(Malformed) -> JSONValue {
@@ -108,8 +224,19 @@ package enum JSONText {
 
         /// A string (RFC 8259 7): escapes decoded, raw control characters and
         /// invalid UTF-8 refused.
-        mutating func string() throws(Malformed) -> String {
+        package mutating func string() throws(Malformed) -> String {
             index += 1
+            // Most strings have no escape: one pass to the closing quote, one copy.
+            var end = index
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 {
+                end += 1
+            }
+            if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+                let text = bytes.withUnsafeBufferPointer { String(validating: UnsafeBufferPointer(rebasing: $0[index..<end]), as: UTF8.self) }
+                guard let text else { throw fail("string is not UTF-8") }
+                index = end + 1
+                return text
+            }
             var out: [UInt8] = []
             while true {
                 guard index < bytes.count else { throw fail("unterminated string") }
