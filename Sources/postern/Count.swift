@@ -26,17 +26,21 @@ extension Postern {
         func run() throws {
             let areas = try selectedAreas(state)
             do { try SpoolCheck.requireSpool(global.layout) } catch { throw failure(error) }
-            var messages = Set<String>()
+            // Packed IDs, sorted: a message moving between two areas while
+            // they are listed counts once (16 bytes a name, no strings).
+            var messages: [QueueID] = []
             for area in areas {
                 do {
-                    for name in try DirectoryListing.names(in: global.layout.directory(area)) where QueueID(name) != nil {
-                        messages.insert(name)
+                    try DirectoryHandle(path: global.layout.directory(area)).forEachName { name in
+                        if let id = QueueID(utf8: name) { messages.append(id) }
                     }
                 } catch {
                     throw failure(SpoolError(error.exitStatus, "cannot list \(area.rawValue)/: \(error)"))
                 }
             }
-            print(messages.count)
+            messages.sort()
+            let distinct = messages.indices.count { $0 == 0 || messages[$0] != messages[$0 - 1] }
+            print(distinct)
         }
     }
 }

@@ -61,25 +61,29 @@ struct MessageSelection: ParsableArguments {
             }
             return found.sorted()
         }
-        return selectReading(layout, areas: areas, wanted: wanted).map(\.id)
+        return selectReading(layout, areas: areas, wanted: wanted)
     }
 
-    private func selectReading(_ layout: SpoolLayout, areas: [SpoolLayout.Area], wanted: Set<QueueID>) -> [ScanItem] {
+    /// The filters, read from the envelopes on every core (`SpoolListing`):
+    /// what they ask of a message is in what a listing reads of it.
+    private func selectReading(_ layout: SpoolLayout, areas: [SpoolLayout.Area], wanted: Set<QueueID>) -> [QueueID] {
         let cutoff = olderThan.flatMap(DurationText.parse).map { Date().addingTimeInterval(-$0) }
-        // The filters in lower case once, not once per message scanned.
+        // The filters in lower case once, not once per message read.
         let sender = self.sender.map { $0 == "<>" ? "" : $0.lowercased() }
         let recipient = self.recipient?.lowercased()
         let domain = self.domain?.lowercased()
-        var selected: [ScanItem] = []
-        _ = SpoolScanner(layout: layout, mode: .readOnly).scan(areas: areas) { item in
-            let envelope = item.envelope
-            if !wanted.isEmpty, !wanted.contains(item.id) { return }
-            if let sender, (envelope.sender ?? "").lowercased() != sender { return }
-            if let recipient, !envelope.recipients.contains(where: { $0.address.lowercased() == recipient }) { return }
-            if let domain, !envelope.recipients.contains(where: { $0.domain == domain }) { return }
-            if let cutoff, envelope.arrival >= cutoff { return }
-            selected.append(item)
-        }
+        var selected: [QueueID] = []
+        try? SpoolListing(layout: layout, areas: areas).run(process: { items in
+            items.compactMap { item -> QueueID? in
+                guard case .message(_, let envelope) = item else { return nil }
+                if !wanted.isEmpty, !wanted.contains(envelope.id) { return nil }
+                if let sender, (envelope.sender ?? "").lowercased() != sender { return nil }
+                if let recipient, !envelope.recipients.contains(where: { $0.address.lowercased() == recipient }) { return nil }
+                if let domain, !envelope.recipients.contains(where: { $0.domain == domain }) { return nil }
+                if let cutoff, envelope.arrival >= cutoff { return nil }
+                return envelope.id
+            }
+        }, emit: { selected += $0 })
         return selected
     }
 }

@@ -46,4 +46,21 @@ struct TimestampTests {
     func refused(text: String) {
         #expect(Timestamp.parse(text) == nil)
     }
+
+    /// The formatter's calendar agrees with the C library's `gmtime_r` across four centuries,
+    /// before 1970 included.
+    @Test func formatAgreesWithGmtime() {
+        var generator = SystemRandomNumberGenerator()
+        let samples = [0, -1, 86_399, 86_400, 951_782_400, 4_107_542_399] + (0..<2000).map { _ in
+            Int.random(in: -2_208_988_800...7_258_118_399, using: &generator)
+        }
+        for seconds in samples {
+            var time = time_t(seconds)
+            var parts = tm()
+            gmtime_r(&time, &parts)
+            let expected = String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                                  Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+            #expect(Timestamp.format(epochSeconds: Double(seconds)) == expected, "\(seconds)")
+        }
+    }
 }

@@ -19,18 +19,48 @@ public enum Timestamp {
     /// `milliseconds` adds a fraction (`…:34.250Z`), for log lines.
     public static func format(epochSeconds epoch: Double, milliseconds: Bool = false) -> String {
         let seconds = Int64(epoch.rounded(.down))
-        var time = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        var text = ""
-        text.reserveCapacity(20)
-        text += digits(Int(parts.tm_year) + 1900, 4) + "-" + digits(Int(parts.tm_mon) + 1, 2) + "-" + digits(Int(parts.tm_mday), 2)
-        text += "T" + digits(Int(parts.tm_hour), 2) + ":" + digits(Int(parts.tm_min), 2) + ":" + digits(Int(parts.tm_sec), 2)
-        if milliseconds {
-            let fraction = Int((epoch - Double(seconds)) * 1000)
-            text += "." + digits(min(999, max(0, fraction)), 3)
+        let (year, month, day) = civil(daysSinceEpoch: Int(seconds.floorDivided(by: 86_400)))
+        let second = Int(seconds - seconds.floorDivided(by: 86_400) * 86_400)
+        let fraction = milliseconds ? min(999, max(0, Int((epoch - Double(seconds)) * 1000))) : -1
+        // Written byte by byte: listings format three of these per message.
+        guard (0...9999).contains(year) else {
+            return "\(year)-\(digits(month, 2))-\(digits(day, 2))T\(digits(second / 3600, 2)):\(digits(second / 60 % 60, 2)):"
+                + digits(second % 60, 2) + (fraction >= 0 ? "." + digits(fraction, 3) : "") + "Z"
         }
-        return text + "Z"
+        return String(unsafeUninitializedCapacity: 24) { out in
+            var at = 0
+            func put(_ value: Int, _ width: Int) {
+                var value = value
+                for position in stride(from: at + width - 1, through: at, by: -1) {
+                    out[position] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+                at += width
+            }
+            func put(_ byte: Unicode.Scalar) {
+                out[at] = UInt8(ascii: byte)
+                at += 1
+            }
+            put(year, 4); put("-"); put(month, 2); put("-"); put(day, 2)
+            put("T"); put(second / 3600, 2); put(":"); put(second / 60 % 60, 2); put(":"); put(second % 60, 2)
+            if fraction >= 0 { put("."); put(fraction, 3) }
+            put("Z")
+            return at
+        }
+    }
+
+    /// The proleptic Gregorian date of a day counted from 1970-01-01 (H.
+    /// Hinnant's civil_from_days, the inverse of `daysSinceEpoch`).
+    static func civil(daysSinceEpoch days: Int) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shifted = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shifted + 2) / 5 + 1
+        let month = shifted < 10 ? shifted + 3 : shifted - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     /// Parses an RFC 3339 date-time (section 5.6) with any offset; `nil` if malformed.
@@ -119,5 +149,13 @@ public enum Timestamp {
         return "\(days[Int(parts.tm_wday)]), \(parts.tm_mday) \(months[Int(parts.tm_mon)]) "
             + digits(Int(parts.tm_year) + 1900, 4) + " " + digits(Int(parts.tm_hour), 2) + ":" + digits(Int(parts.tm_min), 2)
             + ":" + digits(Int(parts.tm_sec), 2) + " +0000"
+    }
+}
+
+extension Int64 {
+    /// Division rounding toward negative infinity (times before 1970).
+    func floorDivided(by divisor: Int64) -> Int64 {
+        let quotient = self / divisor
+        return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
     }
 }

@@ -142,9 +142,47 @@ package enum JSONText {
             return value
         }
 
-        /// Passes over the value at the cursor.
+        /// Passes over the value at the cursor without building it: strings
+        /// are scanned to their closing quote and brackets matched, within
+        /// the depth bound, but the grammar inside is not checked (a reader
+        /// of a few members, such as a listing, does not need what it skips).
         package mutating func skip() throws(Malformed) {
-            _ = try value()
+            skipSpace()
+            var depth = 0
+            repeat {
+                guard index < bytes.count else { throw fail("unexpected end") }
+                switch bytes[index] {
+                case UInt8(ascii: "\""):
+                    index += 1
+                    while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
+                        index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1
+                    }
+                    guard index < bytes.count else { throw fail("unterminated string") }
+                    index += 1
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    depth += 1
+                    guard depth < JSONText.maxDepth else { throw fail("nested deeper than \(JSONText.maxDepth)") }
+                    index += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    guard depth > 0 else { throw fail("unexpected byte") }
+                    depth -= 1
+                    index += 1
+                case UInt8(ascii: ","), UInt8(ascii: ":"), 0x20, 0x09, 0x0A, 0x0D:
+                    guard depth > 0 else { throw fail("unexpected byte") }
+                    index += 1
+                default:
+                    // A number or a literal: to the next delimiter.
+                    let start = index
+                    while index < bytes.count {
+                        switch bytes[index] {
+                        case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), UInt8(ascii: ":"), 0x20, 0x09, 0x0A, 0x0D: break
+                        default: index += 1; continue
+                        }
+                        break
+                    }
+                    guard index > start else { throw fail("unexpected byte") }
+                }
+            } while depth > 0
         }
 
         /// After the last value: only white space may follow.
@@ -232,7 +270,12 @@ package enum JSONText {
                 end += 1
             }
             if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
-                let text = bytes.withUnsafeBufferPointer { String(validating: UnsafeBufferPointer(rebasing: $0[index..<end]), as: UTF8.self) }
+                let text = bytes.withUnsafeBufferPointer { buffer -> String? in
+                    let slice = UnsafeBufferPointer(rebasing: buffer[index..<end])
+                    // ASCII needs no validation, and most envelope strings are ASCII.
+                    return slice.allSatisfy({ $0 < 0x80 }) ? String(decoding: slice, as: UTF8.self)
+                        : String(validating: slice, as: UTF8.self)
+                }
                 guard let text else { throw fail("string is not UTF-8") }
                 index = end + 1
                 return text
