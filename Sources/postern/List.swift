@@ -88,8 +88,11 @@ extension Postern {
                             guard Self.matches(summary.recipients, errorClass: errorClass) else { continue }
                             chunk.count += 1
                             chunk.octets += summary.size
-                            let text = json ? Self.jsonLine(summary, state: area.state) : Self.block(summary, state: area.state, now: now)
-                            chunk.output.append(contentsOf: text.utf8)
+                            if json {
+                                Self.jsonLine(summary, state: area.state, into: &chunk.output)
+                            } else {
+                                chunk.output.append(contentsOf: Self.block(summary, state: area.state, now: now).utf8)
+                            }
                         case .problem(let origin, let reason):
                             chunk.problems.append("\(origin) cannot be trusted: \(TerminalText.safe(reason)) (run 'postern check')")
                         }
@@ -169,37 +172,94 @@ extension Postern {
         }
 
         /// One message as a line of JSON, keys sorted (as `jq -S` prints
-        /// them), written directly rather than through a tree of values: the
-        /// listing writes twenty thousand of them (issue #15).
+        /// them), written as bytes rather than through a tree of values: the
+        /// listing writes twenty thousand of them a second (issue #15).
         static func jsonLine(_ envelope: EnvelopeSummary, state: String) -> String {
-            var out = "{\"arrival\":\"\(Timestamp.format(envelope.arrival))\",\"attempts\":\(envelope.attempts)"
-            out += ",\"id\":\"\(envelope.id)\",\"last_result\":"
-            writeResult(envelope.lastResult, into: &out)
-            out += ",\"message_id\":"
-            out += envelope.messageID.map(QuotedString.quoted) ?? "null"
-            out += ",\"next_attempt\":"
-            out += envelope.nextAttempt.map { "\"\(Timestamp.format($0))\"" } ?? "null"
-            out += ",\"recipients\":["
-            for (index, recipient) in envelope.recipients.enumerated() {
-                if index > 0 { out += "," }
-                out += "{\"address\":\(QuotedString.quoted(recipient.address)),\"attempts\":\(recipient.attempts),\"last_result\":"
-                writeResult(recipient.lastResult, into: &out)
-                out += ",\"state\":\"\(recipient.state.rawValue)\"}"
-            }
-            out += "],\"sender\":\(QuotedString.quoted(envelope.sender ?? "")),\"size\":\(envelope.size)"
-            out += ",\"state\":\(QuotedString.quoted(state))}\n"
-            return out
+            var out: [UInt8] = []
+            jsonLine(envelope, state: state, into: &out)
+            return String(decoding: out, as: UTF8.self)
         }
 
-        private static func writeResult(_ result: DeliveryResult?, into out: inout String) {
-            guard let result else {
-                out += "null"
-                return
+        static func jsonLine(_ envelope: EnvelopeSummary, state: String, into out: inout [UInt8]) {
+            var line = JSONBytes(out: out)
+            out = []
+            line.raw("{\"arrival\":")
+            line.time(envelope.arrival)
+            line.raw(",\"attempts\":")
+            line.integer(envelope.attempts)
+            line.raw(",\"id\":\"")
+            line.raw(envelope.id.rawValue)
+            line.raw("\",\"last_result\":")
+            line.result(envelope.lastResult)
+            line.raw(",\"message_id\":")
+            line.string(envelope.messageID)
+            line.raw(",\"next_attempt\":")
+            if let next = envelope.nextAttempt { line.time(next) } else { line.raw("null") }
+            line.raw(",\"recipients\":[")
+            for (index, recipient) in envelope.recipients.enumerated() {
+                line.raw(index > 0 ? ",{\"address\":" : "{\"address\":")
+                line.string(recipient.address)
+                line.raw(",\"attempts\":")
+                line.integer(recipient.attempts)
+                line.raw(",\"last_result\":")
+                line.result(recipient.lastResult)
+                line.raw(",\"state\":\"")
+                line.raw(recipient.state.rawValue)
+                line.raw("\"}")
             }
-            out += "{\"code\":\(result.code.map(String.init) ?? "null"),\"enhanced\":\(result.enhanced.map(QuotedString.quoted) ?? "null")"
-            out += ",\"host\":\(result.host.map(QuotedString.quoted) ?? "null"),\"permanent\":\(result.permanent)"
-            out += ",\"text\":\(QuotedString.quoted(result.text)),\"time\":\"\(Timestamp.format(result.time))\"}"
+            line.raw("],\"sender\":")
+            line.string(envelope.sender ?? "")
+            line.raw(",\"size\":")
+            line.integer(envelope.size)
+            line.raw(",\"state\":")
+            line.string(state)
+            line.raw("}\n")
+            out = line.out
         }
+    }
+}
+
+/// JSON written as bytes: literal pieces, quoted strings, numbers, times.
+private struct JSONBytes {
+    var out: [UInt8]
+
+    mutating func raw(_ text: String) {
+        out.append(contentsOf: text.utf8)
+    }
+
+    mutating func integer(_ value: Int) {
+        raw(String(value))
+    }
+
+    mutating func time(_ date: Date) {
+        out.append(UInt8(ascii: "\""))
+        raw(Timestamp.format(date))
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// A string, quoted and escaped as `QuotedString` does; `null` for nil.
+    mutating func string(_ text: String?) {
+        guard let text else { return raw("null") }
+        let plain = text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+        guard plain else { return raw(QuotedString.quoted(text)) }
+        out.append(UInt8(ascii: "\""))
+        out.append(contentsOf: text.utf8)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    mutating func result(_ result: DeliveryResult?) {
+        guard let result else { return raw("null") }
+        raw("{\"code\":")
+        if let code = result.code { integer(code) } else { raw("null") }
+        raw(",\"enhanced\":")
+        string(result.enhanced)
+        raw(",\"host\":")
+        string(result.host)
+        raw(result.permanent ? ",\"permanent\":true,\"text\":" : ",\"permanent\":false,\"text\":")
+        string(result.text)
+        raw(",\"time\":")
+        time(result.time)
+        raw("}")
     }
 }
 

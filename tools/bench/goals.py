@@ -48,8 +48,14 @@ GOALS = [
     Goal("list", "seconds", "ratio", "<=", 0.5, "≤ 0.5× Postfix", size=20000, smaller=" at 20,000"),
     Goal("startup", "index_s", "postern", "<", 2.0, "< 2 s", size=100000, exact=True),
     Goal("startup", "index_s", "postern", "<", 20.0, "< 20 s", size=1000000, exact=True),
-    Goal("startup", "rss_per_msg", "postern", "<", 300, "< 300 bytes", size=100000,
-         smaller=" (judged from 100,000)"),
+    Goal("startup", "rss_per_msg", "postern", "<", 150, "< 150 bytes", size=1000000, exact=True,
+         smaller=" (judged at 1,000,000)"),
+    Goal("startup", "first_s", "postern", "<", 1.0, "< 1 s", size=1000000, exact=True,
+         smaller=" (judged at 1,000,000)"),
+    Goal("count", "seconds", "postern", "<", 1.0, "< 1 s", size=1000000, exact=True,
+         smaller=" (judged at 1,000,000)"),
+    Goal("drain", "release_s", "postern", "<", 1.0, "< 1 s"),
+    Goal("drain", "first_s", "postern", "<", 1.0, "< 1 s"),
 ]
 
 

@@ -69,6 +69,9 @@ class Postern(Target):
     def queued(self):
         return sum(count_entries(os.path.join(self.spool, a)) for a in ("drop", "tmp", "queue", "hold"))
 
+    def count_command(self):
+        return [self.binary, "count", "--spool", self.spool]
+
     def list_command(self):
         return [self.binary, "list", "--json", "--spool", self.spool]
 

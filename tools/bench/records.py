@@ -154,6 +154,16 @@ class StartupRun(Run):
     peak_rss_mib: float
     rss_per_msg: float
     peak_rss_per_msg: float
+    first_s: float | None = None   # spawn until one fresh message among them reached the sink
+    cold: bool = False             # page cache dropped before the start (echo 3 > drop_caches)
+
+
+@dataclass
+class CountRun(Run):
+    """`postern count` of a big queue (names only)."""
+    KIND: ClassVar[str] = "count"
+    seconds: float
+    counted: int
 
 
 @dataclass
@@ -195,7 +205,7 @@ class Finished:
 
 
 KINDS = {cls.KIND: cls for cls in (Header, FileSystem, Note, CeilingRun, EnqueueRun, EndToEndRun,
-                                   DrainRun, TlsDrainRun, ListRun, FirstRun, StartupRun, Inodes, EmptyDaemon,
+                                   DrainRun, TlsDrainRun, ListRun, FirstRun, StartupRun, CountRun, Inodes, EmptyDaemon,
                                    IndexMemory, Finished)}
 
 
