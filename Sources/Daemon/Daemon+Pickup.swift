@@ -18,7 +18,7 @@ extension Daemon {
         }
         // After an overflow, forget what left queue/ and hold/ while events were lost.
         for id in core.ids where !seen.contains(id) && !core.inRound(id) { core.remove(id) }
-        finishScan(scan.report, drops: scan.drops, reason: reason, started: started)
+        finishScan(scan.report, drops: scan.drops, dropped: scan.drops.count, reason: reason, started: started)
     }
 
     /// The start-up scan, on a thread of its own: names and one `stat` per
@@ -43,7 +43,12 @@ extension Daemon {
             var batch: [IndexedMessage] = []
             batch.reserveCapacity(Self.scanBatch)
             var handOver = Deadline.after(0.02)
-            let scan = Self.indexScanner(layout, clock).index(horizon: horizon) { item in
+            let listed: ([String]) -> Void = { drops in
+                // Fresh mail first: accepted while the rest is indexed.
+                completed.append(.dropsListed(drops))
+                wake?.wake()
+            }
+            let scan = Self.indexScanner(layout, clock).index(horizon: horizon, listed: listed) { item in
                 #if DEBUG
                 if delay > 0 { usleep(delay * 1000) }
                 #endif
@@ -99,7 +104,8 @@ extension Daemon {
     /// The start-up scan is over: its drops accepted, the index ready, the
     /// control requests that waited applied, systemd told.
     func scanFinished(_ scan: SpoolScanner.IndexScan) {
-        finishScan(scan.report, drops: scan.drops, reason: "start-up", started: scanStarted)
+        // Its drops were accepted when they were listed (`.dropsListed`).
+        finishScan(scan.report, drops: [], dropped: scan.drops.count, reason: "start-up", started: scanStarted)
         scanning = false
         if rescanAfterScan {
             rescanAfterScan = false
@@ -117,16 +123,16 @@ extension Daemon {
         core.insert(item.id, time: item.due, held: item.held)
     }
 
-    private func finishScan(_ report: ScanReport, drops: [String], reason: String, started: Date) {
+    private func finishScan(_ report: ScanReport, drops: [String], dropped: Int, reason: String, started: Date) {
         for quarantined in report.quarantined {
             logger.warning("quarantined", metadata: ["entry": "\(quarantined.origin)", "reason": "\(quarantined.reason)"])
         }
         for error in report.errors { logger.error("scan", metadata: ["error": "\(error)"]) }
         for name in drops { accept(name) }
         let scanned = (report.messages[.queue] ?? 0) + (report.messages[.hold] ?? 0)
-        metrics.rescan(seconds: Date().timeIntervalSince(started), messages: scanned + drops.count)
+        metrics.rescan(seconds: Date().timeIntervalSince(started), messages: scanned + dropped)
         logger.info("index ready", metadata: ["reason": "\(reason)", "queued": "\(report.messages[.queue] ?? 0)",
-                                               "held": "\(report.messages[.hold] ?? 0)", "dropped": "\(drops.count)",
+                                               "held": "\(report.messages[.hold] ?? 0)", "dropped": "\(dropped)",
                                                "duration": "\(Milliseconds.seconds(Date().timeIntervalSince(started)))"])
     }
 

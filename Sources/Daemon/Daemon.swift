@@ -153,6 +153,8 @@ public final class Daemon {
                     machine.finish(job, report)
                 case .loaded(let id, let area, let envelope):
                     machine.loaded(id, area: area, envelope)
+                case .dropsListed(let names):
+                    for name in names { accept(name) }
                 case .scanned(let items):
                     indexScanned(items)
                 case .scanFinished(let report):
@@ -234,6 +236,7 @@ enum Completion: Sendable {
     case report(Job, AttemptReport)
     case loaded(QueueID, SpoolLayout.Area?, LoadedEnvelope)
     /// Messages the start-up scan found, and its end.
+    case dropsListed([String])
     case scanned([IndexedMessage])
     case scanFinished(SpoolScanner.IndexScan)
 }

@@ -38,7 +38,7 @@ enum MetricFamily: String, CaseIterable, Sendable {
         case .connections: "SMTP connections of delivery attempts, by result (ok, timeout, canceled, error)."
         case .deliveryDuration: "Duration of delivery attempts in seconds, by attempt number, transport, TLS mode and result."
         case .messages: "Messages in the spool by state (queued, held, corrupt = quarantined, retired)."
-        case .recipients: "Recipients of the messages in the spool by state."
+        case .recipients: "Pending recipients of the messages in the spool by state; a message indexed at start-up counts one until its envelope is read when due."
         case .oldestQueuedAge: "Age in seconds of the oldest queued message; 0 when the queue is empty."
         case .drops: "Drops picked up by the daemon: accepted, or rejected with a reason."
         case .deliveries: "Recipient outcomes by result and SMTP status class (2, 4, 5, none)."

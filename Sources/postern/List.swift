@@ -8,10 +8,12 @@ extension Postern {
         static let configuration = CommandConfiguration(
             abstract: "List the messages in the spool, as mailq does.",
             discussion: """
-                One block per message, oldest first: queue ID, state (dropped: not yet accepted \
-                by a daemon; queued; held), age, size and sender, then each recipient with its \
-                state and attempts, the last reply, and the next attempt. Entries that fail the \
-                scanner's checks are reported on standard error; run 'postern check'.
+                One block per message, queued then held then dropped (not yet accepted by a \
+                daemon), each oldest first: queue ID, state, age, size and sender, then each \
+                recipient with its state and attempts, the last reply, and the next attempt. \
+                Envelopes are read on every core and printed as they come, in that order. An \
+                entry whose envelope cannot be read is reported on standard error (run 'postern \
+                check'); one that goes away while it is listed (delivered) is left out.
 
                 With --json, one JSON object per line with the keys id, state, sender ('' for \
                 the null sender), recipients (address, state, attempts, last_result), arrival, \
@@ -233,7 +235,7 @@ private struct JSONBytes {
 
     mutating func time(_ date: Date) {
         out.append(UInt8(ascii: "\""))
-        raw(Timestamp.format(date))
+        Timestamp.write(epochSeconds: date.timeIntervalSince1970, into: &out)
         out.append(UInt8(ascii: "\""))
     }
 

@@ -29,7 +29,7 @@ struct IndexScanTests {
         #expect(utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) == 0)
     }
 
-    /// Each message's due time is its envelope's modification time, queue/ first in ID order, then
+    /// Each message's due time is its envelope's modification time, queue/ first newest first, then
     /// hold/; drops are listed for acceptance; nothing is read from inside (a corrupt envelope is
     /// indexed all the same and found when due).
     @Test func dueTimesFromModificationTimes() throws {
@@ -45,7 +45,7 @@ struct IndexScanTests {
 
         let (scan, items) = index()
         #expect(scan.report.quarantined.isEmpty && scan.report.errors.isEmpty)
-        #expect(items.map(\.id) == [later.id, sooner.id, held.id].sorted().filter { $0 != held.id } + [held.id])
+        #expect(items.map(\.id) == [later.id, sooner.id].sorted(by: >) + [held.id])
         #expect(items.map(\.held) == [false, false, true])
         let due = Dictionary(uniqueKeysWithValues: items.map { ($0.id, $0.due) })
         #expect(due[later.id] == 2_000_000_000.25)

@@ -18,35 +18,38 @@ public enum Timestamp {
 
     /// `milliseconds` adds a fraction (`…:34.250Z`), for log lines.
     public static func format(epochSeconds epoch: Double, milliseconds: Bool = false) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(24)
+        write(epochSeconds: epoch, milliseconds: milliseconds, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `format`, appended to `out` as bytes: listings write three of these
+    /// per message, and a string of 20 characters would be an allocation each.
+    public static func write(epochSeconds epoch: Double, milliseconds: Bool = false, into out: inout [UInt8]) {
         let seconds = Int64(epoch.rounded(.down))
         let (year, month, day) = civil(daysSinceEpoch: Int(seconds.floorDivided(by: 86_400)))
         let second = Int(seconds - seconds.floorDivided(by: 86_400) * 86_400)
-        let fraction = milliseconds ? min(999, max(0, Int((epoch - Double(seconds)) * 1000))) : -1
-        // Written byte by byte: listings format three of these per message.
-        guard (0...9999).contains(year) else {
-            return "\(year)-\(digits(month, 2))-\(digits(day, 2))T\(digits(second / 3600, 2)):\(digits(second / 60 % 60, 2)):"
-                + digits(second % 60, 2) + (fraction >= 0 ? "." + digits(fraction, 3) : "") + "Z"
-        }
-        return String(unsafeUninitializedCapacity: 24) { out in
-            var at = 0
-            func put(_ value: Int, _ width: Int) {
-                var value = value
-                for position in stride(from: at + width - 1, through: at, by: -1) {
-                    out[position] = UInt8(ascii: "0") + UInt8(value % 10)
+        func put(_ value: Int, _ width: Int) {
+            var digits: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
+            var value = value
+            withUnsafeMutableBytes(of: &digits) { buffer in
+                for position in stride(from: width - 1, through: 0, by: -1) {
+                    buffer[position] = UInt8(ascii: "0") + UInt8(value % 10)
                     value /= 10
                 }
-                at += width
+                out.append(contentsOf: buffer.prefix(width))
             }
-            func put(_ byte: Unicode.Scalar) {
-                out[at] = UInt8(ascii: byte)
-                at += 1
-            }
-            put(year, 4); put("-"); put(month, 2); put("-"); put(day, 2)
-            put("T"); put(second / 3600, 2); put(":"); put(second / 60 % 60, 2); put(":"); put(second % 60, 2)
-            if fraction >= 0 { put("."); put(fraction, 3) }
-            put("Z")
-            return at
         }
+        if (0...9999).contains(year) { put(year, 4) } else { out.append(contentsOf: String(year).utf8) }
+        out.append(UInt8(ascii: "-")); put(month, 2); out.append(UInt8(ascii: "-")); put(day, 2)
+        out.append(UInt8(ascii: "T")); put(second / 3600, 2); out.append(UInt8(ascii: ":"))
+        put(second / 60 % 60, 2); out.append(UInt8(ascii: ":")); put(second % 60, 2)
+        if milliseconds {
+            out.append(UInt8(ascii: "."))
+            put(min(999, max(0, Int((epoch - Double(seconds)) * 1000))), 3)
+        }
+        out.append(UInt8(ascii: "Z"))
     }
 
     /// The proleptic Gregorian date of a day counted from 1970-01-01 (H.
@@ -69,46 +72,56 @@ public enum Timestamp {
     /// timestamps, and a formatter (ICU locale data under Foundation on Linux)
     /// made the start-up scan spend milliseconds per message.
     public static func parseEpochSeconds(_ text: String) -> Double? {
-        var bytes = Array(text.utf8)[...]
+        var text = text
+        return text.withUTF8 { parseEpochSeconds(utf8: $0) }
+    }
+
+    /// The same, from the bytes of the text (no copy: listings parse four
+    /// of these per envelope).
+    public static func parseEpochSeconds(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Double? {
+        var index = 0
         func number(_ count: Int) -> Int? {
-            guard bytes.count >= count else { return nil }
+            guard bytes.count - index >= count else { return nil }
             var value = 0
-            for byte in bytes.prefix(count) {
+            for _ in 0..<count {
+                let byte = bytes[index]
                 guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
                 value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                index += 1
             }
-            bytes = bytes.dropFirst(count)
             return value
         }
-        func expect(_ characters: String) -> Bool {
-            guard let byte = bytes.first, characters.utf8.contains(byte) else { return false }
-            bytes = bytes.dropFirst()
+        func expect(_ first: UInt8, or second: UInt8? = nil) -> Bool {
+            guard index < bytes.count, bytes[index] == first || bytes[index] == second else { return false }
+            index += 1
             return true
         }
-        guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2), expect("Tt"),
-              let hour = number(2), expect(":"), let minute = number(2), expect(":"), let second = number(2),
+        let (dash, colon) = (UInt8(ascii: "-"), UInt8(ascii: ":"))
+        guard let year = number(4), expect(dash), let month = number(2), expect(dash), let day = number(2),
+              expect(UInt8(ascii: "T"), or: UInt8(ascii: "t")),
+              let hour = number(2), expect(colon), let minute = number(2), expect(colon), let second = number(2),
               (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year),
               hour <= 23, minute <= 59, second <= 60 else { return nil }
         var fraction = 0.0
-        if bytes.first == UInt8(ascii: ".") {
-            bytes = bytes.dropFirst()
+        if expect(UInt8(ascii: ".")) {
             var scale = 0.1
-            let start = bytes.count
-            while let byte = bytes.first, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
-                fraction += Double(byte - UInt8(ascii: "0")) * scale
+            let start = index
+            while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) {
+                fraction += Double(bytes[index] - UInt8(ascii: "0")) * scale
                 scale /= 10
-                bytes = bytes.dropFirst()
+                index += 1
             }
-            guard bytes.count < start else { return nil }
+            guard index > start else { return nil }
         }
         var offset = 0
-        if !expect("Zz") {
-            guard let sign = bytes.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") else { return nil }
-            bytes = bytes.dropFirst()
-            guard let hours = number(2), expect(":"), let minutes = number(2), hours <= 23, minutes <= 59 else { return nil }
-            offset = (hours * 3600 + minutes * 60) * (sign == UInt8(ascii: "-") ? -1 : 1)
+        if !expect(UInt8(ascii: "Z"), or: UInt8(ascii: "z")) {
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == dash else { return nil }
+            let negative = bytes[index] == dash
+            index += 1
+            guard let hours = number(2), expect(colon), let minutes = number(2), hours <= 23, minutes <= 59 else { return nil }
+            offset = (hours * 3600 + minutes * 60) * (negative ? -1 : 1)
         }
-        guard bytes.isEmpty else { return nil }
+        guard index == bytes.count else { return nil }
         let days = daysSinceEpoch(year: year, month: month, day: day)
         let seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset
         return Double(seconds) + fraction

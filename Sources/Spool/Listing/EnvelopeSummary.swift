@@ -102,8 +102,8 @@ public struct EnvelopeSummary: Sendable {
     }
 
     private static func time(_ parser: inout JSONText.Parser) throws(JSONText.Malformed) -> Date? {
-        guard let text = try parser.optionalString() else { return nil }
-        guard let seconds = Timestamp.parseEpochSeconds(text) else { throw parser.fail("not an RFC 3339 time") }
+        guard let seconds = try parser.withOptionalString({ Timestamp.parseEpochSeconds(utf8: $0) ?? .nan }) else { return nil }
+        guard !seconds.isNaN else { throw parser.fail("not an RFC 3339 time") }
         return Date(timeIntervalSince1970: seconds)
     }
 

@@ -37,11 +37,18 @@ extension SpoolScanner {
     /// stale entries of `tmp/`. Leftover `envelope.json.tmp` files are left to
     /// the next update of their envelope, which removes them first (6.2).
     ///
+    /// Messages are visited newest first (IDs sort by creation time): mail
+    /// that has never been tried is due at once, and a message dropped just
+    /// before a restart is delivered before a million deferred ones are
+    /// indexed. Drops are handed over as soon as the areas are listed.
+    ///
     /// - Parameters:
     ///   - horizon: the latest due time believed (seconds since the epoch): an
     ///     envelope set further ahead by hand is read then and rescheduled as it says.
-    ///   - visit: called with each message, `queue/` first, in ID order.
-    public func index(horizon: Double, visit: (IndexedMessage) -> Void) -> IndexScan {
+    ///   - listed: called with the names in `drop/` once every area is listed.
+    ///   - visit: called with each message, `queue/` first, newest first.
+    public func index(horizon: Double, listed: ([String]) -> Void = { _ in },
+                      visit: (IndexedMessage) -> Void) -> IndexScan {
         var result = IndexScan()
         var ids: [SpoolLayout.Area: [QueueID]] = [:]
         var handles: [SpoolLayout.Area: DirectoryHandle] = [:]
@@ -77,11 +84,12 @@ extension SpoolScanner {
         } catch {
             result.report.errors.append("\(error)")
         }
+        listed(result.drops)
         let queued = ids[.queue] ?? []
         for area in [SpoolLayout.Area.queue, .hold] {
             guard let handle = handles[area], let names = ids[area] else { continue }
             var count = 0
-            for id in names {
+            for id in names.reversed() {
                 if area == .hold, Self.sortedContains(queued, id) {
                     quarantine(id.rawValue, in: layout.directory(area), area: area.rawValue,
                                reason: "duplicate: \(id) is also in another area", report: &result.report)

@@ -125,6 +125,28 @@ package enum JSONText {
             }
         }
 
+        /// Calls `body` with the bytes of the string at the cursor (decoded
+        /// when it has escapes), without making a `String` of a plain one;
+        /// nil for `null`.
+        package mutating func withOptionalString<T>(_ body: (UnsafeBufferPointer<UInt8>) -> T) throws(Malformed) -> T? {
+            skipSpace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                guard try optionalString() == nil else { throw fail("expected a string") }
+                return nil
+            }
+            var end = index + 1
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20, bytes[end] < 0x80 {
+                end += 1
+            }
+            if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+                let start = index + 1
+                index = end + 1
+                return bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[start..<end])) }
+            }
+            var text = try string()
+            return text.withUTF8(body)
+        }
+
         /// The integer at the cursor, or nil for `null`.
         package mutating func optionalInteger() throws(Malformed) -> Int64? {
             skipSpace()
