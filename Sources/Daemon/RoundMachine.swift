@@ -111,7 +111,9 @@ final class RoundMachine {
             } else if let read = prepared.removeValue(forKey: job.id) {
                 if register(job.id, job: job, read: read) { launch(job) }
             } else {
-                core.finished(job)   // not reached: a round in the core is prepared or registered
+                // Another job of a round its first job could not register
+                // (abandoned in `register`): it ends here.
+                core.finished(job)
             }
         }
     }

@@ -107,7 +107,8 @@ extension Postern {
                     for problem in chunk.problems { warn(problem) }
                 })
             } catch {
-                throw failure(SpoolError(.ioError, "\(error)"))
+                // Reading the queue is for root, the spool's owner and its group (spool-layout.md 3).
+                throw failure(SpoolError(error.exitStatus, "cannot list the spool: \(error)"))
             }
             if !json {
                 print(count == 0 ? "Mail queue is empty" : "-- \(Self.size(octets)) in \(count) message\(count == 1 ? "" : "s")")
@@ -190,7 +191,7 @@ extension Postern {
             line.raw(",\"attempts\":")
             line.integer(envelope.attempts)
             line.raw(",\"id\":\"")
-            line.raw(envelope.id.rawValue)
+            line.id(envelope.id)
             line.raw("\",\"last_result\":")
             line.result(envelope.lastResult)
             line.raw(",\"message_id\":")
@@ -227,6 +228,12 @@ private struct JSONBytes {
 
     mutating func raw(_ text: String) {
         out.append(contentsOf: text.utf8)
+    }
+
+    mutating func id(_ id: QueueID) {
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: QueueID.length))
+        out.withUnsafeMutableBufferPointer { id.write(into: UnsafeMutableBufferPointer(rebasing: $0[start...])) }
     }
 
     mutating func integer(_ value: Int) {

@@ -64,7 +64,7 @@ public struct EnvelopeSummary: Sendable {
                 field = key
                 switch key {
                 case "version": version = try parser.optionalString()
-                case "id": id = try parser.optionalString().flatMap(QueueID.init)
+                case "id": id = try parser.withOptionalString { QueueID(utf8: $0) } ?? nil
                 case "sender": sender = .some(try parser.optionalString().flatMap { $0.isEmpty ? nil : $0 })
                 case "recipients": recipients = try Self.recipients(&parser)
                 case "arrival": arrival = try Self.time(&parser)

@@ -104,21 +104,21 @@ extension SpoolListing {
                 return .problem("\(areas[stranger.area].rawValue)/\(stranger.name)", "its name is not a queue ID")
             }
             let (area, id) = ids[position]
-            let where_ = "\(areas[area].rawValue)/\(id)"
+            var origin: String { "\(areas[area].rawValue)/\(id)" }
             switch SpoolListing.readEnvelope(id, in: handles[area].handle.fd) {
             case .success(let bytes):
                 do {
                     let summary = try EnvelopeSummary.decode(bytes)
-                    guard summary.id == id else { return .problem(where_, "its envelope is that of \(summary.id)") }
+                    guard summary.id == id else { return .problem(origin, "its envelope is that of \(summary.id)") }
                     return .message(areas[area], summary)
                 } catch {
-                    return .problem(where_, error.description)
+                    return .problem(origin, error.description)
                 }
             case .failure(let error):
                 let code = error.code
                 // Gone since it was listed (delivered, moved): not a problem.
                 if code == ENOENT, MessageDirectory.lstatus(handles[area].handle.path + "/" + id.rawValue) == nil { return nil }
-                return .problem(where_, code == EFBIG ? "envelope.json is larger than \(Envelope.maxEncodedSize) octets"
+                return .problem(origin, code == EFBIG ? "envelope.json is larger than \(Envelope.maxEncodedSize) octets"
                                       : code == EINVAL ? "envelope.json is not a regular file"
                                       : "envelope.json: \(String(cString: strerror(code)))")
             }
