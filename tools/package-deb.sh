@@ -55,9 +55,10 @@ while (($#)); do
     *) die "unknown argument: $1 (see --help)" 64 ;;
     esac
 done
-for tool in dpkg-deb dpkg-shlibdeps git gzip; do
-    command -v "$tool" >/dev/null || die "$tool is missing (apt-get install dpkg-dev git gzip)" 69
-done
+# The build's own needs (README), dpkg-shlibdeps (dpkg-dev), and libcurl's
+# link-time library: a static Foundation brings FoundationNetworking, which
+# FlyingFox imports, and it links libcurl (the package then depends on libcurl4).
+tools/install-packages.sh libssl-dev pkg-config dpkg-dev libcurl4-openssl-dev git
 command -v swift >/dev/null || die "swift is not on PATH (see README)" 69
 
 # --- version and architecture ---------------------------------------------
@@ -100,8 +101,9 @@ install -d -m 755 "$root/DEBIAN" "$root/usr/sbin" "$root/usr/bin" "$root/usr/lib
     "$root/lib/systemd/system" "$root/usr/share/man/man5" "$root/usr/share/man/man8" "$doc" \
     "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
     "$root/usr/share/fish/vendor_completions.d"
-# Stripped: the symbols of a static Swift runtime are most of the size.
-install -m 755 -s "$bin/postern" "$bin/postern-drop" "$root/usr/sbin/"
+# Stripped as dh_strip does: the symbols of a static Swift runtime are most of the size.
+install -m 755 "$bin/postern" "$bin/postern-drop" "$root/usr/sbin/"
+strip --strip-unneeded --remove-section=.comment --remove-section=.note "$root/usr/sbin/postern" "$root/usr/sbin/postern-drop"
 ln -s postern-drop "$root/usr/sbin/sendmail"
 ln -s ../sbin/sendmail "$root/usr/lib/sendmail"
 ln -s ../sbin/postern "$root/usr/bin/mailq"
@@ -110,29 +112,49 @@ install -m 644 packaging/postern.service "$root/lib/systemd/system/postern.servi
 grep -qx 'ExecStart=/usr/sbin/postern run .*' "$root/lib/systemd/system/postern.service" \
     || die "packaging/postern.service: ExecStart does not run /usr/sbin/postern" 65
 
-"$bin/postern" --generate-completion-script bash >"$root/usr/share/bash-completion/completions/postern"
+# bash-completion sources its scripts: no #! line.
+"$bin/postern" --generate-completion-script bash | sed '1{/^#!/d}' >"$root/usr/share/bash-completion/completions/postern"
 "$bin/postern" --generate-completion-script zsh >"$root/usr/share/zsh/vendor-completions/_postern"
 "$bin/postern" --generate-completion-script fish >"$root/usr/share/fish/vendor_completions.d/postern.fish"
 
-# Man pages: one per command and subcommand (postern.8, postern.run.8, ...),
-# section 8 as the programs are in sbin; and the two written by hand.
+# Man pages: one per command and subcommand, section 8 as the programs are in
+# sbin, named as git's are (postern-run.8, postern-config-check.8), so that
+# man-db's `man postern run` finds them; and the two written by hand.
 "$bin/generate-manual" "$bin/postern" --multi-page --section 8 --date "$date" \
-    --authors "Postern developers" --output-directory "$root/usr/share/man/man8" >&2
+    --authors "Postern developers" --output-directory "$stage" >&2
 # Pages of what `postern --help` does not list (the hidden developer commands,
-# and `help`) go, with their entries in postern(8)'s SEE ALSO.
+# and `help`) are left out, with their entries in postern(8)'s SEE ALSO.
 shown=$("$bin/postern" --help | awk '/^SUBCOMMANDS:/ { listing = 1; next } listing && /^  [a-z]/ { print $1 }')
-for page in "$root"/usr/share/man/man8/postern.*.8; do
-    name=${page##*/postern.}
-    grep -qx -- "${name%%.*}" <<<"$shown" && continue
+for page in "$stage"/postern.*.8; do
+    dotted=$(basename "$page" .8)                  # postern.config.check
+    grep -qx -- "$(cut -d. -f2 <<<"$dotted")" <<<"$shown" && continue
     rm "$page"
-    sed -i "/^\.Xr postern\.${name%.8} 8/d" "$root"/usr/share/man/man8/postern.8 # its SEE ALSO entry
+    sed -i "/^\.Xr $dotted 8/d" "$stage/postern.8"
 done
-# The discussions' blank lines become paragraphs and their upper-case lines
-# (EXIT STATUS, ENVIRONMENT) subsections: mdoc warns of an empty line, and
-# would run the heading into the text.
-sed -i -E 's/^$/.Pp/; s/^([A-Z][A-Z ]*[A-Z])$/.Ss \1/' "$root"/usr/share/man/man8/*.8
+man8=$root/usr/share/man/man8
+for page in "$stage"/postern*.8; do
+    dotted=$(basename "$page" .8)
+    hyphened=${dotted//./-}                        # postern-config-check
+    spaced=${dotted//./ }                          # postern config check
+    # NAME gets the page's name (lexgrog, whatis and apropos read it); the
+    # SYNOPSIS's bare .Nm, which would repeat it, the command as typed. The
+    # discussions' blank lines become paragraphs and their upper-case lines
+    # (EXIT STATUS, ENVIRONMENT) subsections: mdoc warns of an empty line,
+    # and would run the heading into the text.
+    sed -E -e "s/^\.Dt [A-Z.-]+ 8$/.Dt ${hyphened^^} 8/" \
+        -e "/^\.Sh NAME$/,/^\.Sh/ s/^\.Nm .*/.Nm $hyphened/" \
+        -e "s/^\.Nm$/.Nm \"$spaced\"/" \
+        -e 's/^\.Xr postern\.([a-z.-]+) 8/.Xr postern-\1 8/; /^\.Xr postern-/ s/\./-/2g' \
+        -e 's/^$/.Pp/; s/^([A-Z][A-Z ]*[A-Z])$/.Ss \1/' "$page" >"$man8/$hyphened.8"
+done
+# The drop's page (postern drop is postern-drop) under the names it is run by.
+install -d -m 755 "$root/usr/share/man/man1"
+ln -s postern-drop.8.gz "$man8/sendmail.8.gz"
+ln -s ../man8/postern-list.8.gz "$root/usr/share/man/man1/mailq.1.gz"
 install -m 644 packaging/man/postern.toml.5 packaging/man/postern-spool.5 "$root/usr/share/man/man5/"
 
+install -d -m 755 "$root/usr/share/lintian/overrides"
+install -m 644 packaging/lintian/postern "$root/usr/share/lintian/overrides/postern"
 install -m 644 README.md spool-layout.md "$doc/"
 install -m 644 packaging/copyright "$doc/copyright"
 # A native package's changelog: this build's entry (the history is git's).
