@@ -43,7 +43,7 @@ for relation in Provides Conflicts Replaces; do
 done
 # What the binaries load, and the tools the maintainer scripts run.
 for dependency in libc6 libssl3 passwd; do
-    [[ ", $(field Depends)," =~ ,\ $dependency[\ ,] ]] || fail "Depends lacks $dependency: $(field Depends)"
+    [[ ", $(field Depends)," =~ ,\ ${dependency}[\ ,] ]] || fail "Depends lacks $dependency: $(field Depends)"
 done
 [[ $(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles) == /etc/postern/postern.toml ]] \
     || fail "conffiles: $(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)"
@@ -89,12 +89,12 @@ done
 # postern.toml(5) is written by hand: every table and key of the example file
 # (generated from the key table) must be in it.
 toml5=packaging/man/postern.toml.5
-for key in $(sed -n 's/^#\{0,1\}\([a-z_0-9]*\) = .*/\1/p' postern.toml.example | sort -u); do
+while read -r key; do
     grep -qw -- "$key" "$toml5" || fail "$toml5 does not document the key $key (postern.toml.example has it)"
-done
-for table in $(sed -n 's/^#\{0,1\}\[\([a-z]*\)[].]*.*/\1/p' postern.toml.example | sort -u); do
+done < <(sed -n 's/^#\{0,1\}\([a-z_0-9]*\) = .*/\1/p' postern.toml.example | sort -u)
+while read -r table; do
     grep -q "^\.SH \[\[*$table" "$toml5" || fail "$toml5 has no section for [$table]"
-done
+done < <(sed -n 's/^#\{0,1\}\[\{1,2\}\([a-z]*\)[].]*.*/\1/p' postern.toml.example | sort -u)
 ok "man -l renders all $pages pages without a warning; postern.toml(5) names every key of the example"
 
 # --- installed, in a copy of this machine ---------------------------------------

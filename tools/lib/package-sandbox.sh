@@ -74,6 +74,7 @@ chmod 755 "$root/usr/sbin/policy-rc.d"
 
 # --- install ------------------------------------------------------------------
 # Whatever MTA the machine has (Postfix, for the tests) is removed in the copy.
+# shellcheck disable=SC2016 # ${...} is dpkg-query's format, not the shell's
 mtas=$(in_root dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Provides}\n' \
     | awk '$1 == "ii" && /mail-transport-agent/ { print $2 }')
 if [[ -n $mtas ]]; then
