@@ -29,7 +29,8 @@
 #       mail-transport-agent). No newaliases: Postern delivers nothing locally
 #       and keeps no aliases database.
 #   /etc/postern/postern.toml            conffile: postern.toml.example
-#   /lib/systemd/system/postern.service  packaging/postern.service
+#   /lib/systemd/system/postern.service  packaging/postern.service (systemd's
+#                                        unit directory: /usr/lib/... from trixie)
 #   /usr/share/man/man8/postern*.8.gz    from the argument parser's help
 #                                        (its generate-manual tool, run here)
 #   /usr/share/man/man5/postern.toml.5.gz, postern-spool.5.gz   packaging/man/
@@ -97,8 +98,12 @@ stage=$(mktemp -d "${TMPDIR:-/tmp}/postern-deb.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 root=$stage/root
 doc=$root/usr/share/doc/postern
+# Where this release's systemd wants units: /lib/systemd/system on bookworm,
+# /usr/lib/systemd/system from trixie on (its pkg-config file says which).
+unitdir=$(pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || true)
+unitdir=${unitdir:-/lib/systemd/system}
 install -d -m 755 "$root/DEBIAN" "$root/usr/sbin" "$root/usr/bin" "$root/usr/lib" "$root/etc/postern" \
-    "$root/lib/systemd/system" "$root/usr/share/man/man5" "$root/usr/share/man/man8" "$doc" \
+    "$root$unitdir" "$root/usr/share/man/man5" "$root/usr/share/man/man8" "$doc" \
     "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
     "$root/usr/share/fish/vendor_completions.d"
 # Stripped as dh_strip does: the symbols of a static Swift runtime are most of the size.
@@ -108,8 +113,8 @@ ln -s postern-drop "$root/usr/sbin/sendmail"
 ln -s ../sbin/sendmail "$root/usr/lib/sendmail"
 ln -s ../sbin/postern "$root/usr/bin/mailq"
 install -m 644 postern.toml.example "$root/etc/postern/postern.toml"
-install -m 644 packaging/postern.service "$root/lib/systemd/system/postern.service"
-grep -qx 'ExecStart=/usr/sbin/postern run .*' "$root/lib/systemd/system/postern.service" \
+install -m 644 packaging/postern.service "$root$unitdir/postern.service"
+grep -qx 'ExecStart=/usr/sbin/postern run .*' "$root$unitdir/postern.service" \
     || die "packaging/postern.service: ExecStart does not run /usr/sbin/postern" 65
 
 # bash-completion sources its scripts: no #! line.
@@ -168,7 +173,7 @@ EOF
 install -m 644 "$stage/changelog" "$doc/changelog"
 find "$root/usr/share/man" "$doc" -type f ! -name copyright ! -name '*.gz' -exec gzip -9n {} +
 find "$root" -type d -exec chmod 755 {} +
-find "$root/usr/share" "$root/etc" "$root/lib" -type f -exec chmod 644 {} +
+find "$root/usr/share" "$root/etc" "$root$unitdir" -type f -exec chmod 644 {} +
 
 # --- control ----------------------------------------------------------------
 # dpkg-shlibdeps wants a source package's debian/control; a stub in the stage
@@ -182,7 +187,8 @@ depends=${shlibs#shlibs:Depends=}
 
 install -m 755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$root/DEBIAN/"
 echo /etc/postern/postern.toml >"$root/DEBIAN/conffiles"
-(cd "$root" && find usr lib -type f -exec md5sum {} + | sort -k 2) >"$root/DEBIAN/md5sums"
+(cd "$root" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -printf '%P\0' \
+    | xargs -0 md5sum | sort -k 2) >"$root/DEBIAN/md5sums"
 chmod 644 "$root/DEBIAN/conffiles" "$root/DEBIAN/md5sums"
 cat >"$root/DEBIAN/control" <<EOF
 Package: postern
