@@ -54,6 +54,7 @@ cleanup() {
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM HUP # so that cleanup runs
 
 # --- the copy ---------------------------------------------------------------
 mkdir -p "$work/layers" "$root"
