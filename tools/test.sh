@@ -3,9 +3,11 @@
 # when missing), then run every test.
 #
 # Usage: tools/test.sh [swift test arguments...]
-#   tools/test.sh                                 everything
+#   tools/test.sh                                 everything: swift test, then
+#                                                 the Debian package (tools/package-test.sh)
 #   tools/test.sh --filter IntegrationTests       the tests against real peers only
 #   tools/test.sh --filter SpoolScannerTests      one suite
+#   tools/test.sh --package                       the Debian package only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,4 +25,13 @@ tools/dns-peer.sh install
 tools/socks-peer.sh install
 
 command -v swift >/dev/null || { echo "tools/test.sh: swift is not on PATH (see README)" >&2; exit 69; }
-exec swift test "$@"
+if [[ ${1:-} == --package ]]; then
+    exec tools/package-test.sh
+elif (($#)); then
+    exec swift test "$@"
+fi
+swift test
+# After the Swift tests, as a step of its own: it makes a release build (a few
+# minutes on a fresh clone), installs the package into a throwaway copy of
+# this machine and sends mail through it (about a minute more).
+tools/package-test.sh

@@ -13,7 +13,7 @@ struct ServiceUnitTests {
         let directory = NSTemporaryDirectory() + "/postern-unit-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/postern.service"
-        try text.replacingOccurrences(of: "/usr/bin/postern", with: PosternProcess.binary).write(toFile: path, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "/usr/sbin/postern", with: PosternProcess.binary).write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
