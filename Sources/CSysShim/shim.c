@@ -31,3 +31,6 @@ int csys_open_beneath(int dirfd, const char *path, int flags) {
     return -1;
 #endif
 }
+
+/* fcntl(F_SETPIPE_SZ): a bigger pipe for a listing's output (Linux only). */
+int csys_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSysShim
 import Foundation
 import PosternCore
 import Spool
@@ -80,6 +81,9 @@ extension Postern {
                 return
             }
             // Envelopes read on every core, written here in order as they come.
+            // Into a pipe (`| jq`) of 1 MiB rather than 64 KiB, a chunk goes in
+            // one write instead of waking the reader for every 64 KiB of it.
+            _ = csys_set_pipe_size(STDOUT_FILENO, 1 << 20)
             let listing = SpoolListing(layout: layout, areas: areas)
             do {
                 try listing.run(process: { items in

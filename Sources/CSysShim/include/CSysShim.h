@@ -13,4 +13,6 @@ long csys_copy_file_range(int in_fd, int out_fd, unsigned long length);
 unsigned long csys_heap_in_use(void);
 /* openat2 refusing every link on the way; -1/ENOSYS on kernels before 5.6. */
 int csys_open_beneath(int dirfd, const char *path, int flags);
+/* fcntl(fd, F_SETPIPE_SZ, size); -1 when fd is not a pipe. */
+int csys_set_pipe_size(int fd, int size);
 #endif

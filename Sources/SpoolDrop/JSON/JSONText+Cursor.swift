@@ -105,7 +105,22 @@ extension JSONText.Parser {
     /// The integer at the cursor, or nil for `null`.
     package mutating func optionalInteger() throws(JSONText.Malformed) -> Int64? {
         skipSpace()
-        switch try value(depth: 1) {
+        // The common case, a few digits and a delimiter, without the text of a number.
+        var end = index
+        var value: Int64 = 0
+        while end < bytes.count, end - index < 18, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[end]) {
+            value = value * 10 + Int64(bytes[end] - UInt8(ascii: "0"))
+            end += 1
+        }
+        if end > index, end < bytes.count, end - index == 1 || bytes[index] != UInt8(ascii: "0") {
+            switch bytes[end] {
+            case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x09, 0x0A, 0x0D:
+                index = end
+                return value
+            default: break
+            }
+        }
+        switch try self.value(depth: 1) {
         case .integer(let value): return value
         case .null: return nil
         default: throw fail("expected an integer")

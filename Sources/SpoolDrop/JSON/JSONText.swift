@@ -47,10 +47,11 @@ package enum JSONText {
             }
         }
 
-        mutating func literal(_ word: String, _ value: JSONValue) throws(Malformed) -> JSONValue {
-            let utf8 = Array(word.utf8)
-            guard bytes.count - index >= utf8.count, Array(bytes[index..<index + utf8.count]) == utf8 else { throw fail("unexpected byte") }
-            index += utf8.count
+        mutating func literal(_ word: StaticString, _ value: JSONValue) throws(Malformed) -> JSONValue {
+            let count = word.utf8CodeUnitCount
+            guard bytes.count - index >= count else { throw fail("unexpected byte") }
+            for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { throw fail("unexpected byte") }
+            index += count
             return value
         }
 
