@@ -188,6 +188,11 @@ extension Daemon {
                 logger.info("local recipient", metadata: ["id": "\(id)", "recipient": "\(change.recipient)",
                                                           "to": "\(change.addresses.joined(separator: ","))", "by": "\(change.by)"])
             }
+            for address in rewrite.unresolved {
+                // Left as it is (nothing says otherwise): its domain's MX hosts, or the relay, may serve it.
+                logger.info("local recipient unresolved", metadata: ["id": "\(id)", "recipient": "\(address)",
+                                                                     "hint": "no alias and no local.admin_address; sent to its domain's mail servers"])
+            }
             for warning in rewrite.warnings { logger.warning("aliases", metadata: ["id": "\(id)", "problem": "\(warning)"]) }
         }
         let envelope: Envelope

@@ -47,7 +47,7 @@ struct LocalRecipientsTests {
     @Test func unresolvedIsLeftAsItIs() {
         let rewrite = Self.rewriter().rewrite([Recipient(address: "daemon@vm")])
         #expect(rewrite.recipients == [Recipient(address: "daemon@vm")])
-        #expect(rewrite.changes.isEmpty)
+        #expect(rewrite.changes.isEmpty && rewrite.unresolved == ["daemon@vm"])
     }
 
     /// With an admin address, whatever no alias resolves goes there; aliased names still follow their aliases.

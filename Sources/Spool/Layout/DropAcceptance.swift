@@ -89,7 +89,7 @@ public struct DropAcceptance {
                       moved.st_dev == validated.st_dev, moved.st_ino == validated.st_ino else {
                     return .invalid("replaced while being accepted")
                 }
-                if let rewrite, !rewrite.warnings.isEmpty { report(id, rewrite) }
+                if let rewrite, !rewrite.warnings.isEmpty || !rewrite.unresolved.isEmpty { report(id, rewrite) }
             } else {
                 // What postern-drop refuses, a hand-made drop may not bring in either.
                 guard opened.envelope.size <= maxMessageSize else {
@@ -103,7 +103,7 @@ public struct DropAcceptance {
                 if let rewrite { envelope = Self.applying(rewrite, to: envelope) }
                 if let problem = check(envelope) { return .invalid(problem) }
                 try Adoption(layout: layout).adopt(opened, envelope: envelope, from: .drop, to: .queue)
-                if let rewrite, !rewrite.changes.isEmpty || !rewrite.warnings.isEmpty { report(id, rewrite) }
+                if let rewrite, !rewrite.changes.isEmpty || !rewrite.warnings.isEmpty || !rewrite.unresolved.isEmpty { report(id, rewrite) }
             }
         } catch let problem as MessageDirectory.Problem {
             return .invalid(problem.description)

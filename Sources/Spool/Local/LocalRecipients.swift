@@ -51,6 +51,9 @@ public struct LocalRecipients: Sendable {
     public struct Rewrite: Sendable, Equatable {
         public var recipients: [Recipient]
         public var changes: [Change] = []
+        /// Local recipients no alias or admin address resolved: left as they
+        /// are, for the log to say where they go (their domain's MX hosts).
+        public var unresolved: [String] = []
         public var warnings: [String] = []
     }
 
@@ -86,6 +89,7 @@ public struct LocalRecipients: Sendable {
             var addresses = expand(address.localPart, as: address.smtpForm, path: [], how: &how, warnings: &result.warnings)
             if addresses.isEmpty { addresses = [recipient.address] }   // never lose a recipient
             if addresses == [recipient.address] {
+                if how.isEmpty { result.unresolved.append(recipient.address) }
                 add(recipient)
                 continue
             }
