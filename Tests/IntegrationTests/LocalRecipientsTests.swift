@@ -32,7 +32,8 @@ struct LocalRecipientsEndToEndTests {
 
     /// `postern drop root`, as cron runs it: completed to root@mail.postern.test,
     /// rewritten by the aliases (a local name followed to a second alias), and
-    /// delivered to their targets; the envelope keeps root@… as each one's ORCPT.
+    /// delivered to their targets; the envelope keeps root@… as each one's ORCPT,
+    /// and the RCPT commands carry it.
     @Test func sendmailRootReachesTheAliasTargets() throws {
         let aliases = try Self.aliasesFile("# aliases\npostmaster: root\nroot: ops@example.net,\n\tAdmin, |/bin/false\nadmin: boss@example.org\n")
         let fixture = try DaemonFixture(overrides: ["queue.keep_retired=1h", "local.aliases=\(aliases)"])
@@ -45,7 +46,9 @@ struct LocalRecipientsEndToEndTests {
         // One transaction or one per domain: the daemon's choice; the sink has both recipients.
         #expect(BackgroundProcess.waitUntil(timeout: 60) { Self.rcpts(fixture).joined().count >= 2 })
         #expect(fixture.waitForEmptyQueue())
-        #expect(Self.rcpts(fixture).joined().sorted() == ["<boss@example.org>", "<ops@example.net>"])
+        // smtp-sink offers DSN: each carries what the sender wrote as ORCPT (RFC 3461 4.2).
+        #expect(Self.rcpts(fixture).joined().sorted() == ["<boss@example.org> ORCPT=rfc822;root@mail.postern.test",
+                                                          "<ops@example.net> ORCPT=rfc822;root@mail.postern.test"])
         let retired = try Envelope.decode(fixture.spool.read("retired/\(id)/envelope.json"))
         #expect(retired.recipients.map(\.address) == ["ops@example.net", "boss@example.org"])
         #expect(retired.recipients.map(\.original) == ["root@mail.postern.test", "root@mail.postern.test"])
@@ -81,7 +84,7 @@ struct LocalRecipientsEndToEndTests {
         #expect(fixture.waitForLog("status=bounced"))
         #expect(fixture.waitForSink(1))
         #expect(fixture.waitForEmptyQueue())
-        #expect(Self.rcpts(fixture) == [["<admin@example.net>"]])
+        #expect(Self.rcpts(fixture) == [["<admin@example.net> ORCPT=rfc822;root@mail.postern.test"]])
         let dsn = try #require(fixture.sink.messages().first)
         #expect(dsn.contains("Subject: Undelivered mail returned to sender") && dsn.contains("X-Postern-Queue-ID: \(id)"))
         let line = try #require(fixture.log.split(separator: "\n").first { $0.contains("msg=\"local recipient\"") })
