@@ -7,7 +7,8 @@ import PosternCore
 /// white space continues the one before; blank lines and lines whose first
 /// non-blank character is `#` are comments. Names are matched without regard
 /// to case, as Postfix and sendmail match them (RFC 5321 2.4 leaves the case of
-/// a local part to the host that owns it, and this host says "any case"). A
+/// a local part to the host that owns it, and 4.5.1 requires `Postmaster` in
+/// any case; this host says "any case" for every name). A
 /// target is a mailbox (`admin@example.net`), or a local name (`root`) that is
 /// itself looked up again.
 ///
