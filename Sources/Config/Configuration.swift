@@ -25,6 +25,7 @@ public struct Configuration: Sendable, Equatable {
     public var queue: QueueSettings
     public var dsn: DSNSettings
     public var drop: DropSettings
+    public var local: LocalSettings
     public var log: LogSettings
     public var metrics: MetricsSettings
     /// The `[transports.NAME]` tables, in file order.
@@ -42,6 +43,7 @@ public struct Configuration: Sendable, Equatable {
         queue = QueueSettings()
         dsn = DSNSettings()
         drop = DropSettings()
+        local = LocalSettings()
         log = LogSettings()
         metrics = MetricsSettings()
         transports = []
@@ -68,6 +70,7 @@ public struct Configuration: Sendable, Equatable {
     public static func defaults(hostname: String) -> Configuration {
         var configuration = tableDefaults
         configuration.hostname = hostname
+        configuration.local.domains = LocalSettings.defaultDomains(hostname: hostname)
         return configuration
     }
 
@@ -211,6 +214,38 @@ public struct DropSettings: Sendable, Equatable {
     /// The largest message accepted, in octets.
     public var maxMessageSize = 0
     public var maxRecipients = 0
+}
+
+/// Mail for this machine's own users: the `[local]` table.
+///
+/// A null client has no mailboxes, yet cron, daemons and DSNs write to
+/// `root` and `root@HOSTNAME`: nullmailer forwards them to its `adminaddr`,
+/// dma and Postfix read `/etc/aliases`. Postern does both when it accepts a
+/// drop (`LocalRecipients` in the Spool module).
+public struct LocalSettings: Sendable, Equatable {
+    /// A-labels, lower case, without repeats; empty: nothing is local.
+    public var domains: [String] = []
+    /// The aliases file; "" for none.
+    public var aliases = ""
+    /// The catch-all for local recipients no alias resolves; "" for none.
+    public var adminAddress = ""
+
+    /// The default of `local.domains`: the host name and `localhost`.
+    public static func defaultDomains(hostname: String) -> [String] {
+        let name = hostname.lowercased()
+        return name.isEmpty || name == "localhost" ? ["localhost"] : [name, "localhost"]
+    }
+
+    /// One domain of `local.domains`, to its lower-case A-label form.
+    static func domain(_ text: String) throws(ValueProblem) -> String {
+        do {
+            let ascii = try IDNA.toASCII(text).lowercased()
+            try HostName.check(ascii)
+            return ascii
+        } catch {
+            throw ValueProblem("\(TOMLText.quoted(text)) is not a domain")
+        }
+    }
 }
 
 /// Logging settings: the `[log]` table.

@@ -24,6 +24,7 @@ struct ConfigurationParser {
         if let text { try parser.apply(file: text, source: source) }
         for override in overrides { try parser.apply(override: override) }
         try parser.checkSystemHostname(source: source)
+        try parser.completeLocal(source: source)
         try parser.checkRoutes(source: source)
         return parser.configuration
     }
@@ -204,6 +205,23 @@ struct ConfigurationParser {
             throw ConfigurationError(source: source, line: route.line, key: "routes[\(index)].transport",
                                      message: "unknown transport \"\(route.route.transport)\"; defined: "
                                          + configuration.transportNames.joined(separator: ", "))
+        }
+    }
+
+    // MARK: - Local domains
+
+    /// `local.domains` defaults to the host name in effect (set or not) and
+    /// `localhost`; the admin address may not be in them, or a recipient no
+    /// alias resolves would be rewritten to an address that is rewritten again.
+    private mutating func completeLocal(source: String) throws(ConfigurationError) {
+        if !setKeys.contains("local.domains") {
+            configuration.local.domains = LocalSettings.defaultDomains(hostname: configuration.hostname)
+        }
+        let admin = configuration.local.adminAddress
+        if let at = admin.lastIndex(of: "@"), configuration.local.domains.contains(String(admin[admin.index(after: at)...])) {
+            throw ConfigurationError(source: source, key: "local.admin_address",
+                                     message: "\(TOMLText.quoted(admin)) is in local.domains, so mail to it would be "
+                                         + "rewritten again; name an address whose domain is not local")
         }
     }
 

@@ -9,6 +9,8 @@ enum Scalar: Sendable, Equatable {
     case integer(Int)
     case float(Double)
     case boolean(Bool)
+    /// An array of strings (`local.domains`); arrays of anything else are `other`.
+    case strings([String])
     /// A table, array, date or time: never a valid value of any key, kept only
     /// to be named in the error.
     case other(String)
@@ -20,7 +22,10 @@ enum Scalar: Sendable, Equatable {
         case .double: self = value.double.map { .float($0) } ?? .other("a float")
         case .bool: self = value.bool.map { .boolean($0) } ?? .other("a boolean")
         case .table: self = .other("a table")
-        case .array: self = .other("an array")
+        case .array:
+            let items = value.array.map { Array($0) } ?? []
+            let texts = items.compactMap { $0.type == .string ? $0.string : nil }
+            self = texts.count == items.count ? .strings(texts) : .other("an array")
         case .date, .time, .dateTime: self = .other("\(value.type) \(value.debugDescription)")
         }
     }
@@ -32,8 +37,14 @@ enum Scalar: Sendable, Equatable {
         case .integer(let number): return "integer \(number)"
         case .float(let number): return "float \(TOMLText.float(number))"
         case .boolean(let flag): return "boolean \(flag)"
+        case .strings(let texts): return "an array \(Self.arrayText(texts))"
         case .other(let what): return what
         }
+    }
+
+    /// `["a", "b"]`: an array of strings as TOML source text.
+    static func arrayText(_ texts: [String]) -> String {
+        "[" + texts.map(TOMLText.quoted).joined(separator: ", ") + "]"
     }
 
     /// The value as TOML source text, for `rendered()` and the example file.
@@ -43,6 +54,7 @@ enum Scalar: Sendable, Equatable {
         case .integer(let number): return String(number)
         case .float(let number): return TOMLText.float(number)
         case .boolean(let flag): return String(flag)
+        case .strings(let texts): return Self.arrayText(texts)
         case .other(let what): return "# \(what)"
         }
     }

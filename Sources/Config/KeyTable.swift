@@ -156,6 +156,56 @@ enum KeyTable {
                  doc: "The most recipients one message may have; more is refused (exit 65).",
                  details: ["Each recipient's results live in the message's envelope, which may not outgrow 4 MiB."]),
 
+        .make("local.domains", summary: "array of domains", default: nil,
+              defaultNote: "the host name and \"localhost\"", example: .strings(["mail.example.com", "localhost"]),
+              \.local.domains,
+              decode: { (scalar: Scalar) throws(ValueProblem) -> [String] in
+                  guard case .strings(let texts) = scalar else {
+                      throw .wrongType(expected: "an array of domains such as [\"mail.example.com\", \"localhost\"]", got: scalar)
+                  }
+                  var domains: [String] = []
+                  for text in texts {
+                      let domain = try LocalSettings.domain(text)
+                      if !domains.contains(domain) { domains.append(domain) }
+                  }
+                  return domains
+              },
+              encode: { .strings($0) },
+              doc: "The domains of this machine's own users: their recipients are rewritten by local.aliases.",
+              details: [
+                  "A recipient in one of them (root@HOSTNAME, root@localhost) is looked up in the aliases when",
+                  "a drop is accepted, else sent to local.admin_address; [] rewrites nothing.",
+              ]),
+        .text("local.aliases", summary: "an absolute path, or \"\" for none", default: .string("/etc/aliases"), \.local.aliases,
+              parse: { (text: String) throws(ValueProblem) -> String in
+                  guard text.isEmpty || (text.hasPrefix("/") && !text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }) else {
+                      throw ValueProblem("\(TOMLText.quoted(text)) is not an absolute path")
+                  }
+                  return text
+              },
+              encode: { $0 },
+              doc: "The aliases file (/etc/aliases style) for recipients in local.domains; a missing file is none.",
+              details: [
+                  "\"name: target, target\" lines, # comments, continuation lines that start with white space;",
+                  "a target without @ is local and looked up again. :include:, |command and /file targets",
+                  "are skipped with a warning, never run. Read again when it changes; at most 1 MiB.",
+              ]),
+        .text("local.admin_address", summary: "a mailbox outside local.domains, or \"\" for none", default: .string(""),
+              \.local.adminAddress,
+              parse: { (text: String) throws(ValueProblem) -> String in
+                  guard !text.isEmpty else { return "" }
+                  do {
+                      return try MailboxAddress(parsing: text).smtpForm
+                  } catch {
+                      throw ValueProblem("\(TOMLText.quoted(text)) is not a mail address")
+                  }
+              },
+              encode: { $0 },
+              doc: "Where mail for a local recipient that no alias resolves goes, as nullmailer's adminaddr.",
+              details: [
+                  "\"\" leaves such a recipient as it is: it goes to its domain's MX hosts (or the relay).",
+              ]),
+
         .text("metrics.listen", summary: "\"IP:PORT\", \"[IPv6]:PORT\", or \"\" for none", default: .string("127.0.0.1:9464"),
               \.metrics.listen,
               parse: { (text: String) throws(ValueProblem) -> RelayAddress? in

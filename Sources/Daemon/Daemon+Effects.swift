@@ -101,7 +101,8 @@ extension Daemon: RoundEffects {
     /// delivery thread, never on Swift's cooperative pool; the report comes
     /// back through the completion queue and the wake-up pipe.
     func launch(_ job: Job, envelope: Envelope) {
-        let recipients = envelope.recipients.filter { $0.state == .pending && $0.domain == job.domain }.map(\.address)
+        let pending = envelope.recipients.filter { $0.state == .pending && $0.domain == job.domain }
+        let recipients = pending.map(\.address)
         var request = DeliveryRequest(id: job.id, messagePath: layout.path(.queue, job.id) + "/" + SpoolLayout.messageFile,
                                       sender: envelope.sender ?? "", recipients: recipients, domain: job.domain)
         request.messageSize = envelope.size
@@ -109,6 +110,8 @@ extension Daemon: RoundEffects {
         request.smtputf8 = envelope.smtputf8
         request.requireTLS = envelope.requireTLS
         request.dialedIPs = envelope.dialedIPs
+        request.originalRecipients = Dictionary(pending.compactMap { recipient in recipient.original.map { (recipient.address, $0) } },
+                                                uniquingKeysWith: { first, _ in first })
         let work = request
         let cancellation = Cancellation()
         cancellations[job] = cancellation

@@ -180,8 +180,21 @@ extension Daemon {
     /// it (spool-layout.md 6.5).
     func accept(_ name: String) {
         let directory = layout.directory(.drop)
-        let acceptance = DropAcceptance(layout: layout, trustedOwners: trustedOwners,
+        var acceptance = DropAcceptance(layout: layout, trustedOwners: trustedOwners,
                                         maxMessageSize: settings.maxMessageSize, maxRecipients: settings.maxRecipients)
+        acceptance.local = localRecipients()
+        acceptance.report = { [logger] id, rewrite in
+            for change in rewrite.changes {
+                logger.info("local recipient", metadata: ["id": "\(id)", "recipient": "\(change.recipient)",
+                                                          "to": "\(change.addresses.joined(separator: ","))", "by": "\(change.by)"])
+            }
+            for address in rewrite.unresolved {
+                // Left as it is (nothing says otherwise): its domain's MX hosts, or the relay, may serve it.
+                logger.info("local recipient unresolved", metadata: ["id": "\(id)", "recipient": "\(address)",
+                                                                     "hint": "no alias and no local.admin_address; sent to its domain's mail servers"])
+            }
+            for warning in rewrite.warnings { logger.warning("aliases", metadata: ["id": "\(id)", "problem": "\(warning)"]) }
+        }
         let envelope: Envelope
         switch acceptance.accept(name) {
         case .gone:
@@ -219,6 +232,21 @@ extension Daemon {
         logger.info("accepted", metadata: ["id": "\(envelope.id)", "sender": "\(envelope.sender ?? "<>")",
                                            "recipients": "\(envelope.recipients.count)", "size": "\(envelope.size)",
                                            "uid": "\(envelope.uid)"])
+    }
+
+    /// The rewriting of local recipients as the settings say, with the
+    /// aliases file as it is now (read again only when it changed; its
+    /// problems logged once per change). nil when nothing is local.
+    func localRecipients() -> LocalRecipients? {
+        guard let local = settings.local, !local.domains.isEmpty else { return nil }
+        var table = AliasTable()
+        if !local.aliasesPath.isEmpty {
+            if aliasesFile?.path != local.aliasesPath { aliasesFile = AliasesFile(path: local.aliasesPath) }
+            let (loaded, problems) = aliasesFile!.load()
+            for problem in problems { logger.error("aliases", metadata: ["problem": "\(problem)"]) }
+            table = loaded
+        }
+        return LocalRecipients(settings: local, aliases: table)
     }
 
     /// Loads a message of `queue/` or `hold/`, adopting it first when its

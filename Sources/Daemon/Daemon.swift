@@ -21,6 +21,8 @@ public final class Daemon {
         didSet { machine.settings = settings }
     }
     let logger: Logger
+    /// `local.aliases`, read again when it changes (`localRecipients()`).
+    var aliasesFile: AliasesFile?
     let dsn: any DSNHook
     let reload: () -> DaemonSettings?
     let clock: any WallClock

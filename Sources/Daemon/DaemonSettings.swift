@@ -19,6 +19,9 @@ public struct DaemonSettings: Sendable {
     public var maxMessageSize = DropSettings().maxMessageSize
     /// The most recipients of a user's drop (`drop.max_recipients`), checked again likewise.
     public var maxRecipients = DropSettings().maxRecipients
+    /// This machine's own recipients (`[local]`), rewritten as drops are
+    /// accepted; nil rewrites nothing.
+    public var local: LocalRecipients.Settings?
     /// The longest one attempt may take before it is aborted (a temporary failure).
     public var attemptTimeout: TimeInterval = 1800
     /// Attempts after which a delayed DSN is due; 0 never.

@@ -20,6 +20,8 @@ public struct DeliveryRequest: Sendable {
     /// The IP addresses dialed for each host in earlier attempts, oldest first
     /// (the envelope's `dialed_ips`), for mox's address-family alternation.
     public var dialedIPs: [String: [String]] = [:]
+    /// RFC 3461 ORCPT by recipient: what the sender wrote, where an alias rewrote it.
+    public var originalRecipients: [String: String] = [:]
 
     public init(id: QueueID, messagePath: String, sender: String, recipients: [String], domain: String) {
         self.id = id

@@ -162,6 +162,7 @@ enum SMTPSession {
         transaction.eightBit = request.eightBit
         transaction.smtputf8 = request.smtputf8
         transaction.requireTLS = request.requireTLS == true
+        transaction.originalRecipients = request.originalRecipients
         return client.deliver(transaction)
     }
 

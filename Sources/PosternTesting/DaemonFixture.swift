@@ -20,7 +20,8 @@ public final class DaemonFixture: @unchecked Sendable {
         sink = try LocalSink(options: sinkOptions)
         let relayOverride = relay ? ["relay=127.0.0.1:\(relayPort ?? sink.port)"] : []
         // Metrics off unless a test asks (`metrics.listen=127.0.0.1:0`): tests run daemons side by side.
-        self.overrides = relayOverride + ["queue.jitter=0s", "hostname=mail.postern.test", "metrics.listen="] + overrides
+        // No aliases unless a test asks: never the machine's /etc/aliases.
+        self.overrides = relayOverride + ["queue.jitter=0s", "hostname=mail.postern.test", "metrics.listen=", "local.aliases="] + overrides
         configPath = spool.directory + "/postern.toml"
         if let config { try Data(config.utf8).write(to: URL(fileURLWithPath: configPath)) }
     }

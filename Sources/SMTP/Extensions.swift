@@ -22,6 +22,8 @@ public struct Extensions: Sendable, Equatable {
     public var smtputf8: Bool { has("SMTPUTF8") }
     public var enhancedStatusCodes: Bool { has("ENHANCEDSTATUSCODES") }
     public var requireTLS: Bool { has("REQUIRETLS") }
+    /// RFC 3461: the server takes NOTIFY, RET, ENVID and ORCPT.
+    public var dsn: Bool { has("DSN") }
 
     /// RFC 1870: `SIZE n`; nil when absent, nil also for `SIZE` or `SIZE 0` (no fixed limit).
     public var sizeLimit: Int? {

@@ -68,7 +68,7 @@ extension SMTPClient {
     func run(_ transaction: Transaction, recipients: [String]) -> BatchResult {
         var result = BatchResult()
         let mail = mailCommand(transaction)
-        let rcpts = recipients.map { "RCPT TO:<\($0)>" }
+        let rcpts = recipients.map { "RCPT TO:<\($0)>" + orcptParameter(transaction, $0) }
         let pipelined = facts.extensions.pipelining
         var sendFailure: SMTPError?
         if pipelined {
@@ -181,6 +181,25 @@ extension SMTPClient {
         return line
     }
 
+    /// ` ORCPT=rfc822;ADDRESS` (RFC 3461 4.2) for a recipient that has an
+    /// original, when the server offers DSN; "" otherwise. The address is
+    /// xtext (RFC 3461 4): `+`, `=` and every octet outside 33-126 as `+HH`.
+    /// A non-ASCII original (RFC 6533's utf-8 type would need SMTPUTF8) and
+    /// one over 500 characters (RFC 3461 4.2's bound) are not sent.
+    func orcptParameter(_ transaction: Transaction, _ recipient: String) -> String {
+        guard facts.extensions.dsn, let original = transaction.originalRecipients[recipient],
+              original.utf8.allSatisfy({ $0 < 0x80 }) else { return "" }
+        var text = "rfc822;"
+        for byte in original.utf8 {
+            if (33...126).contains(byte), byte != UInt8(ascii: "+"), byte != UInt8(ascii: "=") {
+                text.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                text += "+" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return text.utf8.count <= 500 ? " ORCPT=" + text : ""
+    }
+
     /// After a failed pipelined MAIL: reads the DATA reply, and ends a 354 at once.
     private func readDataReplyAndAbort() throws(SMTPError) {
         let reply = try readReply(command: "DATA", timeout: options.timeouts.dataInitiation)
@@ -191,5 +210,12 @@ extension SMTPClient {
     private func abortData() throws(SMTPError) {
         try send(["."], timeout: options.timeouts.dataBlock, command: "DATA")
         _ = try readReply(command: "end of data", timeout: options.timeouts.dataTermination)
+    }
+}
+
+extension String {
+    /// `self` with zeros before it up to `width` characters (hex octets).
+    fileprivate func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
     }
 }

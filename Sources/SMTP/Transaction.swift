@@ -73,6 +73,10 @@ public struct Transaction {
     public var smtputf8 = false
     /// Ask for REQUIRETLS (RFC 8689).
     public var requireTLS = false
+    /// RFC 3461 ORCPT: the address the sender wrote, for the recipients an
+    /// alias rewrote; passed on to a server that offers DSN, so that its DSNs
+    /// name it too (RFC 3461 4.2).
+    public var originalRecipients: [String: String] = [:]
 
     public init(sender: String, recipients: [String], message: any MessageSource) {
         self.sender = sender

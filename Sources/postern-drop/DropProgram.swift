@@ -56,7 +56,10 @@ enum DropProgram {
         var recipients: [MailboxAddress] = []
         for argument in arguments.recipients {
             do {
-                for text in try AddressList.addresses(in: argument) { recipients.append(try MailboxAddress(parsing: text)) }
+                // `sendmail root`: a bare local part is this host's (MailboxAddress.init(parsing:completingWith:)).
+                for text in try AddressList.addresses(in: argument) {
+                    recipients.append(try MailboxAddress(parsing: text, completingWith: hostname))
+                }
             } catch {
                 throw SpoolError(.dataError, "bad recipient: \(error)")
             }
@@ -77,8 +80,8 @@ enum DropProgram {
         return try submitter.submit(submission, input: STDIN_FILENO)
     }
 
-    /// The envelope sender: `-f` as given (`<>` or empty for the null sender),
-    /// else the invoking user at this host.
+    /// The envelope sender: `-f` as given (`<>` or empty for the null sender;
+    /// a bare local part at this host), else the invoking user at this host.
     static func sender(_ text: String?, hostname: String) throws(SpoolError) -> MailboxAddress? {
         guard let text else {
             let user = User.loginName()
@@ -92,7 +95,7 @@ enum DropProgram {
         if address.hasPrefix("<") && address.hasSuffix(">") { address = String(address.dropFirst().dropLast()) }
         if address.isEmpty { return nil }
         do {
-            return try MailboxAddress(parsing: address)
+            return try MailboxAddress(parsing: address, completingWith: hostname)
         } catch {
             throw SpoolError(.dataError, "bad sender: \(error)")
         }

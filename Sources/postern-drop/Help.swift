@@ -13,7 +13,9 @@ extension DropProgram {
         -i is given. Line endings are stored as CRLF. From:, Date: and Message-ID: are
         added when missing; Bcc: is removed. Every address is checked (RFC 5321 syntax,
         IDN domains mapped by UTS #46 and stored in A-label form, control characters
-        refused). A line longer than 998 octets (RFC 5322 2.1.1) refuses the message
+        refused). A recipient or -f sender without a domain (root) is this host's:
+        it is completed with the hostname setting, as for a generated Message-ID.
+        A line longer than 998 octets (RFC 5322 2.1.1) refuses the message
         rather than fold it silently.
 
         FLAGS

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Config
 import Foundation
+import Spool
 
 /// `--config FILE` and `-o key=value`, shared by `run` and `config check`.
 struct ConfigOptions: ParsableArguments {
@@ -51,7 +52,8 @@ extension Postern {
                     names an unknown transport. Then checks what the file only refers to: each \
                     transport's credentials file must be readable by this user and by no other \
                     (run it as the daemon's user), and each route must be reachable (not matched \
-                    entirely by an earlier one). Problems go to standard error, one per line.
+                    entirely by an earlier one), and the aliases file (local.aliases) must parse \
+                    without a line left out. Problems go to standard error, one per line.
 
                     EXIT STATUS
                       0 valid; 78 invalid.
@@ -63,7 +65,10 @@ extension Postern {
             func run() throws {
                 let configuration = try options.load()
                 output(configuration.rendered())
-                let problems = configuration.credentialProblems().map(\.description) + configuration.unreachableRoutes()
+                var problems = configuration.credentialProblems().map(\.description) + configuration.unreachableRoutes()
+                if !configuration.local.aliases.isEmpty {
+                    problems += AliasesFile(path: configuration.local.aliases).load().problems.map(\.description)
+                }
                 for problem in problems { warn(problem) }
                 if !problems.isEmpty { throw ExitCode(78) }
             }

@@ -114,7 +114,8 @@ struct Story {
         }
         lines.append("Recipients:")
         for recipient in envelope.recipients {
-            var line = "  \(recipient.address): \(recipient.state.rawValue) after \(recipient.attempts) attempt\(recipient.attempts == 1 ? "" : "s")"
+            // RFC 3461 ORCPT: what the sender wrote, when an alias rewrote it.
+            var line = "  \(recipient.address)" + (recipient.original.map { " (for \($0))" } ?? "") + ": \(recipient.state.rawValue) after \(recipient.attempts) attempt\(recipient.attempts == 1 ? "" : "s")"
             if let result = recipient.lastResult { line += "; last: \(Self.reply(result))" + (result.host.map { " from \($0)" } ?? "") }
             lines.append(line)
         }
@@ -136,8 +137,9 @@ struct Story {
     var json: JSONValue {
         var recipients: [JSONValue] = []
         for recipient in envelope.recipients {
-            let object: [String: JSONValue] = ["address": .string(recipient.address), "state": .string(recipient.state.rawValue),
+            var object: [String: JSONValue] = ["address": .string(recipient.address), "state": .string(recipient.state.rawValue),
                                                "attempts": .integer(Int64(recipient.attempts)), "last_result": Postern.List.resultJSON(recipient.lastResult)]
+            if let original = recipient.original { object["original"] = .string(original) }
             recipients.append(.object(object))
         }
         var history: [JSONValue] = []

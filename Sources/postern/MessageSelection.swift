@@ -153,9 +153,27 @@ enum ControlRunner {
         let wanted = Set(selection.ids)
         let chosen = selection.all || selection.readsEnvelopes ? names : names.filter { wanted.contains($0) }
         guard !chosen.isEmpty else { return }
-        let drop = try ConfigOptions.parse([]).load().drop
-        let acceptance = DropAcceptance(layout: layout, trustedOwners: MessageDirectory.trustedOwners(of: layout),
-                                        maxMessageSize: drop.maxMessageSize, maxRecipients: drop.maxRecipients)
+        let configuration = try ConfigOptions.parse([]).load()
+        var acceptance = DropAcceptance(layout: layout, trustedOwners: MessageDirectory.trustedOwners(of: layout),
+                                        maxMessageSize: configuration.drop.maxMessageSize,
+                                        maxRecipients: configuration.drop.maxRecipients)
+        // Local recipients are rewritten as the daemon would (`[local]`).
+        let local = Postern.Run.localSettings(configuration)
+        if !local.domains.isEmpty {
+            var table = AliasTable()
+            if !local.aliasesPath.isEmpty {
+                let (loaded, problems) = AliasesFile(path: local.aliasesPath).load()
+                for problem in problems { warn("\(problem)") }
+                table = loaded
+            }
+            acceptance.local = LocalRecipients(settings: local, aliases: table)
+            acceptance.report = { id, rewrite in
+                for change in rewrite.changes {
+                    warn("\(id): local recipient \(change.recipient) -> \(change.addresses.joined(separator: ", ")) (\(change.by))")
+                }
+                for warning in rewrite.warnings { warn("\(id): aliases: \(warning)") }
+            }
+        }
         let quarantine = Quarantine(layout: layout, now: { Date() })
         for name in chosen {
             let reason: String

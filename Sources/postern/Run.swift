@@ -111,6 +111,13 @@ extension Postern {
                                      copyFailuresToPostmaster: dsn.copyFailuresToPostmaster)
         }
 
+        /// `[local]`, with the host name that completes local target names.
+        static func localSettings(_ configuration: Configuration) -> LocalRecipients.Settings {
+            let local = configuration.local
+            return LocalRecipients.Settings(domains: local.domains, aliasesPath: local.aliases,
+                                            adminAddress: local.adminAddress, hostname: configuration.hostname)
+        }
+
         /// The daemon's view of the configuration.
         static func settings(from configuration: Configuration) throws -> DaemonSettings {
             var settings = DaemonSettings(hostname: configuration.hostname)
@@ -123,6 +130,7 @@ extension Postern {
             settings.attemptTimeout = queue.attemptTimeout
             settings.maxMessageSize = configuration.drop.maxMessageSize
             settings.maxRecipients = configuration.drop.maxRecipients
+            settings.local = localSettings(configuration)
             settings.delayWarningAttempts = configuration.dsn.delayWarningAttempts
             settings.router = try TransportFactory.router(configuration)
             return settings

@@ -371,4 +371,21 @@ private let everyKey = """
         }
         #expect(accepted == valid)
     }
+
+    /// Issue #19: [local] defaults to the host name in effect and localhost, /etc/aliases and no admin address;
+    /// domains are normalized, and the admin address may not be local.
+    @Test func localKeys() throws {
+        let defaults = try parse("hostname = \"VM\"").local
+        #expect(defaults == LocalSettings(domains: ["vm", "localhost"], aliases: "/etc/aliases", adminAddress: ""))
+        let set = try parse("[local]\ndomains = [\"Example.ORG\", \"b\u{fc}cher.example\", \"example.org\"]\naliases = \"\"\nadmin_address = \"Ops@Example.net\"\n").local
+        #expect(set == LocalSettings(domains: ["example.org", "xn--bcher-kva.example"], aliases: "", adminAddress: "Ops@example.net"))
+        #expect(try parse("", ["local.domains=[]"]).local.domains.isEmpty)
+        #expect(failure("[local]\ndomains = \"vm\"\n")?.message.contains("expected an array of domains") == true)
+        #expect(failure("[local]\ndomains = [\"bad domain\"]\n")?.message == "\"bad domain\" is not a domain")
+        #expect(failure("[local]\naliases = \"aliases\"\n")?.message == "\"aliases\" is not an absolute path")
+        #expect(failure("[local]\nadmin_address = \"root\"\n")?.message == "\"root\" is not a mail address")
+        let loop = failure("[local]\nadmin_address = \"root@mx.test.example\"\n")
+        #expect(loop?.key == "local.admin_address" && loop?.message.contains("is in local.domains") == true)
+    }
+
 }

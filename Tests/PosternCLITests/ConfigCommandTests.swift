@@ -56,6 +56,18 @@ import Testing
         #expect(result.stderr.contains("routes[1] (line 9) is unreachable: routes[0] before it matches everything it matches"))
     }
 
+    /// Issue #19: a line of the aliases file that would be left out is reported with its line, EX_CONFIG.
+    @Test func reportsAliasesProblems() throws {
+        let directory = NSTemporaryDirectory() + "postern-config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try write("postmaster: root\nroot: |/usr/bin/procmail, ops@example.net\n", to: directory + "/aliases", mode: 0o644)
+        try write("[local]\naliases = \"\(directory)/aliases\"\n", to: directory + "/postern.toml")
+        let result = try PosternProcess.run(["config", "check", "--config", directory + "/postern.toml"])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("\(directory)/aliases, line 2: root: \"|/usr/bin/procmail\": commands are never run; skipped"), "\(result.stderr)")
+    }
+
     /// A route naming a transport that does not exist: the file and line, EX_CONFIG.
     @Test func unknownTransport() throws {
         let path = NSTemporaryDirectory() + "postern-config-\(UUID().uuidString).toml"

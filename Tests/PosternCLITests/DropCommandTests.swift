@@ -61,6 +61,21 @@ struct DropCommandTests {
         #expect(envelope.uid == Int(getuid()))
     }
 
+    /// Issue #19: `sendmail root`, `-f cron` and `To: root` are this host's
+    /// (POSTERN_HOSTNAME here), as Postfix appends $myorigin; a bad local part
+    /// is refused without a domain as with one.
+    @Test func bareLocalPartsAreCompletedWithTheHostName() throws {
+        let result = try drop(["-t", "-f", "cron", "root", "Bob@example.net"], "To: admin, \"john doe\"\nSubject: x\n\nx\n")
+        #expect(result.status == 0, "\(result.stderr)")
+        let id = try #require(try spool.names(.drop).first)
+        let envelope = try Envelope.decode(try spool.read("drop/\(id)/envelope.json"))
+        #expect(envelope.sender == "cron@test.example")
+        #expect(envelope.recipients.map(\.address) == ["root@test.example", "Bob@example.net", "admin@test.example", "\"john doe\"@test.example"])
+
+        let bad = try drop(["root."], "x\n")
+        #expect(bad.status == 65 && bad.stderr.contains("bad recipient") && bad.stderr.contains("root.@test.example"), "\(bad.stderr)")
+    }
+
     /// Each kind of bad input gets its sysexits status, one clear line on stderr, and leaves nothing.
     @Test(arguments: [
         (["-x", "a@b.example"], "x\n", 64, "unknown option -x"),

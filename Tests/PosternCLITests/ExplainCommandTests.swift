@@ -16,6 +16,18 @@ struct ExplainCommandTests {
         try PosternProcess.run(["explain"] + arguments + ["--spool", spool.layout.root])
     }
 
+    /// Issue #19: a recipient an alias rewrote shows what the sender wrote (its ORCPT), in text and JSON.
+    @Test func originalRecipient() throws {
+        let envelope = try spool.plant(.queue, recipients: ["ops@example.net", "bob@example.net"]) {
+            $0.recipients[0].original = "root@vm"
+        }
+        let text = try explain([envelope.id.rawValue])
+        #expect(text.stdout.contains("  ops@example.net (for root@vm): pending after 0 attempts"), "\(text.stdout)")
+        #expect(text.stdout.contains("  bob@example.net: pending"))
+        let json = try explain(["--json", envelope.id.rawValue])
+        #expect(json.stdout.contains("\"original\":\"root@vm\""), "\(json.stdout)")
+    }
+
     /// A deferred message: its attempt with host, address, TLS and reply, and the real remaining schedule.
     @Test func deferred() throws {
         let attempt = Date(timeIntervalSinceNow: -60)

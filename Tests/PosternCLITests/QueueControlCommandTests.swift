@@ -67,6 +67,21 @@ struct QueueControlCommandTests {
         #expect(try spool.corruptNames().count == 1)
     }
 
+    /// Issue #19: a drop an offline command accepts has its local recipients rewritten as the daemon
+    /// would (the same `DropAcceptance`), with the original kept and the change reported.
+    @Test func offlineAcceptanceRewritesLocalRecipients() throws {
+        try Data("root: ops@example.net\n".utf8).write(to: URL(fileURLWithPath: spool.directory + "/aliases"))
+        let config = spool.directory + "/postern.toml"
+        try Data("hostname = \"vm\"\n[local]\naliases = \"\(spool.directory)/aliases\"\n".utf8).write(to: URL(fileURLWithPath: config))
+        let dropped = try spool.plant(.drop, recipients: ["root@vm", "bob@example.net"])
+        let held = try PosternProcess.run(["hold", "--spool", spool.layout.root, dropped.id.rawValue], environment: ["POSTERN_CONFIG": config])
+        #expect(held.status == 0, "\(held.stderr)")
+        #expect(held.stderr.contains("local recipient root@vm -> ops@example.net (alias)"), "\(held.stderr)")
+        let envelope = try envelope(dropped.id, .hold)
+        #expect(envelope.recipients.map(\.address) == ["ops@example.net", "bob@example.net"])
+        #expect(envelope.recipients.map(\.original) == ["root@vm", nil])
+    }
+
     /// hold records the reason and moves the message; release moves it back; kick then makes it due now.
     @Test func holdReleaseKick() throws {
         let message = try spool.plant(.queue) { $0.nextAttempt = Date(timeIntervalSinceNow: 3600) }

@@ -202,3 +202,15 @@ func errorDescriptionIsOneSafeLine(_ testCase: InvalidAddressCase) {
     #expect(try MailboxAddress(parsing: "user@example.org") != lower)
     #expect(Set([lower, try MailboxAddress(parsing: "User@Example.Org")]).count == 1)
 }
+
+/// Issue #19: a bare local part is completed with this host's name, and validated as any other.
+@Test func bareLocalPartIsCompleted() throws {
+    #expect(try MailboxAddress(parsing: "root", completingWith: "vm").smtpForm == "root@vm")
+    #expect(try MailboxAddress(parsing: "\"john doe\"", completingWith: "vm").smtpForm == "\"john doe\"@vm")
+    #expect(try MailboxAddress(parsing: "bob@example.net", completingWith: "vm").smtpForm == "bob@example.net")
+    #expect(throws: AddressError.missingDomain(address: "bob@")) { try MailboxAddress(parsing: "bob@", completingWith: "vm") }
+    #expect(throws: AddressError.self) { try MailboxAddress(parsing: "root\r\nRCPT TO:<x@y>", completingWith: "vm") }
+    #expect(throws: AddressError.badLocalPart(address: "a..b@vm", reason: .consecutiveDots)) {
+        try MailboxAddress(parsing: "a..b", completingWith: "vm")
+    }
+}

@@ -67,6 +67,29 @@ struct SMTPTransactionTests {
         #expect(report.delivered == ["jürgen@x.example"])
     }
 
+    /// Issue #19: a recipient an alias rewrote carries its original as ORCPT (RFC 3461 4.2, xtext) to a
+    /// server that offers DSN; to one that does not, and for recipients without an original, nothing.
+    @Test func orcptForRewrittenRecipients() throws {
+        var transaction = H.transaction(["ops@x.example", "bob@x.example", "u@x.example"])
+        transaction.originalRecipients = ["ops@x.example": "root+cron=1@vm", "u@x.example": "jürgen@vm"]
+        for dsn in [true, false] {
+            let orcpt = dsn ? " ORCPT=rfc822;root+2Bcron+3D1@vm" : ""
+            let (report, outcome) = try H.run(H.opening(dsn ? ["DSN"] : []) + [
+                .expect("MAIL FROM:<alice@example.org>"), .send("250 ok"),
+                .expect("RCPT TO:<ops@x.example>\(orcpt)"), .send("250 ok"),
+                .expect("RCPT TO:<bob@x.example>"), .send("250 ok"),
+                .expect("RCPT TO:<u@x.example>"), .send("250 ok"),
+                .expect("DATA"), .send("354 go"), .receiveData, .send("250 ok"),
+            ] + H.quit) { client in
+                try client.open()
+                defer { client.quit() }
+                return client.deliver(transaction)
+            }
+            #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+            #expect(report.delivered.count == 3)
+        }
+    }
+
     /// A message larger than the server's SIZE is refused, permanently, before MAIL.
     @Test func sizeRefusal() throws {
         let (report, outcome) = try H.run(H.opening(["SIZE 10"]) + H.quit) { client in

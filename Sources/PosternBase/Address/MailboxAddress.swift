@@ -166,3 +166,25 @@ extension MailboxAddress {
         guard last != "." else { throw fail(.trailingDot) }
     }
 }
+
+extension MailboxAddress {
+    /// Parses `text` as `init(parsing:)` does, but completes a bare local part
+    /// (no `@` outside quotes: `root`, `"john doe"`) with `@domain` first, as
+    /// Postfix appends `$myorigin` and sendmail its host name to unqualified
+    /// addresses on the command line.
+    ///
+    /// RFC 5321 4.1.1.3 lets only `Postmaster` go without a domain in RCPT TO,
+    /// and the envelope Postern writes must hold full mailboxes (RFC 5321
+    /// 4.1.2), so a local name is qualified here, where it enters, and
+    /// validated like any other address: a local part that would be refused
+    /// with a domain is refused without one. Nothing else is completed: an
+    /// address with an `@` but no domain is still an error.
+    public init(parsing text: String, completingWith domain: String) throws(AddressError) {
+        do {
+            try self.init(parsing: text)
+        } catch {
+            guard case .missingAt = error else { throw error }
+            try self.init(parsing: text + "@" + domain)
+        }
+    }
+}

@@ -24,13 +24,19 @@ public struct HeaderCompletion: Sendable {
     }
 
     /// The recipients named in `To:`, `Cc:` and `Bcc:`, in order, for `sendmail -t`.
+    /// A bare local part (`To: root`, which cron and scripts write) is
+    /// completed with `domain` when one is given, as on the command line.
     ///
     /// - Throws: `AddressError` for the first field value or address that does not parse.
-    public static func recipients(in headers: HeaderSection) throws(AddressError) -> [MailboxAddress] {
+    public static func recipients(in headers: HeaderSection, completingWith domain: String? = nil) throws(AddressError) -> [MailboxAddress] {
         var result: [MailboxAddress] = []
         for field in headers.fields where ["to", "cc", "bcc"].contains(field.name.lowercased()) {
             for text in try AddressList.addresses(in: field.value) {
-                result.append(try MailboxAddress(parsing: text))
+                if let domain {
+                    result.append(try MailboxAddress(parsing: text, completingWith: domain))
+                } else {
+                    result.append(try MailboxAddress(parsing: text))
+                }
             }
         }
         return result

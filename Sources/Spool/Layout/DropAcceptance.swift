@@ -18,6 +18,13 @@ public struct DropAcceptance {
     /// drops a writer's own program did not make.
     public var maxMessageSize: Int
     public var maxRecipients: Int
+    /// This machine's own recipients, rewritten through the aliases as each
+    /// drop is accepted (`LocalRecipients`); nil rewrites nothing. The daemon
+    /// and the offline control commands both accept here, and the daemon's
+    /// own DSNs are drops too, so all of them are rewritten alike.
+    public var local: LocalRecipients?
+    /// Told what the rewriting of an accepted message did, for the log.
+    public var report: (QueueID, LocalRecipients.Rewrite) -> Void = { _, _ in }
 
     public init(layout: SpoolLayout, trustedOwners: Set<uid_t>, maxMessageSize: Int, maxRecipients: Int) {
         self.layout = layout
@@ -60,7 +67,19 @@ public struct DropAcceptance {
         var ignored: [String] = []
         let store = MessageStore(layout: layout)
         do {
-            if trustedOwners.contains(opened.owner) {
+            let trusted = trustedOwners.contains(opened.owner)
+            let rewrite = local.flatMap { $0.isActive ? $0.rewrite(opened.envelope.recipients) : nil }
+            if trusted, let rewrite, rewrite.recipients != opened.envelope.recipients {
+                // Root's or the spool owner's drop with local recipients: its
+                // envelope changes, so it is adopted (copied with the new
+                // envelope, one rename) rather than renamed and then rewritten,
+                // which a crash between the two would leave half done. Every
+                // field it set is kept.
+                envelope = Self.applying(rewrite, to: opened.envelope)
+                if let problem = check(envelope) { return .invalid(problem) }
+                try Adoption(layout: layout).adopt(opened, envelope: envelope, from: .drop, to: .queue)
+                report(id, rewrite)
+            } else if trusted {
                 // Only its owner (trusted) or the spool owner may rename an
                 // entry of the sticky drop/: the directory validated is the
                 // one moved, which device and inode confirm.
@@ -70,6 +89,7 @@ public struct DropAcceptance {
                       moved.st_dev == validated.st_dev, moved.st_ino == validated.st_ino else {
                     return .invalid("replaced while being accepted")
                 }
+                if let rewrite, !rewrite.warnings.isEmpty || !rewrite.unresolved.isEmpty { report(id, rewrite) }
             } else {
                 // What postern-drop refuses, a hand-made drop may not bring in either.
                 guard opened.envelope.size <= maxMessageSize else {
@@ -79,10 +99,11 @@ public struct DropAcceptance {
                     return .invalid("\(opened.envelope.recipients.count) recipients, over drop.max_recipients (\(maxRecipients))")
                 }
                 (envelope, ignored) = Adoption.submitted(opened.envelope)
-                guard envelope.largestSize <= Envelope.maxEncodedSize else {
-                    return .invalid("its envelope could outgrow \(Envelope.maxEncodedSize) octets with its delivery results")
-                }
+                let rewrite = local.flatMap { $0.isActive ? $0.rewrite(envelope.recipients) : nil }
+                if let rewrite { envelope = Self.applying(rewrite, to: envelope) }
+                if let problem = check(envelope) { return .invalid(problem) }
                 try Adoption(layout: layout).adopt(opened, envelope: envelope, from: .drop, to: .queue)
+                if let rewrite, !rewrite.changes.isEmpty || !rewrite.warnings.isEmpty || !rewrite.unresolved.isEmpty { report(id, rewrite) }
             }
         } catch let problem as MessageDirectory.Problem {
             return .invalid(problem.description)
@@ -92,5 +113,26 @@ public struct DropAcceptance {
             return .acceptedCopyRemains(envelope, "\(error)")
         }
         return .accepted(envelope, ignored: ignored, owner: opened.owner)
+    }
+
+    /// `envelope` with the rewritten recipients; SMTPUTF8 when an alias
+    /// target's local part needs it (RFC 6531).
+    static func applying(_ rewrite: LocalRecipients.Rewrite, to envelope: Envelope) -> Envelope {
+        var changed = envelope
+        changed.recipients = rewrite.recipients
+        if rewrite.recipients.contains(where: { !$0.address.unicodeScalars.allSatisfy(\.isASCII) }) { changed.smtputf8 = true }
+        return changed
+    }
+
+    /// Why an adopted envelope cannot be queued, if it cannot: the drop
+    /// limits hold for what the aliases made of it too.
+    private func check(_ envelope: Envelope) -> String? {
+        guard envelope.recipients.count <= maxRecipients else {
+            return "\(envelope.recipients.count) recipients after local aliases, over drop.max_recipients (\(maxRecipients))"
+        }
+        guard envelope.largestSize <= Envelope.maxEncodedSize else {
+            return "its envelope could outgrow \(Envelope.maxEncodedSize) octets with its delivery results"
+        }
+        return nil
     }
 }

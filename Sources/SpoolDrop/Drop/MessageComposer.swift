@@ -99,7 +99,7 @@ final class MessageComposer {
         inHeaders = false
         if submission.extractRecipients {
             do {
-                extractedRecipients = try HeaderCompletion.recipients(in: headers)
+                extractedRecipients = try HeaderCompletion.recipients(in: headers, completingWith: submission.hostname)
             } catch {
                 throw SpoolError(.dataError, "bad recipient header: \(error)")
             }
