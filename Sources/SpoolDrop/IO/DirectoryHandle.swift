@@ -57,23 +57,8 @@ public final class DirectoryHandle {
 
     /// The names of the entries, except `.` and `..`, in no particular order.
     public func names() throws(SpoolIOError) -> [String] {
-        // fdopendir takes the descriptor it is given; it gets a duplicate, so
-        // that closedir leaves ours open.
-        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
-        guard copy >= 0, let stream = fdopendir(copy) else {
-            let code = errno
-            if copy >= 0 { _ = Glibc.close(copy) }
-            throw SpoolIOError("list", path, code)
-        }
-        defer { closedir(stream) }
-        rewinddir(stream)
         var names: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
+        try forEachName { names.append(String(decoding: $0, as: UTF8.self)) }
         return names
     }
 
@@ -81,6 +66,8 @@ public final class DirectoryHandle {
     /// no particular order, without making a `String` of any: for listings of
     /// a million entries, where the names are parsed rather than kept.
     public func forEachName(_ body: (UnsafeBufferPointer<UInt8>) -> Void) throws(SpoolIOError) {
+        // fdopendir takes the descriptor it is given; it gets a duplicate, so
+        // that closedir leaves ours open.
         let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
         guard copy >= 0, let stream = fdopendir(copy) else {
             let code = errno

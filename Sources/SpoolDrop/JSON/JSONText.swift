@@ -70,51 +70,19 @@ package enum JSONText {
         }
 
         mutating func object(depth: Int) throws(Malformed) -> JSONValue {
-            index += 1
-            var members: [String: JSONValue] = [:]
-            skipSpace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-                index += 1
-                return .object(members)
-            }
-            while true {
-                skipSpace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
-                let key = try string()
-                skipSpace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                index += 1
-                skipSpace()
-                guard members.updateValue(try value(depth: depth + 1), forKey: key) == nil else {
-                    throw fail("duplicate member \"\(key)\"")
+            var object: [String: JSONValue] = [:]
+            try members(depth: depth) { parser, key throws(Malformed) in
+                guard object.updateValue(try parser.value(depth: depth + 1), forKey: key) == nil else {
+                    throw parser.fail("duplicate member \"\(key)\"")
                 }
-                skipSpace()
-                guard index < bytes.count else { throw fail("unexpected end") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                guard bytes[index] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
-                index += 1
-                return .object(members)
             }
+            return .object(object)
         }
 
         mutating func array(depth: Int) throws(Malformed) -> JSONValue {
-            index += 1
-            var elements: [JSONValue] = []
-            skipSpace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-                index += 1
-                return .array(elements)
-            }
-            while true {
-                skipSpace()
-                elements.append(try value(depth: depth + 1))
-                skipSpace()
-                guard index < bytes.count else { throw fail("unexpected end") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                guard bytes[index] == UInt8(ascii: "]") else { throw fail("expected ',' or ']'") }
-                index += 1
-                return .array(elements)
-            }
+            var array: [JSONValue] = []
+            try elements(depth: depth) { parser throws(Malformed) in array.append(try parser.value(depth: depth + 1)) }
+            return .array(array)
         }
 
         /// A string (RFC 8259 7): escapes decoded, raw control characters and
