@@ -238,15 +238,11 @@ extension Daemon {
     /// aliases file as it is now (read again only when it changed; its
     /// problems logged once per change). nil when nothing is local.
     func localRecipients() -> LocalRecipients? {
-        guard let local = settings.local, !local.domains.isEmpty else { return nil }
-        var table = AliasTable()
-        if !local.aliasesPath.isEmpty {
-            if aliasesFile?.path != local.aliasesPath { aliasesFile = AliasesFile(path: local.aliasesPath) }
-            let (loaded, problems) = aliasesFile!.load()
-            for problem in problems { logger.error("aliases", metadata: ["problem": "\(problem)"]) }
-            table = loaded
-        }
-        return LocalRecipients(settings: local, aliases: table)
+        guard let local = settings.local else { return nil }
+        if aliasesFile?.path != local.aliasesPath { aliasesFile = AliasesFile(path: local.aliasesPath) }
+        let (rewriting, problems) = LocalRecipients.current(local, file: aliasesFile)
+        for problem in problems { logger.error("aliases", metadata: ["problem": "\(problem)"]) }
+        return rewriting
     }
 
     /// Loads a message of `queue/` or `hold/`, adopting it first when its

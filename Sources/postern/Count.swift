@@ -31,9 +31,7 @@ extension Postern {
             var messages: [QueueID] = []
             for area in areas {
                 do {
-                    try DirectoryHandle(path: global.layout.directory(area)).forEachName { name in
-                        if let id = QueueID(utf8: name) { messages.append(id) }
-                    }
+                    messages += try DirectoryHandle(path: global.layout.directory(area)).queueIDs().ids
                 } catch {
                     throw failure(SpoolError(error.exitStatus, "cannot list \(area.rawValue)/: \(error)"))
                 }

@@ -53,11 +53,8 @@ struct MessageSelection: ParsableArguments {
         guard readsEnvelopes else {
             var found = Set<QueueID>()
             for area in areas {
-                let names = (try? DirectoryListing.names(in: layout.directory(area))) ?? []
-                for name in names {
-                    guard let id = QueueID(name), wanted.isEmpty || wanted.contains(id) else { continue }
-                    found.insert(id)
-                }
+                let ids = (try? DirectoryHandle(path: layout.directory(area)).queueIDs().ids) ?? []
+                found.formUnion(wanted.isEmpty ? ids : ids.filter(wanted.contains))
             }
             return found.sorted()
         }
@@ -159,14 +156,10 @@ enum ControlRunner {
                                         maxRecipients: configuration.drop.maxRecipients)
         // Local recipients are rewritten as the daemon would (`[local]`).
         let local = Postern.Run.localSettings(configuration)
-        if !local.domains.isEmpty {
-            var table = AliasTable()
-            if !local.aliasesPath.isEmpty {
-                let (loaded, problems) = AliasesFile(path: local.aliasesPath).load()
-                for problem in problems { warn("\(problem)") }
-                table = loaded
-            }
-            acceptance.local = LocalRecipients(settings: local, aliases: table)
+        let (rewriting, problems) = LocalRecipients.current(local, file: AliasesFile(path: local.aliasesPath))
+        for problem in problems { warn("\(problem)") }
+        if let rewriting {
+            acceptance.local = rewriting
             acceptance.report = { id, rewrite in
                 for change in rewrite.changes {
                     warn("\(id): local recipient \(change.recipient) -> \(change.addresses.joined(separator: ", ")) (\(change.by))")

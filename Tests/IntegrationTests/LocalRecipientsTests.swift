@@ -62,23 +62,11 @@ struct LocalRecipientsEndToEndTests {
         #expect(fixture.stop() == 0)
     }
 
-    static let failConfig = """
-        [transports.forbidden]
-        kind = "fail"
-        code = 554
-        enhanced = "5.7.1"
-        text = "mail to forbidden.test is not permitted"
-
-        [[routes]]
-        recipient_domains = ["forbidden.test"]
-        transport = "forbidden"
-        """
-
     /// A bounce to a local sender (root@ this host, which has no MX) goes to
     /// local.admin_address, with what the sender was as the DSN's ORCPT.
     @Test func bounceToLocalSenderReachesTheAdmin() throws {
         let fixture = try DaemonFixture(overrides: ["local.aliases=", "local.admin_address=admin@example.net", "queue.keep_retired=1h"],
-                                        config: Self.failConfig)
+                                        config: DSNEndToEndTests.failConfig)
         try fixture.start()
         let id = try fixture.drop(subject: "doomed", to: ["victim@forbidden.test"], from: "root@mail.postern.test")
         #expect(fixture.waitForLog("status=bounced"))

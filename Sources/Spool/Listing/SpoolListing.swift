@@ -78,20 +78,14 @@ extension SpoolListing {
             var strangers: [(area: Int, name: String)] = []
             for (index, area) in areas.enumerated() {
                 let handle = try DirectoryHandle(path: layout.directory(area))
-                var found: [QueueID] = []
-                try handle.forEachName { name in
-                    if let id = QueueID(utf8: name) {
-                        found.append(id)
-                    } else {
-                        strangers.append((index, String(decoding: name, as: UTF8.self)))
-                    }
-                }
-                ids += found.sorted().map { (index, $0) }
+                let (found, others) = try handle.queueIDs()
+                ids += found.map { (index, $0) }
+                strangers += others.map { (index, $0) }
                 handles.append(DirectoryHandleBox(handle))
             }
             self.handles = handles
             self.ids = ids
-            self.strangers = strangers.sorted { ($0.area, $0.name) < ($1.area, $1.name) }
+            self.strangers = strangers
             self.areas = areas
         }
 

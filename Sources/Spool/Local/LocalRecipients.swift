@@ -71,6 +71,17 @@ public struct LocalRecipients: Sendable {
     /// Whether anything could be rewritten at all.
     public var isActive: Bool { !settings.domains.isEmpty }
 
+    /// The rewriting `settings` ask for, with the aliases as `file` holds
+    /// them now (`settings.aliasesPath`, read again only when it changed);
+    /// nil when no domain is local. What the daemon and offline control
+    /// build before they accept drops, so that both rewrite alike.
+    public static func current(_ settings: Settings, file: AliasesFile?) -> (rewriting: LocalRecipients?, problems: [AliasTable.Problem]) {
+        guard !settings.domains.isEmpty else { return (nil, []) }
+        guard let file, !settings.aliasesPath.isEmpty else { return (LocalRecipients(settings: settings, aliases: AliasTable()), []) }
+        let (table, problems) = file.load()
+        return (LocalRecipients(settings: settings, aliases: table), problems)
+    }
+
     /// The recipients after rewriting; only pending ones are rewritten (at
     /// acceptance, all of them are).
     public func rewrite(_ recipients: [Recipient]) -> Rewrite {

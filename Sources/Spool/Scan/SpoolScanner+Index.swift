@@ -53,25 +53,16 @@ extension SpoolScanner {
         var ids: [SpoolLayout.Area: [QueueID]] = [:]
         var handles: [SpoolLayout.Area: DirectoryHandle] = [:]
         for area in [SpoolLayout.Area.queue, .hold] {
-            var found: [QueueID] = []
-            var strangers: [String] = []
+            let strangers: [String]
             do {
                 let handle = try DirectoryHandle(path: layout.directory(area))
-                try handle.forEachName { name in
-                    if let id = QueueID(utf8: name) {
-                        found.append(id)
-                    } else {
-                        strangers.append(String(decoding: name, as: UTF8.self))
-                    }
-                }
+                (ids[area], strangers) = try handle.queueIDs()
                 handles[area] = handle
             } catch {
                 result.report.errors.append("\(error)")
                 continue
             }
-            found.sort()
-            ids[area] = found
-            for name in strangers.sorted() {
+            for name in strangers {
                 let kind = MessageDirectory.lstatus(layout.directory(area) + "/" + name)
                     .map { MessageDirectory.kind(of: $0.st_mode) } ?? "an entry"
                 quarantine(name, in: layout.directory(area), area: area.rawValue,

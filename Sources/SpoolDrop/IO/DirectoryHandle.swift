@@ -87,6 +87,22 @@ public final class DirectoryHandle {
         }
     }
 
+    /// The queue IDs the entries are named by, sorted (oldest first), and the
+    /// names that are not queue IDs, sorted: a spool area as the scanner,
+    /// the listing and `count` read it, 16 bytes a message and no string.
+    public func queueIDs() throws(SpoolIOError) -> (ids: [QueueID], others: [String]) {
+        var ids: [QueueID] = []
+        var others: [String] = []
+        try forEachName { name in
+            if let id = QueueID(utf8: name) {
+                ids.append(id)
+            } else {
+                others.append(String(decoding: name, as: UTF8.self))
+            }
+        }
+        return (ids.sorted(), others.sorted())
+    }
+
     /// Opens the entry `name` for reading as a spool file (`RegularFile.open`):
     /// a regular file with one link, never a link's target, never blocking.
     public func openRegularFile(_ name: String, expectedSize: Int? = nil) throws(SpoolIOError) -> (fd: Int32, status: stat) {
