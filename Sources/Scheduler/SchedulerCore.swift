@@ -74,6 +74,11 @@ public final class SchedulerCore {
     public private(set) var running = 0
     /// Messages and pending recipients by state, kept as entries change (for metrics).
     public private(set) var tally = QueueTally()
+    /// The oldest message not held, kept as messages come (queue IDs sort by
+    /// time); nil with `oldestKnown` false once it left or was held, until
+    /// `oldestQueued` walks the index again.
+    private var oldest: QueueID?
+    private var oldestKnown = true
 
     public init(limits: SchedulerLimits) {
         self.limits = limits
@@ -100,6 +105,11 @@ public final class SchedulerCore {
         if let old { tally.remove(old) }
         tally.add(entry)
         entries[id] = entry
+        if held, id == oldest {
+            oldestKnown = false
+        } else if !held, oldestKnown, oldest == nil || id < oldest! {
+            oldest = id
+        }
         // Not when a message stays due at the same time (a duplicate entry).
         if !held, old == nil || old!.held || old!.nextAttempt != time || old!.inRound {
             heap.insert(Due(time: time, id: id))
@@ -112,11 +122,15 @@ public final class SchedulerCore {
         return entry.nextAttempt == due.time && !entry.held && !entry.inRound
     }
 
-    /// The oldest message not held (queue IDs sort by time); a walk over the
-    /// index, so the daemon asks at most once a second.
+    /// The oldest message not held. Kept as messages come; a walk over the
+    /// index only after the oldest left or was held, and the daemon asks at
+    /// most once a second (a million entries: a few milliseconds).
     public func oldestQueued() -> QueueID? {
-        var oldest: QueueID?
-        for (id, entry) in entries where !entry.held && (oldest == nil || id < oldest!) { oldest = id }
+        if !oldestKnown {
+            oldest = nil
+            for (id, entry) in entries where !entry.held && (oldest == nil || id < oldest!) { oldest = id }
+            oldestKnown = true
+        }
         return oldest
     }
 
@@ -124,6 +138,7 @@ public final class SchedulerCore {
     public func remove(_ id: QueueID) {
         guard let old = entries.removeValue(forKey: id) else { return }
         tally.remove(old)
+        if id == oldest { oldestKnown = false }
         roundDomains[id] = nil
         // Only a message in a round has ready jobs: no sweep for the others.
         guard old.inRound else { return }

@@ -10,9 +10,12 @@ extension Postern {
             abstract: "List the messages in the spool, as mailq does.",
             discussion: """
                 One block per message, queued then held then dropped (not yet accepted by a \
-                daemon), each oldest first: queue ID, state, age, size and sender, then each \
-                recipient with its state and attempts, the last reply, and the next attempt. \
-                Envelopes are read on every core and printed as they come, in that order. An \
+                daemon): queue ID, state, age, size and sender, then each recipient with its \
+                state and attempts, the last reply, and the next attempt. Envelopes are read on \
+                every core and printed as they come. Within each state the messages come oldest \
+                first when there are at most 10,000 of them; beyond that in directory order, as \
+                Postfix's mailq lists them, so that the first lines come at once however big the \
+                queue (sort with 'postern list --json | jq -s "sort_by(.arrival)"'). An \
                 entry whose envelope cannot be read is reported on standard error (run 'postern \
                 check'); one that goes away while it is listed (delivered) is left out.
 

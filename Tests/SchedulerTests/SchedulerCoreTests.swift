@@ -149,6 +149,42 @@ struct SchedulerCoreTests {
         #expect(core.takeDue(now: at(1)).isEmpty)
         #expect(core.count == 0)
     }
+
+    /// The oldest message not held (the age gauge) follows arrivals, holds, releases and removals,
+    /// whatever order they come in: checked against a walk of what is left after each step.
+    @Test func oldestQueuedFollowsChanges() {
+        let core = SchedulerCore(limits: SchedulerLimits())
+        let made = (0..<6).map { _ in ids.next() }.sorted()
+        #expect(core.oldestQueued() == nil)
+        var held: Set<QueueID> = []
+        var present: Set<QueueID> = []
+        func check() {
+            #expect(core.oldestQueued() == present.subtracting(held).min())
+        }
+        for id in [made[3], made[1], made[4]] {
+            core.insert(id, nextAttempt: nil, held: false)
+            present.insert(id)
+            check()
+        }
+        core.insert(made[1], nextAttempt: nil, held: true)       // the oldest held
+        held.insert(made[1])
+        check()
+        core.insert(made[0], nextAttempt: nil, held: false)      // an older one arrives while unknown
+        present.insert(made[0])
+        check()
+        core.remove(made[0])
+        present.remove(made[0])
+        check()
+        core.insert(made[1], nextAttempt: at(60), held: false)   // released
+        held.remove(made[1])
+        check()
+        for id in [made[1], made[3], made[4]] {
+            core.remove(id)
+            present.remove(id)
+            check()
+        }
+        #expect(core.oldestQueued() == nil)
+    }
 }
 
 struct BackoffTests {

@@ -12,7 +12,7 @@ import time
 
 from instruments import InodeTrace, Sink
 from procs import BenchError, free_port, log, wait_for
-from records import CountRun, EmptyDaemon, FirstRun, IndexMemory, Inodes, ListRun, StartupRun
+from records import CountRun, EmptyDaemon, FirstLineRun, FirstRun, IndexMemory, Inodes, ListRun, StartupRun
 
 
 def drop_caches():
@@ -32,14 +32,33 @@ def listing(s, fs, targets):
     for r, order in s.pairs(s.a.list_runs, s.a.warmup, targets):
         for t in order:
             busy = s.settle()
-            t0 = time.monotonic()
-            out = subprocess.run(t.list_command(), env=t.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            sec = time.monotonic() - t0
-            lines = out.stdout.count(b"\n")
+            sec, first, lines, status = read_listing(t.list_command(), t.env)
             if lines != n:
-                s.note(fs, f"list {t.name} run {r}: {lines} lines for {n} messages (exit {out.returncode})")
+                s.note(fs, f"list {t.name} run {r}: {lines} lines for {n} messages (exit {status})")
             if r > 0:
-                s.record(ListRun(fs, "list", t.name, r, busy, seconds=sec, lines=lines))
+                s.record(ListRun(fs, "list", t.name, r, busy, seconds=sec, lines=lines, first_line_s=first))
+
+
+def read_listing(cmd, env, whole=True):
+    """Runs a listing command and reads its output as it comes: (seconds
+    until its end, seconds until its first line, lines, exit status). With
+    whole=False it is killed after the first line (lines and status None)."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    first, lines = None, 0
+    while True:
+        chunk = proc.stdout.read1(1 << 20)
+        if not chunk:
+            break
+        lines += chunk.count(b"\n")
+        if first is None and lines:
+            first = time.monotonic() - t0
+            if not whole:
+                proc.kill()
+                break
+    proc.stdout.close()
+    status = proc.wait()
+    return time.monotonic() - t0, first, (lines if whole else None), (status if whole else None)
 
 
 def first_delivery(s, fs, targets):
@@ -175,6 +194,19 @@ def startup_of(s, fs, t, base, sizes):
             if r > 0:
                 s.record(CountRun(fs, "count", f"n={n}", r, busy, seconds=sec,
                                   counted=int(out.stdout.strip() or 0)))
+        # The first line of `list` and `list --json` of the same queue (issue
+        # #15: within 50 ms for any queue size); the rest is not read.
+        for command in ("list", "list --json"):
+            argv = t.list_command()
+            if command == "list":
+                argv = [a for a in argv if a != "--json"]
+            for r in s.runs(s.a.big_runs, s.a.warmup):
+                busy = s.settle()
+                _, first, _, _ = read_listing(argv, t.env, whole=False)
+                if first is None:
+                    s.note(fs, f"{command} with {n} queued run {r}: no output")
+                elif r > 0:
+                    s.record(FirstLineRun(fs, command, f"n={n}", r, busy, seconds=first))
         per_message, line = t.index_memory(n)
         s.emit(IndexMemory(fs, t.name, n, per_message, line))
         t.empty()

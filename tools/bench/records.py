@@ -133,6 +133,7 @@ class ListRun(Run):
     KIND: ClassVar[str] = "list"
     seconds: float
     lines: int
+    first_line_s: float | None = None   # spawn until the first line of output
 
 
 @dataclass
@@ -164,6 +165,14 @@ class CountRun(Run):
     KIND: ClassVar[str] = "count"
     seconds: float
     counted: int
+
+
+@dataclass
+class FirstLineRun(Run):
+    """Spawn of a listing of a big queue until its first line (`measure` is
+    the command: "list" or "list --json")."""
+    KIND: ClassVar[str] = "first-line"
+    seconds: float
 
 
 @dataclass
@@ -205,7 +214,7 @@ class Finished:
 
 
 KINDS = {cls.KIND: cls for cls in (Header, FileSystem, Note, CeilingRun, EnqueueRun, EndToEndRun,
-                                   DrainRun, TlsDrainRun, ListRun, FirstRun, StartupRun, CountRun, Inodes, EmptyDaemon,
+                                   DrainRun, TlsDrainRun, ListRun, FirstRun, StartupRun, CountRun, FirstLineRun, Inodes, EmptyDaemon,
                                    IndexMemory, Finished)}
 
 

@@ -15,7 +15,7 @@ import statistics
 from goals import goal_for
 from msgset import RECIPIENT, SENDER
 from records import (EmptyDaemon, FileSystem, Finished, Header, IndexMemory, Inodes, Note, Run,
-                     StartupRun, CountRun)
+                     StartupRun, CountRun, FirstLineRun)
 
 
 def fmt(x, unit=""):
@@ -191,6 +191,8 @@ def fs_section(res, fs):
     row(f"index ready after start, {n:,} queued (fresh), s", "first", "index_ready_s", " s", better="lower")
     row(f"`postern list --json` vs `postqueue -j`, {n:,} queued, s", "list", "seconds", " s",
         better="lower", size=n)
+    row(f"`postern list --json` vs `postqueue -j`, {n:,} queued: spawn until the first line, s", "list",
+        "first_line_s", " s", better="lower", size=n)
     out += startup_rows(res, fs)
     pn, fx = res.inodes.get((fs, "postern")), res.inodes.get((fs, "postfix"))
     if pn and fx:
@@ -239,6 +241,13 @@ def startup_rows(res, fs):
                    f"| – | – | {text} | {verdict(goal.met(rss, []) if goal else None)} |")
         out.append(f"| start-up, {n:,} queued: peak RSS, MiB ↓ | {mmm([r.peak_rss_mib for r in sel])} "
                    f"(peak per message {fmt(med([r.peak_rss_per_msg for r in sel]))} bytes) | – | – | | |")
+        for command in ("list", "list --json"):
+            firsts = [r.seconds for r in res.runs if r.fs == fs and isinstance(r, FirstLineRun)
+                      and r.target == label and r.measure == command]
+            if firsts:
+                text, goal = goal_for("first-line", "seconds", n)
+                out.append(f"| `postern {command}`, {n:,} queued: spawn until the first line, s ↓ | {mmm(firsts, ' s')} "
+                           f"| – | – | {text} | {verdict(goal.met(firsts, []) if goal else None)} |")
         counts = [r.seconds for r in res.runs if r.fs == fs and isinstance(r, CountRun) and r.target == label]
         if counts:
             text, goal = goal_for("count", "seconds", n)

@@ -4,10 +4,16 @@ import Glibc
 import PosternCore
 
 /// Reads the envelopes of a spool's areas on several threads and hands the
-/// results back in order (the areas in the order asked, each in ID order, as
-/// `ls` shows them), chunk by chunk as they are ready: the first lines of a
-/// listing of a million messages come after a directory listing and one
+/// results back in order, chunk by chunk as they are ready: the first lines
+/// of a listing of a million messages come after the first names and one
 /// chunk, not after the last envelope (issue #15).
+///
+/// The order: the areas in the order asked; within an area of at most
+/// `sortLimit` entries, queue-ID order (oldest first, as `ls` shows them);
+/// a bigger area in directory order, streamed as `getdents` returns names,
+/// as Postfix's `mailq` does: sorting needs every name first, which would
+/// cost a million-message queue half a second before its first line. Names
+/// that are not queue IDs come last, each as a problem.
 ///
 /// Each envelope is opened with one `openat2(2)` that follows no link at any
 /// component (entries of `drop/` belong to other users), checked with
@@ -25,6 +31,9 @@ public struct SpoolListing {
     public let areas: [SpoolLayout.Area]
     /// Threads that read envelopes (the caller's thread only writes output).
     public var threads = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
+    /// The most entries an area may hold to be listed oldest first: reading
+    /// and sorting 10,000 names takes a few milliseconds.
+    public var sortLimit = 10_000
 
     public init(layout: SpoolLayout, areas: [SpoolLayout.Area]) {
         self.layout = layout
@@ -32,11 +41,10 @@ public struct SpoolListing {
     }
 
     /// Entries per chunk: a small first one for a prompt first line.
-    static func chunkRange(_ index: Int, total: Int) -> Range<Int> {
+    static func chunkRange(_ index: Int) -> Range<Int> {
         let first = 32
         let size = 256
-        let start = index == 0 ? 0 : first + (index - 1) * size
-        return min(start, total)..<min(index == 0 ? first : start + size, total)
+        return index == 0 ? 0..<first : (first + (index - 1) * size)..<(first + index * size)
     }
 
     /// Calls `process` on the reading threads with each chunk of items, and
@@ -44,62 +52,112 @@ public struct SpoolListing {
     /// most `window` chunks wait for `emit` (a slow reader of the output,
     /// `| less`, holds the readers back instead of filling memory).
     ///
-    /// - Throws: `SpoolIOError` when an area cannot be listed at all.
+    /// - Throws: `SpoolIOError` when an area cannot be opened at all.
     public func run<Chunk: Sendable>(window: Int = 64, process: @escaping @Sendable ([Item]) -> Chunk,
                                      emit: (Chunk) -> Void) throws(SpoolIOError) {
         let entries = try Entries(layout: layout, areas: areas)
-        let total = entries.count
-        let chunks = total == 0 ? 0 : 1 + (max(0, total - 32) + 255) / 256
-        let board = Board<Chunk>(count: chunks, window: window)
-        let readers = min(threads, max(1, chunks))
-        for _ in 0..<readers {
+        let sortLimit = self.sortLimit
+        Thread.detachNewThread { entries.list(sortLimit: sortLimit) }
+        let board = Board<Chunk>(window: window)
+        for _ in 0..<threads {
             Thread.detachNewThread {
                 while let index = board.claim() {
-                    let items = Self.chunkRange(index, total: total).compactMap { entries.read($0) }
-                    board.finish(index, process(items))
+                    guard let names = entries.names(in: Self.chunkRange(index)) else {
+                        board.close(at: index)
+                        return
+                    }
+                    board.finish(index, process(names.compactMap { entries.read($0) }))
                 }
             }
         }
-        for index in 0..<chunks { emit(board.take(index)) }
+        var index = 0
+        while let chunk = board.take(index) {
+            emit(chunk)
+            index += 1
+        }
     }
 }
 
 extension SpoolListing {
-    /// The names of the areas, parsed and sorted, with their directories open.
-    final class Entries: Sendable {
-        let handles: [DirectoryHandleBox]
-        let ids: [(area: Int, id: QueueID)]
-        let strangers: [(area: Int, name: String)]
+    /// An entry of an area: a message, or a name that is not a queue ID.
+    enum Name: Sendable {
+        case message(area: Int, QueueID)
+        case stranger(area: Int, String)
+    }
+
+    /// The areas' directories, open, and their names as a listing thread
+    /// finds them (`list`), taken a chunk at a time by the readers.
+    final class Entries: @unchecked Sendable {
+        let handles: [DirectoryHandle]
         let areas: [SpoolLayout.Area]
+        private let condition = NSCondition()
+        private var listed: [Name] = []
+        private var complete = false
 
         init(layout: SpoolLayout, areas: [SpoolLayout.Area]) throws(SpoolIOError) {
-            var handles: [DirectoryHandleBox] = []
-            var ids: [(area: Int, id: QueueID)] = []
-            var strangers: [(area: Int, name: String)] = []
-            for (index, area) in areas.enumerated() {
-                let handle = try DirectoryHandle(path: layout.directory(area))
-                let (found, others) = try handle.queueIDs()
-                ids += found.map { (index, $0) }
-                strangers += others.map { (index, $0) }
-                handles.append(DirectoryHandleBox(handle))
-            }
+            var handles: [DirectoryHandle] = []
+            for area in areas { handles.append(try DirectoryHandle(path: layout.directory(area))) }
             self.handles = handles
-            self.ids = ids
-            self.strangers = strangers
             self.areas = areas
         }
 
-        /// Messages first, then names that are not queue IDs (each a problem).
-        var count: Int { ids.count + strangers.count }
-
-        func read(_ position: Int) -> Item? {
-            guard position < ids.count else {
-                let stranger = strangers[position - ids.count]
-                return .problem("\(areas[stranger.area].rawValue)/\(stranger.name)", "its name is not a queue ID")
+        /// Lists every area (on its own thread): sorted when an area turns
+        /// out to hold at most `sortLimit` names, otherwise in batches as read.
+        func list(sortLimit: Int) {
+            var strangers: [Name] = []
+            for (area, handle) in handles.enumerated() {
+                guard let reader = try? DirectoryHandle.NameReader(handle) else { continue }
+                var ids: [QueueID] = []
+                var others: [String] = []
+                var more = reader.read(upTo: sortLimit + 1) { name in
+                    if let id = QueueID(utf8: name) { ids.append(id) } else { others.append(String(decoding: name, as: UTF8.self)) }
+                }
+                if !more { ids.sort() }
+                while true {
+                    publish(ids.map { .message(area: area, $0) })
+                    guard more else { break }
+                    ids.removeAll(keepingCapacity: true)
+                    more = reader.read(upTo: 1024) { name in
+                        if let id = QueueID(utf8: name) { ids.append(id) } else { others.append(String(decoding: name, as: UTF8.self)) }
+                    }
+                }
+                strangers += others.sorted().map { .stranger(area: area, $0) }
             }
-            let (area, id) = ids[position]
+            publish(strangers)
+            condition.lock()
+            complete = true
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        private func publish(_ names: [Name]) {
+            guard !names.isEmpty else { return }
+            condition.lock()
+            listed += names
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        /// The names at `range`, once listed (fewer at the end); nil when the
+        /// listing ended before it.
+        func names(in range: Range<Int>) -> [Name]? {
+            condition.lock()
+            defer { condition.unlock() }
+            while !complete, listed.count < range.upperBound { condition.wait() }
+            guard range.lowerBound < listed.count else { return nil }
+            return Array(listed[range.lowerBound..<min(range.upperBound, listed.count)])
+        }
+
+        func read(_ name: Name) -> Item? {
+            let (area, id): (Int, QueueID)
+            switch name {
+            case .stranger(let area, let name):
+                return .problem("\(areas[area].rawValue)/\(name)", "its name is not a queue ID")
+            case .message(let at, let message):
+                (area, id) = (at, message)
+            }
             var origin: String { "\(areas[area].rawValue)/\(id)" }
-            switch SpoolListing.readEnvelope(id, in: handles[area].handle.fd) {
+            switch SpoolListing.readEnvelope(id, in: handles[area].fd) {
             case .success(let bytes):
                 do {
                     let summary = try EnvelopeSummary.decode(bytes)
@@ -111,18 +169,12 @@ extension SpoolListing {
             case .failure(let error):
                 let code = error.code
                 // Gone since it was listed (delivered, moved): not a problem.
-                if code == ENOENT, MessageDirectory.lstatus(handles[area].handle.path + "/" + id.rawValue) == nil { return nil }
+                if code == ENOENT, MessageDirectory.lstatus(handles[area].path + "/" + id.rawValue) == nil { return nil }
                 return .problem(origin, code == EFBIG ? "envelope.json is larger than \(Envelope.maxEncodedSize) octets"
                                       : code == EINVAL ? "envelope.json is not a regular file"
                                       : "envelope.json: \(String(cString: strerror(code)))")
             }
         }
-    }
-
-    /// A directory handle shared by the reading threads (only its descriptor is used).
-    final class DirectoryHandleBox: @unchecked Sendable {
-        let handle: DirectoryHandle
-        init(_ handle: DirectoryHandle) { self.handle = handle }
     }
 
     /// `ID/envelope.json` below `directory`: opened following no link, a
@@ -159,24 +211,27 @@ extension SpoolListing {
     }
 
     /// The reading threads' results, taken in order by the caller's thread.
+    /// How many chunks there are is known only when the names run out
+    /// (`close`).
     final class Board<Chunk: Sendable>: @unchecked Sendable {
         private let condition = NSCondition()
-        private var results: [Chunk?]
+        private var results: [Int: Chunk] = [:]
         private var claimed = 0
         private var taken = 0
+        private var end = Int.max
         private let window: Int
 
-        init(count: Int, window: Int) {
-            results = Array(repeating: nil, count: count)
+        init(window: Int) {
             self.window = max(1, window)
         }
 
-        /// The next chunk to read; waits while `window` chunks wait to be taken.
+        /// The next chunk to read; waits while `window` chunks wait to be
+        /// taken; nil past the end.
         func claim() -> Int? {
             condition.lock()
             defer { condition.unlock() }
-            while claimed < results.count, claimed - taken >= window { condition.wait() }
-            guard claimed < results.count else { return nil }
+            while claimed < end, claimed - taken >= window { condition.wait() }
+            guard claimed < end else { return nil }
             claimed += 1
             return claimed - 1
         }
@@ -188,12 +243,20 @@ extension SpoolListing {
             condition.unlock()
         }
 
-        func take(_ index: Int) -> Chunk {
+        /// There is no chunk at `index` (nor after it).
+        func close(at index: Int) {
+            condition.lock()
+            end = min(end, index)
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        /// The chunk at `index` once read; nil past the end.
+        func take(_ index: Int) -> Chunk? {
             condition.lock()
             defer { condition.unlock() }
-            while results[index] == nil { condition.wait() }
-            let chunk = results[index]!
-            results[index] = nil
+            while results[index] == nil, index < end { condition.wait() }
+            guard let chunk = results.removeValue(forKey: index) else { return nil }
             taken = index + 1
             condition.broadcast()
             return chunk

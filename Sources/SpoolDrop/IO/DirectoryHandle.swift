@@ -66,24 +66,51 @@ public final class DirectoryHandle {
     /// no particular order, without making a `String` of any: for listings of
     /// a million entries, where the names are parsed rather than kept.
     public func forEachName(_ body: (UnsafeBufferPointer<UInt8>) -> Void) throws(SpoolIOError) {
-        // fdopendir takes the descriptor it is given; it gets a duplicate, so
-        // that closedir leaves ours open.
-        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
-        guard copy >= 0, let stream = fdopendir(copy) else {
-            let code = errno
-            if copy >= 0 { _ = Glibc.close(copy) }
-            throw SpoolIOError("list", path, code)
-        }
-        defer { closedir(stream) }
-        rewinddir(stream)
-        while let entry = readdir(stream) {
-            withUnsafeBytes(of: &entry.pointee.d_name) { raw in
-                let bytes = raw.bindMemory(to: UInt8.self)
-                let length = strnlen(raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
-                let name = UnsafeBufferPointer(rebasing: bytes[..<length])
-                let dots = name.count <= 2 && name.allSatisfy { $0 == UInt8(ascii: ".") }
-                if !dots { body(name) }
+        let reader = try NameReader(self)
+        while reader.read(upTo: .max, body) {}
+    }
+
+    /// The names of a directory read a batch at a time, in directory order:
+    /// a listing that streams starts on the first names instead of waiting
+    /// for the last of a million.
+    public final class NameReader {
+        private let stream: OpaquePointer
+
+        public init(_ directory: DirectoryHandle) throws(SpoolIOError) {
+            // fdopendir takes the descriptor it is given; it gets a duplicate,
+            // so that closedir leaves the handle's open.
+            let copy = fcntl(directory.fd, F_DUPFD_CLOEXEC, 0)
+            guard copy >= 0, let stream = fdopendir(copy) else {
+                let code = errno
+                if copy >= 0 { _ = Glibc.close(copy) }
+                throw SpoolIOError("list", directory.path, code)
             }
+            rewinddir(stream)
+            self.stream = stream
+        }
+
+        deinit {
+            closedir(stream)
+        }
+
+        /// Calls `body` with up to `limit` names (not `.` or `..`); false
+        /// once the directory has no more.
+        public func read(upTo limit: Int, _ body: (UnsafeBufferPointer<UInt8>) -> Void) -> Bool {
+            var given = 0
+            while given < limit {
+                guard let entry = readdir(stream) else { return false }
+                withUnsafeBytes(of: &entry.pointee.d_name) { raw in
+                    let bytes = raw.bindMemory(to: UInt8.self)
+                    let length = strnlen(raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
+                    let name = UnsafeBufferPointer(rebasing: bytes[..<length])
+                    let dots = name.count <= 2 && name.allSatisfy { $0 == UInt8(ascii: ".") }
+                    if !dots {
+                        body(name)
+                        given += 1
+                    }
+                }
+            }
+            return true
         }
     }
 
