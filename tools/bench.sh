@@ -29,6 +29,9 @@ tools/postfix-peer.sh install
 # perf counts the inodes each message costs (kernel tracepoints); optional.
 command -v perf >/dev/null || tools/install-packages.sh linux-perf || echo "tools/bench.sh: no perf; the inode count will be skipped" >&2
 command -v swift >/dev/null || { echo "tools/bench.sh: swift is not on PATH (see README)" >&2; exit 69; }
-swift build -c release --product postern && swift build -c release --product postern-drop
+# Built as the Debian package builds it (tools/package-deb.sh): the Swift
+# runtime and Foundation linked in, so that a command starts without resolving
+# thousands of symbols in a dozen shared libraries (a third of its start-up).
+swift build -c release --static-swift-stdlib --product postern && swift build -c release --static-swift-stdlib --product postern-drop
 export BENCH_COMMAND="tools/bench.sh${*:+ $*}"
 exec python3 tools/bench/bench.py --postern .build/release/postern "$@"

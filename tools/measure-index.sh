@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-packages.sh libssl-dev pkg-config
-swift build -c release --product postern >/dev/null && swift build -c release --product postern-drop >/dev/null
+swift build -c release --static-swift-stdlib --product postern >/dev/null && swift build -c release --static-swift-stdlib --product postern-drop >/dev/null
 for count in "${@:-100000 1000000}"; do
     for n in $count; do .build/release/postern index-memory --count "$n"; done
 done

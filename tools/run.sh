@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-packages.sh libssl-dev pkg-config
 command -v swift >/dev/null || { echo "tools/run.sh: swift is not on PATH (see README)" >&2; exit 69; }
-swift build -c release --product postern && swift build -c release --product postern-drop
+swift build -c release --static-swift-stdlib --product postern && swift build -c release --static-swift-stdlib --product postern-drop
 postern=.build/release/postern
 spool=${POSTERN_SPOOL:-/var/spool/postern}
 "$postern" init --spool "$spool"

@@ -5,6 +5,7 @@ import Spool
 extension Postern {
     struct Cat: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "cat",
             abstract: "Write a message's bytes, exactly as stored, to standard output.",
             discussion: """
                 The stored message has CRLF line endings and the headers that 'postern drop' \

@@ -7,6 +7,7 @@ import Spool
 extension Postern {
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "check",
             abstract: "Scan the spool offline: quarantine what cannot be trusted, remove stale temporary files.",
             discussion: """
                 Runs the scanner that the daemon runs at start-up. Every message directory in \

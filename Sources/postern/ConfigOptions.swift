@@ -34,6 +34,7 @@ extension Postern {
 
         struct Example: ParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "example",
                 abstract: "Print the commented example configuration: every key at its default, documented.",
                 discussion: "A starting point: postern config example > /etc/postern/postern.toml"
             )
@@ -45,6 +46,7 @@ extension Postern {
 
         struct Check: ParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "check",
                 abstract: "Validate the configuration and print the effective one, every key with its value.",
                 discussion: """
                     Reads the file (and -o overrides) as 'postern run' would. An unknown key, a wrong type \

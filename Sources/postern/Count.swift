@@ -5,6 +5,7 @@ import Spool
 extension Postern {
     struct Count: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "count",
             abstract: "Print the number of messages in the spool, alone on a line, for scripts.",
             discussion: """
                 Counts dropped, queued and held messages (or those in --state) from the directories' \

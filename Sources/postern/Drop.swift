@@ -7,6 +7,7 @@ extension Postern {
     /// `postern drop`: runs `postern-drop`, the small program that does the drop.
     struct Drop: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "drop",
             abstract: "Read one message on standard input and drop it into the spool.",
             usage: "postern drop [flags] [--] [recipient ...]",
             discussion: """
@@ -27,6 +28,7 @@ extension Postern {
     /// `postern sendmail`: the same as `postern drop`, under the name scripts know.
     struct Sendmail: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "sendmail",
             abstract: "The same as 'postern drop' (install a link named sendmail to postern-drop to use it as /usr/sbin/sendmail).",
             usage: "postern sendmail [flags] [--] [recipient ...]",
             discussion: "See 'postern drop --help' for the flags and exit statuses."

@@ -8,6 +8,7 @@ import Spool
 extension Postern {
     struct Explain: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "explain",
             abstract: "Tell a message's story and what happens next, in plain words.",
             discussion: """
                 From the envelope (and the configuration, for the retry schedule): each attempt \

@@ -6,6 +6,7 @@ import Spool
 extension Postern {
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "init",
             abstract: "Create the spool directory layout, or repair its modes and owners.",
             discussion: """
                 Creates SPOOL/{tmp,drop,queue,hold,corrupt,control}, VERSION and lock with the modes \

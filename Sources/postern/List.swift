@@ -7,6 +7,7 @@ import Spool
 extension Postern {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List the messages in the spool, as mailq does.",
             discussion: """
                 One block per message, queued then held then dropped (not yet accepted by a \

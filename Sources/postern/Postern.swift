@@ -5,6 +5,10 @@ import PosternCore
 
 /// The `postern` command: one binary for the daemon, the drop path and queue
 /// management, as `sendmail` and `mailq` too when invoked under those names.
+///
+/// Every command names itself (`commandName`): otherwise ArgumentParser makes
+/// each name from its type with `String(describing:)`, a search of every
+/// protocol conformance in the binary, at every start of every command.
 @main
 struct Postern: ParsableCommand {
     static let configuration = CommandConfiguration(

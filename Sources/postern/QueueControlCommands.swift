@@ -17,6 +17,7 @@ let controlDiscussion = """
 extension Postern {
     struct Kick: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "kick",
             abstract: "Make the next delivery attempt happen now.",
             discussion: "Attempts already made still count towards queue.max_attempts.\n\n" + controlDiscussion)
         @OptionGroup var global: GlobalOptions
@@ -28,6 +29,7 @@ extension Postern {
 
     struct Hold: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "hold",
             abstract: "Move messages to hold/: kept, never delivered, until released.",
             discussion: "An operator's plain 'mv queue/ID hold/' is honoured the same way.\n\n" + controlDiscussion)
         @OptionGroup var global: GlobalOptions
@@ -39,6 +41,7 @@ extension Postern {
 
     struct Release: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "release",
             abstract: "Move held messages back to the queue; each is due at its recorded next attempt.",
             discussion: controlDiscussion)
         @OptionGroup var global: GlobalOptions
@@ -48,6 +51,7 @@ extension Postern {
 
     struct Delete: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "delete",
             abstract: "Remove messages from the spool without telling their senders.",
             discussion: controlDiscussion)
         @OptionGroup var global: GlobalOptions
@@ -57,6 +61,7 @@ extension Postern {
 
     struct Fail: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "fail",
             abstract: "Fail every pending recipient permanently; the sender gets a failure DSN.",
             discussion: controlDiscussion)
         @OptionGroup var global: GlobalOptions

@@ -15,6 +15,7 @@ import TLS
 extension Postern {
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "run",
             abstract: "Run the delivery daemon on the spool (the main job).",
             discussion: """
                 Takes the spool's lock (one daemon per spool), rebuilds its index with the scanner, \

@@ -6,6 +6,7 @@ import Spool
 extension Postern {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Show a message's envelope.",
             discussion: """
                 Prints the envelope of the message with this queue ID, wherever it is (dropped, \

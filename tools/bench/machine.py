@@ -56,7 +56,7 @@ def describe(postern_binary, postfix_version):
     ]
     software = [
         ["postern", f"{commit}{' (with uncommitted changes in Sources/)' if dirty else ''}, "
-                    f"built with `swift build -c release`"],
+                    f"built with `swift build -c release --static-swift-stdlib` (as the Debian package is)"],
         ["Postfix", f"{postfix_version} (Debian package), private instance"],
         ["Swift", first_line(["swift", "--version"])],
         ["Python", platform.python_version()],
