@@ -23,7 +23,8 @@
 # Empty lines and lines starting with `#` or `;` are skipped. A line starting
 # with `local-zone:` is an unbound directive, copied as it is, that answers a
 # subtree before the zone is consulted, e.g. `local-zone: "broken.test."
-# refuse` (REFUSED) or `local-zone: "broken.test." always_servfail` (SERVFAIL).
+# refuse` (REFUSED). Debian 12's unbound (1.17) has no always_servfail: for
+# SERVFAIL, use a bogus zone of tools/dnssec-peer.sh.
 # No NS records below the root: they would be delegations to real servers.
 #
 # The records are the root zone ("."), which unbound's resolver uses instead

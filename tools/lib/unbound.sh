@@ -12,33 +12,6 @@ check_path() {
     [[ $1 != *[[:space:]\"\'\\]* ]] || die "path must not contain white space, quotes or backslashes: $1"
 }
 
-# Prints the pid in file $1 if that process is still running and its command
-# line contains $2 (guards against a stale pid file whose pid was reused).
-daemon_pid() {
-    local file=$1 marker=$2 pid
-    [[ -f $file ]] || return 1
-    pid=$(<"$file")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$marker" || return 1
-    echo "$pid"
-}
-
-# Stops the daemon daemon_pid "$1" "$2" names: SIGTERM, poll every 0.1 s for
-# at most 5 s, then SIGKILL; removes the pid file. Not `kill -0` to see it
-# gone: a zombie passes kill -0 (but has no cmdline).
-stop_daemon() {
-    local file=$1 marker=$2 pid i
-    if pid=$(daemon_pid "$file" "$marker"); then
-        kill "$pid" 2>/dev/null || true
-        for ((i = 0; i < 50; i++)); do
-            daemon_pid "$file" "$marker" >/dev/null || break
-            sleep 0.1
-        done
-        if daemon_pid "$file" "$marker" >/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
-    fi
-    rm -f "$file"
-}
-
 # Asks 127.0.0.1:$1 over UDP for the root's SOA and checks the reply (within
 # 1 s), then that TCP connections are accepted. With $2 = "ad", the query
 # sets AD (RFC 6840 5.7) and the reply must have it: the root validated.
