@@ -115,4 +115,22 @@ struct DANEPeerTests {
         #expect(throws: SMTPError(.refused(.startTLSUnavailable), command: "STARTTLS")) { try open("mx4.dane.test") }
         #expect(postfix.log.contains(postfix.listeners[2].logTag))
     }
+
+    /// The fixtures compose with the daemon as scenario tests need them: direct delivery asks the
+    /// validating resolver, dials the MX host's listener on `direct.port`, and Postfix relays the
+    /// message, received over STARTTLS by the 127.0.0.2 listener, into its sink.
+    @Test func daemonDeliversToListener() throws {
+        let fixture = try DaemonFixture(overrides: ["dns.nameserver=\(dns.host):\(dns.port)", "direct.port=\(postfix.listeners[0].port)",
+                                                    "direct.connect_timeout=5s"], relay: false)
+        try fixture.start()
+        try fixture.drop(subject: "dnssec", to: ["bob@dane.test"])
+        #expect(fixture.waitForLog("status=sent"))
+        let message = try #require(try postfix.waitForSinkMessages(count: 1).first)
+        let text = String(decoding: message, as: UTF8.self)
+        #expect(text.contains("X-Rcpt-Args: <bob@dane.test>"))
+        #expect(text.contains("by \(postfix.listeners[0].hostname) (Postfix) with ESMTPS"))
+        #expect(fixture.log.split(separator: "\n").contains { $0.contains("status=sent") && $0.contains("host=mx1.dane.test") })
+        #expect(dns.log.contains("dane.test. MX IN"))
+        #expect(fixture.stop() == 0)
+    }
 }
