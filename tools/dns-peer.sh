@@ -134,12 +134,7 @@ cmd_start() {
 
     launch_unbound "$dir"
     if wait_for_dns "$dir/unbound.pid" unbound "$port" 2>>"$dir/log/unbound.log"; then return 0; fi
-    {
-        echo "$me: unbound in $dir did not come up; $dir/log/unbound.log:"
-        cat "$dir/log/unbound.log" 2>/dev/null || true
-    } >&2
-    cmd_stop "$dir" >/dev/null 2>&1 || true
-    exit 1
+    start_failed "$dir" unbound unbound.log
 }
 
 cmd_stop() {
@@ -150,10 +145,4 @@ cmd_stop() {
     stop_unbound "$dir"
 }
 
-case ${1:-} in
-install) shift; (($# == 0)) || die "usage: $me install"; cmd_install ;;
-start) shift; cmd_start "$@" ;;
-stop) shift; cmd_stop "$@" ;;
--h | --help | help) usage ;;
-*) usage >&2; exit 64 ;;
-esac
+peer_main "$@"

@@ -296,14 +296,7 @@ cmd_start() {
         launch_unbound "$dir"
         if wait_for_dns "$dir/unbound.pid" unbound "$port" ad 2>>"$dir/log/unbound.log"; then return 0; fi
     fi
-    {
-        echo "$me: the instance in $dir did not come up; $dir/log/nsd.log:"
-        cat "$dir/log/nsd.log" 2>/dev/null || true
-        echo "--- $dir/log/unbound.log:"
-        cat "$dir/log/unbound.log" 2>/dev/null || true
-    } >&2
-    cmd_stop "$dir" >/dev/null 2>&1 || true
-    exit 1
+    start_failed "$dir" "the instance" nsd.log unbound.log
 }
 
 cmd_stop() {
@@ -315,10 +308,4 @@ cmd_stop() {
     nsd_stop "$dir"
 }
 
-case ${1:-} in
-install) shift; (($# == 0)) || die "usage: $me install"; cmd_install ;;
-start) shift; cmd_start "$@" ;;
-stop) shift; cmd_stop "$@" ;;
--h | --help | help) usage ;;
-*) usage >&2; exit 64 ;;
-esac
+peer_main "$@"

@@ -92,12 +92,7 @@ cmd_start() {
         </dev/null >>"$dir/log/server.log" 2>&1) &
     echo $! >"$dir/server.pid"
     if wait_for_port "$dir" "$port" 2>>"$dir/log/server.log"; then return 0; fi
-    {
-        echo "$me: the server in $dir did not come up; $dir/log/server.log:"
-        cat "$dir/log/server.log" 2>/dev/null || true
-    } >&2
-    cmd_stop "$dir" >/dev/null 2>&1 || true
-    exit 1
+    start_failed "$dir" "the server" server.log
 }
 
 cmd_stop() {
@@ -108,10 +103,4 @@ cmd_stop() {
     stop_daemon "$dir/server.pid" "$server $dir "
 }
 
-case ${1:-} in
-install) shift; (($# == 0)) || die "usage: $me install"; cmd_install ;;
-start) shift; cmd_start "$@" ;;
-stop) shift; cmd_stop "$@" ;;
--h | --help | help) usage ;;
-*) usage >&2; exit 64 ;;
-esac
+peer_main "$@"

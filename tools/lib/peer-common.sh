@@ -106,3 +106,32 @@ exec_without_inherited_fds() {
     done
     exec "$@"
 }
+
+# After a failed start: prints "$me: $2 in DIR did not come up", then each log
+# file $3... under DIR/log (headed by its name); stops what the start began
+# (cmd_stop DIR) and exits 1.
+start_failed() {
+    local dir=$1 what=$2 log
+    shift 2
+    {
+        echo "$me: $what in $dir did not come up"
+        for log in "$@"; do
+            echo "--- $dir/log/$log:"
+            cat "$dir/log/$log" 2>/dev/null || true
+        done
+    } >&2
+    cmd_stop "$dir" >/dev/null 2>&1 || true
+    exit 1
+}
+
+# The command line of a peer script with the commands install, start and stop
+# (functions cmd_install, cmd_start, cmd_stop) and --help.
+peer_main() {
+    case ${1:-} in
+    install) shift; (($# == 0)) || die "usage: $me install"; cmd_install ;;
+    start) shift; cmd_start "$@" ;;
+    stop) shift; cmd_stop "$@" ;;
+    -h | --help | help) usage ;;
+    *) usage >&2; exit 64 ;;
+    esac
+}
