@@ -17,9 +17,11 @@ struct DANEPeerTests {
     let resolver: SystemResolver
     /// DANE-EE: a self-signed leaf, named by its key (3 1 1).
     let eeCertificate: TestCertificate
-    /// DANE-TA: a CA (2 1 1) and a leaf it issued for mx2.dane.test (PKIX-valid too).
+    /// DANE-TA: a CA (2 1 1) and a leaf its intermediate issued for mx2.dane.test (PKIX-valid too).
     let authority: TestCertificateAuthority
     let context: TLSContext
+    /// Trusts `authority`'s root only, for PKIX.
+    let pkixContext: TLSContext
 
     init() throws {
         try #require(PostfixPeer.isAvailable, "Postfix and smtp-sink are needed (tools/test.sh installs them); run as root")
@@ -29,12 +31,13 @@ struct DANEPeerTests {
         chmod(directory, 0o755)
         authority = try TestCertificateAuthority()
         eeCertificate = try TestCertificate.selfSigned(commonName: "unrelated.example", dnsNames: ["unrelated.example"])
-        let taLeaf = try authority.issue(commonName: "mx2.dane.test", dnsNames: ["mx2.dane.test"])
+        let taLeaf = try authority.intermediate(commonName: "Postern Test Intermediate")
+            .issue(commonName: "mx2.dane.test", dnsNames: ["mx2.dane.test"])
         let other = try TestCertificate.selfSigned(commonName: "mx1.dane.test", dnsNames: ["mx1.dane.test"])
         let ee = try eeCertificate.write(to: directory, name: "ee")
         let ta = try taLeaf.write(to: directory, name: "ta")
         // RFC 7671 5.2.2: a DANE-TA record that is a digest needs the TA certificate in the
-        // chain the server sends, so this server sends the root too.
+        // chain the server sends, so this server sends leaf, intermediate and root.
         try (taLeaf.chainPEM + authority.root.certificatePEM).write(toFile: ta.certificate, atomically: true, encoding: .utf8)
         for key in [ee.key, ta.key] { chmod(key, 0o644) }   // read by Postfix's unprivileged smtpd
         let port = try freeLoopbackPort()
@@ -61,16 +64,20 @@ struct DANEPeerTests {
         ])
         resolver = SystemResolver(nameserver: (dns.host, dns.port), timeout: 5, attempts: 1)
         context = try TLSContext(trustAnchors: .system)
+        try authority.root.certificatePEM.write(toFile: directory + "/ca.pem", atomically: true, encoding: .utf8)
+        pkixContext = try TLSContext(trustAnchors: .file(directory + "/ca.pem"))
     }
 
     /// Looks up `host` as DANE does (authentic A and TLSA) and opens an SMTP session
-    /// with STARTTLS required and DANE verification, on the listener's port.
-    func open(_ host: String) throws -> SessionFacts {
+    /// with STARTTLS required and DANE verification (or PKIX against the test CA),
+    /// on the listener's port.
+    func open(_ host: String, pkix: Bool = false) throws -> SessionFacts {
         let address = try resolver.a(host)
         try #require(address.authentic && address.records.count == 1)
         let tlsa = try resolver.tlsa("_25._tcp.\(host)")
         try #require(tlsa.authentic)
-        let tls = TLSClientOptions(verification: .dane(records: tlsa.records, hostnames: [host]), serverName: host, context: context)
+        let tls = pkix ? TLSClientOptions(verification: .pkix(hostnames: [host]), serverName: host, context: pkixContext)
+            : TLSClientOptions(verification: .dane(records: tlsa.records, hostnames: [host]), serverName: host, context: context)
         var options = SMTPClientOptions(ehloName: "client.postern.test", tlsMode: .required, tls: tls)
         options.timeouts = SMTPTimeouts(uniform: 30)
         let port = postfix.listeners[0].port
@@ -98,6 +105,12 @@ struct DANEPeerTests {
         let facts = try open("mx2.dane.test")
         #expect(facts.tls?.verified == true)
         #expect(facts.tls?.matchedTLSA?.usage == 2)
+    }
+
+    /// The same listener's chain (leaf, intermediate, root) verifies under PKIX against the test CA.
+    @Test func pkixVerifies() throws {
+        let facts = try open("mx2.dane.test", pkix: true)
+        #expect(facts.tls?.verified == true && facts.tls?.verificationMode == "pkix")
     }
 
     /// A TLSA record for another key fails the handshake as a DANE mismatch.
