@@ -19,11 +19,16 @@ enum PeerScript {
     /// file), and waits for it. Through `BackgroundProcess`, not Foundation's
     /// `Process`: the script and the daemons it starts must not inherit the test
     /// runner's blocked signals, or a daemon that does not unblock them itself
-    /// (NSD) ignores the SIGTERM that stops it.
+    /// (NSD) ignores the SIGTERM that stops it. Nor any of the runner's other
+    /// descriptors (as `Process` ensures too): a daemon must not keep a test's socket open.
     static func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let log = NSTemporaryDirectory() + "peer-script-\(UUID().uuidString).log"
         defer { unlink(log) }
-        let status = try BackgroundProcess(["/bin/bash", path(name)] + arguments, log: log).wait()
+        // posix_spawn hands over every descriptor not marked close-on-exec: the
+        // script starts from a shell that has closed all but 0-2 (peer-common.sh).
+        let closing = "source \"$0\" && exec_without_inherited_fds /bin/bash \"$@\""
+        let status = try BackgroundProcess(["/bin/bash", "-c", closing, path("lib/peer-common.sh"), path(name)] + arguments,
+                                           log: log).wait()
         return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
     }
 
