@@ -80,6 +80,6 @@ let package = Package(
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Delivery", "Spool", "Scheduler", "PosternCore", "PosternTesting",
                                                         "Monitoring", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "IntegrationTests", dependencies: ["SMTP", "TLS", "Spool", "PosternTesting", "PosternCore", "Daemon", "Scheduler",
-                                                             "Delivery"]),
+                                                             "Delivery", "DNS"]),
     ]
 )

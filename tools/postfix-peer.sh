@@ -6,6 +6,7 @@
 #   tools/postfix-peer.sh install
 #   tools/postfix-peer.sh start DIR SMTPD_PORT SINK_PORT CERT KEY
 #          [--sasl USER:PASSWORD SUBMISSION_PORT SUBMISSIONS_PORT]
+#          [--listener IP:PORT CERT KEY | --listener IP:PORT none]...
 #   tools/postfix-peer.sh stop DIR
 #   tools/postfix-peer.sh configure DIR SMTPD_PORT RELAY_PORT [--concurrency N] [--defer] [--tls]
 #   tools/postfix-peer.sh configure-tls-sink DIR SMTPD_PORT SINK_PORT CERT KEY
@@ -59,6 +60,19 @@
 # Received: header then says "with ESMTPSA". The start-up probes show as one
 # "lost connection after STARTTLS" on SMTPD_PORT and SUBMISSION_PORT, and one
 # TLS connection, EHLO and QUIT on SUBMISSIONS_PORT.
+#
+# Each --listener adds one more smtpd, on IP:PORT (IP in 127.0.0.0/8, so
+# several listeners may share a port, as MX hosts share port 25), relaying
+# to the same sink: with CERT and KEY it offers STARTTLS with them (CERT the
+# chain PEM: leaf first, then intermediates), with `none` EHLO lists no
+# STARTTLS at all. Its greeting, EHLO and Received: header name it
+# IP-PORT.peer.postern.test (dots made dashes: 127-0-0-2-2525.peer...), and
+# its log lines are tagged postfix-peer-SMTPD_PORT/127-0-0-2-2525/smtpd. With
+# a DNS peer answering MX and A records with those addresses, and the client
+# told to use PORT for SMTP, each listener is a distinct MX host with its own
+# certificate, for DANE, MTA-STS and STARTTLS tests. The start-up probe shows
+# as one "lost connection after STARTTLS" on each (an EHLO and QUIT without).
+# CERT and KEY must be readable by user postfix (smtpd reads them).
 #
 # `configure` is for the benchmark (tools/bench/): it writes DIR/etc/main.cf
 # and master.cf for an instance that starts nothing of its own (no smtp-sink,
@@ -131,24 +145,31 @@ check_path() {
     [[ $1 != *[[:space:],\$%]* ]] || die "path must not contain white space, ',', '\$' or '%': $1"
 }
 
-# Probes the SMTP server on 127.0.0.1:$1: greeting 220, EHLO answered with
-# 250; then, when $2 is "starttls", STARTTLS answered with 220 (and the
+# Probes the SMTP server on 127.0.0.1:$1 ($1 may also be IP:PORT): greeting
+# 220, EHLO answered with 250; then, when $2 is "starttls", STARTTLS
+# answered with 220 (and the
 # connection dropped before any handshake, so the log shows one "lost
 # connection after STARTTLS" but no TLS session our client did not make),
 # else QUIT. Exit status 0: as wanted; 1: not (yet) answering; 2: answering,
 # but without TLS: smtpd with a cert or key it cannot use logs a warning,
-# still lists STARTTLS in EHLO, and answers it with 454.
+# still lists STARTTLS in EHLO, and answers it with 454. When $2 is
+# "plain", 2 means EHLO lists STARTTLS, which it must not.
 # When $2 is "smtps-auth", the same over implicit TLS (openssl s_client),
 # where 2 means EHLO lists no AUTH (smtpd got no mechanisms from Dovecot).
 # A subshell: the descriptor (and any failure of exec) stays in it.
 smtp_probe() (
-    local line
-    if [[ ${2:-} == smtps-auth ]]; then smtps_probe "$1"; exit; fi
-    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    local line starttls=0 address=$1
+    [[ $address == *:* ]] || address=127.0.0.1:$address
+    if [[ ${2:-} == smtps-auth ]]; then smtps_probe "$address"; exit; fi
+    exec 3<>"/dev/tcp/${address%:*}/${address##*:}" || exit 1
     IFS= read -r -t 2 line <&3 && [[ $line == "220 "* ]] || exit 1
     printf 'EHLO postfix-peer.sh\r\n' >&3 || exit 1
-    while IFS= read -r -t 2 line <&3 && [[ $line == "250-"* ]]; do :; done
+    while IFS= read -r -t 2 line <&3; do
+        [[ $line != 250[-\ ]STARTTLS* ]] || starttls=1
+        [[ $line == "250-"* ]] || break
+    done
     [[ $line == "250 "* ]] || exit 1
+    if [[ ${2:-} == plain ]] && ((starttls)); then exit 2; fi
     if [[ ${2:-} == starttls ]]; then
         printf 'STARTTLS\r\n' >&3 || exit 1
         IFS= read -r -t 2 line <&3 || exit 1
@@ -162,7 +183,7 @@ smtp_probe() (
 # coprocess, does the TLS; the subshell's EXIT trap kills it.
 smtps_probe() {
     local line auth=0
-    coproc tls { exec openssl s_client -quiet -connect "127.0.0.1:$1" 2>/dev/null; }
+    coproc tls { exec openssl s_client -quiet -connect "$1" 2>/dev/null; }
     # shellcheck disable=SC2154 # tls_PID: set by coproc
     trap 'kill "$tls_PID" 2>/dev/null || true' EXIT
     IFS= read -r -t 5 line <&"${tls[0]}" && [[ $line == "220 "* ]] || return 1
@@ -180,7 +201,8 @@ smtps_probe() {
 # Probes every 0.1 s, for at most 20 s by the clock, until smtp_probe "$@"
 # succeeds.
 wait_for_smtp() {
-    local deadline=$((SECONDS + 20)) status
+    local deadline=$((SECONDS + 20)) status address=$1
+    [[ $address == *:* ]] || address=127.0.0.1:$address
     while ((SECONDS < deadline)); do
         status=0
         smtp_probe "$@" 2>/dev/null || status=$?
@@ -188,16 +210,18 @@ wait_for_smtp() {
         0) return 0 ;;
         2)
             if [[ ${2:-} == smtps-auth ]]; then
-                echo "$me: 127.0.0.1:$1 answers but does not offer AUTH (see dovecot.log)" >&2
+                echo "$me: $address answers but does not offer AUTH (see dovecot.log)" >&2
+            elif [[ ${2:-} == plain ]]; then
+                echo "$me: $address answers and offers STARTTLS, which it must not" >&2
             else
-                echo "$me: 127.0.0.1:$1 answers but does not offer STARTTLS" >&2
+                echo "$me: $address answers but does not offer STARTTLS" >&2
             fi
             return 1
             ;;
         esac
         sleep 0.1
     done
-    echo "$me: nothing answered SMTP on 127.0.0.1:$1 within 20 s" >&2
+    echo "$me: nothing answered SMTP on $address within 20 s" >&2
     return 1
 }
 
@@ -477,15 +501,78 @@ append_sasl_master_cf() {
     done >>"$dir/etc/master.cf"
 }
 
+# With --listener IP:PORT CERT KEY (or none): one more smtpd in master.cf,
+# on IP:PORT, offering STARTTLS with CERT and KEY, or not at all.
+append_listener_master_cf() {
+    local dir=$1 smtpd_port=$2 address=$3 cert=$4 key=$5 name
+    name=${address%:*}
+    name=${name//./-}-${address##*:}
+    {
+        printf '%s\n' "$address inet n - n - - smtpd" \
+            "  -o syslog_name=postfix-peer-$smtpd_port/$name" \
+            "  -o myhostname=$name.peer.postern.test"
+        if [[ $cert == none ]]; then
+            echo "  -o smtpd_tls_security_level=none"
+        else
+            printf '%s\n' "  -o smtpd_tls_cert_file=$cert" "  -o smtpd_tls_key_file=$key"
+        fi
+    } >>"$dir/etc/master.cf"
+}
+
+# Waits for each listener "IP:PORT CERT KEY" in "$@": STARTTLS answered, or
+# with CERT "none", EHLO without STARTTLS.
+wait_for_listeners() {
+    local listener
+    for listener in "$@"; do
+        read -r -a listener <<<"$listener"
+        if [[ ${listener[1]} == none ]]; then
+            wait_for_smtp "${listener[0]}" plain || return 1
+        else
+            wait_for_smtp "${listener[0]}" starttls || return 1
+        fi
+    done
+}
+
 cmd_start() {
     local usage="usage: $me start DIR SMTPD_PORT SINK_PORT CERT KEY [--sasl USER:PASSWORD SUBMISSION_PORT SUBMISSIONS_PORT]"
-    [[ $# -eq 5 || ($# -eq 9 && $6 == --sasl) ]] || die "$usage"
-    local dir=$1 smtpd_port=$2 sink_port=$3 cert=$4 key=$5 sasl=${6:-} account=${7:-}
-    local submission_port=${8:-} submissions_port=${9:-} user='' password='' ports
+    usage+=" [--listener IP:PORT CERT KEY | --listener IP:PORT none]..."
+    (($# >= 5)) || die "$usage"
+    local dir=$1 smtpd_port=$2 sink_port=$3 cert=$4 key=$5 sasl='' account=''
+    local submission_port='' submissions_port='' user='' password='' addresses listeners=() listener
+    shift 5
+    while (($#)); do
+        case $1 in
+        --sasl)
+            [[ $# -ge 4 && -z $sasl ]] || die "$usage"
+            sasl=--sasl account=$2 submission_port=$3 submissions_port=$4
+            shift 4
+            ;;
+        --listener)
+            (($# >= 3)) || die "$usage"
+            [[ $2 =~ ^127(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}:([0-9]+)$ ]] || die "--listener wants a 127.x.y.z:PORT: $2"
+            check_port "${BASH_REMATCH[3]}"
+            if [[ $3 == none ]]; then
+                listeners+=("$2 none none")
+                shift 3
+            else
+                (($# >= 4)) || die "$usage"
+                [[ -r $3 && -r $4 ]] || die "cannot read certificate $3 or key $4"
+                listeners+=("$2 $(realpath "$3") $(realpath "$4")")
+                shift 4
+            fi
+            ;;
+        *) die "$usage" ;;
+        esac
+    done
     need_root
     check_port "$smtpd_port"
     check_port "$sink_port"
-    ports="$smtpd_port $sink_port"
+    addresses="127.0.0.1:$smtpd_port 127.0.0.1:$sink_port"
+    for listener in "${listeners[@]}"; do
+        read -r -a listener <<<"$listener"
+        addresses+=" ${listener[0]}"
+        [[ ${listener[1]} == none ]] || { check_path "${listener[1]}"; check_path "${listener[2]}"; }
+    done
     if [[ -n $sasl ]]; then
         user=${account%%:*} password=${account#*:}
         [[ $account == *:* && $user =~ ^[A-Za-z0-9._@-]+$ ]] \
@@ -494,12 +581,13 @@ cmd_start() {
             || die "--sasl PASSWORD must be non-empty, without ':' or control characters"
         check_port "$submission_port"
         check_port "$submissions_port"
-        ports+=" $submission_port $submissions_port"
+        addresses+=" 127.0.0.1:$submission_port 127.0.0.1:$submissions_port"
         [[ -x $dovecot_bin ]] || die "dovecot-core is not installed (run: $me install)"
         getent passwd dovecot >/dev/null && getent passwd dovenull >/dev/null \
             || die "users dovecot and dovenull are missing (dovecot-core's postinst makes them; run: $me install)"
     fi
-    [[ $(tr ' ' '\n' <<<"$ports" | sort -u | wc -l) -eq $(wc -w <<<"$ports") ]] || die "the ports must differ: $ports"
+    [[ $(tr ' ' '\n' <<<"$addresses" | sort -u | wc -l) -eq $(wc -w <<<"$addresses") ]] \
+        || die "the addresses must differ: $addresses"
     [[ -x $postfix_bin && -x $sink_bin ]] || die "postfix is not installed (run: $me install)"
     [[ -r $cert && -r $key ]] || die "cannot read certificate $cert or key $key"
     dir=$(realpath -m "$dir") cert=$(realpath "$cert") key=$(realpath "$key")
@@ -537,6 +625,10 @@ cmd_start() {
         append_sasl_master_cf "$dir" "$smtpd_port" "$submission_port" "$submissions_port"
         write_dovecot_conf "$dir" "$user" "$password"
     fi
+    for listener in "${listeners[@]}"; do
+        # shellcheck disable=SC2086 # three words, none with white space (check_path)
+        append_listener_master_cf "$dir" "$smtpd_port" $listener
+    done
     cat >"$dir/etc/recipient_access" <<'EOF'
 # check_recipient_access map (regexp: built in, unlike pcre: which needs
 # postfix-pcre). The lookup key is the whole recipient address.
@@ -576,7 +668,8 @@ EOF
     if ((ok)) && wait_for_smtp "$smtpd_port" starttls 2>>"$dir/log/postfix-start.out" \
         && wait_for_smtp "$sink_port" 2>>"$dir/log/postfix-start.out" \
         && { [[ -z $sasl ]] || { wait_for_smtp "$submission_port" starttls \
-            && wait_for_smtp "$submissions_port" smtps-auth; } 2>>"$dir/log/postfix-start.out"; }; then
+            && wait_for_smtp "$submissions_port" smtps-auth; } 2>>"$dir/log/postfix-start.out"; } \
+        && wait_for_listeners "${listeners[@]}" 2>>"$dir/log/postfix-start.out"; then
         return 0
     fi
     {

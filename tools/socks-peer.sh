@@ -204,10 +204,4 @@ cmd_stop() {
     rm -f "$dir/danted.pid"
 }
 
-case ${1:-} in
-install) shift; (($# == 0)) || die "usage: $me install"; cmd_install ;;
-start) shift; cmd_start "$@" ;;
-stop) shift; cmd_stop "$@" ;;
--h | --help | help) usage ;;
-*) usage >&2; exit 64 ;;
-esac
+peer_main "$@"

@@ -18,10 +18,14 @@ cd "$(dirname "$0")/.."
 # private mount namespace for the set-group-ID drop); real peers, each installed
 # without configuring or starting the system's service: Postfix's smtpd and
 # smtp-sink, with Dovecot for SASL (postfix-peer.sh), unbound as a DNS server
-# (dns-peer.sh), Dante as a SOCKS5 proxy (socks-peer.sh).
+# (dns-peer.sh), NSD, ldnsutils and unbound for DNSSEC (dnssec-peer.sh), Python's
+# HTTPS server for MTA-STS policies (mta-sts-peer.sh), Dante as a SOCKS5 proxy
+# (socks-peer.sh).
 tools/install-packages.sh libssl-dev pkg-config coreutils python3 strace util-linux systemd
 tools/postfix-peer.sh install
 tools/dns-peer.sh install
+tools/dnssec-peer.sh install
+tools/mta-sts-peer.sh install
 tools/socks-peer.sh install
 
 command -v swift >/dev/null || { echo "tools/test.sh: swift is not on PATH (see README)" >&2; exit 69; }

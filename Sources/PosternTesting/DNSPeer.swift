@@ -9,7 +9,8 @@ import Glibc
 /// owner, optional TTL, default 3600, and class, type, data), e.g.
 /// `"example.test. MX 10 mx1.example.test."`, `"mx1.example.test. A 127.0.0.2"`,
 /// `"example.test. TXT \"v=spf1 -all\""`; or an unbound directive
-/// `local-zone: "broken.test." refuse` (REFUSED; `always_servfail`: SERVFAIL).
+/// `local-zone: "broken.test." refuse` (REFUSED; for SERVFAIL, a bogus zone of
+/// `DNSSECPeer`: Debian 12's unbound has no `always_servfail`).
 /// Replies look like a recursive resolver's: a CNAME comes with its target's
 /// records, a name with other types only gets NODATA, and any other name, in the
 /// test domain or not, NXDOMAIN with the root's SOA. Nothing is ever forwarded.

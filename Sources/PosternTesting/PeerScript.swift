@@ -1,8 +1,9 @@
 import Foundation
 import Glibc
 
-/// Runs the test-peer scripts in `tools/` (`dns-peer.sh`, `socks-peer.sh`) for
-/// the wrappers `DNSPeer` and `SOCKSPeer`, and finds free loopback ports for them.
+/// Runs the test-peer scripts in `tools/` (`dns-peer.sh`, `dnssec-peer.sh`,
+/// `postfix-peer.sh`, `socks-peer.sh`, `mta-sts-peer.sh`) for their Swift
+/// wrappers, and finds free loopback ports for them.
 enum PeerScript {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
@@ -14,20 +15,21 @@ enum PeerScript {
             .appendingPathComponent("tools/\(name)").path
     }
 
-    /// Runs `tools/<name>` with `arguments`, stdout and stderr together, and waits
-    /// for it. The scripts start their daemons with none of our descriptors, or
-    /// neither the pipe's EOF nor waitUntilExit() (Foundation watches a socket the
-    /// child inherits) would come.
+    /// Runs `tools/<name>` with `arguments`, stdout and stderr together (through a
+    /// file), and waits for it. Through `BackgroundProcess`, not Foundation's
+    /// `Process`: the script and the daemons it starts must not inherit the test
+    /// runner's blocked signals, or a daemon that does not unblock them itself
+    /// (NSD) ignores the SIGTERM that stops it. Nor any of the runner's other
+    /// descriptors (as `Process` ensures too): a daemon must not keep a test's socket open.
     static func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process(), pipe = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [path(name)] + arguments
-        process.standardInput = FileHandle.nullDevice
-        (process.standardOutput, process.standardError) = (pipe, pipe)
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        let log = NSTemporaryDirectory() + "peer-script-\(UUID().uuidString).log"
+        defer { unlink(log) }
+        // posix_spawn hands over every descriptor not marked close-on-exec: the
+        // script starts from a shell that has closed all but 0-2 (peer-common.sh).
+        let closing = "source \"$0\" && exec_without_inherited_fds /bin/bash \"$@\""
+        let status = try BackgroundProcess(["/bin/bash", "-c", closing, path("lib/peer-common.sh"), path(name)] + arguments,
+                                           log: log).wait()
+        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
     }
 
     /// A loopback port free for both TCP and UDP right now (a DNS server takes

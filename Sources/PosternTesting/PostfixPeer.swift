@@ -13,10 +13,55 @@ import Glibc
 /// mechanisms are PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1 and SCRAM-SHA-256; mail
 /// goes to the same sink (its smtpd `Received:` line says "ESMTPSA").
 ///
+/// Each of `listeners` is one more smtpd on its own loopback address and port,
+/// relaying to the same sink, with its own certificate or without STARTTLS: a
+/// distinct MX host for DANE, MTA-STS and STARTTLS tests (see `Listener`).
+///
 /// All the work is in `tools/postfix-peer.sh` (runnable by hand, too); this only
 /// picks ports and a directory, runs it, and reads the results. Needs root.
 public final class PostfixPeer: @unchecked Sendable {
     public struct Failure: Error, CustomStringConvertible { public let description: String }
+
+    /// One more smtpd, on `ip:port` (in 127.0.0.0/8: MX hosts of a test share
+    /// one port, the client's `direct.port`, on distinct addresses). Its
+    /// greeting, EHLO and `Received:` header name it `hostname`, and its log
+    /// lines carry `logTag`. For example, two MX hosts, one with a certificate
+    /// that matches a TLSA record and one that does not announce STARTTLS:
+    ///
+    /// ```swift
+    /// let port = try freeLoopbackPort()
+    /// let peer = try PostfixPeer(certificate: main.certificate, key: main.key, listeners: [
+    ///     .starttls(ip: "127.0.0.2", port: port, certificate: good.certificate, key: good.key),
+    ///     .plain(ip: "127.0.0.3", port: port),
+    /// ])
+    /// ```
+    public struct Listener: Sendable {
+        public let ip: String
+        public let port: UInt16
+        /// The certificate chain (leaf first) and key files STARTTLS offers;
+        /// nil: EHLO does not list STARTTLS. Readable by user postfix.
+        public let tls: (certificate: String, key: String)?
+
+        /// STARTTLS offered with this certificate chain (PEM file) and key.
+        public static func starttls(ip: String, port: UInt16, certificate: String, key: String) -> Listener {
+            Listener(ip: ip, port: port, tls: (certificate, key))
+        }
+
+        /// STARTTLS not announced.
+        public static func plain(ip: String, port: UInt16) -> Listener {
+            Listener(ip: ip, port: port, tls: nil)
+        }
+
+        /// `127-0-0-2-2525.peer.postern.test`: what it calls itself.
+        public var hostname: String { "\(ip.replacingOccurrences(of: ".", with: "-"))-\(port).peer.postern.test" }
+
+        /// What its log lines in `PostfixPeer.log` contain: `/127-0-0-2-2525/smtpd[`.
+        public var logTag: String { "/\(ip.replacingOccurrences(of: ".", with: "-"))-\(port)/smtpd[" }
+
+        var arguments: [String] {
+            ["--listener", "\(ip):\(port)"] + (tls.map { [$0.certificate, $0.key] } ?? ["none"])
+        }
+    }
 
     public let directory: String
     public let smtpdPort: UInt16
@@ -25,12 +70,7 @@ public final class PostfixPeer: @unchecked Sendable {
     public let submissionPort: UInt16?
     /// With `sasl`: implicit TLS (RFC 8314), AUTH. Nil without.
     public let submissionsPort: UInt16?
-
-    /// This file is Sources/PosternTesting/PostfixPeer.swift: the repo root is
-    /// three levels up (after resolving symlinks), whatever the working directory.
-    static let script = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("tools/postfix-peer.sh").path
+    public let listeners: [Listener]
 
     /// Whether Postfix is installed (`tools/postfix-peer.sh install`) and we are
     /// root, which the Postfix master needs: gate integration tests on this.
@@ -48,7 +88,10 @@ public final class PostfixPeer: @unchecked Sendable {
     /// AUTH included) answer; throws with the script's output (which includes the
     /// logs) if they do not. `sasl`: the one account the submission ports accept;
     /// the user of letters, digits and `._@-`, the password without `:`.
-    public init(certificate: String, key: String, sasl: (user: String, password: String)? = nil) throws {
+    /// `listeners`: more smtpd listeners, each waited for as well.
+    public init(certificate: String, key: String, sasl: (user: String, password: String)? = nil,
+                listeners: [Listener] = []) throws {
+        self.listeners = listeners
         // All sockets are bound before any is closed, so the ports differ.
         // Another process may still take one before Postfix binds it: rare.
         var sockets: [(fd: Int32, port: UInt16)] = []
@@ -61,6 +104,7 @@ public final class PostfixPeer: @unchecked Sendable {
         if let sasl, let submissionPort, let submissionsPort {
             arguments += ["--sasl", "\(sasl.user):\(sasl.password)", "\(submissionPort)", "\(submissionsPort)"]
         }
+        arguments += listeners.flatMap(\.arguments)
         sockets.forEach { close($0.fd) }
         sockets = []
         let (status, output) = try Self.run(arguments)
@@ -173,18 +217,7 @@ public final class PostfixPeer: @unchecked Sendable {
             .map { URL(fileURLWithPath: $0).lastPathComponent })
     }
 
-    /// Runs the script, stdout and stderr together, and waits for it. The script
-    /// starts its daemons with none of our descriptors, or neither the pipe's EOF
-    /// nor waitUntilExit() (Foundation watches a socket the child inherits) would come.
     private static func run(_ arguments: [String]) throws -> (Int32, String) {
-        let process = Process(), pipe = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script] + arguments
-        process.standardInput = FileHandle.nullDevice
-        (process.standardOutput, process.standardError) = (pipe, pipe)
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        try PeerScript.run("postfix-peer.sh", arguments)
     }
 }

@@ -92,6 +92,17 @@ public struct TestCertificate: Sendable, Equatable {
         default: throw .invalid("TLSA matching type \(matchingType) is not 0, 1 or 2")
         }
     }
+
+    /// A TLSA record's data for this certificate as zone-file text, `"3 1 1
+    /// 5a3f…"` (RFC 6698 2.2: usage, selector, matching type, hex), for the
+    /// zones of `DNSPeer` and `DNSSECPeer`. DANE-EE (3) names a server's own
+    /// certificate; DANE-TA (2) a CA's (`authority.root.tlsa(usage: 2, …)`).
+    public func tlsa(usage: UInt8, selector: UInt8, matchingType: UInt8) throws(TestCertificateError) -> String {
+        let data = try associationData(selector: selector, matchingType: matchingType)
+        let digits = Array("0123456789abcdef".utf8)
+        let hex = String(decoding: data.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
+        return "\(usage) \(selector) \(matchingType) \(hex)"
+    }
 }
 
 /// A test certificate authority: a root, or an intermediate under one.

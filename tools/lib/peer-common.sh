@@ -67,6 +67,33 @@ alive() {
     cmdline=$(tr -d '\0' 2>/dev/null <"/proc/$1/cmdline") && [[ -n $cmdline ]]
 }
 
+# Prints the pid in file $1 if that process is still running and its command
+# line contains $2 (guards against a stale pid file whose pid was reused).
+daemon_pid() {
+    local file=$1 marker=$2 pid
+    [[ -f $file ]] || return 1
+    pid=$(<"$file")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$marker" || return 1
+    echo "$pid"
+}
+
+# Stops the daemon daemon_pid "$1" "$2" names: SIGTERM, poll every 0.1 s for
+# at most 5 s, then SIGKILL; removes the pid file. Not `kill -0` to see it
+# gone: a zombie passes kill -0 (but has no cmdline).
+stop_daemon() {
+    local file=$1 marker=$2 pid i
+    if pid=$(daemon_pid "$file" "$marker"); then
+        kill "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            daemon_pid "$file" "$marker" >/dev/null || break
+            sleep 0.1
+        done
+        if daemon_pid "$file" "$marker" >/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+    fi
+    rm -f "$file"
+}
+
 # Runs "$@" in place of this (sub)shell with only descriptors 0-2 open. A
 # long-running daemon must not keep its launcher's other descriptors: Swift
 # Foundation's Process on Linux hands its child a socket and waits for every
@@ -78,4 +105,33 @@ exec_without_inherited_fds() {
         if ((fd > 2)); then { exec {fd}>&-; } 2>/dev/null || true; fi
     done
     exec "$@"
+}
+
+# After a failed start: prints "$me: $2 in DIR did not come up", then each log
+# file $3... under DIR/log (headed by its name); stops what the start began
+# (cmd_stop DIR) and exits 1.
+start_failed() {
+    local dir=$1 what=$2 log
+    shift 2
+    {
+        echo "$me: $what in $dir did not come up"
+        for log in "$@"; do
+            echo "--- $dir/log/$log:"
+            cat "$dir/log/$log" 2>/dev/null || true
+        done
+    } >&2
+    cmd_stop "$dir" >/dev/null 2>&1 || true
+    exit 1
+}
+
+# The command line of a peer script with the commands install, start and stop
+# (functions cmd_install, cmd_start, cmd_stop) and --help.
+peer_main() {
+    case ${1:-} in
+    install) shift; (($# == 0)) || die "usage: $me install"; cmd_install ;;
+    start) shift; cmd_start "$@" ;;
+    stop) shift; cmd_stop "$@" ;;
+    -h | --help | help) usage ;;
+    *) usage >&2; exit 64 ;;
+    esac
 }
