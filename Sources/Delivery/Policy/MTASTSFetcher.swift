@@ -93,10 +93,10 @@ public struct HTTPSPolicyFetcher: MTASTSFetcher {
     /// redirects, text/plain, 64 KiB at most).
     static func body(of response: [UInt8], host: String) throws(MTASTSFetchError) -> [UInt8] {
         guard let end = headerEnd(response) else { throw MTASTSFetchError("\(host): no complete HTTP header") }
-        guard let header = String(validating: response[..<end.header], as: UTF8.self) else {
+        guard String(validating: response[..<end.header], as: UTF8.self) != nil else {
             throw MTASTSFetchError("\(host): the HTTP header is not text")
         }
-        let lines = header.split(separator: "\n").map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+        let lines = MTASTSPolicy.lines(of: response[..<end.header])
         let status = lines.first?.split(separator: " ", maxSplits: 2) ?? []
         guard status.count >= 2, status[0].hasPrefix("HTTP/1."), let code = Int(status[1]) else {
             throw MTASTSFetchError("\(host): not an HTTP response")

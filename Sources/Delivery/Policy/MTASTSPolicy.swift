@@ -66,12 +66,13 @@ public struct MTASTSPolicy: Sendable, Equatable {
     /// else refused, so that a garbled policy is never half-applied.
     public static func parse(_ bytes: [UInt8]) throws(ParseError) -> MTASTSPolicy {
         guard bytes.count <= maxSize else { throw ParseError("the policy is larger than \(maxSize) octets") }
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw ParseError("the policy is not UTF-8") }
+        guard String(validating: bytes, as: UTF8.self) != nil else { throw ParseError("the policy is not UTF-8") }
         var version: String?
         var mode: Mode?
         var maxAge: Int?
         var mx: [String] = []
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
+        // Split on the octets: in a Swift String, CR LF is one Character.
+        var lines = Self.lines(of: bytes)
         // The text ends with a line break, which leaves one empty "line".
         while lines.last?.isEmpty == true { lines.removeLast() }
         for (index, line) in lines.enumerated() {
@@ -111,6 +112,13 @@ public struct MTASTSPolicy: Sendable, Equatable {
         guard let maxAge else { throw ParseError("no max_age field") }
         guard mode == .none || !mx.isEmpty else { throw ParseError("no mx field") }
         return MTASTSPolicy(mode: mode, mx: mx, maxAge: maxAge)
+    }
+
+    /// The lines of a text, each without its LF or CR LF.
+    static func lines(of bytes: some Collection<UInt8>) -> [String] {
+        bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map { line in
+            String(decoding: line.last == 0x0D ? line.dropLast() : line[...], as: UTF8.self)
+        }
     }
 
     /// RFC 8461 3.2 sts-policy-ext-name: 1*32 of ALPHA, DIGIT, "_", "-", ".".
