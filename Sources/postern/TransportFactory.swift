@@ -16,8 +16,10 @@ enum TransportFactory {
 
     /// `spool`: where the MTA-STS cache and TLSRPT counts live; nil keeps
     /// policies in no cache and counts nothing (tools that only look).
-    static func router(_ configuration: Configuration, spool: SpoolLayout? = nil) throws -> Router {
-        let factory = try Parts(configuration, spool: spool)
+    /// `storesPolicies`: false for tools that look while a daemon runs; only
+    /// the daemon (which holds the spool lock) writes the cache.
+    static func router(_ configuration: Configuration, spool: SpoolLayout? = nil, storesPolicies: Bool = true) throws -> Router {
+        let factory = try Parts(configuration, spool: spool, storesPolicies: storesPolicies)
         var transports: [any Transport] = [try factory.direct(name: "direct", definition: nil)]
         if let relay = configuration.relay {
             transports.append(try factory.relay(name: "relay", server: relay, mode: configuration.relayTLS,
@@ -46,7 +48,7 @@ enum TransportFactory {
         let mtaSTS: MTASTSPolicies?
         let reports: TLSReportCounter?
 
-        init(_ configuration: Configuration, spool: SpoolLayout?) throws {
+        init(_ configuration: Configuration, spool: SpoolLayout?, storesPolicies: Bool) throws {
             self.configuration = configuration
             systemTLS = try TLSContext()
             let dns = configuration.dns
@@ -57,20 +59,21 @@ enum TransportFactory {
             }
             resolver = SystemResolver(nameserver: dns.nameserver.map { (host: $0.host, port: $0.port) }, trustAD: trustAD)
             limits = ConnectLimits(perAddress: configuration.direct.connectTimeout, perAttempt: configuration.direct.connectBudget)
-            mtaSTS = try Self.mtaSTS(configuration, resolver: resolver, systemTLS: systemTLS, spool: spool)
-            reports = spool.map { TLSReportCounter(directory: $0.tlsReports) }
+            mtaSTS = try Self.mtaSTS(configuration, resolver: resolver, systemTLS: systemTLS, spool: spool, stores: storesPolicies)
+            reports = storesPolicies ? spool.map { TLSReportCounter(directory: $0.tlsReports) } : nil
             let queue = configuration.queue
             sessions = SessionCache(limits: .init(maxMessages: queue.reuseMaxMessages, idleTimeout: queue.reuseIdleTimeout,
                                                   maxAge: queue.reuseMaxAge))
         }
 
         static func mtaSTS(_ configuration: Configuration, resolver: any Resolver, systemTLS: TLSContext,
-                           spool: SpoolLayout?) throws -> MTASTSPolicies? {
+                           spool: SpoolLayout?, stores: Bool) throws -> MTASTSPolicies? {
             let settings = configuration.mtaSTS
             guard settings.enabled else { return nil }
             let context = settings.caFile.isEmpty ? systemTLS : try TLSContext(trustAnchors: .file(settings.caFile))
             let fetcher = HTTPSPolicyFetcher(resolver: resolver, context: context, port: UInt16(settings.port), timeout: settings.timeout)
-            return MTASTSPolicies(resolver: resolver, fetcher: fetcher, cache: spool.map { MTASTSCache(directory: $0.mtaSTSCache) })
+            return MTASTSPolicies(resolver: resolver, fetcher: fetcher, cache: spool.map { MTASTSCache(directory: $0.mtaSTSCache) },
+                                  storesFetched: stores)
         }
 
         func make(_ definition: TransportDefinition) throws -> any Transport {

@@ -43,10 +43,13 @@ public final class MTASTSPolicies: MTASTSPolicySource {
     /// After a failed fetch, the domain's policy is not fetched again for this
     /// long: each message would otherwise wait out the fetch's timeout.
     public let failureHoldOff: Double
+    /// Whether fetched policies go into the cache (false for tools that only look).
+    public let storesFetched: Bool
     private let failedUntil = Mutex<[String: Double]>([:])
 
     public init(resolver: any Resolver, fetcher: any MTASTSFetcher, cache: MTASTSCache?, clock: any WallClock = SystemClock(),
-                failureHoldOff: Double = 300) {
+                failureHoldOff: Double = 300, storesFetched: Bool = true) {
+        self.storesFetched = storesFetched
         self.resolver = resolver
         self.fetcher = fetcher
         self.cache = cache
@@ -112,6 +115,7 @@ public final class MTASTSPolicies: MTASTSPolicySource {
                 do { policy = try MTASTSPolicy.parse(body) } catch { throw MTASTSFetchError("invalid policy: \(error.description)") }
                 let entry = CachedMTASTSPolicy(domain: domain, id: id, fetched: now, text: String(decoding: body, as: UTF8.self), policy: policy)
                 _ = failedUntil.withLock { $0.removeValue(forKey: domain) }
+                guard storesFetched else { return applied(entry, note: "fetched (not stored)") }
                 do { try cache?.store(entry) } catch {
                     // Not stored: it applies now all the same, and is fetched again next time.
                     return applied(entry, note: "fetched (not cached: \(error))")

@@ -115,6 +115,8 @@ public final class TLSReportCounter: Sendable {
     static func result(of report: AttemptReport, domain: String, host: String, plan: TLSPlan) -> Event? {
         guard let outcome = report.tlsOutcome else { return nil }
         var event = Event(domain: domain, policy: plan.policy, host: host, ip: report.ip)
+        // A failed handshake's reason is in the recipients' text; an unenforced failure in the TLS summary.
+        let detail = outcome == .failed ? report.results.first?.text ?? "TLS failed" : report.tls ?? ""
         switch (outcome, plan.verification.mode) {
         case (.dane, _), (.pkix, _):
             break
@@ -125,11 +127,11 @@ public final class TLSReportCounter: Sendable {
         case (.plaintext, _):
             event.failure = .starttlsNotSupported
         case (.failed, .dane), (.opportunistic, .dane):
-            event.failure = .validationFailure(report.tls ?? "DANE verification failed")
+            event.failure = .validationFailure(detail)
         case (.failed, .pkix), (.opportunistic, .pkix):
-            event.failure = Self.pkixFailure(report.tls ?? "")
+            event.failure = Self.pkixFailure(detail)
         case (.failed, .unverified):
-            event.failure = .validationFailure(report.tls ?? "TLS failed")
+            event.failure = .validationFailure(detail)
         }
         return event
     }
