@@ -62,6 +62,7 @@ public final class TLSReportCounter: Sendable {
     public let clock: any WallClock
     private let fileSystem: any FileSystem
     private let writing = Mutex<Void>(())
+    private let failure = Mutex<SpoolIOError?>(nil)
 
     public init(directory: String, clock: any WallClock = SystemClock(), fileSystem: any FileSystem = SystemFileSystem()) {
         self.directory = directory
@@ -83,11 +84,11 @@ public final class TLSReportCounter: Sendable {
         String(Timestamp.format(epochSeconds: date.timeIntervalSince1970).prefix(10))
     }
 
-    /// Counts one session. A failure to write is given back for the caller
-    /// to log; it never touches delivery.
-    @discardableResult
-    public func count(_ event: Event?) -> SpoolIOError? {
-        guard let event, let file = MTASTSCache(directory: directory).path(event.domain)?.split(separator: "/").last else { return nil }
+    /// Counts one session. A failure to write it (a full disk) is dropped on
+    /// purpose: counts are statistics, and delivery must not wait on them;
+    /// `lastFailure` keeps it for whoever wants to know.
+    public func count(_ event: Event?) {
+        guard let event, let file = MTASTSCache(directory: directory).path(event.domain)?.split(separator: "/").last else { return }
         let day = Self.day(clock.now)
         let dayDirectory = directory + "/" + day
         let path = dayDirectory + "/" + file
@@ -104,11 +105,13 @@ public final class TLSReportCounter: Sendable {
                 try fileSystem.write(fd, counts.json.encodedBytes(), path: temporary)
                 try fileSystem.replace(temporary, with: path)
             }
-            return nil
         } catch {
-            return error
+            failure.withLock { $0 = error }
         }
     }
+
+    /// The last failure to write counts, if any.
+    public var lastFailure: SpoolIOError? { failure.withLock { $0 } }
 
     /// The session a report of `SMTPSession` stands for, or nil when no
     /// session was had with a TLS policy to report on (a connection refused).
