@@ -113,17 +113,18 @@ public final class TLSReportCounter: Sendable {
     /// The last failure to write counts, if any.
     public var lastFailure: SpoolIOError? { failure.withLock { $0 } }
 
-    /// The session a report of `SMTPSession` stands for, or nil when no
-    /// session was had with a TLS policy to report on (a connection refused).
+    /// The session a report of `SMTPSession` stands for, or nil when there
+    /// is nothing to report: no session (a connection refused), or no policy.
+    /// Sessions without a policy are not counted: TLSRPT is for domains that
+    /// publish one (RFC 8460 3), and counting every ordinary delivery would
+    /// put a file write on its path.
     static func result(of report: AttemptReport, domain: String, host: String, plan: TLSPlan) -> Event? {
-        guard let outcome = report.tlsOutcome else { return nil }
+        guard let outcome = report.tlsOutcome, plan.policy != .noPolicy else { return nil }
         var event = Event(domain: domain, policy: plan.policy, host: host, ip: report.ip)
         // A failed handshake's reason is in the recipients' text; an unenforced failure in the TLS summary.
         let detail = outcome == .failed ? report.results.first?.text ?? "TLS failed" : report.tls ?? ""
         switch (outcome, plan.verification.mode) {
         case (.dane, _), (.pkix, _):
-            break
-        case (.plaintext, .unverified) where plan.mode == .opportunistic && plan.policy == .noPolicy:
             break
         case (.opportunistic, .unverified):
             break
