@@ -121,6 +121,7 @@ extension RoundMachine {
         if let tls = report.tls { metadata["tls"] = "\(tls)" }
         if let policy = report.policy { metadata["tls_policy"] = "\(policy.rawValue)" }
         if let outcome = report.tlsOutcome { metadata["tls_outcome"] = "\(outcome.rawValue)" }
+        if let error = report.mtaSTSFetchError { metadata["mta_sts_error"] = "\(error)" }
         if let use = report.connectionUse { metadata["conn_use"] = "\(use)" }
         if let code = result.code { metadata["code"] = "\(code)" }
         if let enhanced = result.enhanced { metadata["enhanced"] = "\(enhanced)" }

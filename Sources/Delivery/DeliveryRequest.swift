@@ -79,6 +79,9 @@ public struct AttemptReport: Sendable {
     public var policy: TLSPolicy?
     /// What TLS the last connection ended with; nil when none reached SMTP.
     public var tlsOutcome: TLSOutcome?
+    /// Why the recipient domain's MTA-STS policy could not be fetched, for
+    /// the log (a cached policy may have applied instead).
+    public var mtaSTSFetchError: String?
     /// Set when a host was refused for REQUIRETLS (RFC 8689 4.2.1): not
     /// reached with verified TLS, or not offering the extension; the
     /// transport turns refusals of every host into a permanent failure.

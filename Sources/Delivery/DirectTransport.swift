@@ -148,6 +148,7 @@ public struct DirectTransport: Transport {
         }
         report.dialed = dialed
         report.connections = connections
+        report.mtaSTSFetchError = sts?.fetchError
         return report
     }
 

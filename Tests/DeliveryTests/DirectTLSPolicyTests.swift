@@ -134,14 +134,20 @@ struct DirectTLSPolicyTests {
         #expect(peer.finish().failures.isEmpty)
     }
 
-    /// An unsigned zone: opportunistic STARTTLS with no TLSA query (the TLSA name would fail).
+    struct UnfetchablePolicy: MTASTSPolicySource {
+        func lookup(_ domain: String) -> MTASTSLookup { MTASTSLookup(policy: nil, id: "1", note: "failed", fetchError: "connection refused") }
+    }
+
+    /// An unsigned zone whose MTA-STS policy cannot be fetched (none cached): opportunistic STARTTLS with no
+    /// TLSA query (the TLSA name would fail), and the fetch error in the report for the log.
     @Test func unsignedZoneIsOpportunistic() throws {
         let resolver = MockResolver(mx: ["example.org": [MXRecord(preference: 10, host: "mx.example.org")]],
                                     a: ["mx.example.org": ["192.0.2.25"]], serverFailures: ["_25._tcp.mx.example.org"])
         let peer = try ScriptedSMTPPeer(listening: Self.greeting + [.send("250 mx.example.org")] + Self.transaction())
-        let report = transport(resolver, port: peer.port).deliver(try request(), cancellation: Cancellation())
+        let report = transport(resolver, port: peer.port, mtaSTS: UnfetchablePolicy()).deliver(try request(), cancellation: Cancellation())
         #expect(report.results.map(\.outcome) == [.delivered])
         #expect(report.policy == .noPolicy && report.tlsOutcome == .plaintext)
+        #expect(report.mtaSTSFetchError == "connection refused")
         #expect(peer.finish().failures.isEmpty)
     }
 
