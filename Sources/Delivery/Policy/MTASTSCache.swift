@@ -51,10 +51,16 @@ public final class MTASTSCache: Sendable {
     /// The file of a domain; nil for a name that could make a path (it was a
     /// recipient domain, but is checked again before it names a file).
     func path(_ domain: String) -> String? {
+        Self.fileName(domain).map { directory + "/" + $0 }
+    }
+
+    /// `DOMAIN.json` for a lower-case A-label domain; nil for anything else
+    /// (spool-layout.md 11). Shared with the TLSRPT counts.
+    static func fileName(_ domain: String) -> String? {
         guard !domain.isEmpty, domain.utf8.count <= 253, domain.first != ".",
               domain.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x2E }),
               !domain.contains("..") else { return nil }
-        return directory + "/" + domain + ".json"
+        return domain + ".json"
     }
 
     public func load(_ domain: String) -> CachedMTASTSPolicy? {

@@ -88,7 +88,7 @@ public final class TLSReportCounter: Sendable {
     /// purpose: counts are statistics, and delivery must not wait on them;
     /// `lastFailure` keeps it for whoever wants to know.
     public func count(_ event: Event?) {
-        guard let event, let file = MTASTSCache(directory: directory).path(event.domain)?.split(separator: "/").last else { return }
+        guard let event, let file = MTASTSCache.fileName(event.domain) else { return }
         let day = Self.day(clock.now)
         let dayDirectory = directory + "/" + day
         let path = dayDirectory + "/" + file
