@@ -184,6 +184,31 @@ struct DirectTLSPolicyTests {
         #expect(report.results.map(\.outcome) == [.deferred])
     }
 
+    /// REQUIRETLS through a relay with opportunistic TLS: it cannot qualify, so the recipient fails at once.
+    @Test func requireTLSRelayWithoutVerification() throws {
+        var options = SMTPClientOptions(ehloName: "client.postern.test", tlsMode: .opportunistic,
+                                        tls: TLSClientOptions(verification: .none, enforce: false, context: context))
+        options.timeouts = SMTPTimeouts(uniform: 10)
+        let relay = RelayTransport(host: "relay.example", port: 9, options: options, dialer: LoopbackDialer(port: 9))
+        let report = relay.deliver(try request(requireTLS: true), cancellation: Cancellation())
+        #expect(report.results.map(\.outcome) == [.failed])
+        #expect(report.results[0].enhanced == "5.7.30" && report.connections.isEmpty)
+    }
+
+    /// REQUIRETLS through a relay with required, verified TLS that offers REQUIRETLS: delivered with it.
+    @Test func requireTLSRelayVerified() throws {
+        let peer = try ScriptedSMTPPeer(listening: secured(["REQUIRETLS"]) + Self.transaction(mail: "MAIL FROM:<a@b.example> REQUIRETLS"))
+        var options = SMTPClientOptions(ehloName: "client.postern.test", tlsMode: .required,
+                                        tls: TLSClientOptions(verification: .pkix(hostnames: ["mx.example.org"]), serverName: "mx.example.org",
+                                                              context: context))
+        options.timeouts = SMTPTimeouts(uniform: 10)
+        let relay = RelayTransport(host: "mx.example.org", port: peer.port, options: options, dialer: LoopbackDialer(port: peer.port))
+        let report = relay.deliver(try request(requireTLS: true), cancellation: Cancellation())
+        #expect(report.results.map(\.outcome) == [.delivered], "\(report.results)")
+        #expect(report.tlsOutcome == .pkix && report.policy == .noPolicy)
+        #expect(peer.finish().failures.isEmpty)
+    }
+
     /// TLS-Required: No: a DANE host without STARTTLS takes the message in plaintext.
     @Test func tlsRequiredNoFallsBack() throws {
         let peer = try ScriptedSMTPPeer(listening: Self.greeting + [.send("250 mx.example.org")] + Self.transaction())
