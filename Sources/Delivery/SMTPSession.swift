@@ -209,6 +209,6 @@ extension AttemptReport {
             if case .failure(let error) = outcome.result { error.kind == .refused(.requireTLSUnsupported) } else { false }
         }
         // RFC 8689 4.2.1: a host without REQUIRETLS over TLS is no host for this message.
-        if refused { requireTLSRefusal = "\(host) does not offer REQUIRETLS over TLS" }
+        if refused { requireTLSRefusal = "\(host) does not offer REQUIRETLS over verified TLS" }
     }
 }
