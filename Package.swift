@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "SMTP", dependencies: ["PosternCore", "TLS", "COpenSSL"]),
         .systemLibrary(name: "CResolv"),
         .target(name: "DNS", dependencies: ["PosternCore", "CResolv"]),
-        .target(name: "Delivery", dependencies: ["PosternCore", "TLS", "SMTP", "DNS"]),
+        .target(name: "Delivery", dependencies: ["PosternCore", "TLS", "SMTP", "DNS", "SpoolDrop"]),
         .target(name: "DSN", dependencies: ["PosternCore"]),
         .target(name: "Config", dependencies: ["PosternCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "Daemon", dependencies: [
@@ -45,6 +45,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Monitoring", dependencies: [
+            "PosternCore",
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "FlyingFox", package: "FlyingFox"),
             .product(name: "FlyingSocks", package: "FlyingFox"),
@@ -76,7 +77,7 @@ let package = Package(
         .testTarget(name: "DSNTests", dependencies: ["DSN", "PosternCore"]),
         .testTarget(name: "DNSTests", dependencies: ["DNS", "PosternCore", "CResolv", "PosternTesting"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "DNS", "SMTP", "TLS", "PosternTesting", "PosternCore"]),
-        .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "PosternCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Delivery", "Spool", "Scheduler", "PosternCore", "PosternTesting",
                                                         "Monitoring", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "IntegrationTests", dependencies: ["SMTP", "TLS", "Spool", "PosternTesting", "PosternCore", "Daemon", "Scheduler",

@@ -19,9 +19,10 @@ public struct Configuration: Sendable, Equatable {
     /// domain's MX hosts.
     public var relay: RelayAddress?
     /// How TLS is used towards the relay.
-    public var relayTLS: RelayTLSMode
+    public var relayTLS: TLSMode
     public var direct: DirectSettings
     public var dns: DNSSettings
+    public var mtaSTS: MTASTSSettings
     public var queue: QueueSettings
     public var dsn: DSNSettings
     public var drop: DropSettings
@@ -40,6 +41,7 @@ public struct Configuration: Sendable, Equatable {
         relayTLS = .opportunistic
         direct = DirectSettings()
         dns = DNSSettings()
+        mtaSTS = MTASTSSettings()
         queue = QueueSettings()
         dsn = DSNSettings()
         drop = DropSettings()
@@ -132,19 +134,6 @@ public struct RelayAddress: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// How the daemon uses TLS when it talks to the relay.
-public enum RelayTLSMode: String, Sendable, Equatable, CaseIterable {
-    /// Never STARTTLS: for a relay on localhost or a trusted network.
-    /// (Not named `none`, which would be ambiguous with `Optional.none`.)
-    case plaintext = "none"
-    /// STARTTLS when the relay offers it, plaintext otherwise.
-    case opportunistic
-    /// STARTTLS or no delivery: a relay that does not offer it fails the attempt.
-    case required
-    /// TLS from the first byte (SMTPS, usually port 465).
-    case implicit
-}
-
 /// Scheduling and retry settings: the `[queue]` table.
 public struct QueueSettings: Sendable, Equatable {
     /// Deliveries in progress at once, across all destinations.
@@ -190,6 +179,17 @@ public struct DNSSettings: Sendable, Equatable {
     /// The nameserver; nil for /etc/resolv.conf.
     public var nameserver: RelayAddress?
     public var trustAD: TrustAD = .auto
+}
+
+/// MTA-STS (RFC 8461): the `[mta_sts]` table.
+public struct MTASTSSettings: Sendable, Equatable {
+    public var enabled = true
+    /// The limit of one policy fetch (RFC 8461 3.3 asks for a short one).
+    public var timeout: TimeInterval = 0
+    /// The HTTPS port of `mta-sts.DOMAIN`: 443, another only for tests.
+    public var port = 443
+    /// CA certificates to verify policy hosts against; "" for the system store.
+    public var caFile = ""
 }
 
 /// `dns.trust_ad`.

@@ -134,8 +134,8 @@ struct TransportParser {
             definition.proxy = try RelayAddress.parse(text)
         case "tls":
             let text = try string()
-            guard let mode = RelayTLSMode(rawValue: text) else {
-                let names = RelayTLSMode.allCases.map { TOMLText.quoted($0.rawValue) }.joined(separator: ", ")
+            guard let mode = TLSMode(rawValue: text) else {
+                let names = TLSMode.allCases.map { TOMLText.quoted($0.rawValue) }.joined(separator: ", ")
                 throw ValueProblem("\(TOMLText.quoted(text)) is not one of \(names)")
             }
             definition.tls = mode

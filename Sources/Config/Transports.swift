@@ -11,7 +11,7 @@ public struct TransportDefinition: Sendable, Equatable {
     /// `relay`, `submission`, `submissions`: the server to deliver to.
     public var server: RelayAddress?
     /// `relay` only; `submission` is always `required`, `submissions` `implicit`.
-    public var tls: RelayTLSMode = .opportunistic
+    public var tls: TLSMode = .opportunistic
     /// A file with `username` and `password` for SMTP AUTH (RFC 4954); the
     /// secret never sits in the main configuration.
     public var credentials: String?

@@ -102,6 +102,7 @@ extension RoundMachine {
             var attempt = AttemptRecord(time: time, recipients: report.results.map(\.recipient), host: report.host,
                                         ip: report.ip, tls: report.tls, result: summary)
             attempt.connectionUse = report.connectionUse
+            attempt.policy = report.policy
             envelope.record(attempt)
         }
         envelope.recordDialed(report.dialed)
@@ -118,6 +119,9 @@ extension RoundMachine {
         if let host = report.host { metadata["host"] = "\(host)" }
         if let ip = report.ip { metadata["ip"] = "\(ip)" }
         if let tls = report.tls { metadata["tls"] = "\(tls)" }
+        if let policy = report.policy { metadata["tls_policy"] = "\(policy.rawValue)" }
+        if let outcome = report.tlsOutcome { metadata["tls_outcome"] = "\(outcome.rawValue)" }
+        if let error = report.mtaSTSFetchError { metadata["mta_sts_error"] = "\(error)" }
         if let use = report.connectionUse { metadata["conn_use"] = "\(use)" }
         if let code = result.code { metadata["code"] = "\(code)" }
         if let enhanced = result.enhanced { metadata["enhanced"] = "\(enhanced)" }
@@ -212,15 +216,25 @@ extension RoundMachine {
     /// duration (mox's histogram), and each recipient's outcome.
     func record(_ report: AttemptReport, attempt: Int, verdicts: [RecipientVerdict]) {
         for connection in report.connections {
-            metrics.connection(PosternMetrics.ConnectionResult(rawValue: connection.result.rawValue) ?? .error)
-            if let tls = connection.tls, let outcome = PosternMetrics.TLSOutcome(rawValue: tls.rawValue) { metrics.tls(outcome) }
+            metrics.connection(Self.connectionResult(connection.result))
+            if let tls = connection.tls { metrics.tls(tls, policy: connection.policy) }
         }
         metrics.deliveryDuration(seconds: report.duration, attempt: attempt, transport: report.transport ?? "none",
-                                 tlsMode: PosternMetrics.TLSMode(rawValue: report.tlsMode ?? "none") ?? .plaintext,
-                                 result: Self.attemptResult(report))
+                                 tlsMode: report.tlsMode ?? .plaintext, result: Self.attemptResult(report))
         for verdict in verdicts {
             guard let result = PosternMetrics.RecipientResult(rawValue: verdict.verdict.rawValue) else { continue }
             metrics.delivery(result: result, statusClass: PosternMetrics.StatusClass(replyCode: verdict.code))
+        }
+    }
+
+    /// A connection's end as its metric labels it: an exhaustive mapping, so
+    /// that a new case cannot fall silently into another.
+    static func connectionResult(_ result: AttemptReport.Connection.Result) -> PosternMetrics.ConnectionResult {
+        switch result {
+        case .ok: .ok
+        case .timeout: .timeout
+        case .canceled: .canceled
+        case .error: .error
         }
     }
 

@@ -65,7 +65,10 @@ public struct SpoolDSN: DSNHook {
             }
             return true
         }
-        guard send(.failed, envelope, recipients, to: sender, full: envelope.size <= settings.returnFullUpTo, schedule: []) else {
+        // RFC 8689 4.4: a REQUIRETLS message's body must not come back in a
+        // notification that travels without REQUIRETLS, as DSNs do: headers only.
+        let full = envelope.size <= settings.returnFullUpTo && envelope.requireTLS != true
+        guard send(.failed, envelope, recipients, to: sender, full: full, schedule: []) else {
             return false
         }
         if settings.copyFailuresToPostmaster, let postmaster = settings.postmaster {

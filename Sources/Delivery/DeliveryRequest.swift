@@ -15,7 +15,10 @@ public struct DeliveryRequest: Sendable {
     public let domain: String
     public var eightBit = false
     public var smtputf8 = false
-    /// REQUIRETLS tri-state: nil unset, true required.
+    /// REQUIRETLS tri-state (the envelope's `require_tls`): nil unset; true
+    /// REQUIRETLS (RFC 8689 4), only to hosts reached with verified TLS that
+    /// offer it; false the `TLS-Required: No` header (RFC 8689 5), which lets
+    /// delivery ignore DANE and MTA-STS failures.
     public var requireTLS: Bool?
     /// The IP addresses dialed for each host in earlier attempts, oldest first
     /// (the envelope's `dialed_ips`), for mox's address-family alternation.
@@ -69,9 +72,20 @@ public struct AttemptReport: Sendable {
     public var duration: Double = 0
     /// The name of the transport that made the attempt, set by the daemon.
     public var transport: String?
-    /// The TLS mode the attempt's SMTP connections used (`none`,
-    /// `opportunistic`, `required`, `implicit`); nil when it made none.
-    public var tlsMode: String?
+    /// The TLS mode the attempt's last SMTP connection used; nil when it made none.
+    public var tlsMode: TLSMode?
+    /// The TLS policy that applied to the host tried last (DANE, MTA-STS); nil
+    /// when no host was tried.
+    public var policy: TLSPolicy?
+    /// What TLS the last connection ended with; nil when none reached SMTP.
+    public var tlsOutcome: TLSOutcome?
+    /// Why the recipient domain's MTA-STS policy could not be fetched, for
+    /// the log (a cached policy may have applied instead).
+    public var mtaSTSFetchError: String?
+    /// Set when a host was refused for REQUIRETLS (RFC 8689 4.2.1): not
+    /// reached with verified TLS, or not offering the extension; the
+    /// transport turns refusals of every host into a permanent failure.
+    var requireTLSRefusal: String?
     /// Each connection the attempt opened, in order, for metrics; empty when
     /// it used an idle one.
     public var connections: [Connection] = []
@@ -92,17 +106,16 @@ public struct AttemptReport: Sendable {
             case error
         }
 
-        /// What TLS came of it, once SMTP was reached.
-        public enum TLS: String, Sendable {
-            case none, opportunistic, pkix, dane, failed
-        }
-
         public var result: Result
-        public var tls: TLS?
+        /// What TLS came of it, once SMTP was reached (or TLS failed).
+        public var tls: TLSOutcome?
+        /// The policy the connection was made under.
+        public var policy: TLSPolicy
 
-        public init(result: Result, tls: TLS?) {
+        public init(result: Result, tls: TLSOutcome?, policy: TLSPolicy = .noPolicy) {
             self.result = result
             self.tls = tls
+            self.policy = policy
         }
     }
     /// The addresses dialed in this attempt, per host, in order.

@@ -40,14 +40,26 @@ public struct RelayTransport: Transport {
     }
 
     private func attempt(_ request: DeliveryRequest, source: FileMessageSource, cancellation: Cancellation) -> AttemptReport {
+        let plan = TLSPlan.configured(options)
+        // RFC 8689 4.2.1: a relay qualifies only with TLS required and verified.
+        if request.requireTLS == true, !plan.isVerifiedAndRequired {
+            return .all(request.recipients, .failed, code: 554, enhanced: "5.7.30",
+                        text: "REQUIRETLS support required: relay \(host) is not configured with required, verified TLS", host: host)
+        }
         let ips: [String]
         do {
             ips = try dialer.addresses(of: host)
         } catch {
             return .all(request.recipients, .deferred, text: "cannot resolve relay \(host): \(error)", host: host)
         }
-        return SMTPSession.tryAddresses(request, host: host, ips: ips, port: port, options: options, dialer: dialer,
-                                        connectTimeout: limits.perAddress, budget: .after(limits.perAttempt),
-                                        source: source, cancellation: cancellation, sessions: sessions, transport: name)
+        var report = SMTPSession.tryAddresses(request, host: host, ips: ips, port: port, options: options, plan: plan, dialer: dialer,
+                                              connectTimeout: limits.perAddress, budget: .after(limits.perAttempt),
+                                              source: source, cancellation: cancellation, sessions: sessions, transport: name)
+        if let refusal = report.requireTLSRefusal, request.requireTLS == true {
+            report.results = DirectTransport.requireTLSFailure(report.results.filter { $0.outcome == .deferred }.map(\.recipient),
+                                                               reasons: [refusal], domain: request.domain).results
+                + report.results.filter { $0.outcome != .deferred }
+        }
+        return report
     }
 }

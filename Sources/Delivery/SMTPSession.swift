@@ -27,8 +27,11 @@ enum SMTPSession {
     ///
     /// `budget` ends the connecting of the whole attempt (`ConnectLimits`):
     /// once it has passed, no further address is dialed.
+    ///
+    /// `plan` says how TLS is used on this host (`TLSPlan`): the plaintext
+    /// retry happens only where it says opportunistic.
     static func tryAddresses(_ request: DeliveryRequest, host: String, ips: [String], port: UInt16, options: SMTPClientOptions,
-                             dialer: any Dialer, connectTimeout: Double, budget: Deadline, source: FileMessageSource,
+                             plan: TLSPlan, dialer: any Dialer, connectTimeout: Double, budget: Deadline, source: FileMessageSource,
                              cancellation: Cancellation, sessions: SessionCache?, transport: String) -> AttemptReport {
         var last = AttemptReport.all(request.recipients, .deferred, text: "\(host) has no addresses", host: host)
         var dialed: [String] = []
@@ -42,11 +45,12 @@ enum SMTPSession {
                 break
             }
             dialed.append(ip)
-            var modes = [options.tlsMode]
-            if options.tlsMode == .opportunistic { modes.append(.none) }
-            for mode in modes {
+            var plans = [plan]
+            if plan.mode == .opportunistic { plans.append(plan.plaintext) }
+            for plan in plans {
                 let deadline = min(Deadline.after(connectTimeout), budget)
-                let (report, retryPlain) = run(request, host: host, ip: ip, port: port, options: options, mode: mode, dialer: dialer,
+                let (report, retryPlain) = run(request, host: host, ip: ip, port: port, options: plan.apply(to: options, host: host),
+                                               plan: plan, dialer: dialer,
                                                deadline: deadline, source: source, cancellation: cancellation,
                                                sessions: sessions, transport: transport)
                 connections += report.connections
@@ -66,11 +70,12 @@ enum SMTPSession {
     /// one, else a new one. Returns the report, and whether a plaintext retry
     /// makes sense (TLS failed).
     static func run(_ request: DeliveryRequest, host: String, ip: String, port: UInt16, options: SMTPClientOptions,
-                    mode: TLSMode, dialer: any Dialer, deadline: Deadline, source: FileMessageSource,
+                    plan: TLSPlan, dialer: any Dialer, deadline: Deadline, source: FileMessageSource,
                     cancellation: Cancellation, sessions: SessionCache?, transport: String) -> (AttemptReport, Bool) {
-        let key = SessionCache.Key(transport: transport, host: host, ip: ip, port: port, tlsMode: mode)
+        let key = SessionCache.Key(transport: transport, host: host, ip: ip, port: port, tlsMode: plan.mode,
+                                   verification: plan.enforce ? plan.verification.mode : .unverified)
         while let sessions, let session = sessions.take(key), !cancellation.isCancelled {
-            if let report = reuse(session, key: key, request, host: host, ip: ip, mode: mode, source: source,
+            if let report = reuse(session, key: key, request, host: host, ip: ip, plan: plan, source: source,
                                   cancellation: cancellation, sessions: sessions) {
                 return (report, false)
             }
@@ -80,14 +85,14 @@ enum SMTPSession {
             stream = try dialer.connect(ip: ip, port: port, deadline: deadline)
         } catch {
             var report = AttemptReport.all(request.recipients, .deferred, text: "cannot connect to \(host) [\(ip)]:\(port): \(error)", host: host, ip: ip)
-            report.connections = [.init(result: error == .timeout ? .timeout : cancellation.isCancelled ? .canceled : .error, tls: nil)]
+            report.policy = plan.policy
+            report.connections = [.init(result: error == .timeout ? .timeout : cancellation.isCancelled ? .canceled : .error, tls: nil,
+                                        policy: plan.policy)]
             return (report, false)
         }
         cancellation.register(stream.fileDescriptor)
         defer { cancellation.register(-1) }
-        var sessionOptions = options
-        sessionOptions.tlsMode = mode
-        let client = SMTPClient(stream: stream, options: sessionOptions)
+        let client = SMTPClient(stream: stream, options: options)
         let facts: SessionFacts
         do {
             facts = try client.open()
@@ -95,12 +100,20 @@ enum SMTPSession {
             var report = AttemptReport.all(request.recipients, error.isPermanent ? .failed : .deferred,
                                            code: error.code, enhanced: error.enhanced?.description,
                                            text: error.description, host: host, ip: ip)
-            if case .tls = error.kind { report.tls = "failed" }
-            report.tlsMode = mode.rawValue
-            report.connections = [.init(result: Self.connectionResult(error, cancellation),
-                                        tls: report.tls == "failed" ? .failed : nil)]
-            let retryPlain: Bool = if case .tls = error.kind { mode == .opportunistic } else { false }
-            return (report, retryPlain)
+            let tlsFailed: Bool = if case .tls = error.kind { true } else { false }
+            if tlsFailed {
+                report.tls = "failed"
+                report.tlsOutcome = .failed
+            } else if error.kind == .refused(.startTLSUnavailable) {
+                // SMTP was reached and STARTTLS was not offered: the STRIPTLS case DANE and MTA-STS defeat.
+                report.tls = "none"
+                report.tlsOutcome = .plaintext
+            }
+            report.tlsMode = plan.mode
+            report.policy = plan.policy
+            report.connections = [.init(result: Self.connectionResult(error, cancellation), tls: tlsFailed ? .failed : nil,
+                                        policy: plan.policy)]
+            return (report, tlsFailed && plan.mode == .opportunistic)
         }
         let delivery = transact(client, request, source: source)
         let usable = delivery.connectionUsable
@@ -113,11 +126,8 @@ enum SMTPSession {
             report.connectionUse = 1
             client.quit()
         }
-        report.host = host
-        report.ip = ip
-        report.tls = facts.tls?.summary ?? "none"
-        report.tlsMode = mode.rawValue
-        report.connections = [.init(result: .ok, tls: Self.tlsOutcome(facts))]
+        report.describe(host: host, ip: ip, facts: facts, plan: plan, delivery: delivery)
+        report.connections = [.init(result: .ok, tls: report.tlsOutcome, policy: plan.policy)]
         return (report, false)
     }
 
@@ -127,7 +137,7 @@ enum SMTPSession {
     /// closed): the caller goes on with a fresh connection within the same
     /// attempt, so a server that ends reuse costs no attempt.
     static func reuse(_ session: SessionCache.Session, key: SessionCache.Key, _ request: DeliveryRequest, host: String, ip: String,
-                      mode: TLSMode, source: FileMessageSource, cancellation: Cancellation, sessions: SessionCache) -> AttemptReport? {
+                      plan: TLSPlan, source: FileMessageSource, cancellation: Cancellation, sessions: SessionCache) -> AttemptReport? {
         cancellation.register(session.client.stream.fileDescriptor)
         defer { cancellation.register(-1) }
         do {
@@ -148,10 +158,7 @@ enum SMTPSession {
         var report = AttemptReport(delivery)
         report.connectionUse = session.uses
         sessions.release(session, for: key, usable: usable && !cancellation.isCancelled)
-        report.host = host
-        report.ip = ip
-        report.tls = session.facts.tls?.summary ?? "none"
-        report.tlsMode = mode.rawValue
+        report.describe(host: host, ip: ip, facts: session.facts, plan: plan, delivery: delivery)
         return report
     }
 
@@ -166,11 +173,13 @@ enum SMTPSession {
         return client.deliver(transaction)
     }
 
-    static func tlsOutcome(_ facts: SessionFacts) -> AttemptReport.Connection.TLS {
-        switch facts.tls {
-        case nil: .none
-        case let info? where info.verified: info.verificationMode == "dane" ? .dane : .pkix
-        case _?: .opportunistic
+    static func tlsOutcome(_ facts: SessionFacts) -> TLSOutcome {
+        guard let info = facts.tls else { return .plaintext }
+        guard info.verified else { return .opportunistic }
+        switch info.verificationMode {
+        case .dane: return .dane
+        case .pkix: return .pkix
+        case .unverified: return .opportunistic
         }
     }
 
@@ -183,5 +192,23 @@ enum SMTPSession {
         case .reply: return .ok
         default: return .error
         }
+    }
+}
+
+extension AttemptReport {
+    /// Where and how an SMTP session delivered: host, address, TLS and
+    /// policy, and whether the server turned REQUIRETLS down.
+    mutating func describe(host: String, ip: String, facts: SessionFacts, plan: TLSPlan, delivery: DeliveryReport) {
+        self.host = host
+        self.ip = ip
+        tls = facts.tls?.summary ?? "none"
+        tlsMode = plan.mode
+        policy = plan.policy
+        tlsOutcome = SMTPSession.tlsOutcome(facts)
+        let refused = delivery.outcomes.contains { outcome in
+            if case .failure(let error) = outcome.result { error.kind == .refused(.requireTLSUnsupported) } else { false }
+        }
+        // RFC 8689 4.2.1: a host without REQUIRETLS over TLS is no host for this message.
+        if refused { requireTLSRefusal = "\(host) does not offer REQUIRETLS over verified TLS" }
     }
 }

@@ -9,7 +9,9 @@ import TLS
 /// message to the same server: Postfix's connection cache (`scache`).
 ///
 /// Sessions are keyed by the server reached (transport, host, IP address,
-/// port) and how it was reached (the TLS mode), never by recipient domain,
+/// port) and how it was reached (the TLS mode and the verification that was
+/// enforced, so that a session opened under no policy never carries mail that
+/// DANE or MTA-STS requires verified), never by recipient domain,
 /// so domains hosted by one provider share them, as Postfix shares by IP
 /// address. The transport's name stands for everything configured with it:
 /// credentials, client name, TLS policy; a session authenticated for one
@@ -42,8 +44,20 @@ public final class SessionCache: Sendable {
         public var ip: String
         public var port: UInt16
         public var tlsMode: TLSMode
+        /// The verification enforced on the handshake (`.unverified` when none was).
+        public var verification: TLSVerificationMode
 
-        public var description: String { "\(transport):\(host)[\(ip)]:\(port)/\(tlsMode.rawValue)" }
+        public init(transport: String, host: String, ip: String, port: UInt16, tlsMode: TLSMode,
+                    verification: TLSVerificationMode = .unverified) {
+            self.transport = transport
+            self.host = host
+            self.ip = ip
+            self.port = port
+            self.tlsMode = tlsMode
+            self.verification = verification
+        }
+
+        public var description: String { "\(transport):\(host)[\(ip)]:\(port)/\(tlsMode.rawValue)/\(verification.rawValue)" }
     }
 
     /// An open session between two messages. Used by one thread at a time.

@@ -47,7 +47,7 @@ enum MetricFamily: String, CaseIterable, Sendable {
         case .rescanMessages: "Messages found by the last start-up scan of the spool."
         case .inotifyOverflows: "Times the kernel dropped inotify events and the spool was rescanned."
         case .inFlight: "Delivery attempts in progress now."
-        case .tls: "Connections that reached SMTP, by the TLS they ended with."
+        case .tls: "Connections that reached SMTP, by the TLS they ended with and the TLS policy that applied."
         case .connectionMessages: "Messages each SMTP connection carried, observed when it closed (connection reuse)."
         case .doubleBounces: "Undeliverable bounces with no one to notify, kept in hold/ for the postmaster."
         }

@@ -1,5 +1,9 @@
 /// The label values of Postern's metrics.
 ///
+/// The TLS labels (`tlsmode`, `outcome`, `policy`) are PosternCore's own
+/// vocabulary (`TLSMode`, `TLSOutcome`, `TLSPolicy`), used as they are: one
+/// set of words for configuration, logs, history and metrics.
+///
 /// Every label whose values form a small fixed set is an enum here, for two
 /// reasons: a caller cannot invent a value (each new value is a new time series
 /// in Prometheus, kept for weeks), and `PosternMetrics` can create every series
@@ -40,23 +44,6 @@ extension PosternMetrics {
         case permError = "permerror"
         /// A failure with no SMTP reply (connection, DNS, TLS).
         case error
-    }
-
-    /// How TLS was asked for on an attempt: the `tlsmode` label of
-    /// `postern_queue_delivery_duration_seconds`. These are Postern's own words,
-    /// the same as the `tls` setting of a relay transport:
-    ///
-    /// | value | meaning | mox's word |
-    /// |---|---|---|
-    /// | `none` | never STARTTLS | (none) |
-    /// | `opportunistic` | STARTTLS when offered, plaintext otherwise | `opportunistic` |
-    /// | `required` | STARTTLS or fail (also direct delivery under DANE or MTA-STS enforce) | `required` |
-    /// | `implicit` | TLS from the first byte (port 465) | `immediate` |
-    public enum TLSMode: String, Sendable, CaseIterable {
-        case plaintext = "none"
-        case opportunistic
-        case required
-        case implicit
     }
 
     /// Where a message or a recipient is: the `state` label of
@@ -131,20 +118,5 @@ extension PosternMetrics {
         /// A DSN that could not go to its sender (null sender, or a bounce that
         /// bounced) and went to the postmaster instead.
         case postmaster
-    }
-
-    /// What TLS a connection that reached SMTP ended up with:
-    /// `postern_tls_total{outcome}`, one per such connection.
-    public enum TLSOutcome: String, Sendable, CaseIterable {
-        /// No TLS: not offered, or not asked for.
-        case plaintext = "none"
-        /// TLS without verifying the peer (opportunistic STARTTLS).
-        case opportunistic
-        /// TLS with the certificate verified against the web PKI.
-        case pkix
-        /// TLS with the certificate matched against TLSA records.
-        case dane
-        /// TLS was attempted and failed (handshake or verification).
-        case failed
     }
 }

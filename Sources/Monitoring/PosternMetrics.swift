@@ -1,4 +1,5 @@
 import Glibc
+import PosternCore
 import Prometheus
 import Synchronization
 
@@ -51,10 +52,15 @@ public final class PosternMetrics: Sendable {
     private let rescanMessages: Gauge
     private let inotifyOverflows: Counter
     private let inFlight: Gauge
-    private let tlsOutcomes: [TLSOutcome: Counter]
+    private let tlsOutcomes: [TLSKey: Counter]
     private let connectionMessagesHistogram: ValueHistogram
     private let doubleBounceCounter: Counter
     public static let connectionMessagesBuckets: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+
+    private struct TLSKey: Hashable, Sendable {
+        var outcome: TLSOutcome
+        var policy: TLSPolicy
+    }
 
     private struct DeliveryKey: Hashable, Sendable {
         var result: RecipientResult
@@ -103,7 +109,14 @@ public final class PosternMetrics: Sendable {
         rescanMessages = registry.makeGauge(descriptor: MetricFamily.rescanMessages.descriptor)
         inotifyOverflows = registry.makeCounter(descriptor: MetricFamily.inotifyOverflows.descriptor)
         inFlight = registry.makeGauge(descriptor: MetricFamily.inFlight.descriptor)
-        tlsOutcomes = counters(.tls, "outcome", TLSOutcome.self)
+        var tlsOutcomes: [TLSKey: Counter] = [:]
+        for outcome in TLSOutcome.allCases {
+            for policy in TLSPolicy.allCases {
+                tlsOutcomes[TLSKey(outcome: outcome, policy: policy)] = registry.makeCounter(
+                    descriptor: MetricFamily.tls.descriptor, labels: [("outcome", outcome.rawValue), ("policy", policy.rawValue)])
+            }
+        }
+        self.tlsOutcomes = tlsOutcomes
         connectionMessagesHistogram = registry.makeValueHistogram(descriptor: MetricFamily.connectionMessages.descriptor,
                                                                   buckets: Self.connectionMessagesBuckets)
         doubleBounceCounter = registry.makeCounter(descriptor: MetricFamily.doubleBounces.descriptor)
@@ -215,9 +228,10 @@ public final class PosternMetrics: Sendable {
         inFlight.set(to: Double(count))
     }
 
-    /// A connection reached SMTP (the greeting was read) and ended with this TLS.
-    public func tls(_ outcome: TLSOutcome) {
-        tlsOutcomes[outcome]!.increment()
+    /// A connection reached SMTP (the greeting was read) and ended with this
+    /// TLS, under this policy (RFC 7672 DANE, RFC 8461 MTA-STS, or none).
+    public func tls(_ outcome: TLSOutcome, policy: TLSPolicy) {
+        tlsOutcomes[TLSKey(outcome: outcome, policy: policy)]!.increment()
     }
 
     // MARK: Exposition

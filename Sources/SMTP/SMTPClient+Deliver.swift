@@ -47,7 +47,8 @@ extension SMTPClient {
         let size = transaction.message.size
         if let limit = facts.extensions.sizeLimit, size > limit { return .messageTooLarge(size: size, limit: limit) }
         if transaction.smtputf8, !facts.extensions.smtputf8 { return .smtputf8Unsupported }
-        if transaction.requireTLS, facts.tls == nil || !facts.extensions.requireTLS { return .requireTLSUnsupported }
+        // RFC 8689 4.2.1: REQUIRETLS only over TLS whose certificate was verified (DANE or PKIX).
+        if transaction.requireTLS, facts.tls?.verified != true || !facts.extensions.requireTLS { return .requireTLSUnsupported }
         do {
             if let offset = try DataEncoder.firstBareLineEnding(in: transaction.message) { return .bareLineEnding(offset: offset) }
         } catch {

@@ -1,16 +1,5 @@
+import PosternCore
 import TLS
-
-/// How the client uses TLS on a connection.
-public enum TLSMode: String, Sendable, CaseIterable {
-    /// Never.
-    case none
-    /// STARTTLS when the server offers it, plaintext otherwise (RFC 3207, RFC 7435).
-    case opportunistic
-    /// STARTTLS or fail.
-    case required
-    /// TLS from the first byte, for submissions on port 465 (RFC 8314 3.3).
-    case implicit
-}
 
 /// Timeouts in seconds. The defaults are RFC 5321 4.5.3.2's minimums.
 public struct SMTPTimeouts: Sendable {

@@ -28,7 +28,7 @@ public struct SMTPError: Error, Sendable, Equatable, CustomStringConvertible {
         case messageTooLarge(size: Int, limit: Int)
         /// The message needs SMTPUTF8 and the server lacks it (RFC 6531 3.4): temporary, another host may have it.
         case smtputf8Unsupported
-        /// REQUIRETLS was asked and the server does not offer it over TLS (RFC 8689 4.2.1): temporary per host.
+        /// REQUIRETLS was asked and the server does not offer it over verified TLS (RFC 8689 4.2.1): temporary per host.
         case requireTLSUnsupported
         /// TLS is required and the server does not offer STARTTLS: temporary.
         case startTLSUnavailable
@@ -108,7 +108,7 @@ extension SMTPError.Refusal: CustomStringConvertible {
         switch self {
         case .messageTooLarge(let size, let limit): "message of \(size) octets exceeds the server's SIZE limit of \(limit)"
         case .smtputf8Unsupported: "the message needs SMTPUTF8, which the server does not offer"
-        case .requireTLSUnsupported: "REQUIRETLS was requested and the server does not offer it over TLS"
+        case .requireTLSUnsupported: "REQUIRETLS was requested and the server does not offer it over verified TLS"
         case .startTLSUnavailable: "TLS is required and the server does not offer STARTTLS"
         case .authenticationWithoutTLS: "credentials are never sent without TLS unless the configuration allows it"
         case .noCommonAuthMechanism(let offered): "no configured AUTH mechanism is offered (server offers: \(offered.joined(separator: " ")))"

@@ -22,6 +22,15 @@ public enum TLSVerification: Sendable, Equatable {
     /// must match one of the usable `records`. DANE-EE(3) ignores names and
     /// validity dates; DANE-TA(2) checks `hostnames` (the first is the TLSA base domain).
     case dane(records: [TLSARecord], hostnames: [String])
+
+    /// The kind of check, without its data, for logs and keys.
+    public var mode: TLSVerificationMode {
+        switch self {
+        case .none: .unverified
+        case .pkix: .pkix
+        case .dane: .dane
+        }
+    }
 }
 
 /// Options for one TLS client handshake.

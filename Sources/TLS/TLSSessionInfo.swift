@@ -7,8 +7,8 @@ public struct TLSSessionInfo: Sendable, Equatable {
     public var cipher: String
     /// The peer certificate's subject, one line (`/CN=mx.example.net`).
     public var peerSubject: String?
-    /// How verification was asked for, in words: `none`, `pkix`, `dane`.
-    public var verificationMode: String
+    /// How verification was asked for.
+    public var verificationMode: TLSVerificationMode
     /// Whether the requested verification succeeded (false for mode `none`).
     public var verified: Bool
     /// Why it did not, when it was requested and failed.
@@ -20,8 +20,8 @@ public struct TLSSessionInfo: Sendable, Equatable {
 
     /// One line for logs and `postern smtp-probe`: `TLSv1.3 TLS_AES_256_GCM_SHA384 verified=pkix`.
     public var summary: String {
-        let outcome = verified ? "verified=\(verificationMode)"
-            : verificationMode == "none" ? "unverified" : "verification failed: \(verificationFailure?.description ?? "unknown")"
+        let outcome = verified ? "verified=\(verificationMode.rawValue)"
+            : verificationMode == .unverified ? "unverified" : "verification failed: \(verificationFailure?.description ?? "unknown")"
         return "\(version) \(cipher) \(outcome)"
     }
 }

@@ -22,7 +22,7 @@ public final class TLSStream: ByteStream {
         }
         self.ssl = ssl
         self.underlying = underlying
-        info = TLSSessionInfo(version: "", cipher: "", peerSubject: nil, verificationMode: "none",
+        info = TLSSessionInfo(version: "", cipher: "", peerSubject: nil, verificationMode: .unverified,
                               verified: false, verificationFailure: nil, matchedTLSA: nil, unusableTLSA: [])
         guard SSL_set_fd(ssl, underlying.fileDescriptor) == 1 else {
             throw .tls(.setup("SSL_set_fd: \(OpenSSLErrors.drain().text)"))
@@ -50,7 +50,7 @@ public final class TLSStream: ByteStream {
             SSL_set_verify(ssl, SSL_VERIFY_NONE, nil)
             return 0
         case .pkix(let hostnames):
-            info.verificationMode = "pkix"
+            info.verificationMode = .pkix
             SSL_set_hostflags(ssl, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
             for (index, name) in hostnames.enumerated() {
                 let added = index == 0 ? SSL_set1_host(ssl, name) : SSL_add1_host(ssl, name)
@@ -59,7 +59,7 @@ public final class TLSStream: ByteStream {
             SSL_set_verify(ssl, enforceMode, nil)
             return 0
         case .dane(let records, let hostnames):
-            info.verificationMode = "dane"
+            info.verificationMode = .dane
             guard SSL_dane_enable(ssl, hostnames.first) > 0 else {
                 throw .tls(.setup("SSL_dane_enable: \(OpenSSLErrors.drain().text)"))
             }

@@ -70,6 +70,7 @@ enum DropProgram {
         submission.extractRecipients = arguments.extractRecipients
         submission.fullName = arguments.fullName ?? (arguments.sender == nil ? User.fullName() : nil)
         submission.ignoreDots = arguments.ignoreDots
+        submission.requireTLS = arguments.requireTLS
         var submitter = Submitter(layout: layout)
         #if DEBUG
         // The crash tests' hook: SIGKILL after a step of the protocol. Test builds only.

@@ -28,6 +28,9 @@ extension DropProgram {
           -bp           List the queue, as mailq (runs 'postern list').
           -v            Print the queue ID.
           --spool DIR   The spool directory (default /var/spool/postern).
+          --require-tls REQUIRETLS (RFC 8689): deliver only over verified TLS (DANE or
+                        MTA-STS enforce) to servers that offer REQUIRETLS, else bounce.
+                        It outweighs a 'TLS-Required: No' header.
         Accepted and ignored for compatibility: -odi -odb -odq -oem -oee -om and other
         -o options, -B TYPE, -N DSN, -R RET, -V ENVID, -h N, -L TAG, -C FILE, -U, -G, -n, -m.
 

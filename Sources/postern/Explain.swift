@@ -109,7 +109,8 @@ struct Story {
             lines.append("Attempts:")
             for attempt in envelope.history {
                 let reuse = attempt.connectionUse.flatMap { $0 > 1 ? "connection reused, message \($0)" : nil }
-                let place = [attempt.host, attempt.ip.map { "[\($0)]" }, attempt.tls.map { "TLS \($0)" }, reuse].compactMap { $0 }.joined(separator: " ")
+                let policy = attempt.policy.map { "policy \($0.rawValue)" }
+                let place = [attempt.host, attempt.ip.map { "[\($0)]" }, attempt.tls.map { "TLS \($0)" }, policy, reuse].compactMap { $0 }.joined(separator: " ")
                 lines.append("  \(Timestamp.format(attempt.time)) \(place.isEmpty ? "" : place + ": ")\(Self.reply(attempt.result))")
             }
         }
@@ -149,6 +150,7 @@ struct Story {
             object["host"] = attempt.host.map(JSONValue.string) ?? .null
             object["ip"] = attempt.ip.map(JSONValue.string) ?? .null
             object["tls"] = attempt.tls.map(JSONValue.string) ?? .null
+            object["tls_policy"] = attempt.policy.map { .string($0.rawValue) } ?? .null
             object["conn_use"] = attempt.connectionUse.map { .integer(Int64($0)) } ?? .null
             history.append(.object(object))
         }

@@ -33,7 +33,7 @@ struct Postern: ParsableCommand {
             """,
         subcommands: [Run.self, Init.self, Drop.self, Sendmail.self, Check.self, List.self, Show.self,
                       Cat.self, Count.self, Kick.self, Hold.self, Release.self, Delete.self, Fail.self,
-                      RequireTLS.self, Explain.self, ConfigCommand.self, SMTPProbe.self, QueueIDs.self, IndexMemory.self]
+                      RequireTLS.self, Explain.self, ConfigCommand.self, SMTPProbe.self, TLSPolicyCommand.self, TLSRPT.self, QueueIDs.self, IndexMemory.self]
     )
 
     /// Dispatches on the program's name and on the sendmail-style subcommands,

@@ -65,14 +65,14 @@ extension Postern {
             }
             let settings: DaemonSettings
             do {
-                settings = try Self.settings(from: configuration)
+                settings = try Self.settings(from: configuration, spool: global.layout)
             } catch {
                 warn("\(error)")
                 throw ExitCode(78)
             }
             let reload: () -> DaemonSettings? = {
                 do {
-                    return try Self.settings(from: options.load())
+                    return try Self.settings(from: options.load(), spool: global.layout)
                 } catch {
                     logger.error("configuration", metadata: ["error": "\(error)"])
                     return nil
@@ -120,7 +120,7 @@ extension Postern {
         }
 
         /// The daemon's view of the configuration.
-        static func settings(from configuration: Configuration) throws -> DaemonSettings {
+        static func settings(from configuration: Configuration, spool: SpoolLayout) throws -> DaemonSettings {
             var settings = DaemonSettings(hostname: configuration.hostname)
             let queue = configuration.queue
             settings.limits = SchedulerLimits(maxConcurrent: queue.maxConcurrent, perDomain: queue.perDomain)
@@ -133,7 +133,7 @@ extension Postern {
             settings.maxRecipients = configuration.drop.maxRecipients
             settings.local = localSettings(configuration)
             settings.delayWarningAttempts = configuration.dsn.delayWarningAttempts
-            settings.router = try TransportFactory.router(configuration)
+            settings.router = try TransportFactory.router(configuration, spool: spool)
             return settings
         }
     }

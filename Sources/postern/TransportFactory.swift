@@ -2,6 +2,7 @@ import Config
 import Delivery
 import DNS
 import PosternCore
+import Spool
 import SMTP
 import TLS
 
@@ -13,11 +14,15 @@ enum TransportFactory {
         let description: String
     }
 
-    static func router(_ configuration: Configuration) throws -> Router {
-        let factory = try Parts(configuration)
+    /// `spool`: where the MTA-STS cache and TLSRPT counts live; nil keeps
+    /// policies in no cache and counts nothing (tools that only look).
+    /// `storesPolicies`: false for tools that look while a daemon runs; only
+    /// the daemon (which holds the spool lock) writes the cache.
+    static func router(_ configuration: Configuration, spool: SpoolLayout? = nil, storesPolicies: Bool = true) throws -> Router {
+        let factory = try Parts(configuration, spool: spool, storesPolicies: storesPolicies)
         var transports: [any Transport] = [try factory.direct(name: "direct", definition: nil)]
         if let relay = configuration.relay {
-            transports.append(try factory.relay(name: "relay", server: relay, mode: Parts.mode(configuration.relayTLS),
+            transports.append(try factory.relay(name: "relay", server: relay, mode: configuration.relayTLS,
                                                 credentials: nil, caFile: nil, ehloName: nil))
         }
         for definition in configuration.transports {
@@ -39,8 +44,11 @@ enum TransportFactory {
         /// The system's trust anchors, loaded once for every transport (a
         /// context serves many connections); a `ca_file` gets its own.
         let systemTLS: TLSContext
+        /// MTA-STS policies for direct delivery; nil with `mta_sts.enabled = false`.
+        let mtaSTS: MTASTSPolicies?
+        let reports: TLSReportCounter?
 
-        init(_ configuration: Configuration) throws {
+        init(_ configuration: Configuration, spool: SpoolLayout?, storesPolicies: Bool) throws {
             self.configuration = configuration
             systemTLS = try TLSContext()
             let dns = configuration.dns
@@ -51,9 +59,21 @@ enum TransportFactory {
             }
             resolver = SystemResolver(nameserver: dns.nameserver.map { (host: $0.host, port: $0.port) }, trustAD: trustAD)
             limits = ConnectLimits(perAddress: configuration.direct.connectTimeout, perAttempt: configuration.direct.connectBudget)
+            mtaSTS = try Self.mtaSTS(configuration, resolver: resolver, systemTLS: systemTLS, spool: spool, stores: storesPolicies)
+            reports = storesPolicies ? spool.map { TLSReportCounter(directory: $0.tlsReports) } : nil
             let queue = configuration.queue
             sessions = SessionCache(limits: .init(maxMessages: queue.reuseMaxMessages, idleTimeout: queue.reuseIdleTimeout,
                                                   maxAge: queue.reuseMaxAge))
+        }
+
+        static func mtaSTS(_ configuration: Configuration, resolver: any Resolver, systemTLS: TLSContext,
+                           spool: SpoolLayout?, stores: Bool) throws -> MTASTSPolicies? {
+            let settings = configuration.mtaSTS
+            guard settings.enabled else { return nil }
+            let context = settings.caFile.isEmpty ? systemTLS : try TLSContext(trustAnchors: .file(settings.caFile))
+            let fetcher = HTTPSPolicyFetcher(resolver: resolver, context: context, port: UInt16(settings.port), timeout: settings.timeout)
+            return MTASTSPolicies(resolver: resolver, fetcher: fetcher, cache: spool.map { MTASTSCache(directory: $0.mtaSTSCache) },
+                                  storesFetched: stores)
         }
 
         func make(_ definition: TransportDefinition) throws -> any Transport {
@@ -62,7 +82,7 @@ enum TransportFactory {
                 return try direct(name: definition.name, definition: definition)
             case .relay:
                 return try relay(name: definition.name, server: try need(definition.server, "host", definition),
-                                 mode: Self.mode(definition.tls), credentials: definition.credentials,
+                                 mode: definition.tls, credentials: definition.credentials,
                                  caFile: definition.caFile, ehloName: definition.ehloName)
             case .submission, .submissions:
                 // RFC 8314 3: submission with TLS verified, and AUTH only inside it.
@@ -74,7 +94,7 @@ enum TransportFactory {
                 let dialer = SOCKS5Dialer(proxyHost: proxy.host, proxyPort: proxy.port)
                 return DirectTransport(name: definition.name, resolver: resolver, options: try opportunistic(definition.ehloName),
                                        dialer: dialer, port: UInt16(configuration.direct.port), family: family(definition.family),
-                                       limits: limits, sessions: sessions)
+                                       limits: limits, sessions: sessions, mtaSTS: mtaSTS, reports: reports)
             case .maildir:
                 return MaildirTransport(name: definition.name, path: try need(definition.path, "path", definition), hostname: configuration.hostname)
             case .fail:
@@ -82,15 +102,15 @@ enum TransportFactory {
             }
         }
 
-        /// MX delivery with opportunistic STARTTLS and no certificate checks
-        /// (RFC 7435); MTA-STS and DANE will require more where domains ask.
+        /// MX delivery under each domain's TLS policy: DANE, MTA-STS, and
+        /// opportunistic STARTTLS without checks elsewhere (RFC 7435).
         func direct(name: String, definition: TransportDefinition?) throws -> any Transport {
             let global = configuration.direct
             let dialer = TCPDialer(bindIPv4: definition?.bindIPv4 ?? (global.bindIPv4.isEmpty ? nil : global.bindIPv4),
                                    bindIPv6: definition?.bindIPv6 ?? (global.bindIPv6.isEmpty ? nil : global.bindIPv6))
             return DirectTransport(name: name, resolver: resolver, options: try opportunistic(definition?.ehloName),
                                    dialer: dialer, port: UInt16(global.port), family: family(definition?.family ?? global.family),
-                                   limits: limits, sessions: sessions)
+                                   limits: limits, sessions: sessions, mtaSTS: mtaSTS, reports: reports)
         }
 
         func opportunistic(_ ehloName: String?) throws -> SMTPClientOptions {
@@ -124,15 +144,6 @@ enum TransportFactory {
         func need<Value>(_ value: Value?, _ key: String, _ definition: TransportDefinition) throws -> Value {
             guard let value else { throw Failure(description: "transport \(definition.name) has no \(key)") }
             return value
-        }
-
-        static func mode(_ mode: RelayTLSMode) -> TLSMode {
-            switch mode {
-            case .plaintext: .none
-            case .opportunistic: .opportunistic
-            case .required: .required
-            case .implicit: .implicit
-            }
         }
 
         func family(_ family: AddressFamily) -> DirectTransport.Family {

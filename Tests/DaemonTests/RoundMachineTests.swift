@@ -71,6 +71,27 @@ struct RoundMachineTests {
         #expect(!machine.core.contains(id))
     }
 
+    /// An attempt's TLS policy and outcome reach its history entry and its log line (issue #16).
+    @Test func policyInHistoryAndLog() throws {
+        let now = clock.now
+        let id = QueueIDGenerator(now: { now }).next()
+        var envelope = Envelope(id: id, sender: "alice@example.org", recipients: [Recipient(address: "bob@example.net")],
+                                arrival: clock.now, size: 10, uid: 0)
+        envelope.attempts = 1
+        var report = AttemptReport.all(["bob@example.net"], .delivered, code: 250, text: "250 ok", host: "mx.example.net", ip: "192.0.2.1")
+        report.policy = .dane
+        report.tlsOutcome = .dane
+        report.tlsMode = .required
+        report.mtaSTSFetchError = "timed out"
+        let (_, lines) = RoundMachine.apply(report, to: &envelope, domain: "example.net", at: clock.now, maxAttempts: 3)
+        #expect(envelope.history.last?.policy == .dane)
+        #expect(lines.first?["tls_policy"] == "dane")
+        #expect(lines.first?["tls_outcome"] == "dane")
+        #expect(lines.first?["mta_sts_error"] == "timed out")
+        // The history entry survives the envelope codec.
+        #expect(try Envelope.decode(envelope.encoded()).history.last?.policy == .dane)
+    }
+
     /// A control request for a message in a round waits for the round's end, and is answered then.
     @Test func controlWaitsForTheRound() throws {
         let id = spool.add(["bob@example.net"], at: clock.now)

@@ -11,7 +11,7 @@ import Testing
 /// same server; a server that ends reuse costs no message; sessions are keyed by server and transport.
 struct ConnectionReuseTests {
     static func options() -> SMTPClientOptions {
-        var options = SMTPClientOptions(ehloName: "client.postern.test", tlsMode: .none)
+        var options = SMTPClientOptions(ehloName: "client.postern.test", tlsMode: .plaintext)
         options.timeouts = SMTPTimeouts(uniform: 10)
         return options
     }

@@ -21,7 +21,7 @@ struct DirectTransportTests {
         let resolver = MockResolver(mx: ["example.org": [MXRecord(preference: 20, host: "backup.example.org"),
                                                          MXRecord(preference: 10, host: "a.example.org"),
                                                          MXRecord(preference: 10, host: "b.example.org")]])
-        guard case .hosts(let hosts) = Self.transport(resolver).destinations(for: "example.org") else {
+        guard case .hosts(let hosts, _) = Self.transport(resolver).destinations(for: "example.org") else {
             Issue.record("expected hosts")
             return
         }
@@ -35,7 +35,7 @@ struct DirectTransportTests {
                                     a: ["implicit.example": ["127.0.0.1"]],
                                     serverFailures: ["broken.example"])
         let transport = Self.transport(resolver)
-        #expect(transport.destinations(for: "implicit.example") == .hosts(["implicit.example"]))
+        #expect(transport.destinations(for: "implicit.example") == .hosts(["implicit.example"], authentic: false))
         #expect(transport.destinations(for: "null.example") == .permanent("null.example accepts no mail (null MX, RFC 7505)"))
         #expect(transport.destinations(for: "missing.example") == .permanent("missing.example does not exist (NXDOMAIN)"))
         guard case .temporary = transport.destinations(for: "broken.example") else {
@@ -49,7 +49,7 @@ struct DirectTransportTests {
         let resolver = MockResolver(mx: ["real.example": [MXRecord(preference: 10, host: "mx.real.example")]],
                                     cname: ["alias.example": "real.example", "loop1.example": "loop2.example", "loop2.example": "loop1.example"])
         let transport = Self.transport(resolver)
-        #expect(transport.destinations(for: "alias.example") == .hosts(["mx.real.example"]))
+        #expect(transport.destinations(for: "alias.example") == .hosts(["mx.real.example"], authentic: false))
         guard case .temporary = transport.destinations(for: "loop1.example") else {
             Issue.record("a CNAME loop should be temporary")
             return
@@ -66,7 +66,7 @@ struct DirectTransportTests {
                                     timeouts: ["slow.example"])
         let transport = Self.transport(resolver)
         #expect(transport.destinations(for: "dangling.example") == .permanent("dangling.example does not exist (NXDOMAIN)"))
-        #expect(transport.destinations(for: "c\(DirectTransport.cnameLimit - 2).example") == .hosts(["c\(DirectTransport.cnameLimit + 1).example"]))
+        #expect(transport.destinations(for: "c\(DirectTransport.cnameLimit - 2).example") == .hosts(["c\(DirectTransport.cnameLimit + 1).example"], authentic: false))
         guard case .temporary = transport.destinations(for: "c0.example"), case .temporary = transport.destinations(for: "slow.example") else {
             Issue.record("an overlong CNAME chain and a timeout must be temporary")
             return
@@ -76,17 +76,17 @@ struct DirectTransportTests {
     /// A host with only IPv4 or only IPv6 addresses is dialed on what it has.
     @Test func singleFamilyHosts() {
         let resolver = MockResolver(a: ["v4.example": ["192.0.2.1"]], aaaa: ["v6.example": ["2001:db8::1"]])
-        #expect(Self.transport(resolver).addresses(of: "v4.example") == ["192.0.2.1"])
-        #expect(Self.transport(resolver).addresses(of: "v6.example") == ["2001:db8::1"])
-        #expect(Self.transport(resolver, family: .ipv6).addresses(of: "v4.example").isEmpty)
+        #expect(Self.transport(resolver).addresses(of: "v4.example").ips == ["192.0.2.1"])
+        #expect(Self.transport(resolver).addresses(of: "v6.example").ips == ["2001:db8::1"])
+        #expect(Self.transport(resolver, family: .ipv6).addresses(of: "v4.example").ips.isEmpty)
     }
 
     /// An IPv4-only or IPv6-only transport looks up and dials its family only.
     @Test func families() {
         let resolver = MockResolver(a: ["mx.example.org": ["192.0.2.1"]], aaaa: ["mx.example.org": ["2001:db8::1"]])
-        #expect(Self.transport(resolver).addresses(of: "mx.example.org") == ["2001:db8::1", "192.0.2.1"])
-        #expect(Self.transport(resolver, family: .ipv4).addresses(of: "mx.example.org") == ["192.0.2.1"])
-        #expect(Self.transport(resolver, family: .ipv6).addresses(of: "mx.example.org") == ["2001:db8::1"])
+        #expect(Self.transport(resolver).addresses(of: "mx.example.org").ips == ["2001:db8::1", "192.0.2.1"])
+        #expect(Self.transport(resolver, family: .ipv4).addresses(of: "mx.example.org").ips == ["192.0.2.1"])
+        #expect(Self.transport(resolver, family: .ipv6).addresses(of: "mx.example.org").ips == ["2001:db8::1"])
         #expect(!Self.transport(resolver, family: .ipv6).allows("192.0.2.1"))
     }
 
@@ -177,7 +177,7 @@ struct DirectDeliveryTests {
         let resolver = MockResolver(mx: ["example.org": [MXRecord(preference: 10, host: "mx.example.org")]],
                                     a: ["mx.example.org": ["127.0.0.1"]])
         let (request, _) = try request(["bob@example.org"], domain: "example.org")
-        var options = SMTPClientOptions(ehloName: "client.postern.test", tlsMode: .none)
+        var options = SMTPClientOptions(ehloName: "client.postern.test", tlsMode: .plaintext)
         options.timeouts = SMTPTimeouts(uniform: 10)
         let transport = DirectTransport(resolver: resolver, options: options, dialer: TCPDialer(bindIPv4: "127.0.0.9"), port: sink.port)
         let report = transport.deliver(request, cancellation: Cancellation())

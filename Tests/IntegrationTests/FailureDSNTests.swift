@@ -140,6 +140,25 @@ struct FailureDSNTests {
         #expect(SpoolDSN.longestLine(Array("ab\r\ncde\r\n".utf8)) == 3)
     }
 
+    /// A REQUIRETLS message that bounces comes back as headers only, whatever dsn.return_full_up_to says (RFC 8689 4.4).
+    @Test func requireTLSBounceReturnsHeadersOnly() throws {
+        let spool = try TemporarySpool()
+        let envelope = try spool.plant(.queue, message: "Subject: secret plans\r\n\r\nthe body stays here\r\n") {
+            $0.requireTLS = true
+            $0.recipients[0].state = .failed
+            $0.recipients[0].lastResult = DeliveryResult(time: Date(), code: 554, enhanced: "5.7.30",
+                                                         text: "REQUIRETLS support required", permanent: true)
+        }
+        let dsn = SpoolDSN(layout: spool.layout, settings: .init(hostname: "test.example", returnFullUpTo: 1 << 20),
+                           logger: Logger(label: "test"))
+        #expect(dsn.failed(envelope, recipients: envelope.recipients))
+        let id = try #require(try spool.names(.drop).first)
+        let text = String(decoding: Array(try spool.read("drop/\(id)/message")), as: UTF8.self)
+        #expect(text.contains("Subject: secret plans"))
+        #expect(text.contains("5.7.30"))
+        #expect(!text.contains("the body stays here"))
+    }
+
     /// Spool files are never opened as FIFOs or through links: the DSN's copy
     /// of the original and the SMTP client's message source refuse at once.
     @Test func fifoInPlaceOfTheMessageDoesNotHang() throws {

@@ -75,7 +75,7 @@ struct ObservabilityTests {
             "postern_queue_oldest_message_age_seconds": 0,
             "postern_queue_connection_total{result=\"ok\"}": 3,
             "postern_queue_connection_total{result=\"error\"}": 0,
-            "postern_tls_total{outcome=\"none\"}": 3,
+            "postern_tls_total{outcome=\"none\",policy=\"none\"}": 3,
             "postern_queue_connection_messages_count": 3,
             "postern_queue_connection_messages_sum": 3,
             "postern_deliveries_in_flight": 0,

@@ -1,3 +1,4 @@
+import PosternCore
 import Synchronization
 import Testing
 @testable import Monitoring
@@ -35,8 +36,10 @@ import Testing
         samples["postern_rescan_messages"] = "0.0"
         samples["postern_inotify_overflows_total"] = "0"
         samples["postern_deliveries_in_flight"] = "0.0"
-        for outcome in M.TLSOutcome.allCases {
-            samples["postern_tls_total{outcome=\"\(outcome.rawValue)\"}"] = "0"
+        for outcome in TLSOutcome.allCases {
+            for policy in TLSPolicy.allCases {
+                samples["postern_tls_total{outcome=\"\(outcome.rawValue)\",policy=\"\(policy.rawValue)\"}"] = "0"
+            }
         }
         for le in ["1.0", "2.0", "5.0", "10.0", "20.0", "50.0", "100.0", "200.0", "500.0", "1000.0", "+Inf"] {
             samples["postern_queue_connection_messages_bucket{le=\"\(le)\"}"] = "0"
@@ -98,9 +101,9 @@ import Testing
         metrics.rescan(seconds: 0.75, messages: 42)
         metrics.inotifyOverflow()
         metrics.setInFlight(3)
-        metrics.tls(.pkix)
-        metrics.tls(.pkix)
-        metrics.tls(.plaintext)
+        metrics.tls(.pkix, policy: .mtaSTSEnforce)
+        metrics.tls(.pkix, policy: .mtaSTSEnforce)
+        metrics.tls(.plaintext, policy: .noPolicy)
         metrics.connectionMessages(1)
         metrics.connectionMessages(37)
         metrics.doubleBounce()
@@ -137,8 +140,8 @@ import Testing
         expected["postern_rescan_messages"] = "42.0"
         expected["postern_inotify_overflows_total"] = "1"
         expected["postern_deliveries_in_flight"] = "3.0"
-        expected["postern_tls_total{outcome=\"pkix\"}"] = "2"
-        expected["postern_tls_total{outcome=\"none\"}"] = "1"
+        expected["postern_tls_total{outcome=\"pkix\",policy=\"mta-sts-enforce\"}"] = "2"
+        expected["postern_tls_total{outcome=\"none\",policy=\"none\"}"] = "1"
 
         let les = ["0.01", "0.05", "0.1", "0.5", "1.0", "5.0", "10.0", "20.0", "30.0", "60.0", "120.0", "+Inf"]
         func histogram(_ labels: String, buckets: [Int], sum: String, count: Int) {

@@ -38,13 +38,15 @@ struct ExplainCommandTests {
             let result = DeliveryResult(time: attempt, code: 451, enhanced: "4.7.1", text: "451 4.7.1 greylisted", host: "mx.example.net", permanent: false)
             $0.recipients[0].attempts = 1
             $0.recipients[0].lastResult = result
-            $0.record(AttemptRecord(time: attempt, recipients: ["bob@example.net"], host: "mx.example.net", ip: "192.0.2.7", tls: "TLSv1.3", result: result))
+            var record = AttemptRecord(time: attempt, recipients: ["bob@example.net"], host: "mx.example.net", ip: "192.0.2.7", tls: "TLSv1.3", result: result)
+            record.policy = .dane
+            $0.record(record)
         }
         let text = try explain([envelope.id.rawValue])
         #expect(text.status == 0, "\(text.stderr)")
         #expect(text.stdout.contains("It is queued."))
         #expect(text.stdout.contains("Attempts made: 1 of at most 8."))
-        #expect(text.stdout.contains("mx.example.net [192.0.2.7] TLS TLSv1.3: 451 4.7.1 greylisted"))
+        #expect(text.stdout.contains("mx.example.net [192.0.2.7] TLS TLSv1.3 policy dane: 451 4.7.1 greylisted"))
         #expect(text.stdout.contains("bob@example.net: pending after 1 attempt; last: 451 4.7.1 greylisted from mx.example.net"))
         #expect(text.stdout.contains("Next: attempt 2 is due \(Timestamp.format(next))"))
         #expect(text.stdout.contains("7 attempts remain"))
@@ -57,6 +59,8 @@ struct ExplainCommandTests {
         #expect(zip(times.dropFirst(), times).map { $0.timeIntervalSince($1) } == [900, 1800, 3600, 7200, 14400, 28800])
         #expect(object["delayed_dsn_sent"] as? Bool == false)
         #expect(object["state"] as? String == "queued")
+        let history = try #require(object["history"] as? [[String: Any]])
+        #expect(history.first?["tls_policy"] as? String == "dane")
     }
 
     /// A held message says why and that nothing is attempted.

@@ -19,6 +19,13 @@ struct SendmailArgumentsTests {
     }
 
     /// Values may be attached to their flag; -r is -f; -oi is -i.
+    /// --require-tls is Postern's own flag for REQUIRETLS; without it the flag is off.
+    @Test func requireTLSFlag() throws {
+        #expect(try parse("--require-tls a@b.example").requireTLS)
+        #expect(try parse("--require-tls a@b.example").recipients == ["a@b.example"])
+        #expect(try !parse("a@b.example").requireTLS)
+    }
+
     @Test func attachedValues() throws {
         let parsed = try parse("-fme@x.example -FName -oi b@c.example")
         #expect(parsed.sender == "me@x.example")

@@ -38,6 +38,35 @@ struct SMTPTLSAndAuthTests {
         #expect(facts.extensions.eightBitMIME && !facts.extensions.pipelining && !facts.extensions.startTLS)
     }
 
+    /// REQUIRETLS goes only over verified TLS (RFC 8689 4.2.1): over TLS whose certificate was not
+    /// checked the client refuses before MAIL, although the server offers REQUIRETLS.
+    @Test func requireTLSNeedsVerifiedTLS() throws {
+        let unverified = TLSClientOptions(verification: .none, enforce: false, context: clientTLS.context)
+        for (tls, sent) in [(clientTLS, true), (unverified, false)] {
+            var transaction = H.transaction(["bob@example.net"])
+            transaction.requireTLS = true
+            let delivery: [ScriptedSMTPPeer.Step] = sent
+                ? [.expect("MAIL FROM:<alice@example.org> REQUIRETLS"), .send("250 ok"), .expect("RCPT TO:<bob@example.net>"),
+                   .send("250 ok"), .expect("DATA"), .send("354 go on"), .receiveData, .send("250 queued")]
+                : []
+            let (report, outcome) = try H.run(H.opening(["STARTTLS"]) + [
+                .expect("STARTTLS"), .send("220 2.0.0 ready"), .startTLS(serverTLS),
+                .expect("EHLO client.example"), .send(H.ehlo(["REQUIRETLS"])),
+            ] + delivery + H.quit, options: H.options(.required, tls: tls)) { client in
+                defer { client.quit() }
+                try client.open()
+                return client.deliver(transaction)
+            }
+            #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+            if sent {
+                #expect(report.delivered == ["bob@example.net"])
+            } else {
+                guard case .failure(let error) = report.outcomes.first?.result else { Issue.record("expected a refusal"); continue }
+                #expect(error.kind == .refused(.requireTLSUnsupported) && !error.isPermanent)
+            }
+        }
+    }
+
     /// Opportunistic mode goes on in plaintext when STARTTLS is not offered, or refused.
     @Test func opportunisticFallsBack() throws {
         let (facts, _) = try H.run(H.opening(["STARTTLS"]) + [.expect("STARTTLS"), .send("454 4.7.0 TLS not available")] + H.quit,

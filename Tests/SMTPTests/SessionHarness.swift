@@ -1,4 +1,5 @@
 import Foundation
+import PosternCore
 import PosternTesting
 import Testing
 @testable import SMTP
@@ -8,7 +9,7 @@ import Testing
 struct SessionHarness {
     static let ehloName = "client.example"
 
-    static func options(_ mode: TLSMode = .none, tls: TLSClientOptions? = nil) -> SMTPClientOptions {
+    static func options(_ mode: TLSMode = .plaintext, tls: TLSClientOptions? = nil) -> SMTPClientOptions {
         var options = SMTPClientOptions(ehloName: ehloName, tlsMode: mode, tls: tls)
         options.timeouts.greeting = 10
         options.timeouts.command = 10

@@ -95,6 +95,16 @@ struct SubmitterTests {
         #expect(try drop("Subject: x\n\nx\n", submission()).envelope.requireTLS == nil)
     }
 
+    /// --require-tls sets REQUIRETLS, and outweighs a "TLS-Required: No" header (RFC 8689 5); the header stays as written.
+    @Test func requireTLSOption() throws {
+        var required = try submission()
+        required.requireTLS = true
+        #expect(try drop("Subject: x\n\nx\n", required).envelope.requireTLS == true)
+        let (envelope, message) = try drop("TLS-Required: No\n\nx\n", required)
+        #expect(envelope.requireTLS == true)
+        #expect(message.contains("TLS-Required: No\r\n"))
+    }
+
     /// The submitter's own Message-ID goes into the envelope when it is a valid
     /// msg-id (comments and folding around it ignored) and is left out when it is
     /// not, so an odd header never makes an envelope the scanner would refuse.

@@ -29,6 +29,9 @@ public struct SendmailArguments: Sendable, Equatable {
     public var verbose = false
     /// `--spool DIR` (Postern's own).
     public var spool: String?
+    /// `--require-tls` (Postern's own): the message's envelope asks for
+    /// REQUIRETLS (RFC 8689), which no sendmail flag expresses.
+    public var requireTLS = false
 
     public init() {}
 
@@ -64,6 +67,7 @@ public struct SendmailArguments: Sendable, Equatable {
                 break
             }
             if argument == "--help" { result.mode = .help; continue }
+            if argument == "--require-tls" { result.requireTLS = true; continue }
             if argument == "--spool" || argument.hasPrefix("--spool=") {
                 result.spool = try value(of: "--spool", attached: argument.dropFirst("--spool=".count))
                 continue

@@ -223,6 +223,12 @@ extension AttemptRecord {
                                    ip: try reader.string("ip"), tls: try reader.string("tls"),
                                    result: try DeliveryResult.decode(try reader.required("result"), path: "\(path).result"))
         record.connectionUse = try reader.integer("conn_use")
+        if let text = try reader.string("tls_policy") {
+            guard let policy = TLSPolicy(rawValue: text) else {
+                throw EnvelopeError(kind: .badValue, field: "\(path).tls_policy", detail: "not a TLS policy name")
+            }
+            record.policy = policy
+        }
         record.extra = reader.leftovers
         return record
     }
@@ -235,6 +241,7 @@ extension AttemptRecord {
         writer.set("ip", ip)
         writer.set("tls", tls)
         writer.set("conn_use", connectionUse)
+        writer.set("tls_policy", policy?.rawValue)
         writer.set("result", result.json)
         return writer.value
     }

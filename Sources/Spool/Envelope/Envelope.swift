@@ -206,6 +206,9 @@ public struct AttemptRecord: Sendable, Equatable {
     /// Which message this was on its SMTP connection (1: a new connection;
     /// more: a reused one), as Postfix logs `conn_use`.
     public var connectionUse: Int?
+    /// The TLS policy the host was tried under (DANE, MTA-STS, none); nil
+    /// when no host was (or for attempts recorded before policies existed).
+    public var policy: TLSPolicy?
     public var result: DeliveryResult
     public var extra: [String: JSONValue] = [:]
 

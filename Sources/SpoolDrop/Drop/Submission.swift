@@ -12,6 +12,9 @@ public struct Submission: Sendable {
     public var fullName: String?
     /// `-i`/`-oi`: a line with a single dot does not end the message.
     public var ignoreDots = false
+    /// `--require-tls`: REQUIRETLS for the message (RFC 8689 4); it outweighs
+    /// a `TLS-Required: No` header, as RFC 8689 5 says the parameter does.
+    public var requireTLS = false
     public var hostname: String
     /// The largest message accepted, in octets as stored (with CRLF and added headers).
     public var maxSize: Int
@@ -88,7 +91,7 @@ public struct Submitter {
         envelope.messageID = composer.messageID
         envelope.eightBit = composer.eightBit
         envelope.smtputf8 = smtputf8
-        envelope.requireTLS = composer.requireTLS
+        envelope.requireTLS = submission.requireTLS ? true : composer.requireTLS
         let encoded = envelope.encoded()
         guard DropEnvelope.largestSize(encodedSize: encoded.count, recipients: recipients) <= DropEnvelope.maxEncodedSize else {
             writer.abandon()

@@ -13,6 +13,8 @@ import PosternBase
 /// SPOOL/corrupt/NAME/  quarantine: `reason` and the entry itself
 /// SPOOL/control/       queue-control requests to a running daemon, and its answers
 /// SPOOL/retired/ID/    envelopes of finished messages, kept for `queue.keep_retired`
+/// SPOOL/mta-sts/       the MTA-STS policy cache, one DOMAIN.json per policy domain
+/// SPOOL/tlsrpt/DAY/    TLSRPT result counts, one DOMAIN.json per policy domain and UTC day
 /// ```
 public struct SpoolLayout: Sendable, Equatable {
     /// The layout version in `VERSION`; a spool with another version is refused.
@@ -57,6 +59,8 @@ public struct SpoolLayout: Sendable, Equatable {
     public var corrupt: String { root + "/corrupt" }
     public var control: String { root + "/control" }
     public var retired: String { root + "/retired" }
+    public var mtaSTSCache: String { root + "/mta-sts" }
+    public var tlsReports: String { root + "/tlsrpt" }
     public var versionFile: String { root + "/VERSION" }
     public var lockFile: String { root + "/lock" }
 
