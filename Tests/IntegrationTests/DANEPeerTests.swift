@@ -95,7 +95,7 @@ struct DANEPeerTests {
     /// DANE-EE 3 1 1 from the signed zone verifies Postfix's self-signed certificate, whatever its name.
     @Test func daneEEVerifies() throws {
         let facts = try open("mx1.dane.test")
-        #expect(facts.tls?.verified == true && facts.tls?.verificationMode == "dane")
+        #expect(facts.tls?.verified == true && facts.tls?.verificationMode == .dane)
         #expect(facts.tls?.matchedTLSA?.usage == 3)
         #expect(facts.hello?.text.contains("127-0-0-2-") == true)   // the listener on 127.0.0.2 answered
     }
@@ -110,7 +110,7 @@ struct DANEPeerTests {
     /// The same listener's chain (leaf, intermediate, root) verifies under PKIX against the test CA.
     @Test func pkixVerifies() throws {
         let facts = try open("mx2.dane.test", pkix: true)
-        #expect(facts.tls?.verified == true && facts.tls?.verificationMode == "pkix")
+        #expect(facts.tls?.verified == true && facts.tls?.verificationMode == .pkix)
     }
 
     /// A TLSA record for another key fails the handshake as a DANE mismatch.
