@@ -176,9 +176,13 @@ final class RoundMachine {
             abandon()
             core.reschedule(id, at: now.addingTimeInterval(Self.retryDelay))
             return nil
-        case .transient(let reason):
+        case .transient(let reason, let code):
             // A check that could not be made (no descriptor left): later.
-            logger.warning("cannot read a due message now", metadata: ["id": "\(id)", "reason": "\(reason)"])
+            if let code, let trouble, trouble.absorb(SpoolIOError("read", reason, code), while: "reading an envelope") {
+                waitingForSpool.insert(id)
+            } else {
+                logger.warning("cannot read a due message now", metadata: ["id": "\(id)", "reason": "\(reason)"])
+            }
             abandon()
             core.reschedule(id, at: now.addingTimeInterval(Self.retryDelay))
             return nil

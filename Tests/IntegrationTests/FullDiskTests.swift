@@ -165,6 +165,76 @@ import Testing
         #expect(fixture.stop() == 0)
     }
 
+    /// Two messages deferred every second; then `condition` begins (by
+    /// `begin`) for long enough that each is due again: said once, shown in
+    /// the metrics when they can be served, nothing quarantined, the envelopes
+    /// as they were; when it ends (`end`), the daemon notices within a probe
+    /// and the messages go on being attempted and recorded.
+    func survives(_ condition: String, scrape: Bool, begin: (DaemonFixture, SmallFileSystem) throws -> Void,
+                  end: (DaemonFixture, SmallFileSystem) throws -> Void) throws {
+        let fixture = try DaemonFixture(overrides: ["metrics.listen=127.0.0.1:0", "queue.backoff_base=1s", "queue.backoff_factor=1"],
+                                        config: Self.config)
+        let small = try SmallFileSystem(over: fixture.spool, size: Self.size)
+        defer {
+            fixture.stop()
+            small.unmount()
+        }
+        try fixture.start()
+        let port = try #require(fixture.metricsPort)
+        let ids = try (0..<2).map { try fixture.drop(subject: "later-\($0)", to: ["patient@later.test"]) }
+        #expect(fixture.waitForLog("status=deferred", count: 2))
+        try begin(fixture, small)
+        #expect(fixture.waitForLog("msg=\"spool not writable\" condition=\(condition)"), "\(fixture.log)")
+        let before = try ids.map { try fixture.envelope($0) }
+        if scrape {
+            #expect(BackgroundProcess.waitUntil(timeout: 30) {
+                Self.metric(port, "postern_spool_unwritable{condition=\"\(condition)\"}") == 1
+            })
+        }
+        // Both messages come due (1 s) while it lasts, then wait for it to end.
+        #expect(BackgroundProcess.waitUntil(timeout: 30) {
+            fixture.log.components(separatedBy: "status=deferred").count - 1 >= 2
+                && Self.metric(port, "postern_spool_write_failures_total{condition=\"\(condition)\"}") ?? 2 >= 2
+        })
+        #expect(try ids.map { try fixture.envelope($0) } == before)
+        #expect(try fixture.spool.corruptNames().isEmpty)
+        try end(fixture, small)
+        #expect(fixture.waitForLog("msg=\"spool writable again\" condition=\(condition)", timeout: 30), "\(fixture.log)")
+        let deferred = fixture.log.components(separatedBy: "status=deferred").count - 1
+        #expect(fixture.waitForLog("status=deferred", count: deferred + 2))
+        #expect(BackgroundProcess.waitUntil(timeout: 30) {
+            ids.allSatisfy { ((try? fixture.envelope($0).attempts) ?? 0) >= 2 }
+        })
+        #expect(fixture.log.components(separatedBy: "msg=\"spool not writable\"").count - 1 == 1, "\(fixture.log)")
+        #expect(try fixture.spool.corruptNames().isEmpty)
+        #expect(try fixture.spool.names(.queue) == ids.sorted())
+        #expect(fixture.stop() == 0)
+    }
+
+    /// A read-only remount (errors=remount-ro) under the running daemon.
+    @Test func daemonSurvivesAReadOnlyRemount() throws {
+        try #require(getuid() == 0, "needs root to mount")
+        try survives("read_only", scrape: true,
+                     begin: { _, small in try small.remount(readOnly: true) },
+                     end: { _, small in try small.remount(readOnly: false) })
+    }
+
+    /// The daemon's descriptor limit lowered under it (prlimit(1)) so that
+    /// every open fails with EMFILE, then raised again.
+    @Test func daemonSurvivesRunningOutOfDescriptors() throws {
+        try #require(getuid() == 0, "needs root to change another process's limits")
+        var ours = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &ours)
+        // Soft limit 3: with 0, 1 and 2 open, no new descriptor fits.
+        func limit(_ fixture: DaemonFixture, _ soft: rlim_t) throws {
+            let pid = try #require(fixture.daemon?.pid)
+            let result = try PosternProcess.run([], command: ["/usr/bin/prlimit", "--pid", "\(pid)", "--nofile=\(soft):\(ours.rlim_max)"])
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        try survives("no_descriptors", scrape: false, begin: { fixture, _ in try limit(fixture, 3) },
+                     end: { fixture, _ in try limit(fixture, ours.rlim_cur) })
+    }
+
     static func metric(_ port: UInt16, _ series: String) -> Double? {
         ((try? ObservabilityTests.get(port: port)).map { ObservabilityTests.samples($0.body) } ?? [:])[series]
     }

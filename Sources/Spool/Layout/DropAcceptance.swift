@@ -59,7 +59,8 @@ public struct DropAcceptance {
         do {
             opened = try MessageDirectory(path: layout.path(.drop, id)).open(id: id, trustedOwners: trustedOwners)
         } catch where error.isTransient {
-            return .later("cannot read it now: \(error.description)", cause: nil)
+            return .later("cannot read it now: \(error.description)",
+                          cause: error.code.map { SpoolIOError("open", layout.path(.drop, id), $0) })
         } catch {
             return .invalid(error.description)
         }
