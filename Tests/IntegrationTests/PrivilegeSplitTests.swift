@@ -135,4 +135,93 @@ import Testing
         #expect(try fixture.spool.names(.queue) == [id])
         #expect(fixture.stop() == 0)
     }
+
+    /// Builds a drop owned by the member (uid 65534, as if it had written it)
+    /// whose `message` is `kind`: a symbolic link to `secret`, a hard link to
+    /// it, a FIFO, or a character device (/dev/zero's numbers). Planted by
+    /// root, since the kernel keeps a member from making the last two
+    /// (protected_hardlinks, CAP_MKNOD); the daemon must not rely on that.
+    static let planter = #"""
+        import json, os, sys, time
+        spool, qid, kind, secret = sys.argv[1:5]
+        tmp = spool + "/tmp/" + qid
+        os.mkdir(tmp, 0o2770)
+        message = tmp + "/message"
+        if kind == "symlink":
+            os.symlink(secret, message)
+        elif kind == "hardlink":
+            os.link(secret, message)
+        elif kind == "fifo":
+            os.mkfifo(message, 0o640)
+        elif kind == "device":
+            os.mknod(message, 0o640 | 0o020000, os.makedev(1, 5))
+        envelope = {"version": "1.0", "id": qid, "sender": "mallory@example.org", "recipients": [{"address": "bob@example.net"}],
+                    "arrival": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "size": 19, "uid": 65534}
+        with open(tmp + "/envelope.json", "w") as f:
+            json.dump(envelope, f)
+        for path in [tmp + "/envelope.json", message, tmp]:
+            os.lchown(path, 65534, 65534)
+        os.chmod(tmp, 0o2770)
+        os.rename(tmp, spool + "/drop/" + qid)
+        """#
+
+    /// Planted entries in a member's drop: the unprivileged daemon opens
+    /// nothing that is not a regular file with one link, never blocks on a
+    /// FIFO or reads a device, quarantines each drop with the reason, and
+    /// goes on delivering: the secret (readable by root only) reaches no one.
+    @Test func daemonFollowsNoPlantedEntry() throws {
+        let fixture = try DaemonFixture()
+        try fixture.useDropGroup(65534, daemonUser: Self.daemonUser)
+        let secret = fixture.spool.layout.root + "/tmp-secret"
+        try Data("SECRET-CONTENT-0600".utf8).write(to: URL(fileURLWithPath: secret))
+        chmod(secret, 0o600)
+        try fixture.start()
+        var planted: [String: String] = [:]
+        for kind in ["symlink", "hardlink", "fifo", "device"] {
+            let id = QueueIDGenerator().next().rawValue
+            let process = try BackgroundProcess(["/usr/bin/python3", "-c", Self.planter, fixture.spool.layout.root, id, kind, secret],
+                                                log: fixture.spool.directory + "/planter-\(kind).log")
+            #expect(process.wait() == 0, "\(kind): \(process.log)")
+            planted[id] = kind
+        }
+        #expect(try Self.drop(fixture, as: Self.victim, subject: "after the planted ones").status == 0)
+        #expect(fixture.waitForSink(1))
+        #expect(BackgroundProcess.waitUntil(timeout: 30) { (try? fixture.spool.corruptNames()) == planted.keys.sorted() })
+        for (id, kind) in planted {
+            let reason = String(decoding: (try? fixture.spool.read("corrupt/\(id)/reason")) ?? Data(), as: UTF8.self)
+            #expect(!reason.isEmpty, "\(kind)")
+            #expect(try fixture.spool.names(.queue).isEmpty)
+        }
+        #expect(fixture.sink.subjects() == ["after the planted ones"])
+        #expect(!fixture.sink.messages().contains { $0.contains("SECRET-CONTENT") })
+        #expect(String(decoding: try Data(contentsOf: URL(fileURLWithPath: secret)), as: UTF8.self) == "SECRET-CONTENT-0600")
+        #expect(fixture.stop() == 0)
+    }
+
+    /// CR, LF and angle brackets in addresses, from the command line and in a
+    /// hand-made envelope: refused before anything is written (EX_DATAERR or
+    /// EX_USAGE), or quarantined; no command or header reaches the server.
+    @Test func noInjectionThroughAddresses() throws {
+        let fixture = try DaemonFixture()
+        try fixture.useDropGroup(65534, daemonUser: Self.daemonUser)
+        try fixture.start()
+        let injected = ["bob@example.net\r\nRCPT TO:<evil@example.net>", "bob@example.net>\nDATA", "bob@example.net\rX-Injected: yes"]
+        for address in injected {
+            let result = try Self.drop(fixture, as: Self.member, subject: "recipient", arguments: [address])
+            #expect([64, 65].contains(result.status), "\(address.debugDescription): \(result.status) \(result.stderr)")
+            let sender = try Self.drop(fixture, as: Self.member, subject: "sender", arguments: ["-f", address, "bob@example.net"])
+            #expect([64, 65].contains(sender.status), "-f \(address.debugDescription): \(sender.status) \(sender.stderr)")
+        }
+        // The same through a hand-made envelope (the attacker script of TrustBoundaryTests).
+        let (id, attacker) = try TrustBoundaryTests.attack(fixture, as: Self.member, extra: """
+            {"recipients": [{"address": "bob@example.net\\r\\nRCPT TO:<evil@example.net>"}], "sender": "a@example.org\\r\\nX-Injected: yes"}
+            """)
+        #expect(attacker.wait() == 0, "\(attacker.log)")
+        #expect(TrustBoundaryTests.waitForReason(fixture, id, "envelope"))
+        #expect(try Self.drop(fixture, as: Self.member, subject: "clean").status == 0)
+        #expect(fixture.waitForSink(1))
+        #expect(fixture.sink.subjects() == ["clean"])
+        #expect(!fixture.sink.messages().contains { $0.contains("evil@") || $0.contains("X-Injected") })
+        #expect(fixture.stop() == 0)
+    }
 }
