@@ -73,25 +73,8 @@ import Testing
         #expect(try spool.temporaryNames().isEmpty)
     }
 
-    static let config = """
-        [transports.busy]
-        kind = "fail"
-        code = 451
-        text = "try again later"
-
-        [transports.forbidden]
-        kind = "fail"
-        code = 554
-        text = "not permitted"
-
-        [[routes]]
-        recipient_domains = ["later.test"]
-        transport = "busy"
-
-        [[routes]]
-        recipient_domains = ["forbidden.test"]
-        transport = "forbidden"
-        """
+    /// later.test defers (451), forbidden.test bounces (554).
+    static let config = DSNEndToEndTests.failConfig
 
     /// Messages queued before the disk filled: the ones for the good server go
     /// out (delivering needs no new block); the deferred and the bounced ones,
