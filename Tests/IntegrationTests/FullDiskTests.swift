@@ -153,9 +153,14 @@ import Testing
     /// the metrics when they can be served, nothing quarantined, the envelopes
     /// as they were; when it ends (`end`), the daemon notices within a probe
     /// and the messages go on being attempted and recorded.
+    ///
+    /// Without descriptors the metrics server cannot accept a scrape: it
+    /// fails, and serves again on its port once the condition ends.
     func survives(_ condition: String, scrape: Bool, begin: (DaemonFixture, SmallFileSystem) throws -> Void,
                   end: (DaemonFixture, SmallFileSystem) throws -> Void) throws {
-        let fixture = try DaemonFixture(overrides: ["metrics.listen=127.0.0.1:0", "queue.backoff_base=1s", "queue.backoff_factor=1"],
+        // A fixed port: the metrics server listens on it again after a failure.
+        let fixture = try DaemonFixture(overrides: ["metrics.listen=127.0.0.1:\(try freeLoopbackPort())", "queue.backoff_base=1s",
+                                                    "queue.backoff_factor=1"],
                                         config: Self.config)
         let small = try SmallFileSystem(over: fixture.spool, size: Self.size)
         defer {
@@ -173,6 +178,8 @@ import Testing
             #expect(BackgroundProcess.waitUntil(timeout: 30) {
                 Self.metric(port, "postern_spool_unwritable{condition=\"\(condition)\"}") == 1
             })
+        } else {
+            #expect(Self.metric(port, "postern_spool_unwritable{condition=\"\(condition)\"}") == nil)
         }
         // Both messages come due (1 s) while it lasts, then wait for it to end.
         #expect(BackgroundProcess.waitUntil(timeout: 30) {
@@ -191,6 +198,10 @@ import Testing
         #expect(fixture.log.components(separatedBy: "msg=\"spool not writable\"").count - 1 == 1, "\(fixture.log)")
         #expect(try fixture.spool.corruptNames().isEmpty)
         #expect(try fixture.spool.names(.queue) == ids.sorted())
+        #expect(BackgroundProcess.waitUntil(timeout: 30) {
+            Self.metric(port, "postern_spool_unwritable{condition=\"\(condition)\"}") == 0
+                && Self.metric(port, "postern_spool_write_failures_total{condition=\"\(condition)\"}") ?? 0 >= 2
+        }, "the metrics are served again and show the condition over")
         #expect(fixture.stop() == 0)
     }
 
