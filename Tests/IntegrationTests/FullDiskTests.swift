@@ -148,6 +148,34 @@ import Testing
         #expect(fixture.stop() == 0)
     }
 
+    /// A member's drop waiting when the disk is full: its adoption (a copy
+    /// into the daemon's own directory) cannot be written, so it stays in
+    /// drop/, said once; it used to wait for the next rescan (a restart), and
+    /// is now accepted and delivered at the probe that finds space again.
+    @Test func dropWaitingOnAFullDiskIsAcceptedWhenSpaceReturns() throws {
+        try #require(getuid() == 0, "needs root to mount and to change users")
+        let fixture = try DaemonFixture()
+        chmod(fixture.spool.directory, 0o755)
+        let small = try SmallFileSystem(over: fixture.spool, size: Self.size, dropGroup: 65534)
+        defer {
+            fixture.stop()
+            small.unmount()
+        }
+        let binary = try PosternProcess.copyBinaries(to: fixture.spool.directory)
+        let dropped = try Self.drop(fixture.spool, command: Self.member.setpriv + [binary])
+        #expect(dropped.status == 0, "\(dropped.stderr)")
+        try small.fill()
+        try fixture.start()
+        #expect(fixture.waitForLog("msg=\"spool not writable\" condition=no_space"), "\(fixture.log)")
+        #expect(try fixture.spool.names(.drop).count == 1)
+        #expect(!fixture.log.contains("cannot accept a drop now"))
+        try small.free()
+        #expect(fixture.waitForSink(1, timeout: 30), "\(fixture.log)")
+        #expect(try fixture.spool.names(.drop).isEmpty)
+        #expect(try fixture.spool.corruptNames().isEmpty)
+        #expect(fixture.stop() == 0)
+    }
+
     /// Two messages deferred every second; then `condition` begins (by
     /// `begin`) for long enough that each is due again: said once, shown in
     /// the metrics when they can be served, nothing quarantined, the envelopes
