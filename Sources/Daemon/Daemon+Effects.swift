@@ -21,7 +21,7 @@ extension Daemon: RoundEffects {
             guard let loaded = try openOwned(id, in: area) else { return .unavailable }
             return .envelope(loaded.envelope, recovered: loaded.recovered)
         } catch {
-            return error.isTransient ? .transient(error.description) : .damaged(error.description)
+            return error.isTransient ? .transient(error.description, code: error.code) : .damaged(error.description)
         }
     }
 
@@ -39,7 +39,7 @@ extension Daemon: RoundEffects {
                     // Adoption writes: it is the event loop's to do.
                     result = trusted.contains(opened.owner) ? .envelope(opened.envelope, recovered: opened.recovered) : .adoptionNeeded
                 } catch {
-                    result = error.isTransient ? .transient(error.description) : .damaged(error.description)
+                    result = error.isTransient ? .transient(error.description, code: error.code) : .damaged(error.description)
                 }
             }
             completed.append(.loaded(id, area, result))

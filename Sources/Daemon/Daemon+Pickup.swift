@@ -211,9 +211,12 @@ extension Daemon {
             quarantine(name, in: directory, reason: "duplicate: \(name) is already queued")
             metrics.dropRejected(reason: .duplicate)
             return
-        case .later(let reason):
-            // The drop is fine, and is accepted at the next rescan.
-            logger.error("cannot accept a drop now", metadata: ["id": "\(name)", "reason": "\(reason)"])
+        case .later(let reason, let cause):
+            // The drop is fine, and is tried again at the next probe (`checkSpool`).
+            laterDrops.insert(name)
+            if !(cause.map { trouble.absorb($0, while: "accepting a drop") } ?? false) {
+                logger.error("cannot accept a drop now", metadata: ["id": "\(name)", "reason": "\(reason)"])
+            }
             metrics.dropRejected(reason: .other)
             return
         case .acceptedCopyRemains(let accepted, let error):
@@ -300,6 +303,31 @@ extension Daemon {
                 quarantine(id.rawValue, in: layout.directory(area), reason: error.description)
             }
         }
+    }
+
+    /// While a condition of the spool lasts, or drops wait, probes the spool
+    /// every `SpoolTrouble.probeInterval`: when a condition ends, the
+    /// messages that waited for it are due at once (`spoolRecovered`); the
+    /// waiting drops are tried again at each probe.
+    func checkSpool() {
+        guard trouble.isActive || !laterDrops.isEmpty else {
+            nextProbe = nil
+            return
+        }
+        let now = clock.now
+        guard let due = nextProbe else {
+            nextProbe = now.addingTimeInterval(SpoolTrouble.probeInterval)
+            return
+        }
+        guard now >= due else { return }
+        nextProbe = now.addingTimeInterval(SpoolTrouble.probeInterval)
+        if trouble.isActive {
+            guard trouble.probe() else { return }
+            machine.spoolRecovered()
+        }
+        let waiting = laterDrops.sorted()
+        laterDrops.removeAll()
+        for name in waiting { accept(name) }
     }
 
     func quarantine(_ name: String, in directory: String, reason: String) {

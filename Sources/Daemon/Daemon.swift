@@ -67,12 +67,18 @@ public final class Daemon {
     /// When the queue gauges were last published, and whether they changed since.
     var lastPublish = Date.distantPast
     var metricsDirty = true
+    /// A full disk, no descriptor left, a read-only spool: said once, probed until it ends.
+    let trouble: SpoolTrouble
+    /// When the spool is next probed (`checkSpool`), while a condition lasts or drops wait.
+    var nextProbe: Date?
+    /// Drops that could not be accepted for a passing reason, tried again at each probe.
+    var laterDrops: Set<String> = []
 
     /// The index of queued messages (the machine's).
     var core: SchedulerCore { machine.core }
 
     public init(layout: SpoolLayout, settings: DaemonSettings, logger: Logger, dsn: any DSNHook,
-                metrics: PosternMetrics = PosternMetrics(), notifier: ServiceNotifier? = nil,
+                metrics: PosternMetrics = PosternMetrics(), notifier: ServiceNotifier? = nil, trouble: SpoolTrouble? = nil,
                 clock: any WallClock = SystemClock(), reload: @escaping () -> DaemonSettings? = { nil }) {
         self.layout = layout
         self.notifier = notifier
@@ -84,6 +90,8 @@ public final class Daemon {
         self.reload = reload
         self.clock = clock
         machine = RoundMachine(settings: settings, clock: clock, logger: logger, metrics: metrics)
+        self.trouble = trouble ?? SpoolTrouble(layout: layout, logger: logger, metrics: metrics)
+        machine.trouble = self.trouble
         store = MessageStore(layout: layout)
         control = QueueControl(layout: layout)
         mailbox = ControlMailbox(layout: layout)
@@ -163,6 +171,7 @@ public final class Daemon {
                     scanFinished(report)
                 }
             }
+            checkSpool()
             publishMetrics()
             feedWatchdog()
             machine.abortOverdueAttempts()
@@ -182,6 +191,7 @@ public final class Daemon {
         if let deadline = stopDeadline { wakeAt.append(deadline) }
         if let interval = notifier?.watchdogInterval { wakeAt.append(lastWatchdog.addingTimeInterval(interval)) }
         if settings.keepRetired > 0 { wakeAt.append(lastRetiredSweep.addingTimeInterval(3600)) }
+        if let nextProbe { wakeAt.append(nextProbe) }
         // Gauges changed within the last second are published a second later;
         // the census of corrupt/ and retired/ once a minute.
         wakeAt.append(lastPublish.addingTimeInterval(metricsDirty ? 1 : 60))

@@ -58,8 +58,8 @@ enum LoadedEnvelope: Sendable {
     case unavailable
     /// Damage: quarantine it.
     case damaged(String)
-    /// A check that could not be made now (no descriptor left).
-    case transient(String)
+    /// A check that could not be made now (no descriptor left), with the errno.
+    case transient(String, code: Int32?)
     /// Its writer still owns it: read again on the event loop, which adopts it.
     case adoptionNeeded
 }

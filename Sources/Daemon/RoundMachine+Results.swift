@@ -42,7 +42,7 @@ extension RoundMachine {
                 let permanent = verdicts.contains { $0.verdict == .bounced || $0.verdict == .expired }
                 try effects.persist(envelope, in: area, durability: permanent ? .powerLoss : .processCrash)
             } catch {
-                logger.error("cannot record the attempt", metadata: ["id": "\(job.id)", "error": "\(error)"])
+                writeFailed(job.id, error, "cannot record the attempt", while: "recording an attempt")
             }
         }
         // Logged once the result is on disk: a line saying "deferred" means the
@@ -150,7 +150,7 @@ extension RoundMachine {
                     do {
                         try effects.persist(envelope, in: area, durability: .processCrash)
                     } catch {
-                        logger.error("cannot clear the DSN mark", metadata: ["id": "\(id)", "error": "\(error)"])
+                        writeFailed(id, error, "cannot clear the DSN mark", while: "clearing a DSN mark")
                     }
                 }
                 // Back in the heap at the registered time when its last job
@@ -171,10 +171,13 @@ extension RoundMachine {
     /// full disk), the message stays, due again in `retryDelay`.
     func finalize(_ id: QueueID, envelope: Envelope, area: SpoolLayout.Area) {
         guard let effects else { return }
+        resumed.remove(id)
         var envelope = envelope
         guard effects.sendPending(&envelope) else {
-            // Due again even if held: only its DSN is left to do.
+            // Due again even if held: only its DSN is left to do. Sooner if
+            // the spool was full and has room again.
             core.insert(id, nextAttempt: now.addingTimeInterval(Self.retryDelay), held: false, recipients: 0)
+            if trouble?.isActive == true { waitingForSpool.insert(id) }
             return
         }
         if envelope.sender == nil, envelope.recipients.contains(where: { $0.state == .failed }),
@@ -207,7 +210,7 @@ extension RoundMachine {
             logger.warning("double bounce kept in hold/", metadata: ["id": "\(id)",
                                                                    "recipients": "\(envelope.recipients.map(\.address).joined(separator: ","))"])
         } catch {
-            logger.error("cannot keep a double bounce; it stays where it is", metadata: ["id": "\(id)", "error": "\(error)"])
+            writeFailed(id, error, "cannot keep a double bounce; it stays where it is", while: "keeping a double bounce")
             core.insert(id, nextAttempt: now.addingTimeInterval(Self.retryDelay), held: false, recipients: 0)
         }
     }

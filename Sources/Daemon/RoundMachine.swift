@@ -28,6 +28,14 @@ final class RoundMachine {
     var random = SystemRandomNumberGenerator()
     /// Set on shutdown: nothing new starts.
     var stopping = false
+    /// The spool's conditions (a full disk): failures for such a reason are
+    /// said there once, and their messages wait in `waitingForSpool`.
+    var trouble: SpoolTrouble?
+    /// Messages put off for `retryDelay` by a condition of the spool: due at
+    /// once when it ends (`spoolRecovered`).
+    var waitingForSpool: Set<QueueID> = []
+    /// Those of them made due when it ended, until an attempt is registered.
+    var resumed: Set<QueueID> = []
 
     /// Envelopes of messages in a registered round, as last written (or, for
     /// the attempt in progress, as they will be written).
@@ -168,9 +176,13 @@ final class RoundMachine {
             abandon()
             core.reschedule(id, at: now.addingTimeInterval(Self.retryDelay))
             return nil
-        case .transient(let reason):
+        case .transient(let reason, let code):
             // A check that could not be made (no descriptor left): later.
-            logger.warning("cannot read a due message now", metadata: ["id": "\(id)", "reason": "\(reason)"])
+            if let code, let trouble, trouble.absorb(SpoolIOError("read", reason, code), while: "reading an envelope") {
+                waitingForSpool.insert(id)
+            } else {
+                logger.warning("cannot read a due message now", metadata: ["id": "\(id)", "reason": "\(reason)"])
+            }
             abandon()
             core.reschedule(id, at: now.addingTimeInterval(Self.retryDelay))
             return nil
@@ -203,7 +215,9 @@ final class RoundMachine {
             return nil
         }
         let due = envelope.nextAttempt ?? .distantPast
-        guard due <= now else {
+        // Resumed after a full disk: the envelope's time is that of the
+        // attempt whose result could not be written, so it does not count.
+        guard due <= now || resumed.contains(id) else {
             // The index was ahead of the envelope (a touch, a copy without
             // times): due when the envelope says.
             abandon()
@@ -245,16 +259,43 @@ final class RoundMachine {
         do {
             try effects.register(found.envelope, recovered: found.recovered, nextAttempt: next)
         } catch {
-            logger.error("cannot register attempt; will retry", metadata: ["id": "\(id)", "error": "\(error)"])
+            writeFailed(id, error, "cannot register attempt; will retry", while: "registering an attempt")
             core.finished(job)
             core.abandonRound(id)
             core.reschedule(id, at: now.addingTimeInterval(Self.retryDelay))
             return false
         }
         envelope.nextAttempt = next
+        resumed.remove(id)
         rounds[id] = envelope
         core.setNextAttempt(id, next)
         return true
+    }
+
+    /// A spool write for `id` failed: logged, unless the cause is a
+    /// condition of the spool (`SpoolTrouble`), which says it once; the
+    /// message then also waits for the condition to end.
+    func writeFailed(_ id: QueueID, _ error: any Error, _ message: Logger.Message, while doing: String) {
+        if let trouble, trouble.absorb(error, while: doing) {
+            waitingForSpool.insert(id)
+        } else {
+            logger.error(message, metadata: ["id": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    /// A condition of the spool ended: the messages whose writes it failed
+    /// (an attempt's result, a registration, a DSN) are due now, so that what
+    /// they owe is done at once rather than after their backoff or
+    /// `retryDelay`. Their envelope on disk is the one before the failed write,
+    /// with its registration mark (the attempt counts), so the round starts
+    /// over from there: an attempt whose result was lost is made again, as
+    /// after a crash (spool-layout.md 6.2).
+    func spoolRecovered() {
+        for id in waitingForSpool.sorted() where core.contains(id) {
+            core.reschedule(id, at: now)
+            resumed.insert(id)
+        }
+        waitingForSpool.removeAll()
     }
 
     private func launch(_ job: Job) {

@@ -39,12 +39,17 @@ public struct SpoolDSN: DSNHook {
     let ids = QueueIDGenerator()
 
     let metrics: PosternMetrics?
+    /// The daemon's account of a full or read-only spool: a DSN that cannot
+    /// be written for such a reason is said there once, not here each time.
+    let trouble: SpoolTrouble?
 
-    public init(layout: SpoolLayout, settings: Settings, logger: Logger, metrics: PosternMetrics? = nil) {
+    public init(layout: SpoolLayout, settings: Settings, logger: Logger, metrics: PosternMetrics? = nil,
+                trouble: SpoolTrouble? = nil) {
         self.layout = layout
         self.settings = settings
         self.logger = logger
         self.metrics = metrics
+        self.trouble = trouble
     }
 
     @discardableResult
@@ -128,7 +133,9 @@ public struct SpoolDSN: DSNHook {
                                           "recipients": "\(recipients.map(\.address).joined(separator: ","))"])
             return true
         } catch {
-            logger.error("cannot drop a DSN", metadata: ["id": "\(envelope.id)", "kind": "\(action.rawValue)", "error": "\(error)"])
+            if trouble?.absorb(error, while: "writing a DSN") != true {
+                logger.error("cannot drop a DSN", metadata: ["id": "\(envelope.id)", "kind": "\(action.rawValue)", "error": "\(error)"])
+            }
             return false
         }
     }

@@ -21,14 +21,16 @@ enum MetricFamily: String, CaseIterable, Sendable {
     case tls = "postern_tls_total"
     case connectionMessages = "postern_queue_connection_messages"
     case doubleBounces = "postern_double_bounces_total"
+    case spoolUnwritable = "postern_spool_unwritable"
+    case spoolWriteFailures = "postern_spool_write_failures_total"
 
     var name: String { rawValue }
 
     var type: String {
         switch self {
-        case .connections, .drops, .deliveries, .dsns, .inotifyOverflows, .tls, .doubleBounces: "counter"
+        case .connections, .drops, .deliveries, .dsns, .inotifyOverflows, .tls, .doubleBounces, .spoolWriteFailures: "counter"
         case .deliveryDuration, .connectionMessages: "histogram"
-        case .messages, .recipients, .oldestQueuedAge, .rescanDuration, .rescanMessages, .inFlight: "gauge"
+        case .messages, .recipients, .oldestQueuedAge, .rescanDuration, .rescanMessages, .inFlight, .spoolUnwritable: "gauge"
         }
     }
 
@@ -50,6 +52,8 @@ enum MetricFamily: String, CaseIterable, Sendable {
         case .tls: "Connections that reached SMTP, by the TLS they ended with and the TLS policy that applied."
         case .connectionMessages: "Messages each SMTP connection carried, observed when it closed (connection reuse)."
         case .doubleBounces: "Undeliverable bounces with no one to notify, kept in hold/ for the postmaster."
+        case .spoolUnwritable: "1 while the spool cannot be written for this reason (full, out of descriptors, read-only), else 0."
+        case .spoolWriteFailures: "Spool writes the daemon put off for a condition of the file system, by condition."
         }
     }
 

@@ -119,4 +119,15 @@ extension PosternMetrics {
         /// bounced) and went to the postmaster instead.
         case postmaster
     }
+
+    /// Why the spool cannot be written now: `postern_spool_unwritable{condition}`
+    /// and `postern_spool_write_failures_total{condition}`.
+    public enum SpoolCondition: String, Sendable, CaseIterable {
+        /// ENOSPC or EDQUOT: no block or inode left, or the quota reached.
+        case noSpace = "no_space"
+        /// EMFILE or ENFILE: the process's or the system's descriptor limit.
+        case noDescriptors = "no_descriptors"
+        /// EROFS: the file system was remounted read-only (errors=remount-ro).
+        case readOnly = "read_only"
+    }
 }

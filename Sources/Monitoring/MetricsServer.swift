@@ -105,13 +105,29 @@ public final class MetricsServer: Sendable {
 
         let latch = StartupLatch()
         let task = Task.detached(executorPreference: Self.thread) { [logger, weak self] in
-            do {
-                try await server.run()
-                _ = latch.finish(.failure(.stopped(address: address.description)))
-            } catch {
-                let first = latch.finish(.failure(MetricsServerError(error, address: address)))
-                if !first, !(self?.state.withLock({ $0.stopping }) ?? true) {
-                    logger.error("metrics server failed", metadata: ["listen": "\(address)", "error": "\(error)"])
+            // A failed accept (EMFILE: the daemon out of descriptors) ends
+            // FlyingFox's run, and the metrics are most wanted then: once it
+            // has started, the server runs again every second until stopped,
+            // said once per run of failures.
+            var failing = false
+            while true {
+                let began = ContinuousClock.now
+                do {
+                    try await server.run()
+                    _ = latch.finish(.failure(.stopped(address: address.description)))
+                    return
+                } catch {
+                    let first = latch.finish(.failure(MetricsServerError(error, address: address)))
+                    func stopping() -> Bool { self?.state.withLock { $0.stopping } ?? true }
+                    guard !first, !stopping() else { return }
+                    if ContinuousClock.now - began > .seconds(10) { failing = false }
+                    if !failing {
+                        logger.error("metrics server failed; restarting it every second",
+                                     metadata: ["listen": "\(address)", "error": "\(error)"])
+                    }
+                    failing = true
+                    do { try await Task.sleep(for: .seconds(1)) } catch { return }
+                    guard !stopping() else { return }
                 }
             }
         }

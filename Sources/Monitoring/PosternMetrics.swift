@@ -55,6 +55,8 @@ public final class PosternMetrics: Sendable {
     private let tlsOutcomes: [TLSKey: Counter]
     private let connectionMessagesHistogram: ValueHistogram
     private let doubleBounceCounter: Counter
+    private let spoolUnwritable: [SpoolCondition: Gauge]
+    private let spoolWriteFailures: [SpoolCondition: Counter]
     public static let connectionMessagesBuckets: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 
     private struct TLSKey: Hashable, Sendable {
@@ -120,6 +122,10 @@ public final class PosternMetrics: Sendable {
         connectionMessagesHistogram = registry.makeValueHistogram(descriptor: MetricFamily.connectionMessages.descriptor,
                                                                   buckets: Self.connectionMessagesBuckets)
         doubleBounceCounter = registry.makeCounter(descriptor: MetricFamily.doubleBounces.descriptor)
+        spoolUnwritable = Dictionary(uniqueKeysWithValues: SpoolCondition.allCases.map {
+            ($0, registry.makeGauge(descriptor: MetricFamily.spoolUnwritable.descriptor, labels: [("condition", $0.rawValue)]))
+        })
+        spoolWriteFailures = counters(.spoolWriteFailures, "condition", SpoolCondition.self)
     }
 
     // MARK: Events
@@ -127,6 +133,16 @@ public final class PosternMetrics: Sendable {
     /// A double bounce was kept in hold/ for the postmaster.
     public func doubleBounce() {
         doubleBounceCounter.increment()
+    }
+
+    /// A spool write put off for `condition`.
+    public func spoolWriteFailed(_ condition: SpoolCondition) {
+        spoolWriteFailures[condition]?.increment()
+    }
+
+    /// Whether the spool is unwritable for `condition` now.
+    public func setSpoolUnwritable(_ condition: SpoolCondition, _ unwritable: Bool) {
+        spoolUnwritable[condition]?.set(to: unwritable ? 1 : 0)
     }
 
     /// How many messages an SMTP connection carried, when it closed.

@@ -33,8 +33,18 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
         case receiveData
         /// A server-side TLS handshake (after "220 ready" to STARTTLS, or first thing for implicit TLS).
         case startTLS(ServerTLS)
+        /// Sends these bytes over and over until the client stops reading and
+        /// hangs up, or `limit` octets have gone out: a server that never ends
+        /// a reply. The octets sent are in `Outcome.flooded`.
+        case flood([UInt8], limit: Int)
+        /// Sends these bytes one at a time, `interval` seconds apart, until
+        /// they are all out or the client hangs up: a slowloris server.
+        case drip([UInt8], interval: Double)
         /// Hang up.
         case close
+        /// Hang up with a TCP reset (SO_LINGER 0) instead of a FIN: a server
+        /// that crashed or a middlebox that dropped the connection.
+        case reset
         /// Say nothing and read until the client gives up and closes.
         case waitForClose
         /// Anything a fixed line cannot express (a SASL server computing its
@@ -66,6 +76,8 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
         public var failures: [String] = []
         /// The TLS version the server negotiated, if any.
         public var tlsVersion: String?
+        /// Octets sent by `.flood` and `.drip` steps before the client hung up.
+        public var flooded = 0
     }
 
     /// The client's end of the socketpair; hand it to `SocketStream`, which then owns it.
@@ -203,7 +215,21 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
                     outcome.failures.append("\(error)")
                     return
                 }
+            case .flood(let bytes, let limit):
+                outcome.transcript.append("S: <flood of \(bytes.count)-octet units>")
+                while outcome.flooded < limit, connection.trySend(bytes) { outcome.flooded += bytes.count }
+            case .drip(let bytes, let interval):
+                outcome.transcript.append("S: <\(bytes.count) octets, one every \(interval)s>")
+                for byte in bytes {
+                    guard connection.trySend([byte]) else { break }
+                    outcome.flooded += 1
+                    Thread.sleep(forTimeInterval: interval)
+                }
             case .close:
+                return
+            case .reset:
+                var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+                setsockopt(connection.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
                 return
             case .waitForClose:
                 while connection.readRawLine() != nil {}
@@ -262,6 +288,21 @@ public struct PeerConnection {
             } else {
                 _ = Glibc.send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
             }
+        }
+    }
+
+    /// Sends all of `bytes` on a plain connection; false once the client has
+    /// gone (EPIPE, ECONNRESET), for the steps that send until it does.
+    mutating func trySend(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let count = Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { return false }
+                offset += count
+            }
+            return true
         }
     }
 

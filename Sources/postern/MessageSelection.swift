@@ -172,7 +172,7 @@ enum ControlRunner {
             let reason: String
             switch acceptance.accept(name) {
             case .accepted, .acceptedCopyRemains, .gone: continue
-            case .later(let why):
+            case .later(let why, _):
                 warn("\(TerminalText.safe(name)): not accepted now: \(why)")
                 continue
             case .badName: reason = "an entry whose name is not a queue ID"

@@ -92,10 +92,13 @@ extension Postern {
             }
             defer { server?.stop() }
             do {
+                // One account of the spool's condition for the daemon and its DSNs.
+                let trouble = SpoolTrouble(layout: global.layout, logger: logger, metrics: metrics)
                 try Daemon(layout: global.layout, settings: settings, logger: logger,
-                           dsn: SpoolDSN(layout: global.layout, settings: Self.dsnSettings(configuration), logger: logger, metrics: metrics),
+                           dsn: SpoolDSN(layout: global.layout, settings: Self.dsnSettings(configuration), logger: logger,
+                                         metrics: metrics, trouble: trouble),
                            metrics: metrics, notifier: ServiceNotifier(environment: ProcessInfo.processInfo.environment),
-                           reload: reload).run()
+                           trouble: trouble, reload: reload).run()
             } catch let error as SpoolError {
                 throw failure(error)
             } catch {

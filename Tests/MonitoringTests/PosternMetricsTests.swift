@@ -47,6 +47,10 @@ import Testing
         samples["postern_queue_connection_messages_sum"] = "0.0"
         samples["postern_queue_connection_messages_count"] = "0"
         samples["postern_double_bounces_total"] = "0"
+        for condition in ["no_space", "no_descriptors", "read_only"] {
+            samples["postern_spool_unwritable{condition=\"\(condition)\"}"] = "0.0"
+            samples["postern_spool_write_failures_total{condition=\"\(condition)\"}"] = "0"
+        }
         return samples
     }
 
@@ -66,6 +70,8 @@ import Testing
         "postern_tls_total": "counter",
         "postern_queue_connection_messages": "histogram",
         "postern_double_bounces_total": "counter",
+        "postern_spool_unwritable": "gauge",
+        "postern_spool_write_failures_total": "counter",
     ]
 
     @Test func everyMetricShowsBeforeTheFirstEvent() {
@@ -107,6 +113,11 @@ import Testing
         metrics.connectionMessages(1)
         metrics.connectionMessages(37)
         metrics.doubleBounce()
+        metrics.spoolWriteFailed(.noSpace)
+        metrics.spoolWriteFailed(.noSpace)
+        metrics.setSpoolUnwritable(.noSpace, true)
+        metrics.setSpoolUnwritable(.readOnly, true)
+        metrics.setSpoolUnwritable(.readOnly, false)
 
         var expected = Self.initialSamples()
         // 1 and 37: le is inclusive, so 1 is in every bucket and 37 from 50 on.
@@ -117,6 +128,8 @@ import Testing
         expected["postern_queue_connection_messages_sum"] = "38.0"
         expected["postern_queue_connection_messages_count"] = "2"
         expected["postern_double_bounces_total"] = "1"
+        expected["postern_spool_write_failures_total{condition=\"no_space\"}"] = "2"
+        expected["postern_spool_unwritable{condition=\"no_space\"}"] = "1.0"
         expected["postern_queue_connection_total{result=\"ok\"}"] = "2"
         expected["postern_queue_connection_total{result=\"timeout\"}"] = "1"
         expected["postern_queue_messages{state=\"queued\"}"] = "3.0"

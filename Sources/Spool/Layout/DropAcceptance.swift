@@ -46,8 +46,9 @@ public struct DropAcceptance {
         case invalid(String)
         /// To quarantine: the ID is already queued.
         case duplicate
-        /// Not now (no descriptor left, a full disk): the drop stays for the next try.
-        case later(String)
+        /// Not now (no descriptor left, a full disk): the drop stays for the
+        /// next try. `cause`: the failed call, when one is known.
+        case later(String, cause: SpoolIOError?)
     }
 
     public func accept(_ name: String) -> Outcome {
@@ -58,7 +59,8 @@ public struct DropAcceptance {
         do {
             opened = try MessageDirectory(path: layout.path(.drop, id)).open(id: id, trustedOwners: trustedOwners)
         } catch where error.isTransient {
-            return .later("cannot read it now: \(error.description)")
+            return .later("cannot read it now: \(error.description)",
+                          cause: error.code.map { SpoolIOError("open", layout.path(.drop, id), $0) })
         } catch {
             return .invalid(error.description)
         }
@@ -109,7 +111,7 @@ public struct DropAcceptance {
             return .invalid(problem.description)
         } catch {
             // Accepted when it is in queue/; only the removal of the writer's copy failed.
-            guard QueueControl(layout: layout).area(of: id) != nil else { return .later("cannot accept it: \(error)") }
+            guard QueueControl(layout: layout).area(of: id) != nil else { return .later("cannot accept it: \(error)", cause: error as? SpoolIOError) }
             return .acceptedCopyRemains(envelope, "\(error)")
         }
         return .accepted(envelope, ignored: ignored, owner: opened.owner)

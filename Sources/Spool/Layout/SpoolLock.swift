@@ -16,7 +16,10 @@ public final class SpoolLock {
     ///
     /// - Throws: `SpoolError` with `.tempFail` when another process holds it.
     public init(layout: SpoolLayout) throws(SpoolError) {
-        let fd = open(layout.lockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        // Read-only: flock(2) needs no write access, and a file held open for
+        // writing for the daemon's whole life would make a read-only remount
+        // of the spool's file system (an operator's, or a test's) fail with EBUSY.
+        let fd = open(layout.lockFile, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let code = errno
             throw SpoolError(code == EACCES ? .noPermission : .cantCreate,
@@ -34,7 +37,11 @@ public final class SpoolLock {
         self.fd = fd
         let pid = Array("\(getpid())\n".utf8)
         // The pid is informational; failing to write it does not weaken the lock.
-        if ftruncate(fd, 0) == 0 { _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) } }
+        let writer = open(layout.lockFile, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)
+        if writer >= 0 {
+            _ = pid.withUnsafeBytes { write(writer, $0.baseAddress, $0.count) }
+            close(writer)
+        }
     }
 
     deinit {

@@ -20,9 +20,17 @@ public struct MessageDirectory {
         /// The check could not be made for a passing reason (no descriptor or
         /// memory left): try again later rather than quarantine.
         public var isTransient = false
+        /// The errno of the call that failed, when one did.
+        public var code: Int32?
         public init(_ description: String, transient: Bool = false) {
             self.description = description
             isTransient = transient
+        }
+
+        /// A call that failed with `code`: transient when the code is.
+        init(_ description: String, code: Int32) {
+            self.init(description, transient: Self.transient(code))
+            self.code = code
         }
 
         static func transient(_ code: Int32) -> Bool { [EMFILE, ENFILE, ENOMEM, EINTR, EAGAIN].contains(code) }
@@ -92,7 +100,7 @@ public struct MessageDirectory {
             owner = try directory.status().st_uid
             names = try directory.names()
         } catch {
-            throw Problem("cannot be listed: \(error)", transient: Problem.transient(error.code))
+            throw Problem("cannot be listed: \(error)", code: error.code)
         }
         let expected: Set = [SpoolLayout.messageFile, SpoolLayout.envelopeFile]
         for name in names where !expected.contains(name) {
@@ -160,7 +168,7 @@ public struct MessageDirectory {
             (fd, info) = try directory.openRegularFile(SpoolLayout.envelopeFile)
         } catch {
             throw Problem("cannot open \(SpoolLayout.envelopeFile): \(String(cString: strerror(error.code)))",
-                          transient: Problem.transient(error.code))
+                          code: error.code)
         }
         defer { close(fd) }
         guard info.st_size <= Envelope.maxEncodedSize else {
@@ -169,7 +177,7 @@ public struct MessageDirectory {
         do {
             return Data(try RegularFile.read(fd, upTo: Int(info.st_size)))
         } catch {
-            throw Problem("cannot read \(SpoolLayout.envelopeFile): \(error)", transient: Problem.transient(error.code))
+            throw Problem("cannot read \(SpoolLayout.envelopeFile): \(error)", code: error.code)
         }
     }
 }
