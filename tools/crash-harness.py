@@ -104,6 +104,7 @@ def random_kills(a, work, rng):
         tail = sum(2 ** i for i in range(max_attempts)) + 60
         wait("the queue to empty", lambda: world.census()["queue"] == 0 and world.census()["drop"] == 0, tail + 240)
         census = finish(world, problems)
+        ledger.save(os.path.join(world.work, "events.jsonl"))
         figures, found = ledger.settle(feeder.accepted, feeder.unsure)
         problems += found
         figures.update(tmp_leftovers=census["tmp"], drop_failures=len(feeder.failed),
@@ -168,12 +169,14 @@ def default_backoff(a, work, rng):
                     problems.append(f"message {n}, accepted before a kill, never attempted")
                     continue
                 worst = max(worst, first[n] - max(restart, t))
+        ledger.kicked_at = time.time()
         result = world.postern("kick", "--all")
         if result.returncode != 0:
             problems.append(f"postern kick --all exited {result.returncode}: {result.stdout[-300:]}")
         wait("the queue to empty after the kick",
              lambda: world.census()["queue"] == 0 and world.census()["drop"] == 0, 120)
         finish(world, problems)
+        ledger.save(os.path.join(world.work, "events.jsonl"))
         figures, found = ledger.settle(feeder.accepted, feeder.unsure)
         problems += found
         figures.update(delayed_by_kills=len(marked), worst_first_attempt_after_restart=round(worst, 2),

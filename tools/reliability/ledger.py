@@ -34,9 +34,19 @@ class Ledger:
         self.base = backoff_base
         self.factor = backoff_factor
         self.kills = []          # (time, {(kind, N)} marked at that kill)
+        self.kicked_at = None    # an operator's `postern kick --all`: what follows is not a retry
 
     def kill(self, when, marked):
         self.kills.append((when, marked))
+
+    def save(self, path):
+        """The peer's record (without message bodies) and the kills, one JSON object a line, for a post-mortem."""
+        import json
+        with open(path, "w") as f:
+            for e in self.peer.snapshot():
+                f.write(json.dumps(list(e[:3]) + [e[3] if isinstance(e[3], int) else len(e[3])]) + "\n")
+            for t, marked in self.kills:
+                f.write(json.dumps(["kill", t, sorted(map(list, marked))]) + "\n")
 
     def settle(self, accepted, unsure):
         """Returns (figures, problems): figures a dict for the report,
@@ -110,6 +120,8 @@ class Ledger:
             problems.append(f"message {n}: {len(attempts)} attempts, more than max_attempts {self.max_attempts}")
             f["storm"] += 1
         for i, (a, b) in enumerate(zip(attempts, attempts[1:]), start=1):
+            if self.kicked_at is not None and b > self.kicked_at:
+                break
             nominal = self.base * self.factor ** (i - 1)
             if b - a < nominal / 2:
                 problems.append(f"message {n}: attempts {i} and {i + 1} {b - a:.2f} s apart "

@@ -239,9 +239,11 @@ class Peer:
             time.sleep(self.hang)
             sock.shutdown(socket.SHUT_RDWR)
             return False
+        # Committed at the final dot, as a real server's queue file is before
+        # it answers: the client may be killed while waiting for the reply.
+        self._record("final", n, now, code)
         if self.delay:
             time.sleep(self.delay)
-        self._record("final", n, time.time(), code)
         reply({250: "250 2.0.0 queued as fate", 451: "451 4.3.0 try again later (fate)",
                554: "554 5.6.0 message refused (fate)", 550: "550 5.1.1 no such user here (fate)"}[code])
         return True
