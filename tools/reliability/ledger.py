@@ -27,17 +27,24 @@ from peer import PERMANENT, message_id
 
 
 class Ledger:
-    def __init__(self, peer, seed, max_attempts, backoff_base, backoff_factor):
+    def __init__(self, peer, seed, max_attempts, backoff_base, backoff_factor, max_concurrent=10):
         self.peer = peer
         self.seed = seed
         self.max_attempts = max_attempts
         self.base = backoff_base
         self.factor = backoff_factor
-        self.kills = []          # (time, {(kind, N)} marked at that kill)
+        self.max_concurrent = max_concurrent
+        self.kills = []          # (time, {(kind, N): mark} of the attempts in flight at that kill)
+        self.marks_seen = []     # every mark in the spool after each kill
         self.kicked_at = None    # an operator's `postern kick --all`: what follows is not a retry
 
     def kill(self, when, marked):
-        self.kills.append((when, marked))
+        """A kill at `when`, after which the spool held `marked` ({(kind, N): mark});
+        the marks not there at the kill before are the attempts in flight at this one."""
+        before = self.marks_seen[-1] if self.marks_seen else {}
+        fresh = {key: mark for key, mark in marked.items() if before.get(key) != mark}
+        self.kills.append((when, fresh))
+        self.marks_seen.append(marked)
 
     def save(self, path):
         """The peer's record (without message bodies) and the kills, one JSON object a line, for a post-mortem."""
@@ -61,10 +68,14 @@ class Ledger:
             elif e[0] == "dsn":
                 dsns.setdefault(e[1], []).append((e[2], e[3]))
         problems = []
+        busiest = max((len(m) for _, m in self.kills), default=0)
+        if busiest > self.max_concurrent:
+            problems.append(f"{busiest} attempts in flight at one kill, more than queue.max_concurrent {self.max_concurrent}")
         f = dict(accepted=len(accepted), unsure_drops=len(unsure), delivered=0, bounced=0,
                  bounced_after_kills=0, lost=0, wrong=0, duplicates=0, duplicate_dsns=0, delay_dsns=0,
                  attempts=sum(len(v) for v in rcpts.values()), max_attempts_seen=0, storm=0,
-                 in_flight_at_kills=sum(len(m) for _, m in self.kills), kills=len(self.kills))
+                 in_flight_at_kills=sum(len(m) for _, m in self.kills), most_in_flight=busiest,
+                 kills=len(self.kills))
         for n in sorted(set(accepted) | (set(unsure) & (set(rcpts) | set(dsns)))):
             fate = self.peer.fate(n)
             delivered = sorted(finals.get(n, []))

@@ -181,10 +181,12 @@ class World:
         return out
 
     def marks(self):
-        """{(kind, N)} of the messages whose envelope carries an attempt's
-        registration mark (spool-layout.md 6.2): attempts in flight when the
-        daemon died. Read only while no daemon runs."""
-        marked = set()
+        """{(kind, N): mark} of the messages whose envelope carries an attempt's
+        registration mark (spool-layout.md 6.2, a whole second more than one
+        second past the resting time): attempts in flight when the daemon
+        died, or at an earlier death and not due since. Read only while no
+        daemon runs."""
+        marked = {}
         queue = os.path.join(self.spool, "queue")
         for name in self.names("queue"):
             path = os.path.join(queue, name, "envelope.json")
@@ -199,7 +201,7 @@ class World:
             if pending and not envelope.get("dsn_pending"):
                 resting = envelope.get("next_attempt") or resting
             if st.st_mtime_ns % 1_000_000_000 == 0 and st.st_mtime - parse_time(resting) > 1:
-                marked.add(number_of(envelope))
+                marked[number_of(envelope)] = st.st_mtime_ns
         return marked
 
 
