@@ -99,7 +99,7 @@ def main():
     ledger = Ledger(peer, a.seed, MAX_ATTEMPTS, 1.0, 2.0)
     mean_pause = 2.0 / a.rate   # two writers
     feeder = Feeder(world, a.seed, threads=2, pause=(0.5 * mean_pause, 1.5 * mean_pause), kill_fraction=0.02)
-    sampler = Sampler()
+    sampler = Sampler(extra=lambda: world.census()["queue"])
     problems, failed = [], True
     try:
         t0 = time.time()
@@ -113,7 +113,7 @@ def main():
             time.sleep(min(10.0, max(0.0, end - time.time())))
             census = world.census()
             queue_sizes.append((time.time(), census["queue"]))
-            last = sampler.samples[-1] if sampler.samples else (0, 0, 0, 0)
+            last = sampler.samples[-1] if sampler.samples else (0, 0, 0, 0, 0)
             log(f"{time.time() - t0:5.0f} s: {len(feeder.accepted)} dropped, queue {census['queue']}, "
                 f"RSS {last[1] / (1 << 20):.1f} MiB, {last[2]} fds, {last[3]} threads")
         feeder.stop()
@@ -154,9 +154,9 @@ def main():
                        converged_s=round(converged), peak_queue=max((q for _, q in queue_sizes), default=0),
                        drop_failures=len(feeder.failed))
         print("soak: " + " ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
-        print("soak: samples (s, RSS MiB, fds, threads), one a minute:", flush=True)
+        print("soak: samples, one a minute:   s  RSS MiB  fds threads queue", flush=True)
         for s in sampler.samples[::60] + sampler.samples[-1:]:
-            print(f"  {s[0] - t0:6.0f} {s[1] / (1 << 20):7.1f} {s[2]:4d} {s[3]:3d}", flush=True)
+            print(f"  {s[0] - t0:32.0f} {s[1] / (1 << 20):8.1f} {s[2]:4d} {s[3]:7d} {s[4]:5d}", flush=True)
         for line in problems[:40]:
             print(f"  FAIL: {line}", flush=True)
         failed = bool(problems)

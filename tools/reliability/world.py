@@ -258,11 +258,12 @@ class Feeder:
 
 
 class Sampler:
-    """RSS, descriptors and threads of one process, every `interval` seconds."""
+    """RSS, descriptors and threads of one process (and `extra()`), every `interval` seconds."""
 
-    def __init__(self, interval=1.0):
+    def __init__(self, interval=1.0, extra=lambda: 0):
         self.interval = interval
-        self.samples = []   # (t, rss bytes, fds, threads)
+        self.extra = extra  # one more figure per sample (the queue's size)
+        self.samples = []   # (t, rss bytes, fds, threads, extra)
         self.pid = None
         self.running = False
 
@@ -284,7 +285,7 @@ class Sampler:
                 fds = len(os.listdir(f"/proc/{pid}/fd"))
                 with open(f"/proc/{pid}/status") as f:
                     threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
-                self.samples.append((time.time(), rss, fds, threads))
+                self.samples.append((time.time(), rss, fds, threads, self.extra()))
             except (OSError, KeyError, StopIteration, TypeError):
                 pass
             time.sleep(self.interval)
