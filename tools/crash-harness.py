@@ -39,13 +39,14 @@ Options: --binary PATH (default .build/release/postern, else .build/debug/poster
 import argparse
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "reliability"))
-from world import PROCS, Feeder, World, enter_namespace, log  # noqa: E402
+from world import PROCS, Feeder, World, close_books, default_binary, enter_namespace, log  # noqa: E402
 from peer import Peer  # noqa: E402
 from ledger import Ledger  # noqa: E402
 
@@ -62,22 +63,6 @@ def wait(what, predicate, timeout, problems, interval=0.1):
             return False
         time.sleep(interval)
     return True
-
-
-def finish(world, problems):
-    """Stops the daemon gracefully and checks the spool offline: nothing left,
-    nothing quarantined, `postern check` clean."""
-    status = world.stop()
-    if status != 0:
-        problems.append(f"postern run exited {status} on SIGTERM")
-    census = world.census()
-    for area in ("queue", "drop", "hold", "corrupt"):
-        if census[area]:
-            problems.append(f"{census[area]} entries left in {area}/: {sorted(world.names(area))[:5]}")
-    check = world.postern("check")
-    if check.returncode != 0 or "quarantine" in check.stdout:
-        problems.append(f"postern check exited {check.returncode}: {check.stdout.strip()[-500:]}")
-    return census
 
 
 def random_kills(a, work, rng):
@@ -106,14 +91,8 @@ def random_kills(a, work, rng):
         world.start(wait_ready=True)
         tail = sum(2 ** i for i in range(max_attempts)) + 60
         wait("the queue to empty", lambda: world.census()["queue"] == 0 and world.census()["drop"] == 0, tail + 240, problems)
-        census = finish(world, problems)
-        ledger.save(os.path.join(world.work, "events.jsonl"))
-        figures, found = ledger.settle(feeder.accepted, feeder.unsure)
-        problems += found
-        figures.update(tmp_leftovers=census["tmp"], drop_failures=len(feeder.failed),
-                       daemon_starts=world.starts)
-        if feeder.failed:
-            problems.append(f"drops failed without being killed: {dict(list(feeder.failed.items())[:5])}")
+        figures, census = close_books(world, ledger, feeder, problems)
+        figures.update(tmp_leftovers=census["tmp"], daemon_starts=world.starts)
         return figures, problems
     finally:
         feeder.running = False
@@ -183,13 +162,9 @@ def default_backoff(a, work, rng):
             problems.append(f"postern kick --all exited {result.returncode}: {result.stdout[-300:]}")
         wait("the queue to empty after the kick",
              lambda: world.census()["queue"] == 0 and world.census()["drop"] == 0, 120, problems)
-        finish(world, problems)
-        ledger.save(os.path.join(world.work, "events.jsonl"))
-        figures, found = ledger.settle(feeder.accepted, feeder.unsure)
-        problems += found
+        figures, _ = close_books(world, ledger, feeder, problems)
         figures.update(delayed_by_kills=len(marked), never_attempted_at_kills=waiting,
-                       worst_first_attempt_after_restart=round(worst, 2),
-                       drop_failures=len(feeder.failed))
+                       worst_first_attempt_after_restart=round(worst, 2))
         if worst > 60:
             problems.append(f"mail never attempted waited {worst:.0f} s after a restart")
         return figures, problems
@@ -209,12 +184,7 @@ def main():
     p.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     p.add_argument("--keep", action="store_true")
     a = p.parse_args()
-    root = os.path.dirname(HERE)
-    if not a.binary:
-        a.binary = next((b for b in (f"{root}/.build/release/postern", f"{root}/.build/debug/postern")
-                         if os.path.exists(b)), None)
-        if not a.binary:
-            sys.exit("crash-harness: no built postern (swift build first)")
+    a.binary = a.binary or default_binary("crash-harness")
     a.kills = a.kills if a.kills is not None else (30 if a.short else 300)
     a.default_kills = a.default_kills if a.default_kills is not None else (4 if a.short else 30)
     enter_namespace()
@@ -235,7 +205,6 @@ def main():
     finally:
         PROCS.end_all()
         if not a.keep and not failed:
-            import shutil
             shutil.rmtree(work, ignore_errors=True)
         elif failed:
             print(f"crash-harness: work directory kept: {work} (seed {a.seed})", flush=True)

@@ -31,7 +31,6 @@ Options: --binary PATH (default .build/release/postern, else .build/debug/poster
 """
 import argparse
 import os
-import random
 import shutil
 import statistics
 import sys
@@ -40,7 +39,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "reliability"))
-from world import PROCS, Feeder, Sampler, World, enter_namespace, log  # noqa: E402
+from world import PROCS, Feeder, Sampler, World, close_books, default_binary, enter_namespace, log  # noqa: E402
 from peer import Peer  # noqa: E402
 from ledger import Ledger  # noqa: E402
 
@@ -83,12 +82,7 @@ def main():
     p.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     p.add_argument("--keep", action="store_true")
     a = p.parse_args()
-    root = os.path.dirname(HERE)
-    if not a.binary:
-        a.binary = next((b for b in (f"{root}/.build/release/postern", f"{root}/.build/debug/postern")
-                         if os.path.exists(b)), None)
-        if not a.binary:
-            sys.exit("soak: no built postern (swift build first)")
+    a.binary = a.binary or default_binary("soak")
     enter_namespace()
     work = tempfile.mkdtemp(prefix="postern-soak-")
     log(f"soak: {a.binary}, seed {a.seed}, {a.minutes:g} min of drops at about {a.rate:g}/s "
@@ -128,19 +122,7 @@ def main():
             time.sleep(1)
         converged = time.time() - loaded_end
         sampler.stop()
-        status = world.stop()
-        if status != 0:
-            problems.append(f"postern run exited {status} on SIGTERM")
-        census = world.census()
-        for area in ("queue", "drop", "hold", "corrupt"):
-            if census[area]:
-                problems.append(f"{census[area]} entries left in {area}/")
-        check = world.postern("check")
-        if check.returncode != 0 or "quarantine" in check.stdout:
-            problems.append(f"postern check exited {check.returncode}: {check.stdout.strip()[-300:]}")
-        ledger.save(os.path.join(world.work, "events.jsonl"))
-        figures, found = ledger.settle(feeder.accepted, feeder.unsure)
-        problems += found
+        figures, _ = close_books(world, ledger, feeder, problems)
         if figures["duplicates"]:
             problems.append(f"{figures['duplicates']} duplicate deliveries without a crash")
         # Warm-up: a message deferred for good lives about 127 s of backoff; a hang adds its timeouts.
@@ -151,8 +133,7 @@ def main():
         figures.update(shape)
         figures.update(minutes=round((loaded_end - t0) / 60, 1),
                        simulated_hours=round((loaded_end - t0) * COMPRESSION / 3600),
-                       converged_s=round(converged), peak_queue=max((q for _, q in queue_sizes), default=0),
-                       drop_failures=len(feeder.failed))
+                       converged_s=round(converged), peak_queue=max((q for _, q in queue_sizes), default=0))
         print("soak: " + " ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
         print("soak: samples, one a minute:   s  RSS MiB  fds threads queue", flush=True)
         for s in sampler.samples[::60] + sampler.samples[-1:]:
@@ -174,5 +155,4 @@ def main():
 
 
 if __name__ == "__main__":
-    random.seed()
     main()

@@ -134,6 +134,21 @@ class World:
         self.daemon = None
         return status
 
+    def finish(self, problems):
+        """Stops the daemon gracefully and checks the spool offline: nothing
+        left, nothing quarantined, `postern check` clean. Returns the census."""
+        status = self.stop()
+        if status != 0:
+            problems.append(f"postern run exited {status} on SIGTERM")
+        census = self.census()
+        for area in ("queue", "drop", "hold", "corrupt"):
+            if census[area]:
+                problems.append(f"{census[area]} entries left in {area}/: {sorted(self.names(area))[:5]}")
+        check = self.postern("check")
+        if check.returncode != 0 or "quarantine" in check.stdout:
+            problems.append(f"postern check exited {check.returncode}: {check.stdout.strip()[-500:]}")
+        return census
+
     def postern(self, *args):
         return subprocess.run([self.binary, *args, "--spool", self.spool], env=self.env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
@@ -203,6 +218,29 @@ class World:
             if st.st_mtime_ns % 1_000_000_000 == 0 and st.st_mtime - parse_time(resting) > 1:
                 marked[number_of(envelope)] = st.st_mtime_ns
         return marked
+
+
+def default_binary(program):
+    """The built postern beside tools/: release if there is one, else debug."""
+    root = os.path.dirname(os.path.dirname(HERE))
+    found = next((b for b in (f"{root}/.build/release/postern", f"{root}/.build/debug/postern") if os.path.exists(b)), None)
+    if not found:
+        sys.exit(f"{program}: no built postern (swift build first)")
+    return found
+
+
+def close_books(world, ledger, feeder, problems):
+    """The end of a run: the daemon stopped and the spool checked
+    (`World.finish`), the peer's record saved beside the spool, and every
+    message accounted for (`Ledger.settle`). Returns (figures, census)."""
+    census = world.finish(problems)
+    ledger.save(os.path.join(world.work, "events.jsonl"))
+    figures, found = ledger.settle(feeder.accepted, feeder.unsure)
+    problems += found
+    figures["drop_failures"] = len(feeder.failed)
+    if feeder.failed:
+        problems.append(f"drops failed without being killed: {dict(list(feeder.failed.items())[:5])}")
+    return figures, census
 
 
 class Feeder:
@@ -291,4 +329,4 @@ class Sampler:
             time.sleep(self.interval)
 
 
-__all__ = ["World", "Feeder", "Sampler", "enter_namespace", "log", "PROCS"]
+__all__ = ["World", "Feeder", "Sampler", "close_books", "default_binary", "enter_namespace", "log", "PROCS"]
