@@ -9,7 +9,9 @@ A message whose drop exited 0 was accepted and must end exactly one way:
   defers it past the last attempt, and never delivered.
 A `defer-once` message may also bounce when attempts cut short by kills
 (each counts, spool-layout.md 6.5) used up its attempts before the peer saw
-its second one: that is the documented price of a crash, counted apart.
+its second one; and a message delivered by its last allowed attempt, killed
+before the daemon heard, is given up with a DSN saying so. Both are the
+documented price of a crash, counted apart (`bounced_after_kills`).
 A drop that was killed (or failed) may or may not have been accepted; if its
 message shows up, it obeys the same rules, but it is never "lost".
 
@@ -79,12 +81,18 @@ class Ledger:
         for n in sorted(set(accepted) | (set(unsure) & (set(rcpts) | set(dsns)))):
             fate = self.peer.fate(n)
             delivered = sorted(finals.get(n, []))
-            failed, delayed = self._dsns(n, dsns.get(n, []), problems)
+            failed, delayed, interrupted = self._dsns(n, dsns.get(n, []), problems)
             f["delay_dsns"] += delayed
             attempts = sorted(rcpts.get(n, []))
             f["max_attempts_seen"] = max(f["max_attempts_seen"], len(attempts))
             must_bounce = fate in PERMANENT or fate in ("defer", "hang")
-            if delivered and failed:
+            if delivered and failed and interrupted and all(
+                    any(t > d and ("mail", n) in marked for t, marked in self.kills) for d in delivered):
+                # Its last allowed attempt delivered it and was killed before
+                # the daemon heard: the daemon then gives up on it, saying the
+                # outcome is unknown (spool-layout.md 6.5). The price of a crash.
+                f["bounced_after_kills"] += 1
+            elif delivered and failed:
                 problems.append(f"message {n} ({fate}): delivered and bounced")
                 f["wrong"] += 1
             elif delivered:
@@ -111,8 +119,10 @@ class Ledger:
         return f, problems
 
     def _dsns(self, n, received, problems):
-        """(failure DSNs, delay DSNs) for message n, each checked."""
+        """(failure DSNs, delay DSNs, whether one says the last attempt was
+        interrupted) for message n, each checked."""
         failed = delayed = 0
+        interrupted = False
         for _, body in received:
             msg = email.message_from_bytes(body, policy=email.policy.compat32)
             subject = msg.get("Subject", "")
@@ -120,11 +130,12 @@ class Ledger:
                 problems.append(f"DSN for message {n} names another message: {msg.get('In-Reply-To')!r}")
             if subject.startswith("Undelivered"):
                 failed += 1
+                interrupted |= b"the last one was interrupted" in body
             elif subject.startswith("Delayed"):
                 delayed += 1
             else:
                 problems.append(f"DSN for message {n} with an unexpected subject {subject!r}")
-        return failed, delayed
+        return failed, delayed, interrupted
 
     def _storm(self, n, attempts, problems, f):
         if len(attempts) > self.max_attempts:
