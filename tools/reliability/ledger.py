@@ -87,7 +87,8 @@ class Ledger:
             f["max_attempts_seen"] = max(f["max_attempts_seen"], len(attempts))
             must_bounce = fate in PERMANENT or fate in ("defer", "hang")
             if delivered and failed and interrupted and all(
-                    any(t > d and ("mail", n) in marked for t, marked in self.kills) for d in delivered):
+                    any(t > max((a for a in attempts if a <= d), default=d) and ("mail", n) in marked
+                        for t, marked in self.kills) for d in delivered):
                 # Its last allowed attempt delivered it and was killed before
                 # the daemon heard: the daemon then gives up on it, saying the
                 # outcome is unknown (spool-layout.md 6.5). The price of a crash.
@@ -113,7 +114,10 @@ class Ledger:
             f["duplicates"] += max(0, len(delivered) - 1)
             f["duplicate_dsns"] += max(0, failed - 1)
             for earlier, later in zip(delivered, delivered[1:]):
-                if not any(earlier < t < later and ("mail", n) in marked for t, marked in self.kills):
+                # From the start of the attempt that delivered: its data may
+                # reach the peer only after the kill (it was in the socket).
+                started = max((t for t in attempts if t <= earlier), default=earlier)
+                if not any(started < t < later and ("mail", n) in marked for t, marked in self.kills):
                     problems.append(f"message {n}: delivered twice without a kill during one of its attempts")
             self._storm(n, attempts, problems, f)
         return f, problems
