@@ -31,7 +31,7 @@ metrics.listen="" (other daemons may hold the port), local.aliases=""
 (never this machine's /etc/aliases).
 
 Usage (as root; it enters a private mount namespace of its own):
-  tools/crash-harness.py --short                  about 30 kills, under 2 minutes (tools/test.sh)
+  tools/crash-harness.py --short                  30 kills, then 4: about a minute (tools/test.sh)
   tools/crash-harness.py --kills 300 --default-kills 30   the long form (README's figures)
 Options: --binary PATH (default .build/release/postern, else .build/debug/postern),
   --seed N, --keep (leave the work directory). Exit 0 when every check holds, 1 otherwise.
