@@ -45,6 +45,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True   # no __pycache__ in the checkout
 sys.path.insert(0, os.path.join(HERE, "reliability"))
 from world import PROCS, Feeder, World, close_books, default_binary, enter_namespace, log  # noqa: E402
 from peer import Peer  # noqa: E402
