@@ -8,6 +8,7 @@
 #   tools/test.sh --filter IntegrationTests       the tests against real peers only
 #   tools/test.sh --filter SpoolScannerTests      one suite
 #   tools/test.sh --package                       the Debian package only
+#   tools/test.sh --crash                         the crash harness's short form only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,10 +32,18 @@ tools/socks-peer.sh install
 command -v swift >/dev/null || { echo "tools/test.sh: swift is not on PATH (see README)" >&2; exit 69; }
 if [[ ${1:-} == --package ]]; then
     exec tools/package-test.sh
+elif [[ ${1:-} == --crash ]]; then
+    swift build --product postern && swift build --product postern-drop
+    exec tools/crash-harness.py --short --binary .build/debug/postern
 elif (($#)); then
     exec swift test "$@"
 fi
 swift test
+# Crash injection at scale, short form (about a minute): the daemon (the debug
+# build swift test made) SIGKILLed 30 times at random under load, then every
+# message accounted for, and 4 kills with the default backoff
+# (tools/crash-harness.py; README, Tests).
+tools/crash-harness.py --short --binary .build/debug/postern
 # After the Swift tests, as a step of its own: it makes a release build (a few
 # minutes on a fresh clone), installs the package into a throwaway copy of
 # this machine and sends mail through it (about a minute more).

@@ -207,6 +207,9 @@ extension Daemon {
             quarantine(name, in: directory, reason: reason)
             metrics.dropRejected(reason: .invalid)
             return
+        case .leftover:
+            logger.info("removed the dropped copy of a message already accepted", metadata: ["id": "\(name)"])
+            return
         case .duplicate:
             quarantine(name, in: directory, reason: "duplicate: \(name) is already queued")
             metrics.dropRejected(reason: .duplicate)

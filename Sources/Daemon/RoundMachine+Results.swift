@@ -51,6 +51,32 @@ extension RoundMachine {
         if roundOver { endRound(job.id) }
     }
 
+    /// Gives up on a message whose last allowed attempt was cut short by a
+    /// crash (its registration mark counted it, spool-layout.md 6.2): every
+    /// pending recipient expires with that reason, no further attempt, and the
+    /// failure DSN is owed, written with fsync as any failure is (6.5). A
+    /// SIGTERM during the last attempt ends the same way (an aborted attempt
+    /// is a temporary failure); without this, each crash during the last
+    /// attempt bought one more, and a message that crashes the daemon never ran out.
+    func expireInterrupted(_ id: QueueID, _ envelope: inout Envelope, in area: SpoolLayout.Area) {
+        let text = "gave up after \(envelope.attempts) attempts: the last one was interrupted (the daemon stopped during it), its outcome unknown"
+        for index in envelope.recipients.indices where envelope.recipients[index].state == .pending {
+            let recipient = envelope.recipients[index]
+            envelope.recipients[index].state = .failed
+            envelope.recipients[index].lastResult = DeliveryResult(time: now, text: text, permanent: true)
+            envelope.dsnPending.append(recipient.address)
+            metrics.delivery(result: .expired, statusClass: PosternMetrics.StatusClass(replyCode: nil))
+            logger.info("delivery", metadata: ["id": "\(id)", "recipient": "\(recipient.address)", "domain": "\(recipient.domain)",
+                                               "attempt": "\(envelope.attempts)", "status": "expired", "reason": "\(text)"])
+        }
+        envelope.lastResult = DeliveryResult(time: now, text: text, permanent: true)
+        do {
+            try effects?.persist(envelope, in: area, durability: .powerLoss)
+        } catch {
+            logger.error("cannot record the attempt", metadata: ["id": "\(id)", "error": "\(error)"])
+        }
+    }
+
     /// One recipient's verdict, with its reply code for the metrics.
     struct RecipientVerdict {
         var verdict: Verdict

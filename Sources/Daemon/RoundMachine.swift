@@ -224,6 +224,15 @@ final class RoundMachine {
             core.reschedule(id, at: due, recipients: pending)
             return nil
         }
+        if recovered, envelope.attempts >= envelope.maxAttempts ?? settings.maxAttempts {
+            // Its last allowed attempt was registered and never reported (the
+            // daemon died during it): that attempt counted, so the message has
+            // run out, as a message that crashes the daemon must.
+            abandon()
+            expireInterrupted(id, &envelope, in: area)
+            finalize(id, envelope: envelope, area: area)
+            return nil
+        }
         core.refresh(id, recipients: pending)
         return (area, envelope, recovered)
     }

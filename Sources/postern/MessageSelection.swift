@@ -171,7 +171,7 @@ enum ControlRunner {
         for name in chosen {
             let reason: String
             switch acceptance.accept(name) {
-            case .accepted, .acceptedCopyRemains, .gone: continue
+            case .accepted, .acceptedCopyRemains, .gone, .leftover: continue
             case .later(let why, _):
                 warn("\(TerminalText.safe(name)): not accepted now: \(why)")
                 continue

@@ -22,6 +22,8 @@ final class MemorySpool: RoundEffects {
     var removed: [QueueID] = []
     var responses: [(request: QueueID, outcomes: [QueueID: ControlOutcome])] = []
     var reportsDoubleBounces = true
+    /// Messages whose file carries a registration mark, as a reader finds them after a crash.
+    var recovering: Set<QueueID> = []
 
     /// Adds a message to `queue/`, due now, and to the machine's index.
     @discardableResult
@@ -45,7 +47,7 @@ final class MemorySpool: RoundEffects {
 
     func open(_ id: QueueID, in area: SpoolLayout.Area) -> LoadedEnvelope {
         guard let envelope = envelopes[id] else { return .damaged("missing") }
-        return .envelope(envelope, recovered: false)
+        return .envelope(envelope, recovered: recovering.contains(id))
     }
 
     /// At once, as if a delivery thread had read it before the loop went on.

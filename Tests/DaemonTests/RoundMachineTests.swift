@@ -155,4 +155,35 @@ struct RoundMachineTests {
         #expect(spool.removed.isEmpty)
         #expect(machine.metrics.exposition().contains("postern_double_bounces_total 1"))
     }
+
+    /// The daemon died during a message's last allowed attempt: after the restart the reader counts that
+    /// attempt (its mark), and the message is not attempted a fourth time with max_attempts 3; its recipient
+    /// expires with the reason (fsynced), its failure DSN is sent and it is removed. Found by
+    /// tools/crash-harness.py: each crash during the last attempt bought one more.
+    @Test func interruptedLastAttemptExpires() throws {
+        let id = spool.add(["bob@example.net"], at: clock.now)
+        var envelope = try #require(spool.envelopes[id])
+        envelope.attempts = 3
+        envelope.recipients[0].attempts = 3
+        envelope.nextAttempt = clock.now
+        spool.envelopes[id] = envelope
+        spool.recovering.insert(id)
+        machine.schedule()
+        #expect(spool.launched.isEmpty && spool.registrations.isEmpty)
+        #expect(spool.failureDSNs == [["bob@example.net"]])
+        #expect(spool.writes.map(\.durability) == [.powerLoss])
+        #expect(spool.removed == [id])
+        #expect(!machine.core.contains(id))
+        #expect(machine.metrics.exposition().contains(#"postern_deliveries_total{result="expired",status_class="none"} 1"#))
+    }
+
+    /// With attempts left, a recovered message is attempted again as usual.
+    @Test func interruptedEarlierAttemptIsRetried() throws {
+        let id = spool.add(["bob@example.net"], at: clock.now)
+        spool.envelopes[id]?.attempts = 2
+        spool.recovering.insert(id)
+        machine.schedule()
+        #expect(spool.launched.map(\.id) == [id])
+        #expect(spool.failureDSNs.isEmpty)
+    }
 }

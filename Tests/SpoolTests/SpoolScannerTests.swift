@@ -119,13 +119,31 @@ struct SpoolScannerTests {
         #expect(reasons["drop/\(planted.id)"]?.contains("message belongs to uid 4444") == true)
     }
 
-    /// The same ID in two areas: the queued copy wins, the other is quarantined.
+    /// The same ID in queue/ and hold/: the queued copy wins, the other is quarantined.
     @Test func duplicateID() throws {
         let queued = try spool.plant(.queue)
-        try spool.plant(.drop, id: queued.id)
+        try spool.plant(.hold, id: queued.id)
         let (report, items) = scan()
         #expect(items.map(\.area) == [.queue])
-        #expect(report.quarantined.map(\.origin) == ["drop/\(queued.id)"])
+        #expect(report.quarantined.map(\.origin) == ["hold/\(queued.id)"])
+    }
+
+    /// A drop whose ID is already queued is the writer's copy of an adoption a crash cut short
+    /// (6.5 step 5), whole or half removed: removed (read-only: reported), never quarantined.
+    @Test func leftoverDropOfAnAdoption() throws {
+        let whole = try spool.plant(.queue)
+        try spool.plant(.drop, id: whole.id)
+        let half = try spool.plant(.queue)
+        try spool.plant(.drop, id: half.id)
+        #expect(unlink(spool.layout.path(.drop, half.id) + "/message") == 0)
+        let (dry, _) = scan(.readOnly)
+        #expect(dry.quarantined.isEmpty && Set(dry.removed) == ["drop/\(whole.id)", "drop/\(half.id)"])
+        #expect(try spool.names(.drop).count == 2)
+        let (report, items) = scan()
+        #expect(report.quarantined.isEmpty && report.errors.isEmpty)
+        #expect(Set(report.removed) == ["drop/\(whole.id)", "drop/\(half.id)"])
+        #expect(Set(items.map(\.id)) == [whole.id, half.id] && items.allSatisfy { $0.area == .queue })
+        #expect(try spool.names(.drop).isEmpty && spool.corruptNames().isEmpty)
     }
 
     /// Old temporary entries are removed, fresh ones (a writer at work) are kept.

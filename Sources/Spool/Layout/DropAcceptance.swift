@@ -18,6 +18,7 @@ public struct DropAcceptance {
     /// drops a writer's own program did not make.
     public var maxMessageSize: Int
     public var maxRecipients: Int
+    public var fileSystem: any FileSystem = SystemFileSystem()
     /// This machine's own recipients, rewritten through the aliases as each
     /// drop is accepted (`LocalRecipients`); nil rewrites nothing. The daemon
     /// and the offline control commands both accept here, and the daemon's
@@ -44,7 +45,10 @@ public struct DropAcceptance {
         case badName
         /// To quarantine, with the reason.
         case invalid(String)
-        /// To quarantine: the ID is already queued.
+        /// The ID is already queued: this was the writer's copy of a finished
+        /// adoption (6.5 step 5 cut short by a crash), now removed.
+        case leftover
+        /// To quarantine: the ID is already queued and the drop could not be removed.
         case duplicate
         /// Not now (no descriptor left, a full disk): the drop stays for the
         /// next try. `cause`: the failed call, when one is known.
@@ -55,6 +59,19 @@ public struct DropAcceptance {
         let directory = layout.directory(.drop)
         guard MessageDirectory.lstatus(directory + "/" + name) != nil else { return .gone }
         guard let id = QueueID(name) else { return .badName }
+        if QueueControl(layout: layout).area(of: id) != nil {
+            // Already accepted: the writer's copy of an adoption whose last
+            // step, removing it (spool-layout.md 6.5 step 5), a crash cut short,
+            // perhaps halfway (a message without its envelope). The queued copy
+            // is the message; this one is finished off, not quarantined, so a
+            // crash leaves nothing in corrupt/ to alarm anyone.
+            do {
+                try fileSystem.removeTree(layout.path(.drop, id))
+                return .leftover
+            } catch {
+                return .duplicate
+            }
+        }
         let opened: MessageDirectory.Opened
         do {
             opened = try MessageDirectory(path: layout.path(.drop, id)).open(id: id, trustedOwners: trustedOwners)
@@ -64,7 +81,6 @@ public struct DropAcceptance {
         } catch {
             return .invalid(error.description)
         }
-        guard QueueControl(layout: layout).area(of: id) == nil else { return .duplicate }
         var envelope = opened.envelope
         var ignored: [String] = []
         let store = MessageStore(layout: layout)

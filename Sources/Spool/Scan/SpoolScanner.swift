@@ -95,7 +95,12 @@ public struct SpoolScanner {
             for name in names {
                 let problem: String
                 if let id = QueueID(name) {
-                    if seen.contains(id) {
+                    if seen.contains(id), area == .drop {
+                        // The writer's copy of an adoption a crash cut short (6.5
+                        // step 5): the accepted copy wins, this one is finished off.
+                        removeLeftoverDrop(name, report: &report)
+                        continue
+                    } else if seen.contains(id) {
                         problem = "duplicate: \(id) is also in another area"
                     } else {
                         do {
@@ -123,6 +128,20 @@ public struct SpoolScanner {
         }
         cleanTemporary(report: &report)
         return report
+    }
+
+    /// Removes `drop/NAME`, whose ID is already queued (or, read-only, reports it).
+    func removeLeftoverDrop(_ name: String, report: inout ScanReport) {
+        let path = layout.directory(.drop) + "/" + name
+        if mode == .repair {
+            do {
+                try fileSystem.removeTree(path)
+            } catch {
+                report.errors.append("cannot remove drop/\(name), already queued: \(error)")
+                return
+            }
+        }
+        report.removed.append("drop/\(name)")
     }
 
     func quarantine(_ name: String, in directory: String, area: String, reason: String, report: inout ScanReport) {
