@@ -115,13 +115,16 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
     /// A peer on 127.0.0.1 that accepts one connection per script, one after
     /// the other, and plays each script on its connection: a server that a
     /// client leaves and comes back to (connection reuse ending).
-    public init(listening scripts: [[Step]]) throws {
+    /// `ip` and `port` place it elsewhere in 127.0.0.0/8 on a given port: one
+    /// more MX host beside `PostfixPeer`'s listeners, on their port (0: any).
+    public init(listening scripts: [[Step]], ip: String = "127.0.0.1", port: UInt16 = 0) throws {
         signal(SIGPIPE, SIG_IGN)
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listener >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_addr.s_addr = inet_addr(ip)
+        address.sin_port = port.bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
         let ready = withUnsafeMutablePointer(to: &address) {
@@ -136,7 +139,7 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
             throw POSIXError(.init(rawValue: code) ?? .EIO)
         }
         clientSocket = -1
-        port = UInt16(bigEndian: address.sin_port)
+        self.port = UInt16(bigEndian: address.sin_port)
         Thread.detachNewThread { [self] in
             defer {
                 Glibc.close(listener)
@@ -145,7 +148,7 @@ public final class ScriptedSMTPPeer: @unchecked Sendable {
             for (index, script) in scripts.enumerated() {
                 let connection = accept(listener, nil, nil)
                 guard connection >= 0 else {
-                    outcome.failures.append("no client made connection \(index + 1) to port \(port)")
+                    outcome.failures.append("no client made connection \(index + 1) to port \(self.port)")
                     return
                 }
                 play(script, on: connection)
