@@ -46,10 +46,24 @@ public final class LocalSink: @unchecked Sendable {
     }
 
     /// The messages received so far, as text (smtp-sink's X- lines, then the message).
+    ///
+    /// smtp-sink creates a message's file at MAIL and writes it as the
+    /// transaction goes: a file it still has open is a message not yet
+    /// received whole, and is left out (it would be read half written).
     public func messages() -> [String] {
         let dump = directory + "/dump"
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dump)) ?? []
+        let open = openBySink()
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dump)) ?? []).filter { !open.contains($0) }
         return names.compactMap { try? String(contentsOfFile: dump + "/" + $0, encoding: .utf8) }
+    }
+
+    /// Names of the files the running smtp-sink has open.
+    private func openBySink() -> Set<String> {
+        guard let pid = process?.pid else { return [] }
+        let fm = FileManager.default
+        let fds = (try? fm.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return Set(fds.compactMap { try? fm.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
+            .map { URL(fileURLWithPath: $0).lastPathComponent })
     }
 
     /// Subject lines of the messages received so far, one per message.

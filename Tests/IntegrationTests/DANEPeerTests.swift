@@ -53,6 +53,8 @@ struct DANEPeerTests {
             "dane.test. MX 40 mx4.dane.test.",
             "mx1.dane.test. A 127.0.0.2",
             "_25._tcp.mx1.dane.test. TLSA \(try eeCertificate.tlsa(usage: 3, selector: 1, matchingType: 1))",
+            // The daemon looks TLSA up at the port it dials (`direct.port`).
+            "_\(port)._tcp.mx1.dane.test. TLSA \(try eeCertificate.tlsa(usage: 3, selector: 1, matchingType: 1))",
             "mx2.dane.test. A 127.0.0.3",
             "_25._tcp.mx2.dane.test. TLSA \(try authority.root.tlsa(usage: 2, selector: 1, matchingType: 1))",
             // Same listener as mx1, but the record names another key.
@@ -142,7 +144,10 @@ struct DANEPeerTests {
         let text = String(decoding: message, as: UTF8.self)
         #expect(text.contains("X-Rcpt-Args: <bob@dane.test>"))
         #expect(text.contains("by \(postfix.listeners[0].hostname) (Postfix) with ESMTPS"))
-        #expect(fixture.log.split(separator: "\n").contains { $0.contains("status=sent") && $0.contains("host=mx1.dane.test") })
+        #expect(fixture.log.split(separator: "\n").contains {
+            $0.contains("status=sent") && $0.contains("host=mx1.dane.test") && $0.contains("tls_policy=dane")
+                && $0.contains("tls_outcome=dane")
+        })
         #expect(dns.log.contains("dane.test. MX IN"))
         #expect(fixture.stop() == 0)
     }
