@@ -21,14 +21,20 @@ enum MetricFamily: String, CaseIterable, Sendable {
     case tls = "postern_tls_total"
     case connectionMessages = "postern_queue_connection_messages"
     case doubleBounces = "postern_double_bounces_total"
+    case smtpSessions = "postern_smtp_sessions_total"
+    case smtpSessionsActive = "postern_smtp_sessions_active"
+    case smtpMessages = "postern_smtp_messages_total"
+    case smtpBytes = "postern_smtp_received_bytes_total"
 
     var name: String { rawValue }
 
     var type: String {
         switch self {
-        case .connections, .drops, .deliveries, .dsns, .inotifyOverflows, .tls, .doubleBounces: "counter"
+        case .connections, .drops, .deliveries, .dsns, .inotifyOverflows, .tls, .doubleBounces,
+             .smtpSessions, .smtpMessages, .smtpBytes: "counter"
         case .deliveryDuration, .connectionMessages: "histogram"
-        case .messages, .recipients, .oldestQueuedAge, .rescanDuration, .rescanMessages, .inFlight: "gauge"
+        case .messages, .recipients, .oldestQueuedAge, .rescanDuration, .rescanMessages, .inFlight,
+             .smtpSessionsActive: "gauge"
         }
     }
 
@@ -50,6 +56,10 @@ enum MetricFamily: String, CaseIterable, Sendable {
         case .tls: "Connections that reached SMTP, by the TLS they ended with."
         case .connectionMessages: "Messages each SMTP connection carried, observed when it closed (connection reuse)."
         case .doubleBounces: "Undeliverable bounces with no one to notify, kept in hold/ for the postmaster."
+        case .smtpSessions: "Sessions of the SMTP listener, by how they ended (quit, disconnected, timeout, errors, refused, tls_failed)."
+        case .smtpSessionsActive: "Sessions of the SMTP listener open now."
+        case .smtpMessages: "Messages the SMTP listener received: accepted, or rejected with a reason."
+        case .smtpBytes: "Octets of messages the SMTP listener accepted, as stored."
         }
     }
 

@@ -1,0 +1,46 @@
+import COpenSSL
+import COpenSSLShim
+import Glibc
+import PosternCore
+
+/// An OpenSSL server context for STARTTLS on the SMTP listener: one
+/// certificate chain and its private key, read once (the daemon reads them
+/// again on SIGHUP by making a new context), TLS 1.2 at least, no compression
+/// or renegotiation. Clients are not asked for certificates: who may relay is
+/// decided by address and AUTH.
+public final class TLSServerContext: @unchecked Sendable {
+    let context: OpaquePointer
+
+    /// - Parameters:
+    ///   - certificateChain: a PEM file, the server's certificate first, then
+    ///     its intermediates (`SSL_CTX_use_certificate_chain_file`).
+    ///   - privateKey: a PEM file with the key of that certificate.
+    public init(certificateChain: String, privateKey: String) throws(TLSError) {
+        // As for clients: a peer's reset must not raise SIGPIPE in the daemon.
+        signal(SIGPIPE, SIG_IGN)
+        guard let context = SSL_CTX_new(TLS_server_method()) else {
+            throw .setup("SSL_CTX_new: \(OpenSSLErrors.drain().text)")
+        }
+        self.context = context
+        // RFC 8996: no TLS 1.0 or 1.1.
+        guard shim_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) == 1 else {
+            throw .setup("cannot set TLS 1.2 as the minimum")
+        }
+        SSL_CTX_set_options(context, shim_SSL_OP_NO_COMPRESSION | shim_SSL_OP_NO_RENEGOTIATION
+                            | shim_SSL_OP_IGNORE_UNEXPECTED_EOF)
+        _ = shim_SSL_CTX_set_mode(context, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+        guard SSL_CTX_use_certificate_chain_file(context, certificateChain) == 1 else {
+            throw .setup("cannot read the certificate chain \(certificateChain): \(OpenSSLErrors.drain().text)")
+        }
+        guard SSL_CTX_use_PrivateKey_file(context, privateKey, SSL_FILETYPE_PEM) == 1 else {
+            throw .setup("cannot read the private key \(privateKey): \(OpenSSLErrors.drain().text)")
+        }
+        guard SSL_CTX_check_private_key(context) == 1 else {
+            throw .setup("the private key \(privateKey) does not match the certificate \(certificateChain)")
+        }
+    }
+
+    deinit {
+        SSL_CTX_free(context)
+    }
+}
