@@ -11,7 +11,8 @@ final class LineReader {
         /// The line without its LF; `crlf` tells whether a CR preceded the LF
         /// (and was removed).
         case line(ArraySlice<UInt8>, crlf: Bool)
-        case tooLong
+        /// A line over the limit, skipped; `crlf` as for a line.
+        case tooLong(crlf: Bool)
     }
 
     static let capacity = 64 << 10
@@ -43,6 +44,8 @@ final class LineReader {
     /// `StreamError.closed` at the end of the stream.
     func next(limit: Int, deadline: () -> Deadline) throws(StreamError) -> Line {
         var skipping = false
+        // The last octet thrown away while skipping: the CR of a CRLF split from its LF.
+        var lastSkipped: UInt8 = 0
         while true {
             let found = buffer.withUnsafeBytes { raw -> Int? in
                 memchr(raw.baseAddress! + start, 0x0A, end - start).map { UnsafeRawPointer($0) - raw.baseAddress! }
@@ -50,13 +53,14 @@ final class LineReader {
             if let lf = found {
                 let lineStart = start
                 start = lf + 1
-                if skipping || lf - lineStart > limit + 1 { return .tooLong }
-                let crlf = lf > lineStart && buffer[lf - 1] == 0x0D
+                let crlf = lf > lineStart ? buffer[lf - 1] == 0x0D : skipping && lastSkipped == 0x0D
+                if skipping || lf - lineStart > limit + 1 { return .tooLong(crlf: crlf) }
                 return .line(buffer[lineStart..<(crlf ? lf - 1 : lf)], crlf: crlf)
             }
             if end - start > limit + 1 {
                 // Too long already: keep nothing of it, read on to its end.
                 skipping = true
+                lastSkipped = buffer[end - 1]
                 start = 0
                 end = 0
             }

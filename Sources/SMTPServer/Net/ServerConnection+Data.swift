@@ -45,7 +45,7 @@ extension ServerConnection {
                 if failure == nil { failure = .lineTooLong }
                 drop?.abandon()
                 drop = nil
-                previousCRLF = false
+                if case .tooLong(let crlf) = next { previousCRLF = crlf }
                 continue
             }
             if crlf, previousCRLF, line.count == 1, line.first == UInt8(ascii: ".") { break }
