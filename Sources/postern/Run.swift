@@ -106,8 +106,8 @@ extension Postern {
             do {
                 try listener?.start()
             } catch {
-                warn("cannot listen for SMTP: \(error) (smtp.listen)")
-                throw ExitCode(ExitStatus.unavailable.rawValue)
+                warn("\(error)")
+                throw ExitCode(error.status.rawValue)
             }
             defer { listener?.stop() }
             do {

@@ -21,9 +21,9 @@ struct ListenerDropTests {
         let stream = try Submitter(layout: spool.layout).begin(submission)
         stream.trace = Array("Received: from x ([127.0.0.1])\r\n\tby mail.example.org (Postern); date\r\n".utf8)
         for line in ["Subject: s", "Message-ID: <m@example.org>", "", ".", "body"] { try stream.add(line: Array(line.utf8)[...]) }
-        let sync = DropAreaSync(layout: spool.layout)
-        let id = try stream.commit(dropAreaSync: sync)
-        #expect(sync.syncCount == 1)
+        let group = DropGroupCommit(layout: spool.layout)
+        let id = try stream.commit(group: group)
+        #expect(group.syncCount == 1)
         let message = String(decoding: try spool.read("drop/\(id)/message"), as: UTF8.self)
         #expect(message.hasPrefix("Received: from x ([127.0.0.1])\r\n\tby mail.example.org (Postern); date\r\nSubject: s\r\n"))
         #expect(message.hasSuffix("\r\n\r\n.\r\nbody\r\n"))
@@ -44,19 +44,33 @@ struct ListenerDropTests {
         #expect(try spool.temporaryNames().isEmpty && spool.names(.drop).isEmpty)
     }
 
-    /// Concurrent writers share fsyncs of drop/: never more than one per
-    /// caller, and each caller returns only after a sync that began after its call.
+    /// Concurrent writers share the fsyncs of drop/: never more than one per
+    /// drop, each starting after the drop's rename, and every drop arrives complete.
     @Test func groupCommitSharesSyncs() async throws {
         let spool = try TemporarySpool()
-        let recorder = RecordingFileSystem(root: spool.directory)
-        let sync = DropAreaSync(layout: spool.layout, fileSystem: recorder)
-        await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<32 {
-                group.addTask { try? sync.sync() }
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        let group = DropGroupCommit(layout: spool.layout, fileSystem: recorder)
+        let layout = spool.layout
+        let ids = await withTaskGroup(of: String?.self) { tasks in
+            for index in 0..<16 {
+                tasks.addTask {
+                    var submitter = Submitter(layout: layout)
+                    submitter.fileSystem = recorder
+                    let submission = Submission(sender: nil, recipients: [try! MailboxAddress(parsing: "r\(index)@example.net")],
+                                                hostname: "h.example", maxSize: 1 << 20, uid: 0)
+                    guard let stream = try? submitter.begin(submission) else { return nil }
+                    try? stream.add(line: Array("Subject: \(index)".utf8)[...])
+                    return try? stream.commit(group: group).rawValue
+                }
             }
+            var ids: [String] = []
+            for await id in tasks { if let id { ids.append(id) } }
+            return ids
         }
-        #expect(sync.syncCount >= 1 && sync.syncCount <= 32)
-        #expect(recorder.calls.count == sync.syncCount && recorder.calls.allSatisfy { $0.hasPrefix("fsync ") && $0.hasSuffix("drop/") })
+        #expect(ids.count == 16)
+        #expect(try spool.names(.drop).sorted() == ids.sorted())
+        #expect(group.syncCount >= 1 && group.syncCount <= 16)
+        #expect(recorder.calls.filter { $0 == "fsync drop/" }.count == group.syncCount)
     }
 }
 

@@ -11,7 +11,8 @@ final class ListenerContext: @unchecked Sendable {
     let settings: SessionSettings
     let layout: SpoolLayout
     let submitter: Submitter
-    let dropAreaSync: DropAreaSync
+    /// Shares the drop protocol's syncs between sessions (group commit).
+    let groupCommit: DropGroupCommit
     let tls: TLSServerContext?
     let timeout: Double
     let logger: Logger
@@ -21,8 +22,10 @@ final class ListenerContext: @unchecked Sendable {
          logger: Logger, metrics: PosternMetrics) {
         self.settings = settings
         self.layout = layout
-        submitter = Submitter(layout: layout)
-        dropAreaSync = DropAreaSync(layout: layout)
+        var submitter = Submitter(layout: layout)
+        submitter.checksSpool = false   // checked once, when the listener starts
+        self.submitter = submitter
+        groupCommit = DropGroupCommit(layout: layout)
         self.tls = tls
         self.timeout = timeout
         self.logger = logger

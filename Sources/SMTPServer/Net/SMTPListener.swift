@@ -43,7 +43,10 @@ public final class SMTPListener: @unchecked Sendable {
     }
 
     private let settings: Settings
-    private let context: ListenerContext
+    private let layout: SpoolLayout
+    private let logger: Logger
+    private let metrics: PosternMetrics
+    private var context: ListenerContext!
     private var sockets: [Int32] = []
     /// The ports bound, in the order of `addresses` (port 0 resolved).
     public private(set) var ports: [UInt16] = []
@@ -53,8 +56,9 @@ public final class SMTPListener: @unchecked Sendable {
 
     public init(settings: Settings, layout: SpoolLayout, logger: Logger, metrics: PosternMetrics) {
         self.settings = settings
-        context = ListenerContext(settings: settings.session, layout: layout, tls: settings.tls, timeout: settings.timeout,
-                                  logger: logger, metrics: metrics)
+        self.layout = layout
+        self.logger = logger
+        self.metrics = metrics
     }
 
     deinit {
@@ -62,8 +66,23 @@ public final class SMTPListener: @unchecked Sendable {
     }
 
     /// Binds every address, then accepts on a thread of its own. Throws
-    /// before accepting anything when one address cannot be bound.
-    public func start() throws(StreamError) {
+    /// before accepting anything when the spool cannot be written or one
+    /// address cannot be bound.
+    public func start() throws(SpoolError) {
+        // Checked once here rather than at every message (Submitter.begin's
+        // check costs a handful of system calls): a spool that goes away
+        // later fails its drops, which are answered 451.
+        try SpoolCheck.requireWritable(layout)
+        context = ListenerContext(settings: settings.session, layout: layout, tls: settings.tls,
+                                  timeout: settings.timeout, logger: logger, metrics: metrics)
+        do throws(StreamError) {
+            try bind()
+        } catch {
+            throw SpoolError(.unavailable, "cannot listen for SMTP: \(error) (smtp.listen)")
+        }
+    }
+
+    private func bind() throws(StreamError) {
         for address in settings.addresses {
             let fd = try Self.listen(host: address.host, port: address.port)
             sockets.append(fd)
@@ -145,7 +164,7 @@ public final class SMTPListener: @unchecked Sendable {
             return
         }
         context.metrics.smtpSessionStarted()
-        let context = self.context
+        let context: ListenerContext = self.context
         Thread.detachNewThread { [self] in
             var nodelay: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &nodelay, socklen_t(MemoryLayout<Int32>.size))

@@ -43,11 +43,11 @@ public final class DropStream {
 
     /// Finishes the message and commits the drop (spool-layout.md 6.1).
     ///
-    /// - Parameter dropAreaSync: shares step 6's `fsync` of `drop/` between
-    ///   concurrent writers (group commit); nil syncs it alone.
+    /// - Parameter group: shares the syncs with concurrent writers (group
+    ///   commit, `DropGroupCommit`); nil syncs each step for this drop alone.
     /// - Returns: the queue ID, once the drop survives a power loss.
     @discardableResult
-    public func commit(dropAreaSync: DropAreaSync? = nil) throws(SpoolError) -> QueueID {
+    public func commit(group: DropGroupCommit? = nil) throws(SpoolError) -> QueueID {
         precondition(!finished, "a drop stream is finished once")
         finished = true
         do {
@@ -88,7 +88,7 @@ public final class DropStream {
                                        + "outgrow \(DropEnvelope.maxEncodedSize) octets; send it as several messages")
         }
         do {
-            try writer.commit(envelopeBytes: encoded, arrival: arrival, dropAreaSync: dropAreaSync)
+            try writer.commit(envelopeBytes: encoded, arrival: arrival, group: group)
         } catch {
             throw SpoolError(error.exitStatus, "cannot write the drop: \(error)")
         }

@@ -90,11 +90,11 @@ public final class DropWriter {
     /// resting time before any attempt (spool-layout.md 6.2): a drop whose
     /// input took long to read must not look like a registered attempt.
     ///
-    /// `dropAreaSync` shares step 6 (the `fsync` of `drop/`) with concurrent
-    /// writers: one `fsync` issued after this rename covers it and every other
-    /// rename before it (group commit); nil syncs `drop/` for this drop alone.
+    /// With `group`, step 6 is shared with concurrent writers
+    /// (`DropGroupCommit`): `drop/` is made durable by one `fsync` that
+    /// starts after this drop's rename and serves every rename before it.
     public func commit(envelopeBytes envelope: [UInt8], arrival: Double? = nil,
-                       dropAreaSync: DropAreaSync? = nil) throws(SpoolIOError) {
+                       group: DropGroupCommit? = nil) throws(SpoolIOError) {
         precondition(!committed, "a drop is committed once")
         let messagePath = directory + "/" + SpoolLayout.messageFile
         do throws(SpoolIOError) {
@@ -122,8 +122,8 @@ public final class DropWriter {
         // reported (exit 75): the message is there and will be delivered unless
         // the machine loses power, and the caller's retry at worst duplicates it.
         do {
-            if let dropAreaSync {
-                try dropAreaSync.sync()
+            if let group {
+                try group.dropArea.sync()
             } else {
                 try fileSystem.syncDirectory(layout.directory(.drop))
             }
