@@ -236,9 +236,11 @@ extension Daemon {
         core.insert(envelope.id, nextAttempt: envelope.nextAttempt, held: false,
                     recipients: envelope.recipients.count { $0.state == .pending })
         metrics.dropAccepted()
-        logger.info("accepted", metadata: ["id": "\(envelope.id)", "sender": "\(envelope.sender ?? "<>")",
-                                           "recipients": "\(envelope.recipients.count)", "size": "\(envelope.size)",
-                                           "uid": "\(envelope.uid)"])
+        let line: Logger.Metadata = ["id": "\(envelope.id)", "sender": "\(envelope.sender ?? "<>")",
+                                     "recipients": "\(envelope.recipients.count)", "size": "\(envelope.size)",
+                                     "uid": "\(envelope.uid)"]
+        // Logged once it is durable: after the batch's sync when batched.
+        if batched { acceptedLines.append(line) } else { logger.info("accepted", metadata: line) }
     }
 
     /// One `fsync` of `queue/` and of `drop/` for every drop accepted since the
@@ -255,6 +257,8 @@ extension Daemon {
         } catch {
             logger.error("cannot sync accepted drops", metadata: ["error": "\(error)"])
         }
+        for line in acceptedLines { logger.info("accepted", metadata: line) }
+        acceptedLines.removeAll()
     }
 
     /// The rewriting of local recipients as the settings say, with the

@@ -44,6 +44,8 @@ public final class Daemon {
     var watcher: DirectoryWatcher?
     /// Drops were accepted whose renames are not synced yet (`syncAcceptedBatch`).
     var acceptedUnsynced = false
+    /// Their log lines, written after that sync.
+    var acceptedLines: [Logger.Metadata] = []
     /// A control request is being applied; requests arriving meanwhile wait.
     var applyingControl = false
     var controlPending = false

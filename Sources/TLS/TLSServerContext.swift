@@ -22,13 +22,7 @@ public final class TLSServerContext: @unchecked Sendable {
             throw .setup("SSL_CTX_new: \(OpenSSLErrors.drain().text)")
         }
         self.context = context
-        // RFC 8996: no TLS 1.0 or 1.1.
-        guard shim_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) == 1 else {
-            throw .setup("cannot set TLS 1.2 as the minimum")
-        }
-        SSL_CTX_set_options(context, shim_SSL_OP_NO_COMPRESSION | shim_SSL_OP_NO_RENEGOTIATION
-                            | shim_SSL_OP_IGNORE_UNEXPECTED_EOF)
-        _ = shim_SSL_CTX_set_mode(context, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+        try TLSContext.configureCommon(context)
         guard SSL_CTX_use_certificate_chain_file(context, certificateChain) == 1 else {
             throw .setup("cannot read the certificate chain \(certificateChain): \(OpenSSLErrors.drain().text)")
         }

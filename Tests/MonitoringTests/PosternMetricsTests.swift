@@ -63,6 +63,10 @@ import Testing
         "postern_tls_total": "counter",
         "postern_queue_connection_messages": "histogram",
         "postern_double_bounces_total": "counter",
+        "postern_smtp_sessions_total": "counter",
+        "postern_smtp_sessions_active": "gauge",
+        "postern_smtp_messages_total": "counter",
+        "postern_smtp_received_bytes_total": "counter",
     ]
 
     @Test func everyMetricShowsBeforeTheFirstEvent() {

@@ -5,23 +5,8 @@ extension SMTPListener {
     /// A listening TCP socket on `host` (an IP address) and `port`.
     static func listen(host: String, port: UInt16) throws(StreamError) -> Int32 {
         let v6 = host.contains(":")
-        var storage = sockaddr_storage()
-        let length: socklen_t
-        if v6 {
-            var address = sockaddr_in6()
-            address.sin6_family = sa_family_t(AF_INET6)
-            address.sin6_port = port.bigEndian
-            guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { throw .system(operation: "address \(host)", code: EINVAL) }
-            withUnsafeBytes(of: address) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
-            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        } else {
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw .system(operation: "address \(host)", code: EINVAL) }
-            withUnsafeBytes(of: address) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
-            length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        }
+        let (address, length, _) = try TCPConnector.socketAddress(host, port: port)
+        var storage = address
         let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw .system(operation: "socket", code: errno) }
         var one: Int32 = 1
