@@ -39,6 +39,11 @@ let package = Package(
         .target(name: "DNS", dependencies: ["PosternCore", "CResolv"]),
         .target(name: "Delivery", dependencies: ["PosternCore", "TLS", "SMTP", "DNS", "SpoolDrop"]),
         .target(name: "DSN", dependencies: ["PosternCore"]),
+        // The SMTP listener of `postern run` (smtp.listen): sessions on threads
+        // of their own, messages into drop/ through the drop path.
+        .target(name: "SMTPServer", dependencies: [
+            "PosternCore", "SpoolDrop", "TLS", "Monitoring", .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Config", dependencies: ["PosternCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "Daemon", dependencies: [
             "PosternCore", "Spool", "Scheduler", "Delivery", "DSN", "CSysShim", "Monitoring",
@@ -58,7 +63,7 @@ let package = Package(
         ]),
         .executableTarget(name: "postern", dependencies: [
             "PosternCore", "Spool", "TLS", "SMTP", "Config", "Daemon", "Delivery", "Scheduler", "CSysShim", "Monitoring",
-            .product(name: "Logging", package: "swift-log"),
+            "SMTPServer", .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The drop program, installed set-group-ID as sendmail: the standard
@@ -72,6 +77,8 @@ let package = Package(
         .testTarget(name: "PosternCLITests", dependencies: ["Spool", "PosternTesting"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "PosternTesting", "COpenSSL"]),
         .testTarget(name: "SMTPTests", dependencies: ["SMTP", "TLS", "PosternTesting", "COpenSSL"]),
+        .testTarget(name: "SMTPServerTests", dependencies: ["SMTPServer", "SpoolDrop", "Spool", "TLS", "PosternTesting", "Monitoring",
+                                                            .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "PosternCore"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "SpoolDrop"]),
         .testTarget(name: "DSNTests", dependencies: ["DSN", "PosternCore"]),

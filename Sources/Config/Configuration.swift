@@ -29,6 +29,7 @@ public struct Configuration: Sendable, Equatable {
     public var local: LocalSettings
     public var log: LogSettings
     public var metrics: MetricsSettings
+    public var smtp: SMTPSettings
     /// The `[transports.NAME]` tables, in file order.
     public var transports: [TransportDefinition]
     /// The `[[routes]]`, in file order: the first that matches wins.
@@ -48,6 +49,7 @@ public struct Configuration: Sendable, Equatable {
         local = LocalSettings()
         log = LogSettings()
         metrics = MetricsSettings()
+        smtp = SMTPSettings()
         transports = []
         routes = []
     }
@@ -299,4 +301,23 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
         if let key { return "\(location): \(key): \(message)" }
         return "\(location): \(message)"
     }
+}
+
+/// The SMTP listener of `postern run`: the `[smtp]` table.
+public struct SMTPSettings: Sendable, Equatable {
+    /// Where to listen; empty: no listener.
+    public var listen: [RelayAddress] = []
+    /// Networks whose clients may relay without AUTH (`ADDRESS` or `ADDRESS/LENGTH`).
+    public var relayNetworks: [String] = []
+    /// Loopback clients may relay without AUTH.
+    public var trustLoopback = true
+    /// PEM files for STARTTLS; "" for none.
+    public var tlsCertificate = ""
+    public var tlsKey = ""
+    /// Credentials files (username and password each) of the AUTH users.
+    public var users: [String] = []
+    public var maxConnections = 0
+    public var maxConnectionsPerClient = 0
+    public var maxErrors = 0
+    public var timeout: TimeInterval = 0
 }

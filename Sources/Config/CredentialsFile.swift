@@ -81,10 +81,11 @@ public enum CredentialsFile {
 }
 
 extension Configuration {
-    /// Each credentials file that cannot be used, as an error: `config check`
-    /// reports them, the daemon refuses to start on them.
+    /// Each credentials file that cannot be used (transports' and
+    /// `smtp.users`), as an error: `config check` reports them, the daemon
+    /// refuses to start on them.
     public func credentialProblems() -> [ConfigurationError] {
-        transports.compactMap(\.credentials).compactMap { path in
+        (transports.compactMap(\.credentials) + smtp.users).compactMap { path in
             do throws(ConfigurationError) {
                 _ = try CredentialsFile.load(path)
                 return nil

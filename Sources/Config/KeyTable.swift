@@ -191,12 +191,7 @@ enum KeyTable {
                   "a drop is accepted, else sent to local.admin_address; [] rewrites nothing.",
               ]),
         .text("local.aliases", summary: "an absolute path, or \"\" for none", default: .string("/etc/aliases"), \.local.aliases,
-              parse: { (text: String) throws(ValueProblem) -> String in
-                  guard text.isEmpty || (text.hasPrefix("/") && !text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }) else {
-                      throw ValueProblem("\(TOMLText.quoted(text)) is not an absolute path")
-                  }
-                  return text
-              },
+              parse: absolutePath,
               encode: { $0 },
               doc: "The aliases file (/etc/aliases style) for recipients in local.domains; a missing file is none.",
               details: [
@@ -223,23 +218,14 @@ enum KeyTable {
         .text("metrics.listen", summary: "\"IP:PORT\", \"[IPv6]:PORT\", or \"\" for none", default: .string("127.0.0.1:9464"),
               \.metrics.listen,
               parse: { (text: String) throws(ValueProblem) -> RelayAddress? in
-                  guard !text.isEmpty else { return nil }
-                  // Port 0 (the kernel picks one, logged at start) serves tests.
-                  let anyPort = text.hasSuffix(":0")
-                  var address = try RelayAddress.parse(anyPort ? String(text.dropLast()) + "1" : text)
-                  if anyPort { address.port = 0 }
-                  let explicitPort = text.hasPrefix("[") ? text.contains("]:") : text.contains(":")
-                  guard explicitPort, IPText.isAddress(address.host, v6: false) || IPText.isAddress(address.host, v6: true) else {
-                      throw ValueProblem("\(TOMLText.quoted(text)) must be an IP address and port, e.g. \"127.0.0.1:9464\"")
-                  }
-                  return address
+                  text.isEmpty ? nil : try RelayAddress.listenAddress(text, example: "127.0.0.1:9464")
               },
               encode: { $0?.description ?? "" },
               doc: "Where the Prometheus /metrics endpoint listens; \"\" turns it off.",
               details: ["Keep it on loopback, or behind a firewall: the metrics name your queue's domains' transports."]),
         .choice("log.format", default: LogFormat.logfmt, \.log.format,
                 doc: "Log lines as logfmt (key=value, for people and grep) or json (one object per line)."),
-    ]
+    ] + smtpKeys
 
     /// The keys by dotted name.
     static let byName: [String: KeyDefinition] = {

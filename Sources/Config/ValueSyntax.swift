@@ -116,3 +116,19 @@ enum TOMLText {
         return text.contains(where: { $0 == "." || $0 == "e" }) ? text : text + ".0"
     }
 }
+
+extension RelayAddress {
+    /// `IP:PORT` or `[IPv6]:PORT` for something that listens: an address, not
+    /// a name, and an explicit port; port 0 (the kernel picks one, logged at
+    /// start) serves tests.
+    static func listenAddress(_ text: String, example: String) throws(ValueProblem) -> RelayAddress {
+        let anyPort = text.hasSuffix(":0")
+        var address = try RelayAddress.parse(anyPort ? String(text.dropLast()) + "1" : text)
+        if anyPort { address.port = 0 }
+        let explicitPort = text.hasPrefix("[") ? text.contains("]:") : text.contains(":")
+        guard explicitPort, IPText.isAddress(address.host, v6: false) || IPText.isAddress(address.host, v6: true) else {
+            throw ValueProblem("\(TOMLText.quoted(text)) must be an IP address and port, e.g. \"\(example)\"")
+        }
+        return address
+    }
+}

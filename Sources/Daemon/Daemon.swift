@@ -42,6 +42,10 @@ public final class Daemon {
     var janitor: WorkerPool?
     /// The spool's inotify watch, while `run` runs.
     var watcher: DirectoryWatcher?
+    /// Drops were accepted whose renames are not synced yet (`syncAcceptedBatch`).
+    var acceptedUnsynced = false
+    /// Their log lines, written after that sync.
+    var acceptedLines: [Logger.Metadata] = []
     /// A control request is being applied; requests arriving meanwhile wait.
     var applyingControl = false
     var controlPending = false
@@ -164,7 +168,8 @@ public final class Daemon {
                 case .loaded(let id, let area, let envelope):
                     machine.loaded(id, area: area, envelope)
                 case .dropsListed(let names):
-                    for name in names { accept(name) }
+                    for name in names { accept(name, batched: true) }
+                    syncAcceptedBatch()
                 case .scanned(let items):
                     indexScanned(items)
                 case .scanFinished(let report):

@@ -23,14 +23,20 @@ enum MetricFamily: String, CaseIterable, Sendable {
     case doubleBounces = "postern_double_bounces_total"
     case spoolUnwritable = "postern_spool_unwritable"
     case spoolWriteFailures = "postern_spool_write_failures_total"
+    case smtpSessions = "postern_smtp_sessions_total"
+    case smtpSessionsActive = "postern_smtp_sessions_active"
+    case smtpMessages = "postern_smtp_messages_total"
+    case smtpBytes = "postern_smtp_received_bytes_total"
 
     var name: String { rawValue }
 
     var type: String {
         switch self {
-        case .connections, .drops, .deliveries, .dsns, .inotifyOverflows, .tls, .doubleBounces, .spoolWriteFailures: "counter"
+        case .connections, .drops, .deliveries, .dsns, .inotifyOverflows, .tls, .doubleBounces, .spoolWriteFailures,
+             .smtpSessions, .smtpMessages, .smtpBytes: "counter"
         case .deliveryDuration, .connectionMessages: "histogram"
-        case .messages, .recipients, .oldestQueuedAge, .rescanDuration, .rescanMessages, .inFlight, .spoolUnwritable: "gauge"
+        case .messages, .recipients, .oldestQueuedAge, .rescanDuration, .rescanMessages, .inFlight, .spoolUnwritable,
+             .smtpSessionsActive: "gauge"
         }
     }
 
@@ -54,6 +60,10 @@ enum MetricFamily: String, CaseIterable, Sendable {
         case .doubleBounces: "Undeliverable bounces with no one to notify, kept in hold/ for the postmaster."
         case .spoolUnwritable: "1 while the spool cannot be written for this reason (full, out of descriptors, read-only), else 0."
         case .spoolWriteFailures: "Spool writes the daemon put off for a condition of the file system, by condition."
+        case .smtpSessions: "Sessions of the SMTP listener, by how they ended (quit, disconnected, timeout, errors, refused, tls_failed)."
+        case .smtpSessionsActive: "Sessions of the SMTP listener open now."
+        case .smtpMessages: "Messages the SMTP listener received: accepted, or rejected with a reason."
+        case .smtpBytes: "Octets of messages the SMTP listener accepted, as stored."
         }
     }
 

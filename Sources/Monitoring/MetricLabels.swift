@@ -131,3 +131,31 @@ extension PosternMetrics {
         case readOnly = "read_only"
     }
 }
+
+/// How a session of the SMTP listener ended: the `result` label of `postern_smtp_sessions_total`.
+public enum SMTPSessionEnd: String, Sendable, CaseIterable {
+    /// The client sent QUIT.
+    case quit
+    /// The client closed the connection without QUIT (or it failed).
+    case disconnected
+    /// The client was silent past `smtp.timeout`.
+    case timeout
+    /// Closed with 421 after `smtp.max_errors` error replies.
+    case errors
+    /// Refused at connect: `smtp.max_connections` or `smtp.max_connections_per_client` reached.
+    case refused
+    /// The STARTTLS handshake failed.
+    case tlsFailed = "tls_failed"
+}
+
+/// Why the SMTP listener refused a message after its data: the `reason` label
+/// of `postern_smtp_messages_total{result="rejected"}`.
+public enum SMTPRejection: String, Sendable, CaseIterable {
+    case tooBig = "too_big"
+    case lineTooLong = "line_too_long"
+    case nul
+    /// Another rule of the drop (recipients, header section).
+    case invalid
+    /// The spool could not store it (451).
+    case temporary
+}

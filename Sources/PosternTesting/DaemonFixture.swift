@@ -7,7 +7,8 @@ public final class DaemonFixture: @unchecked Sendable {
     public let spool: TemporarySpool
     public let sink: LocalSink
     public private(set) var daemon: BackgroundProcess?
-    public let overrides: [String]
+    /// `-o` settings of the daemon; a test may change them between runs.
+    public var overrides: [String]
     /// The configuration file the daemon reads (it need not exist).
     public let configPath: String
 
@@ -104,6 +105,14 @@ public final class DaemonFixture: @unchecked Sendable {
               let field = line.split(separator: " ").first(where: { $0.hasPrefix("listen=") }),
               let colon = field.lastIndex(of: ":") else { return nil }
         return UInt16(field[field.index(after: colon)...].trimmingCharacters(in: CharacterSet(charactersIn: "\"")))
+    }
+
+    /// The port of the daemon's SMTP listener (`smtp.listen` with port 0),
+    /// from the last start-up's log line.
+    public var smtpPort: UInt16? {
+        guard let line = log.split(separator: "\n").last(where: { $0.contains("msg=\"smtp listening\"") }),
+              let field = line.split(separator: " ").first(where: { $0.hasPrefix("port=") }) else { return nil }
+        return UInt16(field.dropFirst(5))
     }
 
     /// Everything every daemon of this fixture logged.

@@ -36,8 +36,8 @@ public enum TCPConnector {
         return stream
     }
 
-    /// A socket address for an IP address text and port.
-    static func socketAddress(_ ip: String, port: UInt16) throws(StreamError) -> (sockaddr_storage, socklen_t, Int32) {
+    /// A socket address for an IP address text and port (the listener binds with it too).
+    public static func socketAddress(_ ip: String, port: UInt16) throws(StreamError) -> (sockaddr_storage, socklen_t, Int32) {
         var storage = sockaddr_storage()
         if ip.contains(":") {
             var address = sockaddr_in6()

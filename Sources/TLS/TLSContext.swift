@@ -69,13 +69,7 @@ public final class TLSContext: @unchecked Sendable {
         }
         self.context = context
         self.trustAnchors = trustAnchors
-        // RFC 8996 retires TLS 1.0 and 1.1; RFC 7672 3.1.3 asks no less of SMTP.
-        guard shim_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) == 1 else {
-            throw .setup("cannot set TLS 1.2 as the minimum")
-        }
-        SSL_CTX_set_options(context, shim_SSL_OP_NO_COMPRESSION | shim_SSL_OP_NO_RENEGOTIATION
-                            | shim_SSL_OP_IGNORE_UNEXPECTED_EOF)
-        _ = shim_SSL_CTX_set_mode(context, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+        try Self.configureCommon(context)
         guard SSL_CTX_dane_enable(context) > 0 else { throw .setup("SSL_CTX_dane_enable: \(OpenSSLErrors.drain().text)") }
         let loaded: Int32 = switch trustAnchors {
         case .system: SSL_CTX_set_default_verify_paths(context)
@@ -86,5 +80,17 @@ public final class TLSContext: @unchecked Sendable {
 
     deinit {
         SSL_CTX_free(context)
+    }
+
+    /// What every context gets, client's or server's: TLS 1.2 at least (RFC
+    /// 8996 retires 1.0 and 1.1; RFC 7672 3.1.3 asks no less of SMTP), no
+    /// compression or renegotiation, partial writes.
+    static func configureCommon(_ context: OpaquePointer) throws(TLSError) {
+        guard shim_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) == 1 else {
+            throw .setup("cannot set TLS 1.2 as the minimum")
+        }
+        SSL_CTX_set_options(context, shim_SSL_OP_NO_COMPRESSION | shim_SSL_OP_NO_RENEGOTIATION
+                            | shim_SSL_OP_IGNORE_UNEXPECTED_EOF)
+        _ = shim_SSL_CTX_set_mode(context, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
     }
 }

@@ -17,29 +17,47 @@ public final class TLSStream: ByteStream {
     /// - Throws: `StreamError.tls` for TLS failures (with `enforce`, a failed
     ///   verification is one), `.timeout` or `.closed` for the network.
     public init(over underlying: ByteStream, options: TLSClientOptions, deadline: Deadline) throws(StreamError) {
-        guard let ssl = SSL_new(options.context.context) else {
-            throw .tls(.setup("SSL_new: \(OpenSSLErrors.drain().text)"))
-        }
-        self.ssl = ssl
+        ssl = try Self.connection(options.context.context, over: underlying)
         self.underlying = underlying
         info = TLSSessionInfo(version: "", cipher: "", peerSubject: nil, verificationMode: .unverified,
                               verified: false, verificationFailure: nil, matchedTLSA: nil, unusableTLSA: [])
-        guard SSL_set_fd(ssl, underlying.fileDescriptor) == 1 else {
-            throw .tls(.setup("SSL_set_fd: \(OpenSSLErrors.drain().text)"))
-        }
         if let name = options.serverName, shim_SSL_set_tlsext_host_name(ssl, name) != 1 {
             throw .tls(.setup("cannot set SNI name \(name)"))
         }
         let usable = try configureVerification(options)
-        try handshake(deadline: deadline)
+        try handshake(deadline: deadline, step: SSL_connect)
         finishInfo(options, usableRecords: usable)
         if options.enforce, let failure = info.verificationFailure {
             throw .tls(.verification(failure))
         }
     }
 
+    /// The server's side of a handshake (STARTTLS on the SMTP listener):
+    /// no verification of the client, whose identity is its AUTH.
+    public init(acceptingOver underlying: ByteStream, context: TLSServerContext, deadline: Deadline) throws(StreamError) {
+        ssl = try Self.connection(context.context, over: underlying)
+        self.underlying = underlying
+        info = TLSSessionInfo(version: "", cipher: "", peerSubject: nil, verificationMode: "none",
+                              verified: false, verificationFailure: nil, matchedTLSA: nil, unusableTLSA: [])
+        try handshake(deadline: deadline, step: SSL_accept)
+        info.version = String(cString: SSL_get_version(ssl))
+        info.cipher = SSL_get_current_cipher(ssl).map { String(cString: SSL_CIPHER_get_name($0)) } ?? ""
+    }
+
     deinit {
         SSL_free(ssl)
+    }
+
+    /// A new SSL object of `context` on the stream's socket.
+    private static func connection(_ context: OpaquePointer, over underlying: ByteStream) throws(StreamError) -> OpaquePointer {
+        guard let ssl = SSL_new(context) else {
+            throw .tls(.setup("SSL_new: \(OpenSSLErrors.drain().text)"))
+        }
+        guard SSL_set_fd(ssl, underlying.fileDescriptor) == 1 else {
+            SSL_free(ssl)
+            throw .tls(.setup("SSL_set_fd: \(OpenSSLErrors.drain().text)"))
+        }
+        return ssl
     }
 
     /// Sets names, TLSA records and the verify mode. Returns the usable TLSA count.
@@ -85,10 +103,11 @@ public final class TLSStream: ByteStream {
         }
     }
 
-    private func handshake(deadline: Deadline) throws(StreamError) {
+    private func handshake(deadline: Deadline,
+                           step: (OpaquePointer?) -> Int32) throws(StreamError) {
         while true {
             ERR_clear_error()
-            let result = SSL_connect(ssl)
+            let result = step(ssl)
             if result == 1 { return }
             let code = SSL_get_error(ssl, result)
             switch code {

@@ -9,6 +9,7 @@ import Monitoring
 import PosternCore
 import Scheduler
 import SMTP
+import SMTPServer
 import Spool
 import TLS
 
@@ -37,8 +38,13 @@ extension Postern {
                 drops, deliveries by result and status class, DSNs, connections, TLS, attempt \
                 durations. See the README for the list and a scrape configuration.
 
+                With smtp.listen set, it also accepts mail over SMTP on those addresses (threads of \
+                its own): each message is written into drop/ like a postern drop and answered 250 \
+                once durable. Loopback clients may relay; others need smtp.relay_networks or AUTH \
+                (smtp.users, over STARTTLS with smtp.tls_certificate). See the README, "SMTP listener".
+
                 EXIT STATUS
-                  0 stopped by a signal; 69 the metrics address cannot be listened on;
+                  0 stopped by a signal; 69 the metrics or an SMTP address cannot be listened on;
                   73 no spool; 75 another daemon holds the spool; 78 bad configuration.
                 """
         )
@@ -91,6 +97,20 @@ extension Postern {
                 server = candidate
             }
             defer { server?.stop() }
+            let listener: SMTPListener?
+            do {
+                listener = try SMTPListenerFactory.listener(configuration, layout: global.layout, logger: logger, metrics: metrics)
+            } catch {
+                warn("\(error)")
+                throw ExitCode(78)
+            }
+            do {
+                try listener?.start()
+            } catch {
+                warn("\(error)")
+                throw ExitCode(error.status.rawValue)
+            }
+            defer { listener?.stop() }
             do {
                 // One account of the spool's condition for the daemon and its DSNs.
                 let trouble = SpoolTrouble(layout: global.layout, logger: logger, metrics: metrics)

@@ -72,6 +72,10 @@ import Testing
         "postern_double_bounces_total": "counter",
         "postern_spool_unwritable": "gauge",
         "postern_spool_write_failures_total": "counter",
+        "postern_smtp_sessions_total": "counter",
+        "postern_smtp_sessions_active": "gauge",
+        "postern_smtp_messages_total": "counter",
+        "postern_smtp_received_bytes_total": "counter",
     ]
 
     @Test func everyMetricShowsBeforeTheFirstEvent() {

@@ -36,6 +36,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import measure_flow  # noqa: E402
 import measure_queue  # noqa: E402
+import measure_smtp  # noqa: E402
 import records  # noqa: E402
 from instruments import SMTP_SINK, TlsSink  # noqa: E402
 from machine import describe, describe_fs, loop_fs, loop_size, tmpfs_fs  # noqa: E402
@@ -46,11 +47,11 @@ from procs import PROCS, BenchError, log, rmtree  # noqa: E402
 from report import render  # noqa: E402
 from session import Session  # noqa: E402
 
-MEASUREMENTS = ("ceiling", "enqueue", "e2e", "drain", "tls", "list", "startup", "inodes")
+MEASUREMENTS = ("ceiling", "enqueue", "e2e", "smtp", "drain", "tls", "list", "startup", "inodes")
 
-FULL = dict(enqueue=2000, e2e=2000, drain=10000, listn=20000, big="100000,1000000", inodes=100,
+FULL = dict(enqueue=2000, e2e=2000, smtp=5000, drain=10000, listn=20000, big="100000,1000000", inodes=100,
             runs=5, warmup=1, drain_runs=3, list_runs=5, first_runs=3, big_runs=3)
-QUICK = dict(enqueue=100, e2e=100, drain=500, listn=1000, big="2000", inodes=10,
+QUICK = dict(enqueue=100, e2e=100, smtp=500, drain=500, listn=1000, big="2000", inodes=10,
              runs=2, warmup=0, drain_runs=2, list_runs=2, first_runs=2, big_runs=2)
 
 
@@ -65,6 +66,7 @@ STEPS = [
     ("ceiling", lambda s, fs, base, targets: measure_flow.ceiling(s, fs, base)),
     ("enqueue", lambda s, fs, base, targets: measure_flow.enqueue(s, fs, targets)),
     ("e2e", lambda s, fs, base, targets: measure_flow.e2e(s, fs, targets)),
+    ("smtp", lambda s, fs, base, targets: measure_smtp.smtp(s, fs, targets)),
     ("drain", lambda s, fs, base, targets: measure_flow.drain(s, fs, targets)),
     ("tls", lambda s, fs, base, targets: measure_flow.drain(s, fs, targets, tls=True)),
     ("list", lambda s, fs, base, targets: listing_and_first(s, fs, targets)),
@@ -127,7 +129,8 @@ def header(a, started):
         command=a.command_line, started=started.isoformat(timespec="seconds"), quick=a.quick, only=a.only,
         enqueue=a.enqueue, e2e=a.e2e, drain=a.drain, listn=a.listn, big=a.big, inodes=a.inodes, runs=a.runs,
         warmup=a.warmup, drain_runs=a.drain_runs, list_runs=a.list_runs, first_runs=a.first_runs,
-        big_runs=a.big_runs, writers=a.writers, concurrency=a.concurrency, machine=machine, software=software)
+        big_runs=a.big_runs, writers=a.writers, concurrency=a.concurrency, machine=machine, software=software,
+        smtp=a.smtp)
 
 
 def bench(a, record_file):
@@ -181,6 +184,7 @@ def parse_args(argv):
     ap.add_argument("--big-runs", type=int, help="recorded start-up runs per queue size (full 3)")
     ap.add_argument("--enqueue", type=int, metavar="N", help="messages per enqueue run (full 2000)")
     ap.add_argument("--e2e", type=int, metavar="N", help="messages per live end-to-end run (full 2000)")
+    ap.add_argument("--smtp", type=int, metavar="N", help="messages per SMTP listener run (full 5000)")
     ap.add_argument("--drain", type=int, metavar="N",
                     help="messages per drain run, in plaintext and over TLS (full 10000)")
     ap.add_argument("--list", dest="listn", type=int, metavar="N",

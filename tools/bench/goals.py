@@ -44,6 +44,8 @@ GOALS = [
     Goal("drain", "rate", "ratio", ">=", 1.5, "≥1.5× Postfix"),
     Goal("drain", "cpu_s_per_1000", "ratio", "<", 1.0, "lower than Postfix"),
     Goal("drain-tls", "rate", "ratio", ">=", 1.5, "≥1.5× Postfix"),
+    Goal("smtp-inject", "rate", "ratio", ">=", 1.5, "≥1.5× Postfix"),   # issue #18
+    Goal("smtp-e2e", "rate", "ratio", ">=", 1.5, "≥1.5× Postfix"),
     Goal("first", "seconds", "postern", "<", 0.5, "< 0.5 s", size=20000, smaller=" at 20,000"),
     Goal("list", "seconds", "ratio", "<=", 0.5, "≤ 0.5× Postfix", size=20000, smaller=" at 20,000"),
     Goal("list", "first_line_s", "postern", "<", 0.05, "< 50 ms"),

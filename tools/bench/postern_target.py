@@ -40,6 +40,7 @@ class Postern(Target):
         self.daemon_pid = None
         self.daemon_log = None
         self.t_spawn = None
+        self.smtp_port = free_port()
 
     # -- the spool
     def empty(self):
@@ -84,7 +85,8 @@ class Postern(Target):
         uses STARTTLS towards the relay when offered, without certificate
         checks (relay_tls = opportunistic), else plaintext (none). Its
         metrics endpoint listens on a free port rather than the default one,
-        which another daemon on the machine may hold."""
+        which another daemon on the machine may hold, and its SMTP listener
+        on smtp_port."""
         self.stop()
         self.daemon_log = os.path.join(self.base, f"postern-daemon-{time.time_ns()}.log")
         self.t_spawn = time.monotonic()
@@ -93,6 +95,7 @@ class Postern(Target):
             "-o", f"relay=127.0.0.1:{relay_port}", "-o", f"relay_tls={'opportunistic' if tls else 'none'}",
             "-o", f"hostname={HOSTNAME}", "-o", f"metrics.listen=127.0.0.1:{free_port()}",
             "-o", f"queue.max_concurrent={self.concurrency}", "-o", f"queue.per_domain={self.concurrency}",
+            "-o", f'smtp.listen=["127.0.0.1:{self.smtp_port}"]',
         ], self.daemon_log, env=self.env)
         self.daemon_pid = self.daemon.pid
 
@@ -122,6 +125,13 @@ class Postern(Target):
         fields = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line))
         return Ready(wall, float(fields.get("duration", "nan")), int(fields.get("queued", "0")),
                      int(fields.get("held", "0")))
+
+    def start_paused(self):
+        """Delivery paused as far as the listener is concerned: the relay is a
+        port where nothing listens (port 1), so each message is accepted into
+        the queue, tried once and deferred (the next attempt is one queue.backoff_base, 7m30s, later)."""
+        self.spawn(1)
+        self.wait_index(self.max_wait)
 
     def stop(self, discard=False):
         if self.daemon is not None:

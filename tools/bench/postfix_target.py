@@ -53,6 +53,7 @@ class Postfix(Target):
         self.max_wait = max_wait
         self.message_file = message_file
         self.smtpd_port = free_port()
+        self.smtp_port = self.smtpd_port
         self.relay_port = 1  # nothing listens there: delivery fails until a sink is given
         self.deferred = False
         self.tls = False
@@ -108,6 +109,10 @@ class Postfix(Target):
         self.configure(relay_port=relay_port, deferred=False, tls=tls)
         self.up()
         return None
+
+    def start_paused(self):
+        self.configure(deferred=True)
+        self.up()
 
     def stop(self, discard=False):
         """`postfix-peer.sh stop`: `postfix abort`, then SIGKILL to the master's

@@ -42,6 +42,7 @@ class Header:
     concurrency: int
     machine: list = field(default_factory=list)   # [label, text] rows before the file systems
     software: list = field(default_factory=list)  # ... and after them
+    smtp: int = 0  # messages per SMTP listener run (absent from runs before it)
 
 
 @dataclass
@@ -126,6 +127,23 @@ class TlsDrainRun(DrainRun):
     connections: int | None = None   # SMTP sessions the sender opened
     tls_sessions: int | None = None  # ... of them with TLS (a handshake each)
     tls: str | None = None           # protocol and cipher, as the receiving smtpd logged them
+
+
+@dataclass
+class SmtpInjectRun(Run):
+    """SMTP injection at --concurrency sessions, durable before each 250, delivery paused."""
+    KIND: ClassVar[str] = "smtp-inject"
+    rate: float
+    seconds: float
+
+
+@dataclass
+class SmtpEndToEndRun(Run):
+    """SMTP injection while delivering to smtp-sink: until the sink has the last."""
+    KIND: ClassVar[str] = "smtp-e2e"
+    rate: float
+    seconds: float
+    inject_rate: float
 
 
 @dataclass
@@ -214,7 +232,8 @@ class Finished:
 
 
 KINDS = {cls.KIND: cls for cls in (Header, FileSystem, Note, CeilingRun, EnqueueRun, EndToEndRun,
-                                   DrainRun, TlsDrainRun, ListRun, FirstRun, StartupRun, CountRun, FirstLineRun, Inodes, EmptyDaemon,
+                                   DrainRun, TlsDrainRun, SmtpInjectRun, SmtpEndToEndRun, ListRun, FirstRun, StartupRun,
+                                   CountRun, FirstLineRun, Inodes, EmptyDaemon,
                                    IndexMemory, Finished)}
 
 

@@ -184,6 +184,11 @@ def fs_section(res, fs):
         better="lower")
     row(f"drain over TLS, TLS sessions (handshakes) at the receiving smtpd for {h.drain:,} messages",
         "drain-tls", "tls_sessions", "", better="lower")
+    c = h.concurrency
+    row(f"SMTP injection, {c} sessions, 4 KiB, durable before 250, delivery paused, msgs/s", "smtp-inject", "rate", "")
+    row(f"SMTP end to end, {c} sessions, to smtp-sink (first connection to last arrival), msgs/s", "smtp-e2e",
+        "rate", "")
+    row("SMTP end to end: injection rate while delivering, msgs/s", "smtp-e2e", "inject_rate", "")
     row("live end to end, msgs/s (first drop to last arrival)", "e2e", "rate", "")
     row("live: enqueue rate while delivering, msgs/s", "e2e", "enqueue_rate", "")
     n = h.listn

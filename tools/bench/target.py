@@ -58,6 +58,7 @@ class Target(ABC):
     cpu_by_process = False  # its CPU is spread over processes worth naming in records
 
     env = None  # the environment for submit_command() and list_command()
+    smtp_port = None  # where it accepts SMTP on 127.0.0.1 (Postfix's smtpd, Postern's listener)
 
     # -- running
     @abstractmethod
@@ -79,6 +80,11 @@ class Target(ABC):
     @abstractmethod
     def cpu(self):
         """A procs.TreeCPU over every process of the running target."""
+
+    @abstractmethod
+    def start_paused(self):
+        """Runs, accepting SMTP on smtp_port, with delivery paused: what it
+        accepts stays queued (for the SMTP injection)."""
 
     # -- submitting one process per message
     @abstractmethod

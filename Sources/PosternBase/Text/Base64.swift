@@ -20,4 +20,35 @@ public enum Base64 {
         }
         return String(decoding: out, as: UTF8.self)
     }
+
+    /// The bytes of strict base64 text (`=` padding required, no white space),
+    /// or nil: what an SMTP server reads in AUTH (RFC 4954 4: a response that
+    /// does not decode is refused, not guessed at).
+    public static func decode(_ text: some Collection<UInt8>) -> [UInt8]? {
+        guard text.count % 4 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count / 4 * 3)
+        var value = 0, bits = 0, padding = 0
+        for byte in text {
+            let digit: Int
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): digit = Int(byte) - 65
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): digit = Int(byte) - 71
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = Int(byte) + 4
+            case UInt8(ascii: "+"): digit = 62
+            case UInt8(ascii: "/"): digit = 63
+            case UInt8(ascii: "="): padding += 1; continue
+            default: return nil
+            }
+            guard padding == 0 else { return nil }   // data after padding
+            value = value << 6 | digit
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8((value >> bits) & 0xFF))
+            }
+        }
+        guard padding <= 2 else { return nil }
+        return out
+    }
 }

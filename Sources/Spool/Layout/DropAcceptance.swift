@@ -26,6 +26,13 @@ public struct DropAcceptance {
     public var local: LocalRecipients?
     /// Told what the rewriting of an accepted message did, for the log.
     public var report: (QueueID, LocalRecipients.Rewrite) -> Void = { _, _ in }
+    /// Whether a trusted drop's rename into `queue/` is followed by its own
+    /// `fsync` of `queue/` and `drop/` (spool-layout.md 6.3). The daemon turns
+    /// it off when it accepts a batch of drops and syncs both directories once
+    /// for the batch (`MessageStore.syncDirectories`) before any of them is
+    /// attempted: the drops were durable in `drop/` already, so a power loss
+    /// before that sync can only undo the renames, which loses nothing.
+    public var syncsEachMove = true
 
     public init(layout: SpoolLayout, trustedOwners: Set<uid_t>, maxMessageSize: Int, maxRecipients: Int) {
         self.layout = layout
@@ -101,7 +108,7 @@ public struct DropAcceptance {
                 // Only its owner (trusted) or the spool owner may rename an
                 // entry of the sticky drop/: the directory validated is the
                 // one moved, which device and inode confirm.
-                try store.move(id, from: .drop, to: .queue)
+                try store.move(id, from: .drop, to: .queue, sync: syncsEachMove)
                 let validated = try opened.directory.status()
                 guard let moved = MessageDirectory.lstatus(layout.path(.queue, id)),
                       moved.st_dev == validated.st_dev, moved.st_ino == validated.st_ino else {

@@ -25,6 +25,10 @@ public struct DropEnvelope: Sendable, Equatable {
     public var eightBit = false
     public var smtputf8 = false
     public var requireTLS: Bool?
+    /// RFC 3461 ORCPT by recipient address: each recipient's `original`.
+    public var originals: [String: String] = [:]
+    /// RFC 3461 NOTIFY=NEVER: the envelope's `notify`.
+    public var notifyNever = false
 
     public init(id: QueueID, sender: String?, recipients: [String], arrival: Double, size: Int, uid: Int) {
         self.id = id
@@ -39,12 +43,17 @@ public struct DropEnvelope: Sendable, Equatable {
     public func encoded() -> [UInt8] {
         var object: [String: JSONValue] = [
             "version": .string("1.0"), "id": .string(id.rawValue), "sender": .string(sender ?? ""),
-            "recipients": .array(recipients.map { .object(["address": .string($0)]) }),
+            "recipients": .array(recipients.map { address in
+                var recipient: [String: JSONValue] = ["address": .string(address)]
+                if let original = originals[address], original != address { recipient["original"] = .string(original) }
+                return .object(recipient)
+            }),
             "arrival": .string(Timestamp.format(epochSeconds: arrival)), "size": .integer(Int64(size)),
             "uid": .integer(Int64(uid)), "eight_bit": .bool(eightBit), "smtputf8": .bool(smtputf8),
             "require_tls": requireTLS.map(JSONValue.bool) ?? .null,
         ]
         if let messageID { object["message_id"] = .string(messageID) }
+        if notifyNever { object["notify"] = .string("never") }
         return JSONValue.object(object).encodedBytes()
     }
 

@@ -89,7 +89,12 @@ public final class DropWriter {
     /// `arrival` (epoch seconds) becomes the envelope's modification time, its
     /// resting time before any attempt (spool-layout.md 6.2): a drop whose
     /// input took long to read must not look like a registered attempt.
-    public func commit(envelopeBytes envelope: [UInt8], arrival: Double? = nil) throws(SpoolIOError) {
+    ///
+    /// With `group`, step 6 is shared with concurrent writers
+    /// (`DropGroupCommit`): `drop/` is made durable by one `fsync` that
+    /// starts after this drop's rename and serves every rename before it.
+    public func commit(envelopeBytes envelope: [UInt8], arrival: Double? = nil,
+                       group: DropGroupCommit? = nil) throws(SpoolIOError) {
         precondition(!committed, "a drop is committed once")
         let messagePath = directory + "/" + SpoolLayout.messageFile
         do throws(SpoolIOError) {
@@ -117,7 +122,11 @@ public final class DropWriter {
         // reported (exit 75): the message is there and will be delivered unless
         // the machine loses power, and the caller's retry at worst duplicates it.
         do {
-            try fileSystem.syncDirectory(layout.directory(.drop))
+            if let group {
+                try group.dropArea.sync()
+            } else {
+                try fileSystem.syncDirectory(layout.directory(.drop))
+            }
         } catch where error.code == EACCES {
             // A drop-group member may write drop/ but not open it (no read
             // permission, so it cannot list others' drops). syncfs(2) through its

@@ -18,6 +18,8 @@ final class MessageComposer {
     private(set) var messageID: String?
     private(set) var eightBit = false
     private(set) var requireTLS: Bool?
+    /// Trace fields written above the header section (`DropStream.trace`).
+    var trace: [UInt8] = []
 
     static let crlf: [UInt8] = [0x0D, 0x0A]
 
@@ -47,6 +49,16 @@ final class MessageComposer {
         }
         if !ended { try split { splitter, take in try splitter.finish(line: take) } }
         guard total > 0 else { throw SpoolError(.noInput, "empty message: nothing was read from standard input") }
+    }
+
+    /// One line of the message, already split (the SMTP listener's DATA).
+    func add(line: ArraySlice<UInt8>) throws(SpoolError) {
+        guard !ended else { return }
+        try take(line: line)
+    }
+
+    /// Ends the message: a message of headers only still gets its completion.
+    func finish() throws(SpoolError) {
         if inHeaders { try endHeaders() }
     }
 
@@ -111,6 +123,7 @@ final class MessageComposer {
         let completion = HeaderCompletion(sender: submission.sender, fullName: submission.fullName,
                                           hostname: submission.hostname, time: date, queueID: writer.id)
         messageID = completion.complete(&headers)
+        if !trace.isEmpty { try write(trace) }
         try write(headers.serialized())
     }
 

@@ -12,8 +12,9 @@ public struct Submission: Sendable {
     public var fullName: String?
     /// `-i`/`-oi`: a line with a single dot does not end the message.
     public var ignoreDots = false
-    /// `--require-tls`: REQUIRETLS for the message (RFC 8689 4); it outweighs
-    /// a `TLS-Required: No` header, as RFC 8689 5 says the parameter does.
+    /// `--require-tls`, or the SMTP `MAIL` parameter REQUIRETLS: REQUIRETLS
+    /// for the message (RFC 8689 4); it outweighs a `TLS-Required: No`
+    /// header, as RFC 8689 5 says the parameter does.
     public var requireTLS = false
     public var hostname: String
     /// The largest message accepted, in octets as stored (with CRLF and added headers).
@@ -23,6 +24,11 @@ public struct Submission: Sendable {
     /// The most recipients one message may have (`drop.max_recipients`).
     public var maxRecipients = Submission.defaultMaxRecipients
     public static let defaultMaxRecipients = 1000
+    /// RFC 3461 ORCPT: the address a recipient was given as, by its SMTP form,
+    /// when it differs (the envelope's `original`).
+    public var originals: [String: String] = [:]
+    /// RFC 3461 NOTIFY=NEVER for every recipient: no DSN of any kind.
+    public var notifyNever = false
 
     public init(sender: MailboxAddress?, recipients: [MailboxAddress], hostname: String, maxSize: Int, uid: Int) {
         self.sender = sender
@@ -47,6 +53,9 @@ public struct Submitter {
     public var now: () -> Double = Timestamp.now
     /// Called after each step of the drop protocol (the crash-test hook).
     public var observe: (DropStep) -> Void = { _ in }
+    /// Whether each drop first checks the spool (`SpoolCheck.requireWritable`):
+    /// a long-running writer (the SMTP listener) checks once at its start.
+    public var checksSpool = true
 
     public init(layout: SpoolLayout) {
         self.layout = layout
@@ -55,7 +64,20 @@ public struct Submitter {
     /// Drops the message read from `input` (until end of file, or a lone `.` line
     /// unless `ignoreDots`). Returns its queue ID.
     public func submit(_ submission: Submission, input: Int32) throws(SpoolError) -> QueueID {
-        try SpoolCheck.requireWritable(layout)
+        let stream = try begin(submission)
+        do {
+            try stream.composer.copy(from: input)
+        } catch {
+            stream.abandon()
+            throw error
+        }
+        return try stream.commit()
+    }
+
+    /// Starts a drop whose lines the caller feeds (`DropStream.add(line:)`):
+    /// the SMTP listener's way into the same protocol as `submit`.
+    public func begin(_ submission: Submission) throws(SpoolError) -> DropStream {
+        if checksSpool { try SpoolCheck.requireWritable(layout) }
         let arrival = now()
         let writer: DropWriter
         do {
@@ -63,46 +85,6 @@ public struct Submitter {
         } catch {
             throw SpoolError(error.exitStatus, "cannot create a drop: \(error)")
         }
-        let composer = MessageComposer(submission: submission, writer: writer, date: arrival)
-        do {
-            try composer.copy(from: input)
-        } catch {
-            writer.abandon()
-            throw error
-        }
-        var recipients: [String] = []
-        var seen = Set<String>()
-        var smtputf8 = submission.sender?.requiresSMTPUTF8 ?? false
-        for address in submission.recipients + composer.extractedRecipients where seen.insert(address.smtpForm).inserted {
-            recipients.append(address.smtpForm)
-            smtputf8 = smtputf8 || address.requiresSMTPUTF8
-        }
-        guard !recipients.isEmpty else {
-            writer.abandon()
-            throw SpoolError(.dataError, "no recipients: name them as arguments or use -t")
-        }
-        guard recipients.count <= submission.maxRecipients else {
-            writer.abandon()
-            throw SpoolError(.dataError, "too many recipients: \(recipients.count), the limit is \(submission.maxRecipients) "
-                                       + "(drop.max_recipients); send it as several messages")
-        }
-        var envelope = DropEnvelope(id: writer.id, sender: submission.sender?.smtpForm, recipients: recipients,
-                                    arrival: arrival, size: writer.size, uid: submission.uid)
-        envelope.messageID = composer.messageID
-        envelope.eightBit = composer.eightBit
-        envelope.smtputf8 = smtputf8
-        envelope.requireTLS = submission.requireTLS ? true : composer.requireTLS
-        let encoded = envelope.encoded()
-        guard DropEnvelope.largestSize(encodedSize: encoded.count, recipients: recipients) <= DropEnvelope.maxEncodedSize else {
-            writer.abandon()
-            throw SpoolError(.dataError, "too many recipients for one envelope: with their delivery results it could "
-                                       + "outgrow \(DropEnvelope.maxEncodedSize) octets; send it as several messages")
-        }
-        do {
-            try writer.commit(envelopeBytes: encoded, arrival: arrival)
-        } catch {
-            throw SpoolError(error.exitStatus, "cannot write the drop: \(error)")
-        }
-        return writer.id
+        return DropStream(submission: submission, writer: writer, arrival: arrival)
     }
 }

@@ -1,0 +1,291 @@
+import Foundation
+import Glibc
+import PosternTesting
+import Spool
+import Testing
+
+/// The SMTP listener of `postern run` against Python's smtplib, an
+/// independent client, on loopback; the daemon relays to smtp-sink.
+@Suite(.serialized, .enabled(if: PostfixPeer.isAvailable))
+struct SMTPListenerTests {
+    /// A daemon with a listener on a free port; `relayPort: 1` (nothing
+    /// listens there) keeps mail in the queue.
+    static func daemon(_ overrides: [String] = [], relayPort: UInt16? = nil,
+                       listen: String = "127.0.0.1:0") throws -> (DaemonFixture, UInt16) {
+        let fixture = try DaemonFixture(overrides: ["smtp.listen=[\"\(listen)\"]"] + overrides, relayPort: relayPort)
+        try fixture.start()
+        let port = try #require(fixture.smtpPort, "no smtp listening line: \(fixture.log)")
+        return (fixture, port)
+    }
+
+    /// Runs a Python program with smtplib imported and PORT set; `input` on its standard input.
+    static func python(_ body: String, port: UInt16, input: String? = nil) throws -> String {
+        try PythonScript.run("import smtplib, socket, sys, ssl, json, time\nPORT = \(port)\n" + body,
+                             input: input.map { Data($0.utf8) })
+    }
+
+    /// The message as smtp-sink stored it (with LF line ends), without what
+    /// smtp-sink puts first: its X- lines and its own Received: field.
+    static func sinkMessage(_ fixture: DaemonFixture) throws -> String {
+        let dump = fixture.sink.directory + "/dump"
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: dump).first)
+        var lines = try String(contentsOfFile: dump + "/" + name, encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false)[...]
+        while lines.first?.hasPrefix("X-") == true { lines = lines.dropFirst() }
+        if lines.first?.hasPrefix("Received: ") == true {
+            lines = lines.dropFirst()
+            while lines.first?.hasPrefix("\t") == true { lines = lines.dropFirst() }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Every message directory left anywhere in the spool, temporary ones included.
+    static func leftovers(_ fixture: DaemonFixture) throws -> [String] {
+        try fixture.spool.names(.drop) + fixture.spool.names(.queue) + fixture.spool.temporaryNames()
+    }
+
+    /// End to end: submitted by SMTP, the message reaches smtp-sink through the
+    /// relay transport byte for byte, with only the Received: line added on top.
+    @Test func endToEndThroughTheRelay() throws {
+        let (fixture, port) = try Self.daemon()
+        defer { fixture.stop() }
+        let message = "From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSubject: e2e\r\n"
+            + "Date: Fri, 04 Dec 2026 10:00:00 +0000\r\nMessage-ID: <e2e@example.org>\r\nMIME-Version: 1.0\r\n"
+            + "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            + "Grüße aus Köln\r\n.leading dot\r\n..two dots\r\n\r\nlast line\r\n"
+        let out = try Self.python("""
+            s = smtplib.SMTP('127.0.0.1', PORT)
+            s.ehlo('client.example')
+            print(s.sendmail('alice@example.org', ['bob@example.net'], sys.stdin.buffer.read(), mail_options=['BODY=8BITMIME']))
+            s.quit()
+            """, port: port, input: message)
+        #expect(out == "{}\n")
+        #expect(fixture.waitForSink(1))
+        // smtp-sink stores LF line ends, and one more at the end.
+        let text = try Self.sinkMessage(fixture)
+        #expect(text.hasPrefix("Received: from client.example ([127.0.0.1])\n\tby mail.postern.test (Postern) with ESMTP id "))
+        let start = try #require(text.range(of: "From: Alice"))
+        #expect(String(text[start.lowerBound...]) == message.replacingOccurrences(of: "\r\n", with: "\n") + "\n")
+        // Only the Received: field (three lines here) was added above the submitter's header section.
+        #expect(text[..<start.lowerBound].split(separator: "\n").count == 3)
+        #expect(fixture.log.contains("msg=received"))
+    }
+
+    /// PIPELINING: commands sent in one write get their replies in order, and
+    /// several transactions share one connection.
+    @Test func pipelining() throws {
+        let (fixture, port) = try Self.daemon(relayPort: 1)
+        defer { fixture.stop() }
+        let out = try Self.python(#"""
+            c = socket.create_connection(('127.0.0.1', PORT))
+            f = c.makefile('rb')
+            def reply():
+                lines = []
+                while True:
+                    line = f.readline().decode()
+                    lines.append(line.strip())
+                    if line[3] == ' ': return lines
+            reply()
+            c.sendall(b'EHLO pipe.example\r\n')
+            assert 'PIPELINING' in ' '.join(reply())
+            c.sendall(b'MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nRCPT TO:<c@example.net>\r\nDATA\r\n')
+            print([reply()[0][:3] for _ in range(4)])
+            c.sendall(b'Subject: one\r\n\r\nbody\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<d@example.net>\r\nDATA\r\n')
+            print([reply()[0][:3] for _ in range(4)])
+            c.sendall(b'Subject: two\r\n\r\nbody\r\n.\r\nQUIT\r\n')
+            print([reply()[0][:3] for _ in range(2)])
+            """#, port: port)
+        #expect(out == "['250', '250', '250', '354']\n['250', '250', '250', '354']\n['250', '221']\n")
+        #expect(fixture.waitForLog("msg=received", count: 2))
+    }
+
+    /// SMTPUTF8 and 8-bit: a non-ASCII address and body are accepted with
+    /// SMTPUTF8, marked in the envelope; without SMTPUTF8 the address is refused.
+    @Test func smtputf8AndEightBit() throws {
+        let (fixture, port) = try Self.daemon(relayPort: 1)
+        defer { fixture.stop() }
+        let out = try Self.python("""
+            s = smtplib.SMTP('127.0.0.1', PORT)
+            s.ehlo()
+            assert s.has_extn('smtputf8') and s.has_extn('8bitmime')
+            s.command_encoding = 'utf-8'   # smtplib sends non-ASCII only with SMTPUTF8 otherwise
+            print(s.docmd('MAIL FROM:<jürgen@example.org>')[0])
+            s.rset()
+            print(s.sendmail('jürgen@example.org', ['zoë@example.net'], 'Subject: ü\\r\\n\\r\\nGrüße\\r\\n'.encode(),
+                             mail_options=['SMTPUTF8', 'BODY=8BITMIME']))
+            s.quit()
+            """, port: port)
+        #expect(out == "553\n{}\n")
+        #expect(fixture.waitForLog("msg=accepted"))
+        let id = try #require(try fixture.spool.names(.queue).first)
+        let envelope = try fixture.envelope(id)
+        #expect(envelope.smtputf8)
+        #expect(envelope.eightBit)
+        #expect(envelope.recipients.map(\.address) == ["zoë@example.net"])
+    }
+
+    /// A 50 MiB message streams through into the spool whole.
+    @Test func fiftyMebibytes() throws {
+        let (fixture, port) = try Self.daemon(relayPort: 1)
+        defer { fixture.stop() }
+        let out = try Self.python("""
+            line = b'x' * 78 + b'\\r\\n'
+            body = b'Subject: big\\r\\n\\r\\n' + line * (50 * 1024 * 1024 // len(line))
+            s = smtplib.SMTP('127.0.0.1', PORT)
+            print(s.sendmail('a@example.org', ['b@example.net'], body), len(body))
+            s.quit()
+            """, port: port)
+        let size = try #require(Int(out.split(separator: " ").last!.trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(out.hasPrefix("{}"))
+        #expect(fixture.waitForLog("msg=accepted"))
+        let id = try #require(try fixture.spool.names(.queue).first)
+        let envelope = try fixture.envelope(id)
+        // The added Received:, Date: and Message-ID: lines, nothing else.
+        #expect(envelope.size > size && envelope.size < size + 400)
+    }
+
+    /// SIZE: the limit is announced, a larger SIZE= is refused at MAIL, and a
+    /// larger message sent anyway is refused after its data and leaves nothing.
+    @Test func sizeRefusal() throws {
+        let (fixture, port) = try Self.daemon(["drop.max_message_size=10000"], relayPort: 1)
+        defer { fixture.stop() }
+        let out = try Self.python("""
+            s = smtplib.SMTP('127.0.0.1', PORT)
+            s.ehlo()
+            print(s.esmtp_features['size'])
+            print(s.docmd('MAIL FROM:<a@example.org> SIZE=20000')[0])
+            s.does_esmtp = False   # send it without SIZE=
+            try:
+                s.sendmail('a@example.org', ['b@example.net'], b'Subject: big\\r\\n\\r\\n' + (b'y' * 70 + b'\\r\\n') * 300)
+            except smtplib.SMTPDataError as e:
+                print(e.smtp_code, e.smtp_error.decode()[:5])
+            print(s.noop()[0])
+            """, port: port)
+        #expect(out == "10000\n552\n552 5.3.4\n250\n")
+        #expect(try Self.leftovers(fixture).isEmpty)
+    }
+
+    /// Relay authorization: a client that is neither trusted nor authenticated
+    /// is refused at RCPT with 554 5.7.1; after STARTTLS and AUTH it may relay.
+    /// Loopback is not trusted here, only 127.0.0.1, and the client connects
+    /// from 127.0.0.3 to the listener on 127.0.0.2.
+    @Test func relayRefusalThenStartTLSAndAuth() throws {
+        let directory = NSTemporaryDirectory() + "smtp-listener-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let certificate = try TestCertificate.selfSigned(commonName: "mail.postern.test", dnsNames: ["mail.postern.test"])
+        let files = try certificate.write(to: directory, name: "listener")
+        let credentials = directory + "/alice.credentials"
+        try Data("username = \"alice\"\npassword = \"s3cret pass\"\n".utf8).write(to: URL(fileURLWithPath: credentials))
+        chmod(credentials, 0o600)
+        let (fixture, port) = try Self.daemon([
+            "smtp.trust_loopback=false", "smtp.relay_networks=[\"127.0.0.1\"]", "smtp.tls_certificate=\(files.certificate)",
+            "smtp.tls_key=\(files.key)", "smtp.users=[\"\(credentials)\"]",
+        ], relayPort: 1, listen: "127.0.0.2:0")
+        defer { fixture.stop() }
+        let out = try Self.python("""
+            s = smtplib.SMTP('127.0.0.2', PORT, source_address=('127.0.0.3', 0))
+            s.ehlo()
+            print(s.has_extn('auth'), s.has_extn('starttls'))
+            s.mail('a@example.org')
+            print(s.rcpt('b@example.net'))
+            s.rset()
+            print(s.docmd('AUTH PLAIN AGFsaWNlAHMzY3JldCBwYXNz')[0])
+            s.starttls(context=ssl._create_unverified_context())
+            s.ehlo()
+            print(s.has_extn('auth'), s.esmtp_features.get('auth', '').strip())
+            try:
+                s.login('alice', 'wrong')
+            except smtplib.SMTPAuthenticationError as e:
+                print(e.smtp_code)
+            s.login('alice', 's3cret pass')
+            print(s.sendmail('a@example.org', ['b@example.net'], b'Subject: authenticated\\r\\n\\r\\nhi\\r\\n'))
+            s.quit()
+            """, port: port)
+        #expect(out == "False True\n(554, b'5.7.1 <b@example.net>: Relay access denied')\n538\nTrue PLAIN LOGIN\n535\n{}\n")
+        #expect(fixture.waitForLog("msg=accepted"))
+        let id = try #require(try fixture.spool.names(.queue).first)
+        let message = String(decoding: try fixture.spool.read("queue/\(id)/message"), as: UTF8.self)
+        #expect(message.contains("from [127.0.0.3] ([127.0.0.3])") || message.contains("([127.0.0.3])"))
+        #expect(message.contains("with ESMTPSA id \(id)"))
+        #expect(fixture.log.contains("user=alice"))
+    }
+
+    /// Bad commands get 5xx replies and count as errors; at smtp.max_errors the
+    /// session is closed with 421.
+    @Test func badCommands() throws {
+        let (fixture, port) = try Self.daemon(["smtp.max_errors=7"], relayPort: 1)
+        defer { fixture.stop() }
+        let out = try Self.python("""
+            s = smtplib.SMTP('127.0.0.1', PORT)
+            print(s.docmd('MAIL FROM:<a@example.org>')[0])
+            s.ehlo()
+            print(s.docmd('FOO bar')[0], s.docmd('RCPT TO:<b@example.net>')[0], s.docmd('MAIL FROM:<not an address>')[0],
+                  s.docmd('MAIL FROM:a@example.org')[0], s.docmd('DATA')[0])
+            print(s.docmd('NOOP')[0], s.docmd('VRFY root')[0])
+            print(s.docmd('BDAT 10 LAST'))
+            """, port: port)
+        #expect(out == "503\n502 503 553 501 503\n250 252\n(421, b'4.7.0 mail.postern.test Too many errors, closing connection')\n")
+    }
+
+    /// Overlong lines: a command line over the limit gets 500 5.5.2 and the
+    /// session goes on; a message line over 998 octets refuses the message
+    /// (554 5.6.0), leaving nothing in the spool.
+    @Test func overlongLines() throws {
+        let (fixture, port) = try Self.daemon(relayPort: 1)
+        defer { fixture.stop() }
+        let out = try Self.python("""
+            s = smtplib.SMTP('127.0.0.1', PORT)
+            s.ehlo()
+            print(s.docmd('NOOP ' + 'x' * 5000)[0])
+            try:
+                s.sendmail('a@example.org', ['b@example.net'], b'Subject: long\\r\\n\\r\\n' + b'z' * 1200 + b'\\r\\n')
+            except smtplib.SMTPDataError as e:
+                print(e.smtp_code, e.smtp_error.decode()[:5])
+            print(s.noop()[0])
+            """, port: port)
+        #expect(out == "500\n554 5.6.0\n250\n")
+        #expect(try Self.leftovers(fixture).isEmpty)
+    }
+
+    /// A client that stops in the middle of DATA leaves nothing in drop/,
+    /// queue/ or tmp/.
+    @Test func clientStopsMidData() throws {
+        let (fixture, port) = try Self.daemon(relayPort: 1)
+        defer { fixture.stop() }
+        _ = try Self.python(#"""
+            c = socket.create_connection(('127.0.0.1', PORT))
+            f = c.makefile('rb')
+            f.readline()
+            c.sendall(b'EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n')
+            while not f.readline().startswith(b'354'): pass
+            c.sendall(b'Subject: cut\r\n\r\n' + b'part of a message\r\n' * 5000)
+            c.close()
+            """#, port: port)
+        #expect(BackgroundProcess.waitUntil(timeout: 10) { fixture.log.contains("result=disconnected") || (try? Self.leftovers(fixture).isEmpty) == true })
+        #expect(BackgroundProcess.waitUntil(timeout: 10) { (try? Self.leftovers(fixture).isEmpty) == true })
+        #expect(!fixture.log.contains("msg=received"))
+    }
+
+    /// A 250 after the data means the message is in the spool: the daemon
+    /// killed right after it, the message is there, and a restarted daemon
+    /// delivers it.
+    @Test func sigkillRightAfterTheReply() throws {
+        let (fixture, port) = try Self.daemon(["relay=127.0.0.1:1"])
+        defer { fixture.stop() }
+        let pid = try #require(fixture.daemon?.pid)
+        let out = try Self.python("""
+            import os, signal
+            s = smtplib.SMTP('127.0.0.1', PORT)
+            print(s.sendmail('a@example.org', ['b@example.net'], b'Subject: survivor\\r\\n\\r\\nstill here\\r\\n'))
+            os.kill(\(pid), signal.SIGKILL)
+            """, port: port)
+        #expect(out == "{}\n")
+        #expect(fixture.stop(SIGKILL) != 0)
+        #expect(try fixture.spool.names(.drop).count + fixture.spool.names(.queue).count == 1)
+        fixture.overrides.removeAll { $0 == "relay=127.0.0.1:1" }
+        try fixture.start()
+        #expect(fixture.waitForSink(1))
+        #expect(fixture.sink.subjects() == ["survivor"])
+    }
+}
