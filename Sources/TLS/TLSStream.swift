@@ -37,7 +37,7 @@ public final class TLSStream: ByteStream {
     public init(acceptingOver underlying: ByteStream, context: TLSServerContext, deadline: Deadline) throws(StreamError) {
         ssl = try Self.connection(context.context, over: underlying)
         self.underlying = underlying
-        info = TLSSessionInfo(version: "", cipher: "", peerSubject: nil, verificationMode: "none",
+        info = TLSSessionInfo(version: "", cipher: "", peerSubject: nil, verificationMode: .unverified,
                               verified: false, verificationFailure: nil, matchedTLSA: nil, unusableTLSA: [])
         try handshake(deadline: deadline, step: SSL_accept)
         info.version = String(cString: SSL_get_version(ssl))
