@@ -57,6 +57,12 @@ public final class LocalSink: @unchecked Sendable {
         return names.compactMap { try? String(contentsOfFile: dump + "/" + $0, encoding: .utf8) }
     }
 
+    /// Transactions the sink has seen reach MAIL, received whole or not: a
+    /// sign that an attempt is under way.
+    public func transactions() -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory + "/dump")) ?? []).count
+    }
+
     /// Names of the files the running smtp-sink has open.
     private func openBySink() -> Set<String> {
         guard let pid = process?.pid else { return [] }

@@ -143,7 +143,8 @@ struct DaemonTests {
         let fixture = try DaemonFixture(sinkOptions: ["-w", "2"])
         try fixture.start()
         try fixture.drop(subject: "slow")
-        #expect(fixture.waitForLog("msg=accepted"))
+        // Stopped once the attempt is under way (the sink has its transaction).
+        #expect(BackgroundProcess.waitUntil(timeout: 30) { fixture.sink.transactions() >= 1 })
         #expect(fixture.stop(SIGTERM) == 0)
         #expect(fixture.log.contains("status=sent"))
         #expect(fixture.sink.subjects() == ["slow"])
@@ -206,7 +207,9 @@ struct DaemonLifecycleTests {
         let fixture = try DaemonFixture(sinkOptions: ["-w", "20"], overrides: ["queue.shutdown_grace=0s"])
         try fixture.start()
         let id = try fixture.drop(subject: "aborted")
-        #expect(fixture.waitForLog("msg=accepted"))
+        // The attempt is under way once the sink has its transaction (it then
+        // waits 20 s before answering the final dot).
+        #expect(BackgroundProcess.waitUntil(timeout: 30) { fixture.sink.transactions() >= 1 })
         #expect(fixture.stop(SIGTERM) == 0)
         #expect(fixture.log.contains("grace period over"))
         #expect(fixture.log.contains("status=deferred"))
