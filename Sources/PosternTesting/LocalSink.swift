@@ -65,7 +65,12 @@ public final class LocalSink: @unchecked Sendable {
 
     /// Names of the files the running smtp-sink has open.
     private func openBySink() -> Set<String> {
-        guard let pid = process?.pid else { return [] }
+        process.map { Self.namesOpen(by: $0.pid) } ?? []
+    }
+
+    /// The last components of the paths process `pid` has open (`/proc/PID/fd`):
+    /// smtp-sink's dump files still being written.
+    static func namesOpen(by pid: pid_t) -> Set<String> {
         let fm = FileManager.default
         let fds = (try? fm.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
         return Set(fds.compactMap { try? fm.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }

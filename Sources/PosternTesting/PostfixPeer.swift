@@ -209,12 +209,9 @@ public final class PostfixPeer: @unchecked Sendable {
 
     /// Names of the files smtp-sink (pid in DIR/sink.pid) has open right now.
     private func openBySink() -> Set<String> {
-        let fm = FileManager.default
         guard let pid = try? String(contentsOfFile: directory + "/sink.pid", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines), !pid.isEmpty,
-            let fds = try? fm.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { return [] }
-        return Set(fds.compactMap { try? fm.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
-            .map { URL(fileURLWithPath: $0).lastPathComponent })
+            .trimmingCharacters(in: .whitespacesAndNewlines), let number = pid_t(pid) else { return [] }
+        return LocalSink.namesOpen(by: number)
     }
 
     private static func run(_ arguments: [String]) throws -> (Int32, String) {

@@ -89,6 +89,9 @@ extension SpoolListing {
     /// finds them (`list`), taken a chunk at a time by the readers.
     final class Entries: @unchecked Sendable {
         let handles: [DirectoryHandle]
+        /// One reader per area, opened with it: an area that cannot be listed
+        /// fails the listing before its first line, not silently later.
+        private let readers: [DirectoryHandle.NameReader]
         let areas: [SpoolLayout.Area]
         private let condition = NSCondition()
         private var listed: [Name] = []
@@ -96,8 +99,14 @@ extension SpoolListing {
 
         init(layout: SpoolLayout, areas: [SpoolLayout.Area]) throws(SpoolIOError) {
             var handles: [DirectoryHandle] = []
-            for area in areas { handles.append(try DirectoryHandle(path: layout.directory(area))) }
+            var readers: [DirectoryHandle.NameReader] = []
+            for area in areas {
+                let handle = try DirectoryHandle(path: layout.directory(area))
+                handles.append(handle)
+                readers.append(try DirectoryHandle.NameReader(handle))
+            }
             self.handles = handles
+            self.readers = readers
             self.areas = areas
         }
 
@@ -105,8 +114,7 @@ extension SpoolListing {
         /// out to hold at most `sortLimit` names, otherwise in batches as read.
         func list(sortLimit: Int) {
             var strangers: [Name] = []
-            for (area, handle) in handles.enumerated() {
-                guard let reader = try? DirectoryHandle.NameReader(handle) else { continue }
+            for (area, reader) in readers.enumerated() {
                 var ids: [QueueID] = []
                 var others: [String] = []
                 var more = reader.read(upTo: sortLimit + 1) { name in
