@@ -96,7 +96,11 @@ public struct DirectTransport: Transport {
         var dialed: [String: [String]] = [:]
         var connections: [AttemptReport.Connection] = []
         let sts = mtaSTS?.lookup(request.domain)
-        if let error = sts?.fetchError { reports?.count(.init(domain: request.domain, policy: .mtaSTSEnforce, failure: .stsPolicyFetchError(error))) }
+        if let error = sts?.fetchError {
+            // Under the policy that still applies (a cached one), else as a domain that asks for enforcement.
+            let policy: TLSPolicy = sts?.policy?.mode == .testing ? .mtaSTSTesting : .mtaSTSEnforce
+            reports?.count(.init(domain: request.domain, policy: policy, failure: .stsPolicyFetchError(error)))
+        }
         /// Why hosts were passed over for good (REQUIRETLS, MTA-STS), and whether any failed only for now.
         var refusals: [String] = []
         var temporary = false

@@ -106,8 +106,8 @@ public final class MTASTSPolicies: MTASTSPolicySource {
             }
             if let until = failedUntil.withLock({ $0[domain] }), now < until {
                 if let cached { return applied(cached, note: "cached; the last refresh failed") }
-                return MTASTSLookup(policy: nil, id: id, note: "the last fetch failed; retried after \(Timestamp.format(epochSeconds: until))",
-                                    fetchError: "the last fetch failed")
+                // No fetch now, so no fetch error to count or log: that failure was counted when it happened.
+                return MTASTSLookup(policy: nil, id: id, note: "the last fetch failed; retried after \(Timestamp.format(epochSeconds: until))")
             }
             do throws(MTASTSFetchError) {
                 let body = try fetcher.fetch(domain)

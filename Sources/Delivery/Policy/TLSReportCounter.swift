@@ -62,7 +62,6 @@ public final class TLSReportCounter: Sendable {
     public let clock: any WallClock
     private let fileSystem: any FileSystem
     private let writing = Mutex<Void>(())
-    private let failure = Mutex<SpoolIOError?>(nil)
 
     public init(directory: String, clock: any WallClock = SystemClock(), fileSystem: any FileSystem = SystemFileSystem()) {
         self.directory = directory
@@ -85,8 +84,7 @@ public final class TLSReportCounter: Sendable {
     }
 
     /// Counts one session. A failure to write it (a full disk) is dropped on
-    /// purpose: counts are statistics, and delivery must not wait on them;
-    /// `lastFailure` keeps it for whoever wants to know.
+    /// purpose: counts are statistics, and delivery must not wait on them.
     public func count(_ event: Event?) {
         guard let event, let file = MTASTSCache.fileName(event.domain) else { return }
         let day = Self.day(clock.now)
@@ -106,12 +104,9 @@ public final class TLSReportCounter: Sendable {
                 try fileSystem.replace(temporary, with: path)
             }
         } catch {
-            failure.withLock { $0 = error }
+            // Dropped, as said above.
         }
     }
-
-    /// The last failure to write counts, if any.
-    public var lastFailure: SpoolIOError? { failure.withLock { $0 } }
 
     /// The session a report of `SMTPSession` stands for, or nil when there
     /// is nothing to report: no session (a connection refused), or no policy.

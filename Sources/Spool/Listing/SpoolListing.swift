@@ -117,17 +117,16 @@ extension SpoolListing {
             for (area, reader) in readers.enumerated() {
                 var ids: [QueueID] = []
                 var others: [String] = []
-                var more = reader.read(upTo: sortLimit + 1) { name in
+                func take(_ name: UnsafeBufferPointer<UInt8>) {
                     if let id = QueueID(utf8: name) { ids.append(id) } else { others.append(String(decoding: name, as: UTF8.self)) }
                 }
+                var more = reader.read(upTo: sortLimit + 1, take)
                 if !more { ids.sort() }
                 while true {
                     publish(ids.map { .message(area: area, $0) })
                     guard more else { break }
                     ids.removeAll(keepingCapacity: true)
-                    more = reader.read(upTo: 1024) { name in
-                        if let id = QueueID(utf8: name) { ids.append(id) } else { others.append(String(decoding: name, as: UTF8.self)) }
-                    }
+                    more = reader.read(upTo: 1024, take)
                 }
                 strangers += others.sorted().map { .stranger(area: area, $0) }
             }

@@ -16,7 +16,6 @@ final class SharedSync: @unchecked Sendable {
     private var running = false
     /// The last failed sync and its error: its waiters report it.
     private var failure: (generation: Int, error: SpoolIOError)?
-    private(set) var count = 0
 
     init(_ operation: @escaping () throws(SpoolIOError) -> Void) {
         self.operation = operation
@@ -48,7 +47,6 @@ final class SharedSync: @unchecked Sendable {
             var error: SpoolIOError?
             do throws(SpoolIOError) { try operation() } catch let failed { error = failed }
             pthread_mutex_lock(lock)
-            count += 1
             running = false
             done = generation
             if let error { failure = (generation, error) }
@@ -60,10 +58,11 @@ final class SharedSync: @unchecked Sendable {
         if let result { throw result }
     }
 
+    /// Syncs finished so far (one runs at a time, so they finish in order).
     var syncCount: Int {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
-        return count
+        return done
     }
 }
 
