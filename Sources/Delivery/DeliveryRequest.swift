@@ -1,5 +1,6 @@
 import PosternCore
 import SMTP
+import TLS
 
 /// One job's worth of work for a transport: a message and the recipients of
 /// one destination domain. Plain values, built by the daemon from the envelope.
@@ -79,6 +80,9 @@ public struct AttemptReport: Sendable {
     public var policy: TLSPolicy?
     /// What TLS the last connection ended with; nil when none reached SMTP.
     public var tlsOutcome: TLSOutcome?
+    /// Why the last connection's certificate did not verify, as the TLS
+    /// layer classified it (enforced or not), for TLSRPT's result types.
+    public var verificationFailure: VerificationFailure?
     /// Why the recipient domain's MTA-STS policy could not be fetched, for
     /// the log (a cached policy may have applied instead).
     public var mtaSTSFetchError: String?

@@ -104,6 +104,7 @@ enum SMTPSession {
             if tlsFailed {
                 report.tls = "failed"
                 report.tlsOutcome = .failed
+                if case .tls(.verification(let failure)) = error.kind { report.verificationFailure = failure }
             } else if error.kind == .refused(.startTLSUnavailable) {
                 // SMTP was reached and STARTTLS was not offered: the STRIPTLS case DANE and MTA-STS defeat.
                 report.tls = "none"
@@ -205,6 +206,7 @@ extension AttemptReport {
         tlsMode = plan.mode
         policy = plan.policy
         tlsOutcome = SMTPSession.tlsOutcome(facts)
+        verificationFailure = facts.tls?.verificationFailure
         let refused = delivery.outcomes.contains { outcome in
             if case .failure(let error) = outcome.result { error.kind == .refused(.requireTLSUnsupported) } else { false }
         }

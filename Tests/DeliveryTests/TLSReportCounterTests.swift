@@ -2,6 +2,7 @@ import Foundation
 import PosternCore
 import SpoolDrop
 import Testing
+import TLS
 @testable import Delivery
 
 /// TLSRPT results (RFC 8460): counted per policy domain and UTC day in the spool, printed as the RFC's report.
@@ -56,10 +57,12 @@ struct TLSReportCounterTests {
 
     /// Which session results are failures, and of which RFC 8460 type.
     @Test func sessionResults() {
-        func event(_ outcome: TLSOutcome?, _ plan: TLSPlan, tls: String? = nil) -> TLSReportCounter.Failure?? {
+        func event(_ outcome: TLSOutcome?, _ plan: TLSPlan, tls: String? = nil,
+                   _ reason: VerificationFailure.Reason? = nil) -> TLSReportCounter.Failure?? {
             var report = AttemptReport.all(["bob@example.org"], .deferred, text: tls ?? "")
             report.tlsOutcome = outcome
             report.tls = tls
+            report.verificationFailure = reason.map { VerificationFailure(reason: $0, code: 0, detail: "") }
             return TLSReportCounter.result(of: report, domain: "example.org", host: "mx", plan: plan).map(\.failure)
         }
         let enforce = TLSPlan(policy: .mtaSTSEnforce, mode: .required, verification: .pkix(hostnames: ["mx"]), enforce: true)
@@ -70,10 +73,12 @@ struct TLSReportCounterTests {
         #expect(event(.plaintext, .opportunistic) == nil)
         #expect(event(.opportunistic, TLSPlan(policy: .dane, mode: .required)) == .some(nil))
         #expect(event(.plaintext, enforce) == .some(.starttlsNotSupported))
-        #expect(event(.failed, enforce, tls: "STARTTLS: TLS certificate verification failed: expired (certificate has expired)") == .some(.certificateExpired))
-        #expect(event(.failed, enforce, tls: "STARTTLS: TLS certificate verification failed: wrong name (...)") == .some(.certificateHostMismatch))
+        #expect(event(.failed, enforce, tls: "STARTTLS: TLS certificate verification failed: expired (certificate has expired)", .expired) == .some(.certificateExpired))
+        #expect(event(.failed, enforce, tls: "STARTTLS: TLS certificate verification failed: wrong name (...)", .wrongName) == .some(.certificateHostMismatch))
         #expect(event(.failed, dane, tls: "DANE mismatch") == .some(.validationFailure("DANE mismatch")))
+        // Classified by the TLS layer's reason, not by words in the text.
+        #expect(event(.failed, enforce, tls: "expired handshake", .other) == .some(.validationFailure("expired handshake")))
         #expect(event(.opportunistic, TLSPlan(policy: .mtaSTSTesting, mode: .opportunistic, verification: .pkix(hostnames: ["mx"])),
-                      tls: "TLSv1.3 X verification failed: untrusted (self-signed)") == .some(.certificateNotTrusted))
+                      tls: "TLSv1.3 X verification failed: untrusted (self-signed)", .untrusted) == .some(.certificateNotTrusted))
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 import PosternCore
 import SpoolDrop
 import Synchronization
+import TLS
 
 /// TLSRPT results (RFC 8460): successful and failed sessions counted per
 /// policy domain and UTC day in `SPOOL/tlsrpt/DAY/DOMAIN.json`
@@ -128,18 +129,22 @@ public final class TLSReportCounter: Sendable {
         case (.failed, .dane), (.opportunistic, .dane):
             event.failure = .validationFailure(detail)
         case (.failed, .pkix), (.opportunistic, .pkix):
-            event.failure = Self.pkixFailure(detail)
+            event.failure = Self.pkixFailure(report.verificationFailure, detail: detail)
         case (.failed, .unverified):
             event.failure = .validationFailure(detail)
         }
         return event
     }
 
-    static func pkixFailure(_ text: String) -> Failure {
-        if text.contains("expired") { return .certificateExpired }
-        if text.contains("wrong name") { return .certificateHostMismatch }
-        if text.contains("untrusted") { return .certificateNotTrusted }
-        return .validationFailure(text)
+    /// RFC 8460 4.3's certificate result types, from the TLS layer's own
+    /// classification of the failure; any other is a validation failure.
+    static func pkixFailure(_ failure: VerificationFailure?, detail: String) -> Failure {
+        switch failure?.reason {
+        case .expired: .certificateExpired
+        case .wrongName: .certificateHostMismatch
+        case .untrusted: .certificateNotTrusted
+        case .notYetValid, .daneMismatch, .noUsableTLSARecords, .noCertificate, .other, nil: .validationFailure(detail)
+        }
     }
 
     /// Every day's counts, oldest first; only `day` when given.
