@@ -30,12 +30,8 @@ enum SMTPListenerFactory {
         var session = SessionSettings(hostname: configuration.hostname, maxMessageSize: configuration.drop.maxMessageSize,
                                       maxRecipients: configuration.drop.maxRecipients)
         session.maxErrors = smtp.maxErrors
-        var networks: [IPNetwork] = []
-        for text in smtp.relayNetworks {
-            guard let network = IPNetwork(text) else { throw Failure(description: "smtp.relay_networks: \(text) is not a network") }
-            networks.append(network)
-        }
-        session.relay = RelayPolicy(trustLoopback: smtp.trustLoopback, networks: networks)
+        // Each one parsed when the configuration was read (smtp.relay_networks).
+        session.relay = RelayPolicy(trustLoopback: smtp.trustLoopback, networks: smtp.relayNetworks.compactMap(IPNetwork.init))
         for path in smtp.users {
             do throws(ConfigurationError) {
                 let secret = try CredentialsFile.load(path)

@@ -1,4 +1,5 @@
 import PosternBase
+import PosternCore
 import SMTPServer
 import Testing
 

@@ -1,4 +1,5 @@
 import Glibc
+import PosternCore
 import TLS
 
 extension SMTPListener {
