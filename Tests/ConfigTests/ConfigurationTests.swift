@@ -129,6 +129,16 @@ private let everyKey = """
         #expect(failure("[queue]\njitter = \"10\"")?.message == "\"10\" is not a duration (e.g. 90s, 7m30s, 2h)")
     }
 
+    /// smtp.relay_networks takes what the listener can match (IPNetwork), nothing else.
+    @Test func relayNetworks() throws {
+        let good = try parse("[smtp]\nrelay_networks = [\"10.0.0.0/8\", \"2001:db8::/32\", \"192.0.2.7\"]")
+        #expect(good.smtp.relayNetworks == ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"])
+        for bad in ["10.0.0.0/33", "2001:db8::/129", "10.0.0/8", "example.net", "10.0.0.0/", "10.0.0.0/-1"] {
+            #expect(failure("[smtp]\nrelay_networks = [\"\(bad)\"]")?.message
+                    == "\"\(bad)\" is not an address or a network such as \"10.0.0.0/8\"", "\(bad)")
+        }
+    }
+
     /// Values outside a key's range are refused with the bound.
     @Test(arguments: [
         ("[queue]\nmax_concurrent = 0", "queue.max_concurrent", "must be at least 1, got 0"),
