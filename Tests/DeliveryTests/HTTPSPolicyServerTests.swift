@@ -6,85 +6,70 @@ import TLS
 import Testing
 @testable import Delivery
 
-/// The policy fetch over real HTTPS: Python's http.server behind TLS with a test CA, on loopback.
+/// The policy fetch over real HTTPS: the MTA-STS peer (tools/mta-sts-peer.sh)
+/// on loopback with a test CA, fetched by `HTTPSPolicyFetcher`.
 @Suite(.serialized)
 struct HTTPSPolicyServerTests {
     static let policy = "version: STSv1\r\nmode: enforce\r\nmx: mx.example.org\r\nmax_age: 86400\r\n"
+    static let host = "mta-sts.example.org"
 
-    /// Serves /.well-known/mta-sts.txt with the policy, /redirect/.well-known/mta-sts.txt with a 301.
-    static let server = """
-        import http.server, ssl, sys
-        policy = sys.argv[4].encode()
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                if self.headers.get("Host") != "mta-sts.example.org":
-                    self.send_response(400); self.end_headers(); return
-                if sys.argv[5] == "redirect":
-                    self.send_response(301); self.send_header("Location", "https://elsewhere.example/"); self.end_headers(); return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(policy)))
-                self.end_headers()
-                self.wfile.write(policy)
-            def log_message(self, *args): pass
-        server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(sys.argv[2], sys.argv[3])
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        print("ready", flush=True)
-        server.serve_forever()
-        """
+    let sts: MTASTSPeer
+    let authority: TestCertificateAuthority
+    let context: TLSContext
 
-    let directory = NSTemporaryDirectory() + "postern-https-\(UUID().uuidString)"
-
-    func serve(name: String, mode: String = "ok", notAfter: Date = Date(timeIntervalSinceNow: 86400))
-        throws -> (process: BackgroundProcess, port: UInt16, ca: String) {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let authority = try TestCertificateAuthority()
-        let paths = try authority.issue(commonName: name, dnsNames: [name], notAfter: notAfter).write(to: directory, name: "https")
-        let ca = directory + "/ca.pem"
-        try authority.root.certificatePEM.write(toFile: ca, atomically: true, encoding: .utf8)
-        try Self.server.write(toFile: directory + "/server.py", atomically: true, encoding: .utf8)
-        let port = try freeLoopbackPort()
-        let process = try BackgroundProcess(["/usr/bin/python3", directory + "/server.py", "\(port)", paths.certificate, paths.key,
-                                             Self.policy, mode], log: directory + "/server.log")
-        try #require(BackgroundProcess.waitUntil(timeout: 20) { process.log.contains("ready") }, "\(process.log)")
-        return (process, port, ca)
+    init() throws {
+        try #require(MTASTSPeer.isAvailable, "python3 is needed (tools/test.sh installs it)")
+        authority = try TestCertificateAuthority()
+        let anchors = NSTemporaryDirectory() + "postern-https-ca-\(UUID().uuidString).pem"
+        try authority.root.certificatePEM.write(toFile: anchors, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: anchors) }   // read by the context at once
+        context = try TLSContext(trustAnchors: .file(anchors))
+        sts = try MTASTSPeer()
     }
 
-    func fetcher(port: UInt16, ca: String) throws -> HTTPSPolicyFetcher {
-        HTTPSPolicyFetcher(resolver: MockResolver(a: ["mta-sts.example.org": ["127.0.0.1"]]),
-                           context: try TLSContext(trustAnchors: .file(ca)), port: port, timeout: 10)
+    /// Serves `response` for mta-sts.example.org with a certificate for `name`.
+    func serve(_ response: MTASTSPeer.Response, certificateFor name: String = Self.host) throws {
+        try sts.set(Self.host, certificate: try authority.issue(commonName: name, dnsNames: [name]), response)
+    }
+
+    func fetch() throws -> [UInt8] {
+        try HTTPSPolicyFetcher(resolver: MockResolver(a: [Self.host: [sts.host]]), context: context, port: sts.port, timeout: 10)
+            .fetch("example.org")
+    }
+
+    /// The fetch fails with an error whose text contains `words`.
+    func refuses(_ words: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(sourceLocation: sourceLocation) {
+            try fetch()
+        } throws: { error in
+            (error as? MTASTSFetchError)?.description.contains(words) == true
+        }
     }
 
     /// A valid certificate for mta-sts.DOMAIN: the policy's bytes exactly.
     @Test func fetchesThePolicy() throws {
-        let (process, port, ca) = try serve(name: "mta-sts.example.org")
-        defer { process.signal(SIGTERM); process.wait() }
-        let body = try fetcher(port: port, ca: ca).fetch("example.org")
+        try serve(.policy(Self.policy))
+        let body = try fetch()
         #expect(String(decoding: body, as: UTF8.self) == Self.policy)
         #expect(try MTASTSPolicy.parse(body).mode == .enforce)
+        #expect(sts.requests(for: Self.host) == 1)
     }
 
     /// A certificate for another name is refused (RFC 8461 3.3: PKIX for the policy host).
     @Test func wrongNameIsRefused() throws {
-        let (process, port, ca) = try serve(name: "www.example.org")
-        defer { process.signal(SIGTERM); process.wait() }
-        #expect {
-            try fetcher(port: port, ca: ca).fetch("example.org")
-        } throws: { error in
-            (error as? MTASTSFetchError)?.description.contains("wrong name") == true
-        }
+        try serve(.policy(Self.policy), certificateFor: "www.example.org")
+        refuses("wrong name")
     }
 
     /// A redirect is not followed.
     @Test func redirectIsRefused() throws {
-        let (process, port, ca) = try serve(name: "mta-sts.example.org", mode: "redirect")
-        defer { process.signal(SIGTERM); process.wait() }
-        #expect {
-            try fetcher(port: port, ca: ca).fetch("example.org")
-        } throws: { error in
-            (error as? MTASTSFetchError)?.description.contains("redirects are refused") == true
-        }
+        try serve(.redirect("https://elsewhere.example/"))
+        refuses("redirects are refused")
+    }
+
+    /// More than 64 KiB is refused (RFC 8461 3.3), over a real connection.
+    @Test func oversizedIsRefused() throws {
+        try serve(.oversized(70_000))
+        refuses("larger than 64 KiB")
     }
 }
