@@ -248,6 +248,31 @@ struct SMTPListenerTests {
         #expect(try Self.leftovers(fixture).isEmpty)
     }
 
+    /// Beyond smtp.max_connections_per_client, a client's next connection gets
+    /// 421 and is closed (RFC 5321 3.8); once one of its sessions ends, it
+    /// is served again.
+    @Test func connectionsPerClientAreBounded() throws {
+        let (fixture, port) = try Self.daemon(["smtp.max_connections_per_client=2"], relayPort: 1)
+        defer { fixture.stop() }
+        let out = try Self.python("""
+            held = []
+            for _ in range(2):
+                c = socket.create_connection(('127.0.0.1', PORT)); f = c.makefile('rb')
+                print(f.readline().decode()[:3]); held.append((c, f))
+            third = socket.create_connection(('127.0.0.1', PORT)); f3 = third.makefile('rb')
+            print(f3.readline().decode()[:9]); print(repr(f3.readline()))
+            c, f = held.pop(); c.sendall(b'QUIT\\r\\n'); f.readline(); c.close()
+            for _ in range(50):
+                again = socket.create_connection(('127.0.0.1', PORT)); line = again.makefile('rb').readline().decode()[:3]
+                again.close()
+                if line == '220': break
+                time.sleep(0.1)
+            print(line)
+            """, port: port)
+        #expect(out == "220\n220\n421 4.7.0\nb''\n220\n", "\(out)")
+        #expect(fixture.log.contains("msg=\"smtp refused\" client=127.0.0.1 reason=\"too many connections\""), "\(fixture.log)")
+    }
+
     /// A client that stops in the middle of DATA leaves nothing in drop/,
     /// queue/ or tmp/.
     @Test func clientStopsMidData() throws {
