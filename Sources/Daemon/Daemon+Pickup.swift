@@ -154,6 +154,9 @@ extension Daemon {
                 if event.name.hasSuffix(".request") { requests = true }
             default:
                 if let id = QueueID(event.name) {
+                    // The listener's own rename: it posts the message itself (`received`).
+                    if event.mask & UInt32(IN_MOVED_TO) != 0, event.directory == layout.directory(.queue),
+                       inbox?.isExpected(id) == true { continue }
                     // Our own removals (a delivered message) are already out of the index,
                     // and our own moves (a release) may already be in line with it.
                     if event.mask & UInt32(IN_DELETE | IN_MOVED_FROM) != 0, !core.contains(id) { continue }
@@ -332,6 +335,19 @@ extension Daemon {
             } else {
                 quarantine(id.rawValue, in: layout.directory(area), reason: error.description)
             }
+        }
+    }
+
+    /// A message the SMTP listener queued itself (`QueueInbox`): indexed,
+    /// due at once, its envelope read when it comes due, as the start-up
+    /// scan indexes what it finds. After a failed commit, the spool says.
+    func received(_ entry: QueueInbox.Entry) {
+        switch entry {
+        case .queued(let id):
+            guard !core.contains(id), !core.inRound(id) else { return }
+            core.insert(id, time: clock.now.timeIntervalSince1970, held: false)
+        case .unsure(let id):
+            reconcile(id)
         }
     }
 

@@ -18,7 +18,10 @@ import Synchronization
 public final class Daemon {
     let layout: SpoolLayout
     var settings: DaemonSettings {
-        didSet { machine.settings = settings }
+        didSet {
+            machine.settings = settings
+            inbox?.setLocalDomains(settings.local?.domains ?? [])
+        }
     }
     let logger: Logger
     /// `local.aliases`, read again when it changes (`localRecipients()`).
@@ -33,6 +36,8 @@ public final class Daemon {
     let mailbox: ControlMailbox
 
     let completed = CompletionQueue()
+    /// What the SMTP listener beside the daemon queued itself.
+    let inbox: QueueInbox?
     /// The delivery threads, while `run` runs.
     var workers: WorkerPool?
     /// The wake-up pipe of the running loop, for delivery threads.
@@ -83,7 +88,8 @@ public final class Daemon {
 
     public init(layout: SpoolLayout, settings: DaemonSettings, logger: Logger, dsn: any DSNHook,
                 metrics: PosternMetrics = PosternMetrics(), notifier: ServiceNotifier? = nil, trouble: SpoolTrouble? = nil,
-                clock: any WallClock = SystemClock(), reload: @escaping () -> DaemonSettings? = { nil }) {
+                inbox: QueueInbox? = nil, clock: any WallClock = SystemClock(),
+                reload: @escaping () -> DaemonSettings? = { nil }) {
         self.layout = layout
         self.notifier = notifier
         self.metrics = metrics
@@ -99,7 +105,9 @@ public final class Daemon {
         store = MessageStore(layout: layout)
         control = QueueControl(layout: layout)
         mailbox = ControlMailbox(layout: layout)
+        self.inbox = inbox
         machine.effects = self
+        inbox?.setLocalDomains(settings.local?.domains ?? [])
     }
 
     /// Runs until SIGTERM or SIGINT, then drains and returns.
@@ -117,6 +125,8 @@ public final class Daemon {
         let wake = try WakePipe()
         wakePipe = wake
         SignalRouting.install(wake)
+        inbox?.attach(wake: { wake.wake() })
+        defer { inbox?.attach(wake: nil) }
         let pool = WorkerPool(threads: settings.limits.maxConcurrent)
         workers = pool
         janitor = WorkerPool(threads: 1)
@@ -176,6 +186,7 @@ public final class Daemon {
                     scanFinished(report)
                 }
             }
+            for entry in inbox?.take() ?? [] { received(entry) }
             checkSpool()
             publishMetrics()
             feedWatchdog()

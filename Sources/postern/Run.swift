@@ -98,8 +98,10 @@ extension Postern {
             }
             defer { server?.stop() }
             let listener: SMTPListener?
+            let inbox = QueueInbox()
             do {
-                listener = try SMTPListenerFactory.listener(configuration, layout: global.layout, logger: logger, metrics: metrics)
+                listener = try SMTPListenerFactory.listener(configuration, layout: global.layout, logger: logger,
+                                                            metrics: metrics, inbox: inbox)
             } catch {
                 warn("\(error)")
                 throw ExitCode(78)
@@ -118,7 +120,7 @@ extension Postern {
                            dsn: SpoolDSN(layout: global.layout, settings: Self.dsnSettings(configuration), logger: logger,
                                          metrics: metrics, trouble: trouble),
                            metrics: metrics, notifier: ServiceNotifier(environment: ProcessInfo.processInfo.environment),
-                           trouble: trouble, reload: reload).run()
+                           trouble: trouble, inbox: inbox, reload: reload).run()
             } catch let error as SpoolError {
                 throw failure(error)
             } catch {

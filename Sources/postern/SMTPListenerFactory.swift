@@ -1,4 +1,5 @@
 import Config
+import Daemon
 import Foundation
 import Logging
 import Monitoring
@@ -16,7 +17,8 @@ import TLS
 /// program; it shares the daemon's configuration, reload, log and metrics
 /// endpoint; and one unit, one process, is what a null client's admin
 /// expects. It runs on threads of its own (`SMTPListener`), never on the
-/// daemon's event loop, which learns of each message through inotify.
+/// daemon's event loop, and queues its messages itself: the daemon learns of
+/// each through a `QueueInbox`, without reading the spool.
 enum SMTPListenerFactory {
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -24,7 +26,7 @@ enum SMTPListenerFactory {
 
     /// nil when `smtp.listen` is empty.
     static func listener(_ configuration: Configuration, layout: SpoolLayout, logger: Logger,
-                         metrics: PosternMetrics) throws(Failure) -> SMTPListener? {
+                         metrics: PosternMetrics, inbox: QueueInbox?) throws(Failure) -> SMTPListener? {
         let smtp = configuration.smtp
         guard !smtp.listen.isEmpty else { return nil }
         var session = SessionSettings(hostname: configuration.hostname, maxMessageSize: configuration.drop.maxMessageSize,
@@ -61,6 +63,10 @@ enum SMTPListenerFactory {
         settings.maxConnectionsPerClient = smtp.maxConnectionsPerClient
         settings.timeout = smtp.timeout
         settings.tls = tls
+        if let inbox {
+            settings.handoff = QueueHandoff(takes: inbox.takes, expect: inbox.expect,
+                                            queued: inbox.queued, unsure: inbox.unsure)
+        }
         return SMTPListener(settings: settings, layout: layout, logger: logger, metrics: metrics)
     }
 }

@@ -71,6 +71,37 @@ struct SMTPListenerTests {
         #expect(fixture.log.contains("msg=received"))
     }
 
+    /// The listener queues what it receives itself: the message goes from
+    /// tmp/ straight into queue/ (never through drop/, so the daemon accepts
+    /// no drop: no "accepted" line) and is delivered; a message to a local
+    /// recipient goes through drop/ instead, where acceptance rewrites it
+    /// through the aliases (spool-layout.md 6.1, "Straight into the queue").
+    @Test func straightIntoTheQueueUnlessLocal() throws {
+        let aliases = try LocalRecipientsEndToEndTests.aliasesFile("postmaster: ops@example.net\n")
+        let (fixture, port) = try Self.daemon(["queue.keep_retired=1h", "local.aliases=\(aliases)"])
+        defer { fixture.stop() }
+        let out = try Self.python("""
+            s = smtplib.SMTP('127.0.0.1', PORT)
+            print(s.sendmail('alice@example.org', ['bob@example.net'], b'Subject: remote\\r\\n\\r\\nhi\\r\\n'))
+            print(s.sendmail('alice@example.org', ['postmaster@mail.postern.test'], b'Subject: local\\r\\n\\r\\nhi\\r\\n'))
+            s.quit()
+            """, port: port)
+        #expect(out == "{}\n{}\n")
+        #expect(fixture.waitForSink(2))
+        #expect(fixture.waitForEmptyQueue())
+        let received = fixture.log.split(separator: "\n").filter { $0.contains("msg=received") }
+        let ids = received.compactMap { line in line.split(separator: " ").first { $0.hasPrefix("id=") }.map { String($0.dropFirst(3)) } }
+        try #require(ids.count == 2, "\(received)")
+        let accepted = fixture.log.split(separator: "\n").filter { $0.contains("msg=accepted") }
+        #expect(!accepted.contains { $0.contains("id=\(ids[0])") }, "the remote message went through drop/")
+        #expect(accepted.contains { $0.contains("id=\(ids[1])") }, "the local message skipped drop/")
+        let local = try Envelope.decode(fixture.spool.read("retired/\(ids[1])/envelope.json"))
+        #expect(local.recipients.map(\.address) == ["ops@example.net"])
+        #expect(local.recipients.map(\.original) == ["postmaster@mail.postern.test"])
+        let remote = try Envelope.decode(fixture.spool.read("retired/\(ids[0])/envelope.json"))
+        #expect(remote.recipients.map(\.state) == [.delivered])
+    }
+
     /// PIPELINING: commands sent in one write get their replies in order, and
     /// several transactions share one connection.
     @Test func pipelining() throws {
@@ -116,7 +147,7 @@ struct SMTPListenerTests {
             s.quit()
             """, port: port)
         #expect(out == "553\n{}\n")
-        #expect(fixture.waitForLog("msg=accepted"))
+        #expect(fixture.waitForLog("msg=received"))
         let id = try #require(try fixture.spool.names(.queue).first)
         let envelope = try fixture.envelope(id)
         #expect(envelope.smtputf8)
@@ -137,7 +168,7 @@ struct SMTPListenerTests {
             """, port: port)
         let size = try #require(Int(out.split(separator: " ").last!.trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(out.hasPrefix("{}"))
-        #expect(fixture.waitForLog("msg=accepted"))
+        #expect(fixture.waitForLog("msg=received"))
         let id = try #require(try fixture.spool.names(.queue).first)
         let envelope = try fixture.envelope(id)
         // The added Received:, Date: and Message-ID: lines, nothing else.
@@ -203,7 +234,7 @@ struct SMTPListenerTests {
             s.quit()
             """, port: port)
         #expect(out == "False True\n(554, b'5.7.1 <b@example.net>: Relay access denied')\n538\nTrue PLAIN LOGIN\n535\n{}\n")
-        #expect(fixture.waitForLog("msg=accepted"))
+        #expect(fixture.waitForLog("msg=received"))
         let id = try #require(try fixture.spool.names(.queue).first)
         let message = String(decoding: try fixture.spool.read("queue/\(id)/message"), as: UTF8.self)
         #expect(message.contains("from [127.0.0.3] ([127.0.0.3])") || message.contains("([127.0.0.3])"))

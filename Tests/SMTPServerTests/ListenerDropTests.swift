@@ -44,6 +44,27 @@ struct ListenerDropTests {
         #expect(try spool.temporaryNames().isEmpty && spool.names(.drop).isEmpty)
     }
 
+    /// Committed into queue/ (the daemon's own listener): the message directory
+    /// goes from tmp/ straight into queue/, complete, and queue/ is what is synced;
+    /// nothing passes through drop/.
+    @Test func commitStraightIntoTheQueue() throws {
+        let spool = try TemporarySpool()
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        var submitter = Submitter(layout: spool.layout)
+        submitter.fileSystem = recorder
+        let submission = Submission(sender: nil, recipients: [try MailboxAddress(parsing: "b@example.net")],
+                                    hostname: "h.example", maxSize: 1 << 20, uid: 0)
+        let stream = try submitter.begin(submission)
+        try stream.add(line: Array("Subject: x".utf8)[...])
+        let group = DropGroupCommit(layout: spool.layout, area: .queue, fileSystem: recorder)
+        let id = try stream.commit(group: group)
+        #expect(try spool.names(.queue) == [id.rawValue])
+        #expect(try spool.names(.drop).isEmpty && spool.temporaryNames().isEmpty)
+        #expect(try Envelope.decode(try spool.read("queue/\(id)/envelope.json")).recipients.map(\.address) == ["b@example.net"])
+        #expect(recorder.calls.contains("fsync queue/") && !recorder.calls.contains("fsync drop/"))
+        #expect(group.syncCount == 1)
+    }
+
     /// Concurrent writers share the fsyncs of drop/: never more than one per
     /// drop, each starting after the drop's rename, and every drop arrives complete.
     @Test func groupCommitSharesSyncs() async throws {

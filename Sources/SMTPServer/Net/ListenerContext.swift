@@ -11,21 +11,27 @@ final class ListenerContext: @unchecked Sendable {
     let settings: SessionSettings
     let layout: SpoolLayout
     let submitter: Submitter
-    /// Shares the drop protocol's syncs between sessions (group commit).
-    let groupCommit: DropGroupCommit
+    /// Share the drop protocol's last sync between sessions (group commit):
+    /// of `drop/`, and of `queue/` for messages queued straight away.
+    let dropCommit: DropGroupCommit
+    let queueCommit: DropGroupCommit
+    /// The daemon beside the listener, when it takes messages straight into `queue/`.
+    let handoff: QueueHandoff?
     let tls: TLSServerContext?
     let timeout: Double
     let logger: Logger
     let metrics: PosternMetrics
 
     init(settings: SessionSettings, layout: SpoolLayout, tls: TLSServerContext?, timeout: Double,
-         logger: Logger, metrics: PosternMetrics) {
+         handoff: QueueHandoff?, logger: Logger, metrics: PosternMetrics) {
         self.settings = settings
         self.layout = layout
         var submitter = Submitter(layout: layout)
         submitter.checksSpool = false   // checked once, when the listener starts
         self.submitter = submitter
-        groupCommit = DropGroupCommit(layout: layout)
+        dropCommit = DropGroupCommit(layout: layout, area: .drop)
+        queueCommit = DropGroupCommit(layout: layout, area: .queue)
+        self.handoff = handoff
         self.tls = tls
         self.timeout = timeout
         self.logger = logger
@@ -45,6 +51,24 @@ final class ListenerContext: @unchecked Sendable {
         stream.trace = ReceivedField.bytes(session: session, transaction: transaction, id: stream.id,
                                            hostname: settings.hostname, time: stream.arrivalTime)
         return stream
+    }
+
+    /// Commits a finished message: straight into `queue/` when the daemon
+    /// takes it so (`QueueHandoff`), else into `drop/`.
+    func commit(_ stream: DropStream, _ transaction: MailTransaction) throws(SpoolError) -> QueueID {
+        guard let handoff, handoff.takes(transaction.recipients.map(\.routingDomain)) else {
+            return try stream.commit(group: dropCommit)
+        }
+        let id = stream.id
+        handoff.expect(id)
+        do throws(SpoolError) {
+            try stream.commit(group: queueCommit)
+        } catch {
+            handoff.unsure(id)
+            throw error
+        }
+        handoff.queued(id)
+        return id
     }
 
     /// One log line and the metrics for an accepted message.

@@ -9,8 +9,9 @@ import TLS
 
 /// The SMTP listener of `postern run` (`smtp.listen`): accepts connections on
 /// its addresses and serves each on a thread of its own, writing every
-/// accepted message into the spool's `drop/` by the drop protocol, where the
-/// daemon's inotify watch picks it up like any other drop.
+/// accepted message into the spool by the drop protocol: straight into
+/// `queue/` when the daemon beside it takes it so (`QueueHandoff`), else into
+/// `drop/`, where the daemon's inotify watch picks it up like any other drop.
 ///
 /// Why threads, and not an event loop (SwiftNIO) or Swift concurrency: a
 /// session is a sequence of blocking steps, and the slowest of them, the
@@ -22,7 +23,7 @@ import TLS
 /// client can hold a thread past `smtp.timeout`. SwiftNIO would add minutes
 /// to a clean build and BoringSSL beside the system OpenSSL. The cooperative
 /// pool and the daemon's event loop are never touched: the daemon learns of
-/// each message from inotify, as of any drop.
+/// each message from the handoff, or from inotify as of any drop.
 public final class SMTPListener: @unchecked Sendable {
     /// What `postern run` configures.
     public struct Settings: Sendable {
@@ -35,6 +36,9 @@ public final class SMTPListener: @unchecked Sendable {
         /// each read during DATA and the TLS handshake.
         public var timeout: Double = 300
         public var tls: TLSServerContext?
+        /// The daemon beside the listener, when it takes messages straight
+        /// into `queue/`; nil: every message is dropped into `drop/`.
+        public var handoff: QueueHandoff?
 
         public init(session: SessionSettings, addresses: [(host: String, port: UInt16)]) {
             self.session = session
@@ -74,7 +78,7 @@ public final class SMTPListener: @unchecked Sendable {
         // later fails its drops, which are answered 451.
         try SpoolCheck.requireWritable(layout)
         context = ListenerContext(settings: settings.session, layout: layout, tls: settings.tls,
-                                  timeout: settings.timeout, logger: logger, metrics: metrics)
+                                  timeout: settings.timeout, handoff: settings.handoff, logger: logger, metrics: metrics)
         do throws(StreamError) {
             try bind()
         } catch {

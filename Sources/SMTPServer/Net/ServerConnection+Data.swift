@@ -79,7 +79,7 @@ extension ServerConnection {
         if let failure { return failure }
         guard let stream = drop else { return .temporaryFailure("no drop") }
         do throws(SpoolError) {
-            let id = try stream.commit(group: context.groupCommit)
+            let id = try context.commit(stream, transaction)
             context.accepted(id: id, size: stream.size, transaction: transaction, session: session)
             return .accepted(id: id)
         } catch {

@@ -91,8 +91,10 @@ public final class DropWriter {
     /// input took long to read must not look like a registered attempt.
     ///
     /// With `group`, step 6 is shared with concurrent writers
-    /// (`DropGroupCommit`): `drop/` is made durable by one `fsync` that
+    /// (`DropGroupCommit`): the area is made durable by one `fsync` that
     /// starts after this drop's rename and serves every rename before it.
+    /// The group also names the area: `drop/`, or `queue/` for the daemon's
+    /// own listener.
     public func commit(envelopeBytes envelope: [UInt8], arrival: Double? = nil,
                        group: DropGroupCommit? = nil) throws(SpoolIOError) {
         precondition(!committed, "a drop is committed once")
@@ -111,7 +113,7 @@ public final class DropWriter {
             // Opened before the rename: once in drop/, the daemon may move it
             // on at any moment, and a path would then lead nowhere.
             handle = try DirectoryHandle(path: directory)
-            try fileSystem.rename(directory, to: layout.path(.drop, id))
+            try fileSystem.rename(directory, to: layout.path(group?.area ?? .drop, id))
         } catch {
             abandon()
             throw error
@@ -123,7 +125,7 @@ public final class DropWriter {
         // the machine loses power, and the caller's retry at worst duplicates it.
         do {
             if let group {
-                try group.dropArea.sync()
+                try group.shared.sync()
             } else {
                 try fileSystem.syncDirectory(layout.directory(.drop))
             }
