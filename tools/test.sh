@@ -21,8 +21,9 @@ cd "$(dirname "$0")/.."
 # smtp-sink, with Dovecot for SASL (postfix-peer.sh), unbound as a DNS server
 # (dns-peer.sh), NSD, ldnsutils and unbound for DNSSEC (dnssec-peer.sh), Python's
 # HTTPS server for MTA-STS policies (mta-sts-peer.sh), Dante as a SOCKS5 proxy
-# (socks-peer.sh).
-tools/install-packages.sh libssl-dev pkg-config coreutils python3 strace util-linux systemd
+# (socks-peer.sh); swaks, with Net::SSLeay for its STARTTLS, as a second
+# independent SMTP client of the listener (beside Python's smtplib).
+tools/install-packages.sh libssl-dev pkg-config coreutils python3 strace util-linux systemd swaks libnet-ssleay-perl
 tools/postfix-peer.sh install
 tools/dns-peer.sh install
 tools/dnssec-peer.sh install

@@ -150,7 +150,9 @@ enum KeyTable {
               details: ["\"\" means MAILER-DAEMON at the configured hostname."]),
         .integer("dsn.return_full_up_to", default: 0, minimum: 0, \.dsn.returnFullUpTo,
                  doc: "Failure notifications return the whole message when it is at most this many octets.",
-                 details: ["Larger messages, and all with 0, are returned as their headers only."]),
+                 details: ["Larger messages, and all with 0, are returned as their headers only, unless the sender",
+                           "asked for the whole message (RET=FULL, sendmail -R full: up to 10240000 octets).",
+                           "A sender's RET=HDRS always gets the headers only."]),
         .text("dsn.postmaster", summary: "a mailbox, or \"\" for none", default: .string(""), \.dsn.postmaster,
               parse: { (text: String) throws(ValueProblem) -> String in
                   guard text.isEmpty || (try? MailboxAddress(parsing: text)) != nil else {

@@ -61,9 +61,13 @@ public enum DSNComposer {
     /// The machine-readable part, as lines: per-message fields, then a block
     /// per recipient (RFC 3464 2.2, 2.3), each block ended by an empty line.
     static func deliveryStatus(_ report: DSNReport) -> [String] {
-        var lines = ["Reporting-MTA: dns; \(DSNLines.clean(report.reportingMTA))",
-                     "X-Postern-Queue-ID: \(DSNLines.clean(report.queueID))",
-                     "Arrival-Date: \(Timestamp.rfc5322(report.arrival))", ""]
+        var lines: [String] = []
+        // RFC 3464 2.2.1: first of the per-message fields, the envelope ID
+        // exactly as the sender gave it (case kept), decoded from xtext.
+        if let envelopeID = report.envelopeID { lines.append("Original-Envelope-Id: \(DSNLines.clean(envelopeID))") }
+        lines += ["Reporting-MTA: dns; \(DSNLines.clean(report.reportingMTA))",
+                  "X-Postern-Queue-ID: \(DSNLines.clean(report.queueID))",
+                  "Arrival-Date: \(Timestamp.rfc5322(report.arrival))", ""]
         for recipient in report.recipients {
             if let original = recipient.original {
                 lines.append("Original-Recipient: \(addressType(original, report)); \(DSNLines.clean(original))")

@@ -39,7 +39,8 @@ public struct DSNReport: Sendable {
 
     /// What of the original message goes back.
     public enum Returned: Sendable {
-        /// The header section only (`text/rfc822-headers`).
+        /// The header section only (`text/rfc822-headers`, RFC 6522 and
+        /// RFC 3461 RET=HDRS; `message/global-headers` when international).
         case headers([UInt8])
         /// The whole message (`message/rfc822`).
         case message([UInt8])
@@ -58,6 +59,9 @@ public struct DSNReport: Sendable {
     public var messageID: String
     /// The original Message-ID, for In-Reply-To and References.
     public var originalMessageID: String?
+    /// RFC 3461 ENVID, decoded from xtext: the `Original-Envelope-Id:` field
+    /// (RFC 3464 2.2.1), present only when the envelope had one.
+    public var envelopeID: String?
     public var recipients: [Recipient]
     /// For a delayed DSN: when the remaining attempts are due, the last being
     /// the one after which the message is given up (the Will-Retry-Until).

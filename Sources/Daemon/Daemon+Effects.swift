@@ -110,6 +110,8 @@ extension Daemon: RoundEffects {
         request.smtputf8 = envelope.smtputf8
         request.requireTLS = envelope.requireTLS
         request.dialedIPs = envelope.dialedIPs
+        request.dsnReturn = envelope.dsnReturn
+        request.envelopeID = envelope.envelopeID
         request.originalRecipients = Dictionary(pending.compactMap { recipient in recipient.original.map { (recipient.address, $0) } },
                                                 uniquingKeysWith: { first, _ in first })
         let work = request

@@ -17,6 +17,10 @@ public struct SpoolDSN: DSNHook {
         public var from: String
         /// Failure DSNs carry the whole message up to this size; 0 headers only.
         public var returnFullUpTo: Int
+        /// Up to what size a sender's RET=FULL (RFC 3461 4.3) returns the whole
+        /// message when `returnFullUpTo` is smaller: Postfix's default
+        /// `message_size_limit`, beyond which many servers would refuse the DSN.
+        public var requestedFullUpTo = 10_240_000
         /// Where failures of null-sender messages go, if anywhere.
         public var postmaster: String?
         public var copyFailuresToPostmaster: Bool
@@ -70,10 +74,7 @@ public struct SpoolDSN: DSNHook {
             }
             return true
         }
-        // RFC 8689 4.4: a REQUIRETLS message's body must not come back in a
-        // notification that travels without REQUIRETLS, as DSNs do: headers only.
-        let full = envelope.size <= settings.returnFullUpTo && envelope.requireTLS != true
-        guard send(.failed, envelope, recipients, to: sender, full: full, schedule: []) else {
+        guard send(.failed, envelope, recipients, to: sender, full: returnsFull(envelope), schedule: []) else {
             return false
         }
         if settings.copyFailuresToPostmaster, let postmaster = settings.postmaster {
@@ -84,6 +85,22 @@ public struct SpoolDSN: DSNHook {
     }
 
     public var reportsDoubleBounces: Bool { settings.postmaster != nil }
+
+    /// Whether the sender's failure DSN returns the whole message or only its
+    /// header section. RFC 3461 4.3: RET=HDRS asks for the headers, RET=FULL
+    /// for the whole message (honoured up to `requestedFullUpTo`, or
+    /// `returnFullUpTo` if larger); without RET the MTA chooses, and
+    /// `dsn.return_full_up_to` does. RFC 8689 4.4 outweighs them all: a
+    /// REQUIRETLS message's body must not come back in a notification that
+    /// travels without REQUIRETLS, as DSNs do.
+    func returnsFull(_ envelope: Envelope) -> Bool {
+        guard envelope.requireTLS != true else { return false }
+        switch envelope.dsnReturn {
+        case .hdrs: return false
+        case .full: return envelope.size <= max(settings.returnFullUpTo, settings.requestedFullUpTo)
+        case nil: return envelope.size <= settings.returnFullUpTo
+        }
+    }
 
     public func delayed(_ envelope: Envelope, recipients: [Recipient], schedule: [Date]) {
         guard !recipients.isEmpty, !envelope.notifyNever, let sender = envelope.sender else { return }
@@ -108,6 +125,8 @@ public struct SpoolDSN: DSNHook {
                                messageID: "\(id)@\(settings.hostname)", originalMessageID: envelope.messageID,
                                recipients: recipients.map(Self.recipient), returned: full ? .message(original) : .headers(original))
         report.international = envelope.smtputf8
+        // Checked xtext (Envelope.decode), so it decodes to printable ASCII.
+        report.envelopeID = envelope.envelopeID.flatMap(XText.decode)
         report.remainingAttempts = schedule
         var bytes = DSNComposer.compose(report)
         if Self.longestLine(bytes) > 998 {

@@ -26,6 +26,9 @@ public struct DeliveryRequest: Sendable {
     public var dialedIPs: [String: [String]] = [:]
     /// RFC 3461 ORCPT by recipient: what the sender wrote, where an alias rewrote it.
     public var originalRecipients: [String: String] = [:]
+    /// RFC 3461 RET and ENVID (xtext) of the envelope, for the next hop.
+    public var dsnReturn: DSNReturn?
+    public var envelopeID: String?
 
     public init(id: QueueID, messagePath: String, sender: String, recipients: [String], domain: String) {
         self.id = id

@@ -171,6 +171,8 @@ enum SMTPSession {
         transaction.smtputf8 = request.smtputf8
         transaction.requireTLS = request.requireTLS == true
         transaction.originalRecipients = request.originalRecipients
+        transaction.dsnReturn = request.dsnReturn
+        transaction.envelopeID = request.envelopeID
         return client.deliver(transaction)
     }
 

@@ -179,6 +179,11 @@ extension SMTPClient {
         if transaction.eightBit, extensions.eightBitMIME { line += " BODY=8BITMIME" }       // RFC 6152
         if transaction.smtputf8 { line += " SMTPUTF8" }                                     // RFC 6531 3.4
         if transaction.requireTLS { line += " REQUIRETLS" }                                 // RFC 8689 4.1
+        // RFC 3461 4.3, 4.4: only to a server that announced DSN; never otherwise.
+        if extensions.dsn, let ret = transaction.dsnReturn { line += " RET=\(ret.keyword)" }
+        if extensions.dsn, let envid = transaction.envelopeID, EnvelopeIDParameter.problem(inXText: envid) == nil {
+            line += " ENVID=\(envid)"
+        }
         return line
     }
 
@@ -190,14 +195,7 @@ extension SMTPClient {
     func orcptParameter(_ transaction: Transaction, _ recipient: String) -> String {
         guard facts.extensions.dsn, let original = transaction.originalRecipients[recipient],
               original.utf8.allSatisfy({ $0 < 0x80 }) else { return "" }
-        var text = "rfc822;"
-        for byte in original.utf8 {
-            if (33...126).contains(byte), byte != UInt8(ascii: "+"), byte != UInt8(ascii: "=") {
-                text.unicodeScalars.append(Unicode.Scalar(byte))
-            } else {
-                text += "+" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-            }
-        }
+        let text = "rfc822;" + XText.encode(original)
         return text.utf8.count <= 500 ? " ORCPT=" + text : ""
     }
 
@@ -211,12 +209,5 @@ extension SMTPClient {
     private func abortData() throws(SMTPError) {
         try send(["."], timeout: options.timeouts.dataBlock, command: "DATA")
         _ = try readReply(command: "end of data", timeout: options.timeouts.dataTermination)
-    }
-}
-
-extension String {
-    /// `self` with zeros before it up to `width` characters (hex octets).
-    fileprivate func leftPadded(to width: Int) -> String {
-        String(repeating: "0", count: max(0, width - count)) + self
     }
 }

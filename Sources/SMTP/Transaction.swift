@@ -77,6 +77,12 @@ public struct Transaction {
     /// alias rewrote; passed on to a server that offers DSN, so that its DSNs
     /// name it too (RFC 3461 4.2).
     public var originalRecipients: [String: String] = [:]
+    /// RFC 3461 4.3 RET: what the sender wants back in a failure DSN; passed
+    /// on to a server that offers DSN.
+    public var dsnReturn: DSNReturn?
+    /// RFC 3461 4.4 ENVID, in xtext as received; passed on to a server that
+    /// offers DSN, so that its DSNs carry it too.
+    public var envelopeID: String?
 
     public init(sender: String, recipients: [String], message: any MessageSource) {
         self.sender = sender

@@ -71,6 +71,8 @@ enum DropProgram {
         submission.fullName = arguments.fullName ?? (arguments.sender == nil ? User.fullName() : nil)
         submission.ignoreDots = arguments.ignoreDots
         submission.requireTLS = arguments.requireTLS
+        submission.dsnReturn = arguments.dsnReturn
+        submission.envelopeID = arguments.envelopeID
         var submitter = Submitter(layout: layout)
         #if DEBUG
         // The crash tests' hook: SIGKILL after a step of the protocol. Test builds only.

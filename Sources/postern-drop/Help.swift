@@ -31,8 +31,13 @@ extension DropProgram {
           --require-tls REQUIRETLS (RFC 8689): deliver only over verified TLS (DANE or
                         MTA-STS enforce) to servers that offer REQUIRETLS, else bounce.
                         It outweighs a 'TLS-Required: No' header.
+          -R full|hdrs  What a failure notice (DSN) returns: the whole message or its
+                        headers only (RFC 3461 RET). Default: dsn.return_full_up_to.
+          -V ENVID      An envelope ID (RFC 3461 ENVID), returned in the
+                        Original-Envelope-Id: of every DSN and passed to the next
+                        server: printable ASCII, at most 100 characters as xtext.
         Accepted and ignored for compatibility: -odi -odb -odq -oem -oee -om and other
-        -o options, -B TYPE, -N DSN, -R RET, -V ENVID, -h N, -L TAG, -C FILE, -U, -G, -n, -m.
+        -o options, -B TYPE, -N DSN, -h N, -L TAG, -C FILE, -U, -G, -n, -m.
 
         SETTINGS
           hostname, drop.max_message_size and drop.max_recipients come from

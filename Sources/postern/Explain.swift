@@ -169,6 +169,9 @@ struct Story {
         // Meaningful in hold/ only: a release leaves it in the file (spool-layout.md 5).
         object["hold_reason"] = state == "held" ? envelope.holdReason.map(JSONValue.string) ?? .null : .null
         object["next_attempt"] = schedule.first.map { JSONValue.string(Timestamp.format($0)) } ?? .null
+        // RFC 3461 RET and ENVID (xtext), as the envelope has them.
+        object["ret"] = envelope.dsnReturn.map { .string($0.rawValue) } ?? .null
+        object["envid"] = envelope.envelopeID.map(JSONValue.string) ?? .null
         return .object(object)
     }
 }

@@ -68,6 +68,9 @@ extension Postern {
                 "8bit:          \(envelope.eightBit ? "yes" : "no")",
                 "smtputf8:      \(envelope.smtputf8 ? "yes" : "no")",
                 "requiretls:    \(tri(envelope.requireTLS))",
+                // RFC 3461: what a failure DSN returns, and the sender's envelope ID (as xtext).
+                "dsn return:    \(envelope.dsnReturn.map { $0.rawValue } ?? "default")",
+                "dsn envid:     \(envelope.envelopeID ?? "-")",
                 "transport:     \(envelope.transport ?? "default")",
                 "attempts:      \(envelope.attempts) (max \(envelope.maxAttempts.map(String.init) ?? "default"))",
                 "next attempt:  \(envelope.nextAttempt.map(Timestamp.format) ?? "now")",

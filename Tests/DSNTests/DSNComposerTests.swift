@@ -90,6 +90,19 @@ struct DSNComposerTests {
         #expect(blocks[2].field("Original-Recipient") == nil)
     }
 
+    /// RFC 3464 2.2.1: the envelope ID opens the per-message fields, as given
+    /// (case kept), made one line; without one, no such field.
+    @Test func originalEnvelopeID() {
+        var report = Self.report()
+        report.envelopeID = "Batch 7/Order=42\r\nX-Injected: 1"
+        let text = String(decoding: DSNComposer.compose(report, boundary: "B"), as: UTF8.self)
+        let status = Self.parts(text, boundary: "B")[1].body
+        #expect(status.hasPrefix("Original-Envelope-Id: Batch 7/Order=42"))
+        #expect(!status.contains("\r\nX-Injected"))
+        #expect(Self.parse(status).field("Reporting-MTA") == "dns; mail.example.org")
+        #expect(!String(decoding: DSNComposer.compose(Self.report()), as: UTF8.self).contains("Original-Envelope-Id"))
+    }
+
     /// Every line is CRLF-terminated and short: the DSN goes through the same SMTP checks as any message.
     @Test func wireFormat() {
         let bytes = DSNComposer.compose(Self.report())

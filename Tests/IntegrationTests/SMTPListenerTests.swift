@@ -201,18 +201,8 @@ struct SMTPListenerTests {
     /// Loopback is not trusted here, only 127.0.0.1, and the client connects
     /// from 127.0.0.3 to the listener on 127.0.0.2.
     @Test func relayRefusalThenStartTLSAndAuth() throws {
-        let directory = NSTemporaryDirectory() + "smtp-listener-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let (fixture, port, directory) = try Self.nonLoopbackDaemon()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let certificate = try TestCertificate.selfSigned(commonName: "mail.postern.test", dnsNames: ["mail.postern.test"])
-        let files = try certificate.write(to: directory, name: "listener")
-        let credentials = directory + "/alice.credentials"
-        try Data("username = \"alice\"\npassword = \"s3cret pass\"\n".utf8).write(to: URL(fileURLWithPath: credentials))
-        chmod(credentials, 0o600)
-        let (fixture, port) = try Self.daemon([
-            "smtp.trust_loopback=false", "smtp.relay_networks=[\"127.0.0.1\"]", "smtp.tls_certificate=\(files.certificate)",
-            "smtp.tls_key=\(files.key)", "smtp.users=[\"\(credentials)\"]",
-        ], relayPort: 1, listen: "127.0.0.2:0")
         defer { fixture.stop() }
         let out = try Self.python("""
             s = smtplib.SMTP('127.0.0.2', PORT, source_address=('127.0.0.3', 0))
@@ -240,6 +230,25 @@ struct SMTPListenerTests {
         #expect(message.contains("from [127.0.0.3] ([127.0.0.3])") || message.contains("([127.0.0.3])"))
         #expect(message.contains("with ESMTPSA id \(id)"))
         #expect(fixture.log.contains("user=alice"))
+    }
+
+    /// A daemon whose listener on 127.0.0.2 trusts no loopback client but
+    /// 127.0.0.1 (a client connecting from 127.0.0.3 is an outsider), with a
+    /// certificate for STARTTLS and the user alice (password `s3cret pass`);
+    /// mail stays in the queue. The directory holds the files: remove it.
+    static func nonLoopbackDaemon() throws -> (DaemonFixture, UInt16, String) {
+        let directory = NSTemporaryDirectory() + "smtp-listener-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let certificate = try TestCertificate.selfSigned(commonName: "mail.postern.test", dnsNames: ["mail.postern.test"])
+        let files = try certificate.write(to: directory, name: "listener")
+        let credentials = directory + "/alice.credentials"
+        try Data("username = \"alice\"\npassword = \"s3cret pass\"\n".utf8).write(to: URL(fileURLWithPath: credentials))
+        chmod(credentials, 0o600)
+        let (fixture, port) = try daemon([
+            "smtp.trust_loopback=false", "smtp.relay_networks=[\"127.0.0.1\"]", "smtp.tls_certificate=\(files.certificate)",
+            "smtp.tls_key=\(files.key)", "smtp.users=[\"\(credentials)\"]",
+        ], relayPort: 1, listen: "127.0.0.2:0")
+        return (fixture, port, directory)
     }
 
     /// Bad commands get 5xx replies and count as errors; at smtp.max_errors the

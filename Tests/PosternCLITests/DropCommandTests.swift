@@ -44,6 +44,21 @@ struct DropCommandTests {
         #expect(message.contains("\r\nFrom: Cron Daemon <cron@example.org>\r\n"))
     }
 
+    /// -R and -V (RFC 3461 RET and ENVID) reach the envelope, the ENVID as
+    /// xtext; a bad one is a usage error (64) that leaves nothing.
+    @Test func dsnReturnAndEnvelopeID() throws {
+        let result = try drop(["-R", "hdrs", "-V", "job 7+1", "bob@example.net"], "Subject: x\n\nx\n", program: "sendmail")
+        #expect(result.status == 0, "\(result.stderr)")
+        let id = try #require(try spool.names(.drop).first)
+        let envelope = try Envelope.decode(try spool.read("drop/\(id)/envelope.json"))
+        #expect(envelope.dsnReturn == .hdrs && envelope.envelopeID == "job+207+2B1")
+        for bad in [["-R", "all"], ["-V", "id\nX-Evil: 1"]] {
+            let refused = try drop(bad + ["bob@example.net"], "x\n")
+            #expect(refused.status == 64 && refused.stderr.contains(bad[0]), "\(refused.stderr)")
+        }
+        #expect(try spool.names(.drop) == [id])
+    }
+
     /// 'postern sendmail' is an alias of 'postern drop'.
     @Test func sendmailSubcommand() throws {
         let result = try PosternProcess.run(["sendmail", "--spool", spool.layout.root, "bob@example.net"], input: Data("x\n".utf8))

@@ -26,6 +26,18 @@ struct ExplainCommandTests {
         #expect(text.stdout.contains("  bob@example.net: pending"))
         let json = try explain(["--json", envelope.id.rawValue])
         #expect(json.stdout.contains("\"original\":\"root@vm\""), "\(json.stdout)")
+        #expect(json.stdout.contains("\"envid\":null") && json.stdout.contains("\"ret\":null"), "\(json.stdout)")
+    }
+
+    /// RFC 3461 RET and ENVID are in the JSON as the envelope has them.
+    @Test func retAndEnvelopeID() throws {
+        let envelope = try spool.plant(.queue) {
+            $0.dsnReturn = .full
+            $0.envelopeID = "QQ+2B1"
+        }
+        let json = try explain(["--json", envelope.id.rawValue])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["ret"] as? String == "full" && object["envid"] as? String == "QQ+2B1")
     }
 
     /// A deferred message: its attempt with host, address, TLS and reply, and the real remaining schedule.

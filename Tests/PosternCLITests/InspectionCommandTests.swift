@@ -92,10 +92,15 @@ struct InspectionCommandTests {
     /// show prints the envelope in words, or exactly as stored with --json; cat prints the message bytes.
     @Test func showAndCat() throws {
         let message = "Subject: exact\r\n\r\nbytes \u{00e9}\r\n"
-        let envelope = try spool.plant(.queue, message: message)
+        let envelope = try spool.plant(.queue, message: message) {
+            $0.dsnReturn = .hdrs
+            $0.envelopeID = "QQ+2B1"
+        }
         let shown = try postern(["show", envelope.id.rawValue])
         #expect(shown.status == 0)
         #expect(shown.stdout.contains("state:         queued"))
+        #expect(shown.stdout.contains("dsn return:    hdrs\ndsn envid:     QQ+2B1\n"))
+        #expect(try postern(["show", spool.plant(.queue).id.rawValue]).stdout.contains("dsn return:    default\ndsn envid:     -\n"))
         #expect(shown.stdout.contains("  bob@example.net  pending, 0 attempts"))
         let raw = try postern(["show", "--json", envelope.id.rawValue])
         #expect(Data(raw.stdout.utf8) == (try spool.read("queue/\(envelope.id)/envelope.json")))

@@ -42,11 +42,40 @@ struct SendmailArgumentsTests {
 
     /// Legacy flags are accepted and change nothing.
     @Test func ignoredFlags() throws {
-        let parsed = try parse("-odi -odb -oem -oee -om -v -bm -U -B 8BITMIME -N never -R hdrs -V id -h 5 a@b.example")
+        let parsed = try parse("-odi -odb -oem -oee -om -v -bm -U -B 8BITMIME -N never -h 5 a@b.example")
         var expected = SendmailArguments()
         expected.verbose = true
         expected.recipients = ["a@b.example"]
         #expect(parsed == expected)
+    }
+
+    /// -R and -V (RFC 3461 RET and ENVID) are kept: RET in either case, the
+    /// envelope ID as plain text, stored xtext-encoded as SMTP carries it.
+    @Test func dsnReturnAndEnvelopeID() throws {
+        let parsed = try SendmailArguments.parse(["-R", "HDRS", "-V", "order 42+x=y", "a@b.example"])
+        #expect(parsed.dsnReturn == .hdrs)
+        #expect(parsed.envelopeID == "order+2042+2Bx+3Dy")
+        #expect(XText.decode(parsed.envelopeID!) == "order 42+x=y")
+        #expect(try parse("-Rfull -Vabc a@b").dsnReturn == .full)
+        #expect(try parse("-Rfull -Vabc a@b").envelopeID == "abc")
+        #expect(try parse("a@b").dsnReturn == nil && parse("a@b").envelopeID == nil)
+    }
+
+    /// A RET other than full or hdrs, and an envelope ID with a control
+    /// character, a non-ASCII letter or over 100 characters as xtext, are refused.
+    @Test(arguments: [["-R", "body"], ["-R", ""], ["-V", "a\r\nb"], ["-V", "a\u{1B}[31m"], ["-V", "caf\u{E9}"], ["-V", ""],
+                      ["-V", String(repeating: "=", count: 34)]])
+    func badDSNParameters(_ arguments: [String]) {
+        #expect(throws: SendmailArguments.UsageError.self) { try SendmailArguments.parse(arguments + ["a@b.example"]) }
+    }
+
+    /// xtext (RFC 3461 4): +, = and octets outside 33-126 as +HH, and back.
+    @Test func xtext() {
+        #expect(XText.encode("a+b=c d\u{7F}é") == "a+2Bb+3Dc+20d+7F+C3+A9")
+        #expect(XText.decode("a+2Bb+3Dc+20d+7F+C3+A9") == "a+b=c d\u{7F}é")
+        for bad in ["a b", "a=b", "a+", "a+4", "a+GG", "a\u{E9}"] { #expect(XText.decode(bad) == nil, "\(bad)") }
+        #expect(EnvelopeIDParameter.problem(inXText: "ok+2Bfine") == nil)
+        #expect(EnvelopeIDParameter.problem(inXText: "bad+0A") != nil)
     }
 
     /// -bp lists the queue, --spool sets the spool, -- ends the flags.

@@ -18,6 +18,8 @@ struct ListenerDropTests {
         submission.ignoreDots = true
         submission.originals = ["b@example.net": "B@example.net"]
         submission.notifyNever = true
+        submission.dsnReturn = .hdrs
+        submission.envelopeID = "QQ+2B1"
         let stream = try Submitter(layout: spool.layout).begin(submission)
         stream.trace = Array("Received: from x ([127.0.0.1])\r\n\tby mail.example.org (Postern); date\r\n".utf8)
         for line in ["Subject: s", "Message-ID: <m@example.org>", "", ".", "body"] { try stream.add(line: Array(line.utf8)[...]) }
@@ -29,6 +31,7 @@ struct ListenerDropTests {
         #expect(message.hasSuffix("\r\n\r\n.\r\nbody\r\n"))
         let envelope = try Envelope.decode(try spool.read("drop/\(id)/envelope.json"))
         #expect(envelope.notifyNever)
+        #expect(envelope.dsnReturn == .hdrs && envelope.envelopeID == "QQ+2B1")
         #expect(envelope.recipients.first?.original == "B@example.net")
         #expect(envelope.messageID == "m@example.org")
     }

@@ -112,6 +112,25 @@ struct ServerSessionTests {
         #expect(done.reply.code == 250 && session.transaction == nil)
     }
 
+    /// RET and ENVID on MAIL (RFC 3461 4.3, 4.4) are kept in the transaction,
+    /// ENVID as received (xtext); a bad value, a repeated one, an ENVID over
+    /// 100 characters or one that decodes to a control character gets 501.
+    @Test func retAndEnvelopeID() throws {
+        var session = Self.session()
+        _ = Self.send(&session, "EHLO x")
+        for bad in ["RET=BODY", "RET=HDRS RET=FULL", "ENVID=a+0Db", "ENVID=a+zz", "ENVID=" + String(repeating: "x", count: 101),
+                    "ENVID=a ENVID=b", "ENVID=a=b"] {
+            #expect(Self.send(&session, "MAIL FROM:<a@example.org> \(bad)").0 == 501, "\(bad)")
+        }
+        #expect(Self.send(&session, "MAIL FROM:<a@example.org> ret=hdrs ENVID=QQ+2B1+20x" + String(repeating: "y", count: 89)).0 == 250)
+        let transaction = try #require(session.transaction)
+        #expect(transaction.dsnReturn == .hdrs)
+        #expect(transaction.envelopeID == "QQ+2B1+20x" + String(repeating: "y", count: 89))
+        _ = Self.send(&session, "RSET")
+        #expect(Self.send(&session, "MAIL FROM:<a@example.org> RET=FULL").0 == 250)
+        #expect(session.transaction?.dsnReturn == .full && session.transaction?.envelopeID == nil)
+    }
+
     /// Order and syntax: MAIL before EHLO, RCPT before MAIL, DATA without
     /// recipients, nested MAIL; after smtp.max_errors errors, 421 and close.
     @Test func orderAndErrorLimit() {

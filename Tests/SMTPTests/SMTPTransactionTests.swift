@@ -90,6 +90,28 @@ struct SMTPTransactionTests {
         }
     }
 
+    /// RET and ENVID (RFC 3461 4.3, 4.4) go on MAIL FROM, the ENVID as stored
+    /// (xtext), to a server that offers DSN; to one that does not, never.
+    @Test func retAndEnvelopeIDOnlyWithDSN() throws {
+        var transaction = H.transaction(["bob@x.example"])
+        transaction.dsnReturn = .hdrs
+        transaction.envelopeID = "QQ+2B1+20x"
+        for dsn in [true, false] {
+            let parameters = dsn ? " RET=HDRS ENVID=QQ+2B1+20x" : ""
+            let (report, outcome) = try H.run(H.opening(dsn ? ["DSN"] : []) + [
+                .expect("MAIL FROM:<alice@example.org>\(parameters)"), .send("250 ok"),
+                .expect("RCPT TO:<bob@x.example>"), .send("250 ok"),
+                .expect("DATA"), .send("354 go"), .receiveData, .send("250 ok"),
+            ] + H.quit) { client in
+                try client.open()
+                defer { client.quit() }
+                return client.deliver(transaction)
+            }
+            #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+            #expect(report.delivered == ["bob@x.example"])
+        }
+    }
+
     /// A message larger than the server's SIZE is refused, permanently, before MAIL.
     @Test func sizeRefusal() throws {
         let (report, outcome) = try H.run(H.opening(["SIZE 10"]) + H.quit) { client in

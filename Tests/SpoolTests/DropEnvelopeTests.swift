@@ -13,12 +13,16 @@ struct DropEnvelopeTests {
         drop.messageID = "abc@example.org"
         drop.eightBit = true
         drop.requireTLS = false
+        drop.dsnReturn = .full
+        drop.envelopeID = "QQ+2B1"
         var expected = Envelope(id: id, sender: "alice@example.org",
                                 recipients: [Recipient(address: "bob@example.net"), Recipient(address: "carol@example.net")],
                                 arrival: Date(timeIntervalSince1970: 1_764_386_254), size: 1234, uid: 1000)
         expected.messageID = "abc@example.org"
         expected.eightBit = true
         expected.requireTLS = false
+        expected.dsnReturn = .full
+        expected.envelopeID = "QQ+2B1"
         let decoded = try Envelope.decode(Data(drop.encoded()))
         #expect(decoded == expected)
         // The same bytes, but for the fields the codec writes with their defaults.
@@ -31,5 +35,6 @@ struct DropEnvelopeTests {
         let bare = try Envelope.decode(Data(DropEnvelope(id: id, sender: nil, recipients: ["bob@example.net"], arrival: 0,
                                                          size: 0, uid: 0).encoded()))
         #expect(bare.sender == nil && bare.messageID == nil && bare.requireTLS == nil)
+        #expect(bare.dsnReturn == nil && bare.envelopeID == nil)
     }
 }

@@ -13,6 +13,8 @@ struct EnvelopeTests {
         envelope.messageID = "abc@example.org"
         envelope.eightBit = true
         envelope.requireTLS = false
+        envelope.dsnReturn = .hdrs
+        envelope.envelopeID = "QQ314159+2B1"
         envelope.attempts = 2
         envelope.nextAttempt = Date(timeIntervalSince1970: 1_764_387_154)
         let result = DeliveryResult(time: Date(timeIntervalSince1970: 1_764_386_300), code: 451, enhanced: "4.7.1",
@@ -38,6 +40,7 @@ struct EnvelopeTests {
     /// The file is pretty-printed with sorted keys, snake_case names and RFC 3339 UTC times.
     @Test func encodedForm() throws {
         let text = String(decoding: Self.sample().encoded(), as: UTF8.self)
+        #expect(text.contains("\"ret\": \"hdrs\"") && text.contains("\"envid\": \"QQ314159+2B1\""))
         #expect(text.contains("\"arrival\": \"2025-11-29T03:17:34Z\""))
         #expect(text.contains("\"require_tls\": false"))
         #expect(text.contains("\"next_attempt\": \"2025-11-29T03:32:34Z\""))
@@ -141,6 +144,15 @@ struct EnvelopeTests {
         (#""recipients":[{"address":"a@b.example","original":"a\u007f@b.example"}]"#, "recipients[0].original"),
         (#""recipients":[{"address":"a@b.example","original":"a\u0085@b.example"}]"#, "recipients[0].original"),
         (#""recipients":[{"address":"a@b.example","original":"\#(String(repeating: "x", count: 1001))"}]"#, "recipients[0].original"),
+        // RFC 3461 RET and ENVID: what reaches MAIL FROM and a DSN's Original-Envelope-Id.
+        (#""ret":"body""#, "ret"),
+        (#""ret":true"#, "ret"),
+        (#""envid":"abc\r\nRCPT TO:<x@y>""#, "envid"),
+        (#""envid":"a+0Db""#, "envid"),
+        (#""envid":"a+0""#, "envid"),
+        (#""envid":"a=b""#, "envid"),
+        (#""envid":"""#, "envid"),
+        (#""envid":"\#(String(repeating: "x", count: 101))""#, "envid"),
     ])
     func badValues(_ replacement: String, _ field: String) throws {
         var fields = [#""version":"1.0""#, #""id":"\#(Self.id)""#, #""sender":"""#,

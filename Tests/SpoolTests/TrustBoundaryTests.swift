@@ -118,6 +118,8 @@ struct TrustBoundaryTests {
             $0.maxAttempts = 99
             $0.attempts = 3
             $0.recipients[0].original = "rfc822;Bob@example.net"
+            $0.dsnReturn = .hdrs
+            $0.envelopeID = "QQ+2B1"
             $0.extra["x_custom"] = .string("kept?")
         }
         let original = try #require(MessageDirectory.lstatus(spool.layout.path(.drop, dropped.id)))
@@ -126,6 +128,8 @@ struct TrustBoundaryTests {
         #expect(ignored == ["transport", "max_attempts", "delivery state", "x_custom"])
         #expect(envelope.transport == nil && envelope.maxAttempts == nil && envelope.attempts == 0 && envelope.extra.isEmpty)
         #expect(envelope.recipients[0].original == "rfc822;Bob@example.net")
+        // RET and ENVID are the sender's own: kept.
+        #expect(envelope.dsnReturn == .hdrs && envelope.envelopeID == "QQ+2B1")
         let recorder = RecordingFileSystem(root: spool.layout.root)
         var adoption = Adoption(layout: spool.layout)
         adoption.fileSystem = recorder

@@ -32,6 +32,11 @@ public struct SendmailArguments: Sendable, Equatable {
     /// `--require-tls` (Postern's own): the message's envelope asks for
     /// REQUIRETLS (RFC 8689), which no sendmail flag expresses.
     public var requireTLS = false
+    /// `-R full|hdrs`: RFC 3461 RET, what a failure DSN returns.
+    public var dsnReturn: DSNReturn?
+    /// `-V ENVID`: RFC 3461 ENVID, given as plain text (as Postfix's
+    /// `sendmail -V` takes it), kept xtext-encoded as SMTP would carry it.
+    public var envelopeID: String?
 
     public init() {}
 
@@ -41,9 +46,9 @@ public struct SendmailArguments: Sendable, Equatable {
 
     /// Flags accepted for compatibility that change nothing here, with whether
     /// they take a value: `-B 8BITMIME` (body type: detected instead), `-N`
-    /// (DSN notify), `-R` (DSN return), `-V` (envelope ID), `-h` (hop count),
-    /// `-L` (syslog tag), `-C` (configuration file), `-X` (traffic log).
-    static let ignoredWithValue: Set<Character> = ["B", "N", "R", "V", "h", "L", "C", "X"]
+    /// (DSN notify), `-h` (hop count), `-L` (syslog tag), `-C` (configuration
+    /// file), `-X` (traffic log).
+    static let ignoredWithValue: Set<Character> = ["B", "N", "h", "L", "C", "X"]
     /// `-U` (initial submission), `-G` (gateway), `-n` (no aliasing), `-m` (me too),
     /// `-A`, and every `-o` and `-d` option except `-oi`: the delivery mode
     /// (`-odi`, `-odb`, `-odq`) and error mode (`-oem`, `-oee`, ...) make no
@@ -86,6 +91,20 @@ public struct SendmailArguments: Sendable, Equatable {
             case "v" where rest.isEmpty: result.verbose = true
             case "f", "r": result.sender = try value(of: "-\(letter)", attached: rest)
             case "F": result.fullName = try value(of: "-F", attached: rest)
+            case "R":
+                // Postfix's sendmail refuses anything but full and hdrs (EX_USAGE) too.
+                let text = try value(of: "-R", attached: rest)
+                guard let ret = DSNReturn(keyword: text) else {
+                    throw UsageError(description: "-R takes \"full\" or \"hdrs\" (RFC 3461 RET), not \(QuotedString.quoted(text))")
+                }
+                result.dsnReturn = ret
+            case "V":
+                // Where Postfix's sendmail warns and drops a bad -V, the message
+                // is refused: the sender would otherwise miss the ID it counts on.
+                switch EnvelopeIDParameter.xtext(fromPlain: try value(of: "-V", attached: rest)) {
+                case .success(let xtext): result.envelopeID = xtext
+                case .failure(let problem): throw UsageError(description: "-V: the envelope ID \(problem)")
+                }
             case "o":
                 if rest == "i" { result.ignoreDots = true }
                 guard !rest.isEmpty else { throw UsageError(description: "option -o requires a letter") }

@@ -47,6 +47,8 @@ final class ListenerContext: @unchecked Sendable {
         submission.originals = transaction.originals
         submission.notifyNever = transaction.neverNotify == transaction.recipients.count
         submission.requireTLS = transaction.requireTLS
+        submission.dsnReturn = transaction.dsnReturn
+        submission.envelopeID = transaction.envelopeID
         let stream = try submitter.begin(submission)
         stream.trace = ReceivedField.bytes(session: session, transaction: transaction, id: stream.id,
                                            hostname: settings.hostname, time: stream.arrivalTime)

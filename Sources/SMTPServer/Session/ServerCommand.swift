@@ -51,21 +51,4 @@ struct ServerCommand: Equatable {
         }
         return nil
     }
-
-    /// RFC 3461 4: xtext (`+XX` hexadecimal escapes) decoded; nil when malformed.
-    static func xtext(_ text: String) -> String? {
-        var bytes: [UInt8] = []
-        var iterator = Array(text.utf8).makeIterator()
-        while let byte = iterator.next() {
-            guard byte > 0x20, byte < 0x7F, byte != UInt8(ascii: "=") else { return nil }
-            if byte == UInt8(ascii: "+") {
-                guard let high = iterator.next(), let low = iterator.next(),
-                      let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return nil }
-                bytes.append(value)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
 }

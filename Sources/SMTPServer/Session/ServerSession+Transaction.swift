@@ -29,10 +29,17 @@ extension ServerSession {
             case ("SMTPUTF8", nil):
                 transaction.smtputf8 = true
             case ("RET", let value?):
-                // RFC 3461 4.3; the envelope has no field for it, so it is checked only.
-                guard ["FULL", "HDRS"].contains(value.uppercased()) else { return reply(501, "5.5.4", "Bad RET parameter") }
+                // RFC 3461 4.3: at most once; stored, and honoured by the failure DSN.
+                guard transaction.dsnReturn == nil, let ret = DSNReturn(keyword: value) else {
+                    return reply(501, "5.5.4", "Bad RET parameter")
+                }
+                transaction.dsnReturn = ret
             case ("ENVID", let value?):
-                guard ServerCommand.xtext(value) != nil, value.utf8.count <= 100 else { return reply(501, "5.5.4", "Bad ENVID parameter") }
+                // RFC 3461 4.4: kept as received (xtext), for DSNs and the next hop.
+                guard transaction.envelopeID == nil, EnvelopeIDParameter.problem(inXText: value) == nil else {
+                    return reply(501, "5.5.4", "Bad ENVID parameter")
+                }
+                transaction.envelopeID = value
             case ("REQUIRETLS", nil):
                 guard tls else { return reply(530, "5.7.10", "REQUIRETLS needs a TLS session") }
                 transaction.requireTLS = true
@@ -81,7 +88,7 @@ extension ServerSession {
                       !words.contains("NEVER") || words.count == 1 else { return reply(501, "5.5.4", "Bad NOTIFY parameter") }
                 never = words == ["NEVER"]
             case ("ORCPT", let value?):
-                guard let semicolon = value.firstIndex(of: ";"), let decoded = ServerCommand.xtext(String(value[value.index(after: semicolon)...])),
+                guard let semicolon = value.firstIndex(of: ";"), let decoded = XText.decode(String(value[value.index(after: semicolon)...])),
                       value[..<semicolon].lowercased() == "rfc822" || value[..<semicolon].lowercased() == "utf-8",
                       decoded.utf8.count <= 500, !decoded.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
                     return reply(501, "5.5.4", "Bad ORCPT parameter")

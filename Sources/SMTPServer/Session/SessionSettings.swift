@@ -35,6 +35,10 @@ public struct MailTransaction: Sendable {
     /// Recipients that asked NOTIFY=NEVER; the envelope holds one `notify`
     /// for the message, so NEVER is kept only when every recipient asked it.
     public var neverNotify = 0
+    /// RET= on MAIL (RFC 3461 4.3): what a failure DSN returns.
+    public var dsnReturn: DSNReturn?
+    /// ENVID= on MAIL (RFC 3461 4.4), as received (xtext).
+    public var envelopeID: String?
     /// REQUIRETLS (RFC 8689) on MAIL.
     public var requireTLS = false
     /// SIZE= on MAIL (RFC 1870), a hint only.

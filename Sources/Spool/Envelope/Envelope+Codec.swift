@@ -10,11 +10,12 @@ extension Envelope {
     /// Validation is strict where a wrong value could reach an SMTP command or
     /// mislead the scheduler: every address must parse as an RFC 5321 mailbox
     /// (which rejects CR, LF and control characters), counts must not be negative,
-    /// and the ID must be a queue ID. The message ID and each recipient's
-    /// `original` reach the header and the delivery-status fields of a DSN, and
-    /// operators' terminals, so they are checked as strictly (`validate(messageID:)`,
-    /// `validate(original:)`): an envelope is another user's file, and CR or LF
-    /// in either would let it inject header fields into a DSN.
+    /// and the ID must be a queue ID. The message ID, each recipient's
+    /// `original` and the `envid` reach the header and the delivery-status
+    /// fields of a DSN, and operators' terminals, so they are checked as strictly
+    /// (`validate(messageID:)`, `validate(original:)`, `EnvelopeIDParameter`):
+    /// an envelope is another user's file, and CR or LF in any of them would let
+    /// it inject header fields into a DSN.
     public static func decode(_ data: Data) throws(EnvelopeError) -> Envelope {
         let root: JSONValue
         do {
@@ -78,6 +79,15 @@ extension Envelope {
             guard notify == "never" else { throw reader.bad("notify", "\(QuotedString.quoted(notify)) is not \"never\"") }
             envelope.notifyNever = true
         }
+        if let ret = try reader.string("ret") {
+            guard let parsed = DSNReturn(rawValue: ret) else { throw reader.bad("ret", "\(QuotedString.quoted(ret)) is not \"full\" or \"hdrs\"") }
+            envelope.dsnReturn = parsed
+        }
+        envelope.envelopeID = try reader.string("envid")
+        if let envid = envelope.envelopeID, let problem = EnvelopeIDParameter.problem(inXText: envid) {
+            // It reaches MAIL FROM and a DSN's Original-Envelope-Id: field.
+            throw reader.bad("envid", "the envelope ID \(problem)")
+        }
         envelope.dsnPending = try reader.array("dsn_pending") { value, path throws(EnvelopeError) in
             guard case .string(let address) = value else {
                 throw EnvelopeError(kind: .wrongType, field: path, detail: "expected a string, found \(value.typeName)")
@@ -113,6 +123,8 @@ extension Envelope {
         writer.set("hold_reason", holdReason)
         writer.set("dialed_ips", dialedIPs.isEmpty ? nil : JSONValue.object(dialedIPs.mapValues { .array($0.map(JSONValue.string)) }))
         writer.set("notify", notifyNever ? "never" : nil)
+        writer.set("ret", dsnReturn?.rawValue)
+        writer.set("envid", envelopeID)
         writer.set("dsn_pending", dsnPending.isEmpty ? nil : JSONValue.array(dsnPending.map(JSONValue.string)))
         writer.set("history", history.map(\.json))
         return writer.value.encoded()

@@ -57,6 +57,13 @@ public struct Envelope: Sendable, Equatable {
     /// the postmaster. Set on notifications to the postmaster, so that a failing
     /// one ends the chain instead of starting a storm.
     public var notifyNever = false
+    /// RFC 3461 4.3 RET: whether a failure DSN returns the whole message or
+    /// its headers only; nil lets `dsn.return_full_up_to` decide.
+    public var dsnReturn: DSNReturn?
+    /// RFC 3461 4.4 ENVID as SMTP carries it (xtext): the sender's name for
+    /// the transaction, passed to the next hop and returned in every DSN's
+    /// `Original-Envelope-Id:` (RFC 3464 2.2.1).
+    public var envelopeID: String?
     /// Why an operator held the message (`postern hold --reason`).
     public var holdReason: String?
     /// Failed recipients whose failure DSN has not been dropped yet. Written in

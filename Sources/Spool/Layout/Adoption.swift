@@ -29,8 +29,9 @@ public struct Adoption {
 
     /// What an untrusted drop may say: the submission (sender, recipients and
     /// their ORCPT, arrival, size, uid, Message-ID, 8BITMIME, SMTPUTF8,
-    /// REQUIRETLS). Everything else is the daemon's or the operator's to set: a
-    /// `transport` would bypass the routes (and use a smarthost's credentials),
+    /// REQUIRETLS, and RFC 3461's RET and ENVID). Everything else is the
+    /// daemon's or the operator's to set: a `transport` would bypass the
+    /// routes (and use a smarthost's credentials),
     /// `max_attempts`, delivery state, history and unknown keys are reset.
     /// Returns the fields that were dropped, for the log.
     public static func submitted(_ dropped: Envelope) -> (envelope: Envelope, ignored: [String]) {
@@ -41,6 +42,9 @@ public struct Adoption {
         envelope.eightBit = dropped.eightBit
         envelope.smtputf8 = dropped.smtputf8
         envelope.requireTLS = dropped.requireTLS
+        // The sender's own DSN choices: they shape only the notices the sender gets.
+        envelope.dsnReturn = dropped.dsnReturn
+        envelope.envelopeID = dropped.envelopeID
         var ignored = withoutOverrides(dropped).ignored
         if dropped.attempts != 0 || dropped.nextAttempt != nil || dropped.lastResult != nil || !dropped.history.isEmpty
             || dropped.recipients.contains(where: { $0.state != .pending || $0.attempts != 0 || $0.lastResult != nil }) {

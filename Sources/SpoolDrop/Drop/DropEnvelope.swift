@@ -29,6 +29,10 @@ public struct DropEnvelope: Sendable, Equatable {
     public var originals: [String: String] = [:]
     /// RFC 3461 NOTIFY=NEVER: the envelope's `notify`.
     public var notifyNever = false
+    /// RFC 3461 RET: the envelope's `ret`.
+    public var dsnReturn: DSNReturn?
+    /// RFC 3461 ENVID (xtext): the envelope's `envid`.
+    public var envelopeID: String?
 
     public init(id: QueueID, sender: String?, recipients: [String], arrival: Double, size: Int, uid: Int) {
         self.id = id
@@ -54,6 +58,8 @@ public struct DropEnvelope: Sendable, Equatable {
         ]
         if let messageID { object["message_id"] = .string(messageID) }
         if notifyNever { object["notify"] = .string("never") }
+        if let dsnReturn { object["ret"] = .string(dsnReturn.rawValue) }
+        if let envelopeID { object["envid"] = .string(envelopeID) }
         return JSONValue.object(object).encodedBytes()
     }
 

@@ -81,6 +81,8 @@ public final class DropStream {
         envelope.requireTLS = submission.requireTLS ? true : composer.requireTLS
         envelope.originals = submission.originals
         envelope.notifyNever = submission.notifyNever
+        envelope.dsnReturn = submission.dsnReturn
+        envelope.envelopeID = submission.envelopeID
         let encoded = envelope.encoded()
         guard DropEnvelope.largestSize(encodedSize: encoded.count, recipients: recipients) <= DropEnvelope.maxEncodedSize else {
             writer.abandon()

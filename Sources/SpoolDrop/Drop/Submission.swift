@@ -29,6 +29,11 @@ public struct Submission: Sendable {
     public var originals: [String: String] = [:]
     /// RFC 3461 NOTIFY=NEVER for every recipient: no DSN of any kind.
     public var notifyNever = false
+    /// RFC 3461 4.3 RET (`-R`, or RET= on MAIL FROM): what a failure DSN returns.
+    public var dsnReturn: DSNReturn?
+    /// RFC 3461 4.4 ENVID in xtext (`-V` encoded, or ENVID= on MAIL FROM as
+    /// received), checked by `EnvelopeIDParameter` before it gets here.
+    public var envelopeID: String?
 
     public init(sender: MailboxAddress?, recipients: [MailboxAddress], hostname: String, maxSize: Int, uid: Int) {
         self.sender = sender
