@@ -57,43 +57,6 @@ struct MessageStoreTests {
         try store.remove(envelope.id, from: .hold)
         #expect(try spool.names(.hold).isEmpty)
     }
-}
-
-/// Holding or releasing many messages syncs the two areas once, after every rename.
-struct BatchControlTests {
-    /// An operator's delete is synced: after a power loss a deleted message
-    /// must not come back and be delivered after all.
-    @Test func deleteIsDurable() throws {
-        let spool = try TemporarySpool()
-        let id = try spool.plant(.queue).id
-        let recorder = RecordingFileSystem(root: spool.layout.root)
-        var control = QueueControl(layout: spool.layout)
-        control.store.fileSystem = recorder
-        #expect(control.apply(.delete, to: id) == .changed)
-        #expect(recorder.calls == ["remove queue/\(id)", "fsync queue/"])
-        #expect(try spool.names(.queue).isEmpty)
-    }
-
-    @Test func holdManySyncsOnce() throws {
-        let spool = try TemporarySpool()
-        let ids = try (0..<3).map { _ in try spool.plant(.queue).id }
-        let recorder = RecordingFileSystem(root: spool.layout.root)
-        var control = QueueControl(layout: spool.layout)
-        control.store.fileSystem = recorder
-        let outcomes = control.apply(.hold(reason: nil), to: ids)
-        #expect(outcomes.values.allSatisfy { $0 == .changed } && outcomes.count == 3)
-        let calls = recorder.calls
-        let renames = calls.indices.filter { calls[$0].hasPrefix("rename") }
-        let directorySyncs = calls.indices.filter { calls[$0] == "fsync hold/" || calls[$0] == "fsync queue/" }
-        #expect(renames.count == 3)
-        #expect(directorySyncs.count == 2)
-        #expect(directorySyncs.allSatisfy { $0 > renames.max()! })
-        #expect(try spool.names(.hold).sorted() == ids.map(\.rawValue).sorted())
-        // Releasing them again: the same shape, back in queue/.
-        let release = control.apply(.release, to: ids)
-        #expect(release.values.allSatisfy { $0 == .changed })
-        #expect(try spool.names(.queue).count == 3)
-    }
 
     /// An operator's delete takes the message out of its area by one rename into tmp/, fsyncs the area, then removes it: a power loss midway never leaves a half-removed message to quarantine.
     @Test func syncedRemovalLeavesTheAreaFirst() throws {
@@ -119,5 +82,42 @@ struct BatchControlTests {
         try store.remove(id, from: .queue, sync: true)
         #expect(recorder.calls == ["remove queue/\(id)", "fsync queue/"])
         #expect(try spool.names(.queue).isEmpty)
+    }
+}
+
+/// Holding or releasing many messages syncs the two areas once, after every rename.
+struct BatchControlTests {
+    /// An operator's delete is synced: after a power loss a deleted message
+    /// must not come back and be delivered after all.
+    @Test func deleteIsDurable() throws {
+        let spool = try TemporarySpool()
+        let id = try spool.plant(.queue).id
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        var control = QueueControl(layout: spool.layout)
+        control.store.fileSystem = recorder
+        #expect(control.apply(.delete, to: id) == .changed)
+        #expect(recorder.calls == ["rename queue/\(id) tmp/\(id)", "fsync queue/", "remove tmp/\(id)"])
+        #expect(try spool.names(.queue).isEmpty)
+    }
+
+    @Test func holdManySyncsOnce() throws {
+        let spool = try TemporarySpool()
+        let ids = try (0..<3).map { _ in try spool.plant(.queue).id }
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        var control = QueueControl(layout: spool.layout)
+        control.store.fileSystem = recorder
+        let outcomes = control.apply(.hold(reason: nil), to: ids)
+        #expect(outcomes.values.allSatisfy { $0 == .changed } && outcomes.count == 3)
+        let calls = recorder.calls
+        let renames = calls.indices.filter { calls[$0].hasPrefix("rename") }
+        let directorySyncs = calls.indices.filter { calls[$0] == "fsync hold/" || calls[$0] == "fsync queue/" }
+        #expect(renames.count == 3)
+        #expect(directorySyncs.count == 2)
+        #expect(directorySyncs.allSatisfy { $0 > renames.max()! })
+        #expect(try spool.names(.hold).sorted() == ids.map(\.rawValue).sorted())
+        // Releasing them again: the same shape, back in queue/.
+        let release = control.apply(.release, to: ids)
+        #expect(release.values.allSatisfy { $0 == .changed })
+        #expect(try spool.names(.queue).count == 3)
     }
 }
