@@ -318,6 +318,7 @@ class Sequence:
         after operation `cut - 1` may leave (cut 0: before the first)."""
         durable = self.durable(cut)
         loose = [i for i in self.changes(cut) if i not in durable]
+        self.sampled = not _exhaustive(self, loose, durable, model, limit)
         choices = list(_combinations(self, loose, durable, model, limit, rng))
         out = {}
         for kept, torn in choices:
@@ -343,6 +344,23 @@ def _covers(barrier, op):
     return False
 
 
+def _exhaustive(seq, loose, durable, model, limit):
+    """Whether every combination the model allows at this cut fits in `limit`."""
+    if model == "ext4":
+        last = max((i for i in durable if seq.bound[i]["op"] not in DATA | {"write"}), default=-1)
+        meta = [i for i in loose if seq.bound[i]["op"] not in DATA | {"write"} and i > last]
+        total = len(meta) + 1
+        files = {}
+        for i in loose:
+            if seq.bound[i]["op"] in DATA | {"write"}:
+                files[seq.bound[i]["ino"]] = files.get(seq.bound[i]["ino"], 0) + 1
+        for n in files.values():
+            total *= n + 1
+        return total <= limit
+    writes = sum(1 for i in loose if seq.bound[i]["op"] == "write")
+    return 2 ** len(loose) * 2 ** writes <= limit
+
+
 def _combinations(seq, loose, durable, model, limit, rng):
     """(kept indices, torn indices) pairs of the loose operations."""
     if model == "ext4":
@@ -363,7 +381,7 @@ def _combinations(seq, loose, durable, model, limit, rng):
 
 def _independent(seq, loose, limit, rng):
     writes = [i for i in loose if seq.bound[i]["op"] == "write"]
-    if 2 ** len(loose) * (2 ** len(writes)) <= limit:
+    if _exhaustive(seq, loose, (), "strict", limit):
         for mask in range(2 ** len(loose)):
             kept = {loose[k] for k in range(len(loose)) if mask >> k & 1}
             kept_writes = [i for i in writes if i in kept]
@@ -402,10 +420,8 @@ def _ext4(seq, loose, durable, limit, rng):
         if seq.bound[i]["op"] in DATA | {"write"}:
             files.setdefault(seq.bound[i]["ino"], []).append(i)
     groups = [list(range(len(meta) + 1))] + [list(range(len(w) + 1)) for w in files.values()]
-    total = 1
-    for g in groups:
-        total *= len(g)
-    picks = itertools.product(*groups) if total <= limit else _sampled(groups, limit, rng)
+    picks = itertools.product(*groups) if _exhaustive(seq, loose, durable, "ext4", limit) \
+        else _sampled(groups, limit, rng)
     inos = list(files)
     for pick in picks:
         kept = set(forced) | set(meta[: pick[0]])

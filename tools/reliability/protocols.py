@@ -8,7 +8,7 @@ Each protocol instance is recognised by its commit point, a rename:
       before: every file in tmp/X written and fsynced, tmp/X/ fsynced after
       its last entry, RENAME_NOREPLACE; after: drop/ or queue/ fsynced (or a
       syncfs) before the writer reports (it exits, the daemon connects to
-      deliver, or the next message is committed).
+      deliver, the SMTP listener replies, or the next message is committed).
   update    AREA/ID/envelope.json.tmp -> envelope.json       6.2
       always: created with O_EXCL, its modification time set before the
       rename (the resting time), no write to it after the rename. An update
@@ -238,6 +238,8 @@ class Checker:
         if j >= len(self.ops):
             return "the end of the recording"
         op = self.ops[j]
+        if op["op"] == "reply":
+            return f"the listener's reply \"{op['text']}\""
         return {"exit": "the program's exit", "connect": "the daemon's connection to deliver"}.get(
             op["op"], f"{op['op']} {op.get('path', '')} -> {op.get('to', '')}")
 
@@ -258,8 +260,9 @@ def _needs_power_loss(old, new):
     return bool(failed_after - failed_before) or bool(set(after.get("dsn_pending") or []) - set(before.get("dsn_pending") or []))
 
 
-def check(seq, fsynced_delete=False):
-    c = Checker(seq, fsynced_delete=fsynced_delete)
+def check(seq, fsynced_delete=False, reports=()):
+    """`reports`: more marker kinds at which a program tells someone its work is done ("reply": the listener's)."""
+    c = Checker(seq, report_kinds=("exit", "connect") + tuple(reports), fsynced_delete=fsynced_delete)
     c.check()
     c.adopted_removals()
     return c.instances, c.problems

@@ -19,6 +19,7 @@ KIND and its fields:
     link path to             unlink path                 rmdir path
     utime path mtime_ns      chmod path mode             chown path uid gid
     connect port             exit status                 (markers, no path)
+    reply code text          (a marker: the SMTP listener's reply to a client)
 with "pid" and "time" (seconds since the epoch) on each.
 """
 import re
@@ -27,7 +28,7 @@ import subprocess
 TRACED = ("openat,open,creat,write,pwrite64,writev,fsync,fdatasync,syncfs,sync,"
           "rename,renameat,renameat2,link,linkat,unlink,unlinkat,mkdir,mkdirat,rmdir,"
           "utimensat,fchmod,fchmodat,chmod,fchown,fchownat,chown,ftruncate,truncate,"
-          "copy_file_range,fallocate,connect,exit_group")
+          "copy_file_range,fallocate,connect,sendto,exit_group")
 
 STRACE = ["strace", "-f", "-y", "-ttt", "-qq", "-xx", "-s", "1048576", "-e", f"trace={TRACED}"]
 
@@ -181,6 +182,13 @@ class Recorder:
             elif "O_TRUNC" in flags:
                 out.append({"op": "truncate", "path": r, "size": 0})
             return out
+        if name in ("write", "sendto") and (_fd(args[0])[1] or "").startswith("socket:"):
+            # A reply of the SMTP listener (the client's commands never start
+            # with three digits): the moment it tells a client its mail is accepted.
+            data = _bytes(args[1])[:ret]
+            if re.match(rb"\d{3}[ -]", data):
+                return [{"op": "reply", "code": int(data[:3]), "text": data.split(b"\r\n")[0].decode(errors="replace")}]
+            return []
         if name in ("write", "pwrite64"):
             number, path = _fd(args[0])
             r = rel(path) if path else None
@@ -332,6 +340,8 @@ def show(op):
         return f"exit {op['status']} (pid {op['pid']})"
     elif kind == "connect":
         return f"connect :{op['port']}"
+    elif kind == "reply":
+        return f"reply {op['text'][:60]}"
     elif kind == "create":
         extra = " (excl)" if op.get("excl") else ""
     else:
