@@ -57,10 +57,13 @@ class Checker:
         self.problems = []
 
     # -- helpers on the sequence
-    def _next_report(self, after, extra=lambda op: False):
+    def _next_report(self, after, extra=lambda op: False, writer=False):
+        """The next moment the program acts on its work: an exit or a connection
+        to deliver; with `writer` (a drop's commit) also the listener's reply."""
+        kinds = self.report_kinds if writer else ("exit", "connect")
         for j in range(after + 1, len(self.ops)):
             op = self.ops[j]
-            if op["op"] in self.report_kinds or extra(op):
+            if op["op"] in kinds or extra(op):
                 return j
         return len(self.ops)
 
@@ -112,7 +115,8 @@ class Checker:
                 verdict = self._fail(kind, f"{self._name(k)} (an entry of {src}) not made durable "
                                            f"(fsync {src}/) before the commit")
         report = self._next_report(i, lambda o: o["op"] == "rename" and o is not op and
-                                   _parts(o["to"])[0] in ("drop", "queue") and _parts(o["path"])[0] == "tmp")
+                                   _parts(o["to"])[0] in ("drop", "queue") and _parts(o["path"])[0] == "tmp",
+                                   writer=True)
         area = _parts(dst)[0]
         if not self._synced_dir_between(area, i, report):
             verdict = self._fail(kind, f"{area}/ not fsynced after {src} -> {dst} before "

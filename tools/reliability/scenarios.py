@@ -291,44 +291,40 @@ def sc_hold_all(b):
                  ((0, done, present(b, n, ("queue", "hold"))), (done, None, present(b, n, ("hold",))))], {}
 
 
+def _command(b, n, verb, *args, held=False):
+    """Records `postern VERB ID ARGS` on message n (queued, or held); returns (ops, the cut after its exit)."""
+    qid = _queued(b, n, hold=held)
+    status, ops, out = b.record([b.binary, verb, qid, *args, "--spool", b.spool])
+    _expect_ok(status, out, f"postern {verb}")
+    return ops, _exit_cut(ops)
+
+
+def _moved(b, n, verb, to, *args, held=False):
+    """A move by a command: in either area until it exits, in `to` from then on (6.3: fsynced before it answers)."""
+    ops, done = _command(b, n, verb, *args, held=held)
+    return ops, [(0, done, present(b, n, ("queue", "hold"))), (done, None, present(b, n, (to,)))], {}
+
+
 def sc_hold(b):
-    qid = _queued(b, 7)
-    status, ops, out = b.record([b.binary, "hold", qid, "--spool", b.spool])
-    _expect_ok(status, out, "postern hold")
-    done = _exit_cut(ops)
-    return ops, [(0, done, present(b, 7, ("queue", "hold"))), (done, None, present(b, 7, ("hold",)))], {}
+    return _moved(b, 7, "hold", "hold")
 
 
 def sc_hold_reason(b):
-    qid = _queued(b, 8)
-    status, ops, out = b.record([b.binary, "hold", qid, "--reason", "checked by hand", "--spool", b.spool])
-    _expect_ok(status, out, "postern hold --reason")
-    done = _exit_cut(ops)
-    return ops, [(0, done, present(b, 8, ("queue", "hold"))), (done, None, present(b, 8, ("hold",)))], {}
+    return _moved(b, 8, "hold", "hold", "--reason", "checked by hand")
 
 
 def sc_release(b):
-    qid = _queued(b, 9, hold=True)
-    status, ops, out = b.record([b.binary, "release", qid, "--spool", b.spool])
-    _expect_ok(status, out, "postern release")
-    done = _exit_cut(ops)
-    return ops, [(0, done, present(b, 9, ("queue", "hold"))), (done, None, present(b, 9, ("queue",)))], {}
+    return _moved(b, 9, "release", "queue", held=True)
 
 
 def sc_delete(b):
-    qid = _queued(b, 10)
-    status, ops, out = b.record([b.binary, "delete", qid, "--spool", b.spool])
-    _expect_ok(status, out, "postern delete")
-    done = _exit_cut(ops)
+    ops, done = _command(b, 10, "delete")
     return ops, [(0, done, present(b, 10, ("queue",), optional=True)), (done, None, absent(b, 10))], \
         {"fsynced_delete": True}
 
 
 def sc_fail(b):
-    qid = _queued(b, 11)
-    status, ops, out = b.record([b.binary, "fail", qid, "--reason", "given up by hand", "--spool", b.spool])
-    _expect_ok(status, out, "postern fail")
-    done = _exit_cut(ops)
+    ops, done = _command(b, 11, "fail", "--reason", "given up by hand")
     return ops, [(0, None, present(b, 11, ("queue",))),
                  (done, None, failure_kept(b, 11)), (done, None, dsn_owed(b, 11))], {}
 
