@@ -8,7 +8,8 @@ Each protocol instance is recognised by its commit point, a rename:
       before: every file in tmp/X written and fsynced, tmp/X/ fsynced after
       its last entry, RENAME_NOREPLACE; after: drop/ or queue/ fsynced (or a
       syncfs) before the writer reports (it exits, the daemon connects to
-      deliver, the SMTP listener replies, or the next message is committed).
+      deliver, the SMTP listener replies, the next message is committed, or
+      the daemon clears the dsn_pending mark a DSN's drop answers).
   update    AREA/ID/envelope.json.tmp -> envelope.json       6.2
       always: created with O_EXCL, its modification time set before the
       rename (the resting time), no write to it after the rename. An update
@@ -114,9 +115,13 @@ class Checker:
             if b["op"] in ("create", "mkdir", "unlink", "rename") and b.get("dir") == ino and k not in durable:
                 verdict = self._fail(kind, f"{self._name(k)} (an entry of {src}) not made durable "
                                            f"(fsync {src}/) before the commit")
-        report = self._next_report(i, lambda o: o["op"] == "rename" and o is not op and
-                                   _parts(o["to"])[0] in ("drop", "queue") and _parts(o["path"])[0] == "tmp",
-                                   writer=True)
+        # The writer goes on: it reports, commits the next message, or (the
+        # daemon, after a DSN's drop) clears the mark that owed it, by
+        # removing the failed message or rewriting its envelope (6.5).
+        report = self._next_report(i, lambda o: o["op"] == "rename" and o is not op and (
+            (_parts(o["to"])[0] in ("drop", "queue") and _parts(o["path"])[0] == "tmp")
+            or (_is_area_entry(o["path"]) and _parts(o["to"])[0] == "tmp")
+            or _parts(o["to"])[-1] == "envelope.json"), writer=True)
         area = _parts(dst)[0]
         if not self._synced_dir_between(area, i, report):
             verdict = self._fail(kind, f"{area}/ not fsynced after {src} -> {dst} before "
