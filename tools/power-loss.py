@@ -95,10 +95,12 @@ def run_scenario(a, work, name, rng, totals, skip_fsync=None):
         cache = {}
         states = 0
         failed_states = 0
+        sampled = 0
         noted = []
         for cut in range(len(ops) + 1):
             found_states = seq.crash_states(cut, a.model, a.limit, rng)
             totals["sampled_cuts"] += seq.sampled
+            sampled += seq.sampled
             for digest, (spool, how) in found_states.items():
                 states += 1
                 if digest not in cache:
@@ -133,7 +135,7 @@ def run_scenario(a, work, name, rng, totals, skip_fsync=None):
         totals["failed_states"] += failed_states
         totals["instances"] += len(instances)
         log(f"{name}: {len(ops)} operations, {len(ops) + 1} cuts, {states} crash states ({len(cache)} distinct), "
-            f"{failed_states} failed; protocol instances {len(instances)}")
+            f"{failed_states} failed; {sampled} cuts sampled; protocol instances {len(instances)}")
         if failed_states > 5:
             problems.append(f"... {failed_states} failed crash states in all")
         if a.verbose:
