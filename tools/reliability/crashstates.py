@@ -28,10 +28,9 @@ operation) keeps:
   conservative (the default): strict, and one more rule: a rename that
       replaces an existing file is kept only with the bytes written to the
       replacing file before it (ext4's auto_da_alloc, btrfs's flush on a
-      replacing rename; ALICE's "safe rename"). Every other reordering of
-      strict stays.
-  ext4 (ext4 data=ordered with auto_da_alloc, the Linux default; XFS behaves
-      alike for what follows): directory and metadata operations reach the
+      replacing rename). Every other reordering of strict stays.
+  ext4 (ext4 data=ordered with auto_da_alloc, the Linux default): directory
+      and metadata operations reach the
       disk in the order they were made (the journal commits a prefix of
       them); each file's unsynced writes survive as a prefix of themselves;
       a rename that replaces an existing file carries the renamed file's
@@ -40,8 +39,10 @@ operation) keeps:
 An operation on an inode whose own creation was lost is replayed into an
 unreachable inode, as a real file system would leave it (at worst in
 lost+found). Writes to SPOOL/lock (the holder's pid, for operators) are left
-out: the lock, not the pid, is what counts (section 9). When a sequence leaves more combinations than `limit` at one cut,
-the crash states are: none kept, all kept, each one operation alone lost (or
+out: the lock, not the pid, is what counts (section 9).
+
+When a sequence leaves more combinations than `limit` at one cut, the crash
+states are: none kept, all kept, each one operation alone lost (or
 torn), each one alone kept, each prefix, and random combinations (seeded) up
 to the limit; with a limit too small for all of those (the short form), only
 the first three kinds. Identical states are kept once.
@@ -49,7 +50,6 @@ the first three kinds. Identical states are kept once.
 import hashlib
 import itertools
 import os
-import random
 import stat
 
 ENTRY = {"mkdir", "create", "rename", "link", "unlink", "rmdir"}

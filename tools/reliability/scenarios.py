@@ -390,7 +390,9 @@ def present(b, n, areas, optional=False):
     def rule(view):
         found = _find(view, b.seed, n)
         if not found:
-            return None if optional else f"message {n} lost (accepted, in none of {', '.join(areas)})"
+            if optional or any(q["msgid"] == _msgid(b.seed, n) for q in view["corrupt"]):
+                return None   # quarantined: the judge counts that as corrupt, not lost
+            return f"message {n} lost (accepted, in none of {', '.join(areas)})"
         if len(found) > 1:
             return f"message {n} found {len(found)} times: {[m['area'] for m in found]}"
         if found[0]["area"] not in areas:
