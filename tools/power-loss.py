@@ -42,7 +42,7 @@ and its DSN), quarantine (`postern check` moving a damaged drop to
 corrupt/).
 
 Usage (as root; it enters a private mount namespace of its own):
-  tools/power-loss.py --short --mutate   the structured crash states (tools/test.sh, about 20 s)
+  tools/power-loss.py --short --mutate   the structured crash states (tools/test.sh, about 30 s)
   tools/power-loss.py --mutate           the full form (README's figures)
 Options: --binary PATH (default .build/debug/postern, else release);
 --model conservative|strict|ext4 (default conservative; see

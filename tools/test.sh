@@ -48,7 +48,7 @@ swift test
 # message accounted for, and 4 kills with the default backoff
 # (tools/crash-harness.py; README, Tests).
 tools/crash-harness.py --short --binary .build/debug/postern
-# Power loss, short form (about 20 s): each write protocol recorded under
+# Power loss, short form (about 30 s): each write protocol recorded under
 # strace, its order checked against spool-layout.md, the structured crash
 # states of every cut scanned, and each fsync of the drop skipped in turn to
 # prove the checks catch it (tools/power-loss.py; spool-layout.md 6.6).
