@@ -23,7 +23,6 @@ KIND and its fields:
 with "pid" and "time" (seconds since the epoch) on each.
 """
 import re
-import subprocess
 
 TRACED = ("openat,open,creat,write,pwrite64,writev,fsync,fdatasync,syncfs,sync,"
           "rename,renameat,renameat2,link,linkat,unlink,unlinkat,mkdir,mkdirat,rmdir,"
@@ -122,7 +121,6 @@ class Recorder:
     def __init__(self, roots):
         self.roots = [r.rstrip("/") for r in roots]
         self.offsets = {}      # (pid-group key, fd) -> file offset
-        self.dirs = set()      # relative paths known to be directories
         self.injected = []     # calls strace skipped (fault injection)
 
     def relative(self, path):
@@ -133,8 +131,7 @@ class Recorder:
                 return path[len(root) + 1:]
         return None
 
-    def parse(self, log_path, known_dirs=()):
-        self.dirs = set(known_dirs) | {"."}
+    def parse(self, log_path):
         ops = []
         for pid, t, text in merged_lines(log_path):
             if text.startswith("exit_group("):
@@ -262,12 +259,10 @@ class Recorder:
             if r is None:
                 return []
             times = args[2]
-            found = re.findall(r"\{tv_sec=(\d+), tv_nsec=(\d+)\}|UTIME_NOW|UTIME_OMIT", times)
             mtime = re.split(r",\s*(?=\{|UTIME)", times.strip("[]"))[-1] if times != "NULL" else "UTIME_NOW"
             m = re.search(r"tv_sec=(\d+), tv_nsec=(\d+)", mtime)
             if "UTIME_OMIT" in mtime and not m:
                 return []
-            del found
             return [{"op": "utime", "path": r, "mtime_ns": int(m.group(1)) * 10**9 + int(m.group(2)) if m else None}]
         if name in ("fchmod", "chmod", "fchmodat"):
             if name == "fchmod":
@@ -319,12 +314,6 @@ class Recorder:
         if name == "fallocate":
             raise ValueError("fallocate on the spool is not modelled")
         return []
-
-
-def record(cmd, log_path, roots, known_dirs=(), **kw):
-    """Runs `cmd` under strace; returns (completed process, operations)."""
-    proc = subprocess.run(traced(cmd, log_path), **kw)
-    return proc, Recorder(roots).parse(log_path, known_dirs)
 
 
 def show(op):
