@@ -9,6 +9,7 @@
 #   tools/test.sh --filter SpoolScannerTests      one suite
 #   tools/test.sh --package                       the Debian package only
 #   tools/test.sh --crash                         the crash harness's short form only
+#   tools/test.sh --power-loss                    the power-loss replay's short form only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,9 @@ if [[ ${1:-} == --package ]]; then
 elif [[ ${1:-} == --crash ]]; then
     swift build --product postern && swift build --product postern-drop
     exec tools/crash-harness.py --short --binary .build/debug/postern
+elif [[ ${1:-} == --power-loss ]]; then
+    swift build --product postern && swift build --product postern-drop
+    exec tools/power-loss.py --short --mutate --binary .build/debug/postern
 elif (($#)); then
     exec swift test "$@"
 fi
@@ -45,6 +49,11 @@ swift test
 # message accounted for, and 4 kills with the default backoff
 # (tools/crash-harness.py; README, Tests).
 tools/crash-harness.py --short --binary .build/debug/postern
+# Power loss, short form (about 30 s): each write protocol recorded under
+# strace, its order checked against spool-layout.md, the structured crash
+# states of every cut scanned, and each fsync of the drop skipped in turn to
+# prove the checks catch it (tools/power-loss.py; spool-layout.md 6.6).
+tools/power-loss.py --short --mutate --binary .build/debug/postern
 # After the Swift tests, as a step of its own: it makes a release build (a few
 # minutes on a fresh clone), installs the package into a throwaway copy of
 # this machine and sends mail through it (about a minute more).

@@ -57,6 +57,32 @@ struct MessageStoreTests {
         try store.remove(envelope.id, from: .hold)
         #expect(try spool.names(.hold).isEmpty)
     }
+
+    /// An operator's delete takes the message out of its area by one rename into tmp/, fsyncs the area, then removes it: a power loss midway never leaves a half-removed message to quarantine.
+    @Test func syncedRemovalLeavesTheAreaFirst() throws {
+        let envelope = try spool.plant(.queue)
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        var store = MessageStore(layout: spool.layout)
+        store.fileSystem = recorder
+        try store.remove(envelope.id, from: .queue, sync: true)
+        let id = envelope.id
+        #expect(recorder.calls == ["rename queue/\(id) tmp/\(id)", "fsync queue/", "remove tmp/\(id)"])
+        #expect(try spool.names(.queue).isEmpty)
+        #expect(try spool.temporaryNames().isEmpty)
+    }
+
+    /// With a leftover tmp/ID in the way, the message is removed where it is, and the area still fsynced.
+    @Test func syncedRemovalBesideALeftover() throws {
+        let envelope = try spool.plant(.queue)
+        let id = envelope.id
+        try FileManager.default.createDirectory(atPath: spool.layout.tmp + "/" + id.rawValue + "/x", withIntermediateDirectories: true)
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        var store = MessageStore(layout: spool.layout)
+        store.fileSystem = recorder
+        try store.remove(id, from: .queue, sync: true)
+        #expect(recorder.calls == ["remove queue/\(id)", "fsync queue/"])
+        #expect(try spool.names(.queue).isEmpty)
+    }
 }
 
 /// Holding or releasing many messages syncs the two areas once, after every rename.
@@ -70,7 +96,7 @@ struct BatchControlTests {
         var control = QueueControl(layout: spool.layout)
         control.store.fileSystem = recorder
         #expect(control.apply(.delete, to: id) == .changed)
-        #expect(recorder.calls == ["remove queue/\(id)", "fsync queue/"])
+        #expect(recorder.calls == ["rename queue/\(id) tmp/\(id)", "fsync queue/", "remove tmp/\(id)"])
         #expect(try spool.names(.queue).isEmpty)
     }
 

@@ -100,8 +100,24 @@ public struct MessageStore {
     /// Removes a message whose recipients are all final (section 6.4); no
     /// fsync unless `sync`: an operator's `delete` must not come back after a
     /// power loss and be delivered after all.
+    ///
+    /// The message leaves its area by one rename into `tmp/` before any of its
+    /// files is removed, and with `sync` the area is fsynced right after that
+    /// rename: a crash or a power loss partway through the removal then leaves
+    /// a leftover of `tmp/`, never a message directory missing a file, which the
+    /// scanner would quarantine (tools/power-loss.py found that). Should
+    /// `tmp/ID` exist already (an earlier crash's leftover), the message is
+    /// removed where it is.
     public func remove(_ id: QueueID, from area: SpoolLayout.Area, sync: Bool = false) throws(SpoolIOError) {
-        try fileSystem.removeTree(layout.path(area, id))
+        let out: String
+        do {
+            out = try discard(id, from: area)
+        } catch {
+            try fileSystem.removeTree(layout.path(area, id))
+            if sync { try fileSystem.syncDirectory(layout.directory(area)) }
+            return
+        }
         if sync { try fileSystem.syncDirectory(layout.directory(area)) }
+        try fileSystem.removeTree(out)
     }
 }
