@@ -255,7 +255,8 @@ def sc_accept_batch(b):
 
 
 def sc_listener(b):
-    """A message through the daemon's SMTP listener (6.1): durable before the 250 after the final dot."""
+    """A message through the daemon's SMTP listener (6.1, "Straight into the queue"): committed by its
+    rename from tmp/ into queue/ and durable before the 250 after the final dot; then deferred."""
     b.start_peer({"defer": 100})
     port = free_port()
     n = 26
@@ -439,7 +440,7 @@ def quarantined(qid):
 REQUIRED = {
     "drop": {"commit"}, "drop-setgid": {"commit"}, "accept-defer": {"move", "update"},
     "adopt-defer": {"commit", "update", "adoption"}, "deliver": {"move", "remove"},
-    "accept-batch": {"move", "update"}, "listener": {"commit", "move", "update"}, "hold-all": {"move"},
+    "accept-batch": {"move", "update"}, "listener": {"commit", "update"}, "hold-all": {"move"},
     "reject-dsn": {"move", "update", "commit", "remove"}, "hold": {"move"}, "hold-reason": {"move", "update"},
     "release": {"move"}, "delete": {"remove"}, "fail": {"update", "commit"}, "quarantine": {"quarantine"},
 }
