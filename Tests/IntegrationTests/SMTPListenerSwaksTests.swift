@@ -78,7 +78,7 @@ struct SMTPListenerSwaksTests {
             #expect(lines.contains { $0.hasPrefix("<~  235 2.7.0 ") }, "\(run.transcript)")
             #expect(lines.contains { $0.hasPrefix("<~  250 2.0.0 ") }, "\(run.transcript)")
         }
-        #expect(fixture.waitForLog("msg=accepted", count: 2))
+        #expect(fixture.waitForLog("msg=received", count: 2))
         let messages = try fixture.spool.names(.queue).map { String(decoding: try fixture.spool.read("queue/\($0)/message"), as: UTF8.self) }
         #expect(messages.count == 2)
         #expect(messages.allSatisfy { $0.contains("([127.0.0.3])") && $0.contains("with ESMTPSA id") })
@@ -96,7 +96,7 @@ struct SMTPListenerSwaksTests {
         let run = try Self.swaks(["--to", "bob@example.net", "--data", "-"], port: port, input: body)
         #expect(run.status == 0, "\(run.transcript)")
         #expect(run.transcript.contains("<-  250-8BITMIME") && run.transcript.contains("<-  250-SMTPUTF8"))
-        #expect(fixture.waitForLog("msg=accepted"))
+        #expect(fixture.waitForLog("msg=received"))
         let id = try #require(try fixture.spool.names(.queue).first)
         let envelope = try fixture.envelope(id)
         #expect(envelope.eightBit && !envelope.smtputf8)
