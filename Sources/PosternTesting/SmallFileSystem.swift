@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PosternCore
 import Spool
 
 /// A size-limited tmpfs mounted over a test's spool, for the full-disk and
@@ -61,16 +62,17 @@ public final class SmallFileSystem: @unchecked Sendable {
         let chunk = [UInt8](repeating: 0x46, count: 65536)
         var total = 0
         while true {
-            let count = chunk.withUnsafeBytes { write(filler, $0.baseAddress, $0.count) }
-            if count > 0 {
-                total += count
-                continue
+            do throws(SystemCallError) {
+                try POSIX.writeAll(filler, chunk)
+                total += chunk.count
+            } catch where error.code == ENOSPC {
+                total += error.transferred
+                // Then single octets: the last partial page.
+                while (chunk.withUnsafeBytes { write(filler, $0.baseAddress, 1) }) == 1 { total += 1 }
+                return total
+            } catch {
+                throw SpoolIOError("write", path + "/" + Self.fillerName, error.code)
             }
-            if count < 0, errno == EINTR { continue }
-            if count < 0, errno != ENOSPC { throw SpoolIOError("write", path + "/" + Self.fillerName) }
-            // Then single octets: the last partial page.
-            while (chunk.withUnsafeBytes { write(filler, $0.baseAddress, 1) }) == 1 { total += 1 }
-            return total
         }
     }
 

@@ -14,7 +14,7 @@ public struct SpoolIOError: Error, Sendable, Equatable, CustomStringConvertible 
     }
 
     public var description: String {
-        "\(operation) \(path): \(String(cString: strerror(code)))"
+        "\(operation) \(path): \(POSIX.errorText(code))"
     }
 
     /// The sysexits status a command reports for this failure: a full or

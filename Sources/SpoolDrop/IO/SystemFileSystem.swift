@@ -1,5 +1,6 @@
 import CSysShim
 import Glibc
+import PosternBase
 
 /// The real file system, through plain system calls.
 public struct SystemFileSystem: FileSystem {
@@ -32,15 +33,7 @@ public struct SystemFileSystem: FileSystem {
     }
 
     public func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolIOError) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw SpoolIOError("write", path)
-            }
-            offset += written
-        }
+        do throws(SystemCallError) { try POSIX.writeAll(fd, bytes) } catch { throw SpoolIOError("write", path, error.code) }
     }
 
     public func sync(_ fd: Int32, path: String) throws(SpoolIOError) {
