@@ -32,6 +32,15 @@ public final class SmallFileSystem: @unchecked Sendable {
         _ = try SpoolInitializer(layout: spool.layout, owner: getuid(), ownerGroup: getgid(), dropGroup: dropGroup).run()
     }
 
+    /// A ramfs over `spool`'s root, with the spool made there again: a file
+    /// system without POSIX ACLs (every ACL call fails with EOPNOTSUPP), and
+    /// without a size limit, so `fill` must not be used on it.
+    public init(withoutACLsOver spool: TemporarySpool) throws {
+        path = spool.layout.root
+        guard mount("ramfs", path, "ramfs", 0, "mode=0755") == 0 else { throw SpoolIOError("mount ramfs", path) }
+        _ = try SpoolInitializer(layout: spool.layout, owner: getuid(), ownerGroup: getgid(), dropGroup: nil).run()
+    }
+
     private var mounted = true
 
     deinit {

@@ -32,6 +32,14 @@ public struct SystemFileSystem: FileSystem {
         return fd
     }
 
+    public func grantAccess(_ path: String, to user: uid_t, permissions: mode_t) throws(SpoolIOError) {
+        guard csys_grant_user(path, user, UInt32(permissions)) == 0 else {
+            let code = errno
+            throw SpoolIOError(code == EOPNOTSUPP ? "set a POSIX ACL (the spool's file system has none; mount it with acl) on"
+                                                  : "set a POSIX ACL on", path, code)
+        }
+    }
+
     public func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolIOError) {
         do throws(SystemCallError) { try POSIX.writeAll(fd, bytes) } catch { throw SpoolIOError("write", path, error.code) }
     }
