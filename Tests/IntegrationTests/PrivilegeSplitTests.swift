@@ -50,7 +50,9 @@ import Testing
             if mode == "all" or area == "queue":
                 attempt("create in " + area + "/ID", lambda: create(base + "/extra"))
                 attempt("unlink " + area + "/ID/message", lambda: os.unlink(base + "/message"))
-            attempt("rename " + area + "/ID", lambda: os.rename(base, spool + "/drop/" + qid[:-1] + "0"))
+            # Another name: a rename onto itself succeeds without any permission check.
+            other = qid[:-1] + ("1" if qid.endswith("0") else "0")
+            attempt("rename " + area + "/ID", lambda: os.rename(base, spool + "/drop/" + other))
             attempt("rmdir " + area + "/ID", lambda: os.rmdir(base))
         print(json.dumps(results))
         """#
@@ -80,10 +82,17 @@ import Testing
     /// bit), and, even knowing its ID, can neither list nor read nor change
     /// it while it waits in drop/: the drop's ACL lets in its writer and the
     /// spool owner, and gives the drop group nothing (spool-layout.md section
-    /// 3). Both messages are delivered intact, nothing is quarantined.
-    @Test func memberCannotReachAnothersDrop() throws {
+    /// 3). Both messages are delivered intact, nothing is quarantined. On the
+    /// test's file system (ext4 here) and on a tmpfs mounted over the spool.
+    @Test(arguments: [false, true]) func memberCannotReachAnothersDrop(onTmpfs: Bool) throws {
         let fixture = try DaemonFixture()
+        let tmpfs = onTmpfs ? try SmallFileSystem(at: fixture.spool.layout.root, size: 16 << 20) : nil
+        defer { tmpfs?.unmount() }
         try fixture.useDropGroup(65534, daemonUser: Self.daemonUser)
+        // The tmpfs is there: the spool's tmp/ is on another device than the test's directory.
+        var spoolInfo = stat(), outerInfo = stat()
+        #expect(stat(fixture.spool.layout.tmp, &spoolInfo) == 0 && stat(fixture.spool.directory, &outerInfo) == 0)
+        #expect((spoolInfo.st_dev != outerInfo.st_dev) == onTmpfs)
         let dropped = try Self.drop(fixture, as: Self.victim, subject: "private")
         #expect(dropped.status == 0, "\(dropped.stderr)")
         let id = dropped.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
