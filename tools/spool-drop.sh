@@ -34,13 +34,24 @@ for byte in $(od -An -N16 -tu1 /dev/urandom); do
     id=$id$(printf %s "$alphabet" | cut -c $((byte % 32 + 1)))
 done
 
+# A drop is its writer's alone; a writer other than the spool owner (the owner
+# of tmp/) lets the owner in by a POSIX ACL that gives the group nothing
+# (spool-layout.md section 3). setfacl(1) is in Debian's acl package.
+owner=$(stat -c %u "$spool/tmp")
+acl() {
+    [ "$owner" = "$(id -u)" ] && return 0
+    command -v setfacl > /dev/null || { echo "$0: setfacl(1) is needed to drop as another user than the spool owner" >&2; exit 75; }
+    setfacl -m "u:$owner:$1,g::-,m::$1,o::-" "$2" || exit 75
+}
+
 # 1. Build the message directory in tmp/ (removed again if anything fails).
 tmp=$spool/tmp/$id
-mkdir -m 0770 "$tmp"
+mkdir -m 0700 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
+acl rwx "$tmp"
 # 2. Write the message and fsync it (coreutils' sync FILE calls fsync(2) on it).
-cat > "$tmp/message"
-chmod 0640 "$tmp/message"
+(umask 077 && cat > "$tmp/message")
+acl r "$tmp/message"
 sync "$tmp/message"
 # 3. Write the envelope and fsync it.
 size=$(wc -c < "$tmp/message")
@@ -50,7 +61,8 @@ for address in "$@"; do
 done
 printf '{"version":"1.0","id":"%s","sender":"%s","recipients":[%s],"arrival":"%s","size":%d,"uid":%d}\n' \
     "$id" "$sender" "$recipients" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" $((size)) "$(id -u)" > "$tmp/envelope.json"
-chmod 0640 "$tmp/envelope.json"
+chmod 0600 "$tmp/envelope.json"
+acl r "$tmp/envelope.json"
 sync "$tmp/envelope.json"
 # 4. fsync the message directory, so its entries are durable before it is visible.
 sync "$tmp"

@@ -6,6 +6,10 @@
 #include <errno.h>
 #include <sys/syscall.h>
 #include <linux/openat2.h>
+#include <endian.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include "CSysShim.h"
 
 _Static_assert(RENAME_NOREPLACE == CSYS_RENAME_NOREPLACE, "RENAME_NOREPLACE");
@@ -34,3 +38,29 @@ int csys_open_beneath(int dirfd, const char *path, int flags) {
 
 /* fcntl(F_SETPIPE_SZ): a bigger pipe for a listing's output (Linux only). */
 int csys_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+/* The kernel's form of an access ACL (the "system.posix_acl_access" extended
+   attribute, as libacl writes it): a little-endian version 2 header, then
+   entries sorted by tag. Setting it also sets the mode's group bits to the
+   mask and its other bits to those of the OTHER entry. */
+struct csys_acl_entry { uint16_t tag, perm; uint32_t id; } __attribute__((packed));
+enum { CSYS_ACL_USER_OBJ = 0x01, CSYS_ACL_USER = 0x02, CSYS_ACL_GROUP_OBJ = 0x04, CSYS_ACL_MASK = 0x10, CSYS_ACL_OTHER = 0x20 };
+
+int csys_grant_user(const char *path, unsigned int uid, unsigned int perms) {
+    struct stat status;
+    if (lstat(path, &status) != 0) return -1;
+    const uint32_t none = 0xFFFFFFFFu;
+    struct { uint32_t version; struct csys_acl_entry entries[5]; } __attribute__((packed)) acl = {
+        htole32(2), {
+            { htole16(CSYS_ACL_USER_OBJ), htole16((status.st_mode >> 6) & 7), htole32(none) },
+            { htole16(CSYS_ACL_USER), htole16(perms & 7), htole32(uid) },
+            { htole16(CSYS_ACL_GROUP_OBJ), 0, htole32(none) },
+            { htole16(CSYS_ACL_MASK), htole16(perms & 7), htole32(none) },
+            { htole16(CSYS_ACL_OTHER), 0, htole32(none) },
+        } };
+    return lsetxattr(path, "system.posix_acl_access", &acl, sizeof acl, 0);
+}
+
+long csys_lgetxattr(const char *path, const char *name, void *value, unsigned long size) {
+    return (long)lgetxattr(path, name, value, size);
+}

@@ -106,15 +106,15 @@ public struct Configuration: Sendable, Equatable {
     /// The default path of the configuration file.
     public static let defaultPath = "/etc/postern/postern.toml"
 
-    /// The default of `hostname`: the first line of `/etc/mailname`, as
-    /// Debian's MTAs honour it, else this machine's host name from
-    /// gethostname(2).
+    /// The default of `hostname`: `SystemHost.defaultMailName()` (the first
+    /// line of `/etc/mailname`, as Debian's MTAs honour it, else this
+    /// machine's host name from gethostname(2)).
     ///
     /// Returns "" if both fail; `parse` then reports that the system host
     /// name is unusable and asks for `hostname` in the file, rather than the
     /// daemon announcing a made-up name.
     public static func systemHostname() -> String {
-        SystemHost.mailName() ?? SystemHost.name() ?? ""
+        SystemHost.defaultMailName() ?? ""
     }
 }
 

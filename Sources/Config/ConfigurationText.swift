@@ -1,4 +1,5 @@
 import Foundation
+import PosternCore
 
 // The configuration as text on disk: reading the file, and writing the
 // configuration back out as TOML.
@@ -89,23 +90,18 @@ enum ConfigurationFile {
         guard fd >= 0 else {
             let code = errno
             if code == ENOENT, !required { return nil }
-            throw ConfigurationError(source: path, message: "cannot open the configuration file: \(errorText(code))")
+            throw ConfigurationError(source: path, message: "cannot open the configuration file: \(POSIX.errorText(code))")
         }
         defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                throw ConfigurationError(source: path, message: "cannot read the configuration file: \(errorText(code))")
-            }
-            if count == 0 { break }
-            bytes += buffer[..<count]
-            guard bytes.count <= sizeLimit else {
-                throw ConfigurationError(source: path, message: "the file is larger than \(sizeLimit) bytes")
-            }
+        let bytes: [UInt8]
+        do throws(SystemCallError) {
+            // One octet more than the limit tells a file at the limit from a larger one.
+            bytes = try POSIX.read(fd, upTo: sizeLimit + 1)
+        } catch {
+            throw ConfigurationError(source: path, message: "cannot read the configuration file: \(error)")
+        }
+        guard bytes.count <= sizeLimit else {
+            throw ConfigurationError(source: path, message: "the file is larger than \(sizeLimit) bytes")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ConfigurationError(source: path, message: "the file is not valid UTF-8 (TOML files must be)")
@@ -113,7 +109,4 @@ enum ConfigurationFile {
         return text
     }
 
-    private static func errorText(_ code: Int32) -> String {
-        String(cString: strerror(code))
-    }
 }

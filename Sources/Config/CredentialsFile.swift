@@ -1,4 +1,5 @@
 import Foundation
+import PosternCore
 import TOMLKit
 
 /// A transport's AUTH secret, read from the file its `credentials` key names:
@@ -31,11 +32,11 @@ public enum CredentialsFile {
         guard fd >= 0 else {
             let code = errno
             if code == ELOOP { throw fail("the credentials file is a symbolic link; name the file itself") }
-            throw fail("cannot open the credentials file: \(String(cString: strerror(code)))")
+            throw fail("cannot open the credentials file: \(POSIX.errorText(code))")
         }
         defer { close(fd) }
         var status = stat()
-        guard fstat(fd, &status) == 0 else { throw fail("cannot stat the credentials file: \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &status) == 0 else { throw fail("cannot stat the credentials file: \(POSIX.errorText(errno))") }
         guard status.st_mode & S_IFMT == S_IFREG else { throw fail("the credentials file is not a regular file") }
         guard status.st_uid == geteuid() || status.st_uid == 0 else {
             throw fail("the credentials file belongs to uid \(status.st_uid); it must belong to the daemon's user (uid \(geteuid())) or root")
@@ -44,15 +45,13 @@ public enum CredentialsFile {
             throw fail("the credentials file is readable by others (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it")
         }
         guard status.st_size <= sizeLimit else { throw fail("the credentials file is larger than \(sizeLimit) bytes") }
-        var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
-        var filled = 0
-        while filled < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }
-            filled += count
+        let bytes: [UInt8]
+        do throws(SystemCallError) {
+            bytes = try POSIX.read(fd, upTo: Int(status.st_size))
+        } catch {
+            throw fail("cannot read the credentials file: \(error)")
         }
-        guard let text = String(validating: bytes[..<filled], as: UTF8.self), !text.utf8.contains(0) else {
+        guard let text = String(validating: bytes, as: UTF8.self), !text.utf8.contains(0) else {
             throw fail("the credentials file is not UTF-8 text")
         }
         return try parse(text, source: path)

@@ -1,4 +1,5 @@
 import Glibc
+import PosternCore
 
 /// One query to one server, over UDP or TCP, bounded by a deadline. Every
 /// socket is opened and closed inside the call, so calls share nothing.
@@ -17,20 +18,30 @@ enum DNSSocket {
         guard server.withSockaddr({ connect(fd, $0, $1) }) == 0 else {
             return .failure(.failed("connect: \(errorText())"))
         }
-        let sent = query.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard sent == query.count else { return .failure(.failed("send: \(errorText())")) }
+        // One datagram: sent whole or not at all.
+        let sent = Result { () throws(SystemCallError) in
+            try POSIX.uninterrupted { query.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+        }
+        switch sent {
+        case .success(let count) where count == query.count: break
+        case .success(let count): return .failure(.failed("send: \(count) of \(query.count) octets"))
+        case .failure(let error): return .failure(.failed("send: \(error)"))
+        }
 
         // A datagram can be larger than the size we advertised; take all of it,
         // so a reply is never silently cut (the parser then sees every octet).
         var buffer = [UInt8](repeating: 0, count: DNSLimits.maxMessageOctets)
         while true {
             if let failure = wait(fd, for: Int16(POLLIN), until: deadline) { return .failure(failure) }
-            let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if received < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                return .failure(.failed("recv: \(errorText())"))
+            let received = buffer.withUnsafeMutableBytes { raw in
+                Result { () throws(SystemCallError) in try POSIX.readSome(into: raw) { recv(fd, $0.baseAddress, $0.count, 0) } }
             }
-            let reply = Array(buffer[..<received])
+            let reply: [UInt8]
+            switch received {
+            case .success(let count): reply = Array(buffer[..<count])
+            case .failure(let error) where error.wouldBlock: continue   // readiness without a datagram: wait again
+            case .failure(let error): return .failure(.failed("recv: \(error)"))
+            }
             if DNSTransport.matches(reply, id: id, question: question) { return .success(reply) }
         }
     }
@@ -51,7 +62,7 @@ enum DNSSocket {
             var error: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error == 0 else {
-                return .failure(.failed("TCP connect: \(String(cString: strerror(error)))"))
+                return .failure(.failed("TCP connect: \(POSIX.errorText(error))"))
             }
         }
 
@@ -59,14 +70,16 @@ enum DNSSocket {
         var written = 0
         while written < message.count {
             if let failure = wait(fd, for: Int16(POLLOUT), until: deadline) { return .failure(failure) }
-            let count = message.withUnsafeBytes { raw in
-                send(fd, raw.baseAddress! + written, raw.count - written, Int32(MSG_NOSIGNAL))
+            let sent = message.withUnsafeBytes { raw in
+                Result { () throws(SystemCallError) in
+                    try POSIX.writeAll(UnsafeRawBufferPointer(rebasing: raw[written...])) { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                }
             }
-            if count < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                return .failure(.failed("TCP send: \(errorText())"))
+            switch sent {
+            case .success: written = message.count
+            case .failure(let error) where error.wouldBlock: written += error.transferred   // the rest when it is writable
+            case .failure(let error): return .failure(.failed("TCP send: \(error)"))
             }
-            written += count
         }
 
         let prefix: [UInt8]
@@ -94,14 +107,17 @@ enum DNSSocket {
         while filled < count {
             if let failure = wait(fd, for: Int16(POLLIN), until: deadline) { return .failure(failure) }
             let received = octets.withUnsafeMutableBytes { raw in
-                recv(fd, raw.baseAddress! + filled, raw.count - filled, 0)
+                Result { () throws(SystemCallError) in
+                    try POSIX.fill(UnsafeMutableRawBufferPointer(rebasing: raw[filled...])) { recv(fd, $0.baseAddress, $0.count, 0) }
+                }
             }
-            if received < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                return .failure(.failed("TCP recv: \(errorText())"))
+            switch received {
+            case .success(let got):
+                filled += got
+                guard filled == count else { return .failure(.failed("TCP connection closed early")) }
+            case .failure(let error) where error.wouldBlock: filled += error.transferred   // the rest when it arrives
+            case .failure(let error): return .failure(.failed("TCP recv: \(error)"))
             }
-            guard received > 0 else { return .failure(.failed("TCP connection closed early")) }
-            filled += received
         }
         return .success(octets)
     }
@@ -120,6 +136,6 @@ enum DNSSocket {
     }
 
     private static func errorText() -> String {
-        String(cString: strerror(errno))
+        POSIX.errorText(errno)
     }
 }

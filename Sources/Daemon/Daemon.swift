@@ -161,7 +161,7 @@ public final class Daemon {
                        pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
             let ready = poll(&fds, 2, timeout())
             if ready < 0 && errno != EINTR {
-                logger.error("poll failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
+                logger.error("poll failed", metadata: ["error": "\(POSIX.errorText(errno))"])
             }
             if fds[0].revents != 0 { handle(watcher.read()) }
             if controlPending && !scanning {

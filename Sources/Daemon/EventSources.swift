@@ -1,5 +1,6 @@
 import CSysShim
 import Glibc
+import PosternCore
 
 /// A pipe that wakes the daemon's `poll(2)`: workers write 0 when a job is
 /// done, the signal handler writes the signal's number.
@@ -9,7 +10,7 @@ final class WakePipe: @unchecked Sendable {
 
     init() throws(DaemonError) {
         var fds: [Int32] = [0, 0]
-        guard csys_pipe2(&fds, O_NONBLOCK | O_CLOEXEC) == 0 else { throw DaemonError("pipe2: \(String(cString: strerror(errno)))") }
+        guard csys_pipe2(&fds, O_NONBLOCK | O_CLOEXEC) == 0 else { throw DaemonError("pipe2: \(POSIX.errorText(errno))") }
         readEnd = fds[0]
         writeEnd = fds[1]
     }
@@ -83,7 +84,7 @@ final class DirectoryWatcher {
 
     init() throws(DaemonError) {
         fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard fd >= 0 else { throw DaemonError("inotify_init1: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw DaemonError("inotify_init1: \(POSIX.errorText(errno))") }
     }
 
     deinit {
@@ -94,7 +95,7 @@ final class DirectoryWatcher {
     func watch(_ path: String) throws(DaemonError) {
         let mask = UInt32(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
         let descriptor = inotify_add_watch(fd, path, mask)
-        guard descriptor >= 0 else { throw DaemonError("inotify_add_watch \(path): \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else { throw DaemonError("inotify_add_watch \(path): \(POSIX.errorText(errno))") }
         directories[descriptor] = path
     }
 

@@ -42,16 +42,12 @@ public struct LogfmtHandler: LogHandler {
         case .logfmt: fields.map { "\($0.0)=\(Self.quoted($0.1))" }.joined(separator: " ")
         case .json: Self.json(fields)
         }
-        var bytes = Array((line + "\n").utf8)
-        // One write(2) per line, so that lines from several threads never interleave.
-        bytes.withUnsafeMutableBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(2, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                guard written > 0 else { return }
-                offset += written
-            }
+        // One write(2) per line (the helper continues only a short write), so
+        // that lines from several threads do not interleave.
+        do throws(SystemCallError) {
+            try POSIX.writeAll(STDERR_FILENO, Array((line + "\n").utf8))
+        } catch {
+            // A log that cannot be written has nowhere to report that; the line is lost.
         }
     }
 

@@ -135,10 +135,9 @@ public struct MaildirTransport: Transport {
         defer { output.deallocate() }
         var pendingCR = false
         while true {
-            let count = read(source, input.baseAddress, input.count)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw MaildirError("read", sourcePath)
+            let count: Int
+            do throws(SystemCallError) { count = try POSIX.readSome(source, into: input) } catch {
+                throw MaildirError("read", sourcePath, code: error.code)
             }
             if count == 0 { break }
             let produced = Self.convertLineEndings(UnsafeRawBufferPointer(rebasing: input[..<count]), into: output, pendingCR: &pendingCR)
@@ -180,23 +179,11 @@ public struct MaildirTransport: Transport {
     }
 
     private func write(_ bytes: [UInt8], to fd: Int32, path: String) throws(MaildirError) {
-        var failure: MaildirError?
-        bytes.withUnsafeBytes { raw in
-            do throws(MaildirError) { try write(raw, to: fd, path: path) } catch { failure = error }
-        }
-        if let failure { throw failure }
+        do throws(SystemCallError) { try POSIX.writeAll(fd, bytes) } catch { throw MaildirError("write", path, code: error.code) }
     }
 
     private func write(_ bytes: UnsafeRawBufferPointer, to fd: Int32, path: String) throws(MaildirError) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw MaildirError("write", path)
-            }
-            offset += written
-        }
+        do throws(SystemCallError) { try POSIX.writeAll(fd, bytes) } catch { throw MaildirError("write", path, code: error.code) }
     }
 
     /// `<seconds>.M<microseconds>P<pid>Q<deliveries>.<host>`, the spec's modern
@@ -223,8 +210,10 @@ public struct MaildirTransport: Transport {
         return escaped
     }
 
+    /// The machine's own name, as the Maildir specification's "host" is
+    /// (not the mail name of /etc/mailname): `SystemHost` documents the order.
     static func systemHostname() -> String {
-        SystemHost.name() ?? "localhost"
+        SystemHost.name() ?? SystemHost.lastResort
     }
 }
 
@@ -309,6 +298,6 @@ struct MaildirError: Error, CustomStringConvertible {
     }
 
     init(_ operation: String, _ path: String, code: Int32 = errno) {
-        description = "\(operation) \(path): \(String(cString: strerror(code)))"
+        description = "\(operation) \(path): \(POSIX.errorText(code))"
     }
 }

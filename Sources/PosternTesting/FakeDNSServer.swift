@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import PosternCore
 import Synchronization
 
 /// A fake recursive resolver on loopback, for `SystemResolver` tests: a UDP
@@ -258,7 +259,7 @@ public final class FakeDNSServer: Sendable {
         }
         guard result == 0 else {
             close(fd)
-            throw SetupError(description: "bind failed: \(String(cString: strerror(errno)))")
+            throw SetupError(description: "bind failed: \(POSIX.errorText(errno))")
         }
         return fd
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PosternCore
 
 /// A private HTTPS server on `127.0.0.1:port` serving MTA-STS policies (RFC 8461
 /// 3.3) for integration tests of the policy fetch: per host name (`mta-sts.DOMAIN`)
@@ -98,7 +99,7 @@ public final class MTASTSPeer: @unchecked Sendable {
             let temporary = directory + "/sites.tmp"
             try Data(sites.values.sorted().map { $0 + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: temporary))
             guard rename(temporary, directory + "/sites") == 0 else {
-                throw Failure(description: "rename \(temporary): \(String(cString: strerror(errno)))")
+                throw Failure(description: "rename \(temporary): \(POSIX.errorText(errno))")
             }
         }
     }

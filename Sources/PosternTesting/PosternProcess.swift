@@ -1,6 +1,7 @@
 import Foundation
 import CSysShim
 import Glibc
+import PosternCore
 
 /// Runs the built `postern` binary as a child process, as users and scripts do.
 public struct PosternProcess {
@@ -103,14 +104,8 @@ public struct PosternProcess {
         let errData = Drain(stderrPipe.read)
         // A child that exits before reading everything closes the pipe: EPIPE, not SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
-        input.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = Glibc.write(stdinPipe.write, raw.baseAddress! + offset, raw.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 { break }
-                offset += written
-            }
+        do throws(SystemCallError) { try POSIX.writeAll(stdinPipe.write, Array(input)) } catch {
+            // EPIPE: the child stopped reading; its status and output tell the test why.
         }
         close(stdinPipe.write)
         var status: Int32 = 0

@@ -41,6 +41,11 @@ public final class RecordingFileSystem: FileSystem {
         return fd
     }
 
+    public func grantAccess(_ path: String, to user: uid_t, permissions: mode_t) throws(SpoolIOError) {
+        try real.grantAccess(path, to: user, permissions: permissions)
+        record("acl \(relative(path)) user:\(user):\(String(permissions, radix: 8))")
+    }
+
     public func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolIOError) {
         try real.write(fd, bytes, path: path)
         record("write \(relative(path))")

@@ -2,6 +2,7 @@ import COpenSSL
 import COpenSSLShim
 import Foundation
 import Glibc
+import PosternCore
 
 /// An SMTP server that follows a script, for testing the client without a
 /// network: it runs on its own thread at one end of a socketpair, and the
@@ -298,14 +299,12 @@ public struct PeerConnection {
     /// gone (EPIPE, ECONNRESET), for the steps that send until it does.
     mutating func trySend(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let count = Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-                if count < 0, errno == EINTR { continue }
-                guard count > 0 else { return false }
-                offset += count
+            do throws(SystemCallError) {
+                try POSIX.writeAll(raw) { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                return true
+            } catch {
+                return false
             }
-            return true
         }
     }
 

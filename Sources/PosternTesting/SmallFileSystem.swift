@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PosternCore
 import Spool
 
 /// A size-limited tmpfs mounted over a test's spool, for the full-disk and
@@ -29,6 +30,15 @@ public final class SmallFileSystem: @unchecked Sendable {
     public convenience init(over spool: TemporarySpool, size: Int, dropGroup: gid_t? = nil) throws {
         try self.init(at: spool.layout.root, size: size)
         _ = try SpoolInitializer(layout: spool.layout, owner: getuid(), ownerGroup: getgid(), dropGroup: dropGroup).run()
+    }
+
+    /// A ramfs over `spool`'s root, with the spool made there again: a file
+    /// system without POSIX ACLs (every ACL call fails with EOPNOTSUPP), and
+    /// without a size limit, so `fill` must not be used on it.
+    public init(withoutACLsOver spool: TemporarySpool) throws {
+        path = spool.layout.root
+        guard mount("ramfs", path, "ramfs", 0, "mode=0755") == 0 else { throw SpoolIOError("mount ramfs", path) }
+        _ = try SpoolInitializer(layout: spool.layout, owner: getuid(), ownerGroup: getgid(), dropGroup: nil).run()
     }
 
     private var mounted = true
@@ -61,16 +71,17 @@ public final class SmallFileSystem: @unchecked Sendable {
         let chunk = [UInt8](repeating: 0x46, count: 65536)
         var total = 0
         while true {
-            let count = chunk.withUnsafeBytes { write(filler, $0.baseAddress, $0.count) }
-            if count > 0 {
-                total += count
-                continue
+            do throws(SystemCallError) {
+                try POSIX.writeAll(filler, chunk)
+                total += chunk.count
+            } catch where error.code == ENOSPC {
+                total += error.transferred
+                // Then single octets: the last partial page.
+                while (chunk.withUnsafeBytes { write(filler, $0.baseAddress, 1) }) == 1 { total += 1 }
+                return total
+            } catch {
+                throw SpoolIOError("write", path + "/" + Self.fillerName, error.code)
             }
-            if count < 0, errno == EINTR { continue }
-            if count < 0, errno != ENOSPC { throw SpoolIOError("write", path + "/" + Self.fillerName) }
-            // Then single octets: the last partial page.
-            while (chunk.withUnsafeBytes { write(filler, $0.baseAddress, 1) }) == 1 { total += 1 }
-            return total
         }
     }
 

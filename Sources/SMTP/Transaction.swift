@@ -34,10 +34,10 @@ public final class FileMessageSource: MessageSource {
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(SMTPError.Refusal) -> Int {
-        while true {
-            let count = pread(fd, buffer.baseAddress, buffer.count, off_t(offset))
-            if count >= 0 { return count }
-            if errno != EINTR { throw .messageUnreadable(String(cString: strerror(errno))) }
+        do throws(SystemCallError) {
+            return try POSIX.readSome(into: buffer) { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+        } catch {
+            throw .messageUnreadable(error.description)
         }
     }
 }

@@ -17,7 +17,7 @@ public enum StreamError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .timeout: "timed out"
         case .closed: "connection closed by peer"
-        case .system(let operation, let code): "\(operation): \(String(cString: strerror(code)))"
+        case .system(let operation, let code): "\(operation): \(POSIX.errorText(code))"
         case .tls(let error): error.description
         }
     }
@@ -79,31 +79,33 @@ public final class SocketStream: ByteStream {
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, deadline: Deadline) throws(StreamError) -> Int {
         while true {
-            let count = recv(fileDescriptor, buffer.baseAddress, buffer.count, 0)
-            if count >= 0 { return count }
-            switch errno {
-            case EAGAIN, EWOULDBLOCK: try waitFor(fileDescriptor, events: Int16(POLLIN), deadline: deadline)
-            case EINTR: continue
-            case ECONNRESET: throw .closed
-            default: throw .system(operation: "recv", code: errno)
+            do throws(SystemCallError) {
+                return try POSIX.readSome(into: buffer) { recv(fileDescriptor, $0.baseAddress, $0.count, 0) }
+            } catch where error.wouldBlock {
+                try waitFor(fileDescriptor, events: Int16(POLLIN), deadline: deadline)
+            } catch where error.code == ECONNRESET {
+                throw .closed
+            } catch {
+                throw .system(operation: "recv", code: error.code)
             }
         }
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer, deadline: Deadline) throws(StreamError) {
-        var offset = 0
-        while offset < bytes.count {
-            // MSG_NOSIGNAL: a peer that vanishes costs an error, not the process (SIGPIPE).
-            let count = send(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-            if count >= 0 {
-                offset += count
-                continue
-            }
-            switch errno {
-            case EAGAIN, EWOULDBLOCK: try waitFor(fileDescriptor, events: Int16(POLLOUT), deadline: deadline)
-            case EINTR: continue
-            case EPIPE, ECONNRESET: throw .closed
-            default: throw .system(operation: "send", code: errno)
+        var rest = bytes
+        while true {
+            do throws(SystemCallError) {
+                // MSG_NOSIGNAL: a peer that vanishes costs an error, not the process (SIGPIPE).
+                try POSIX.writeAll(rest) { send(fileDescriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                return
+            } catch where error.wouldBlock {
+                // The socket's buffer is full: the rest once poll says it has room.
+                rest = UnsafeRawBufferPointer(rebasing: rest[error.transferred...])
+                try waitFor(fileDescriptor, events: Int16(POLLOUT), deadline: deadline)
+            } catch where error.code == EPIPE || error.code == ECONNRESET {
+                throw .closed
+            } catch {
+                throw .system(operation: "send", code: error.code)
             }
         }
     }

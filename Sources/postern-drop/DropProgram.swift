@@ -45,7 +45,8 @@ enum DropProgram {
         } catch {
             throw SpoolError(.config, error.description)
         }
-        let hostname = environment["POSTERN_HOSTNAME"].flatMap { $0.isEmpty ? nil : $0 } ?? settings.hostname ?? SystemHost.mailName() ?? SystemHost.name() ?? "localhost"
+        let hostname = environment["POSTERN_HOSTNAME"].flatMap { $0.isEmpty ? nil : $0 } ?? settings.hostname
+            ?? SystemHost.defaultMailName() ?? SystemHost.lastResort
         var sizeLimit = settings.maxMessageSize
         if let text = environment["POSTERN_MESSAGE_SIZE_LIMIT"] {
             guard let value = Int(text), value > 0 else {
@@ -111,12 +112,14 @@ enum DropProgram {
         let postern = User.siblingExecutable("postern")
         let argv = ([postern, "list"] + arguments).map { strdup($0) } + [nil]
         execv(postern, argv)
-        warn("cannot run \(postern): \(String(cString: strerror(errno)))", program: "mailq")
+        warn("cannot run \(postern): \(POSIX.errorText(errno))", program: "mailq")
         exit(ExitStatus.unavailable.rawValue)
     }
 
     static func warn(_ message: String, program: String) {
         let line = "\(program): \(TerminalText.safe(message, keeping: ["\n", "\t"]))\n"
-        _ = line.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
+        do throws(SystemCallError) { try POSIX.writeAll(STDERR_FILENO, Array(line.utf8)) } catch {
+            // Standard error is where a failure would be reported; there is nowhere else.
+        }
     }
 }

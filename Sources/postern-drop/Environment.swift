@@ -44,7 +44,7 @@ enum User {
         guard setID else { return }
         // setregid with the real id as both also sets the saved id (POSIX).
         guard setregid(getgid(), getgid()) == 0, setreuid(getuid(), getuid()) == 0 else {
-            DropProgram.warn("cannot give up set-ID privileges: \(String(cString: strerror(errno)))", program: "postern-drop")
+            DropProgram.warn("cannot give up set-ID privileges: \(POSIX.errorText(errno))", program: "postern-drop")
             exit(ExitStatus.software.rawValue)
         }
     }

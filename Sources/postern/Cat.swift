@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import PosternCore
 import Spool
 
 extension Postern {
@@ -35,16 +36,13 @@ extension Postern {
             defer { close(fd) }
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
             while true {
-                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                guard count >= 0 else { throw failure(SpoolError(.ioError, "\(path): \(String(cString: strerror(errno)))")) }
+                let count: Int
+                do throws(SystemCallError) { count = try POSIX.readSome(fd, into: &buffer) } catch {
+                    throw failure(SpoolError(.ioError, "\(path): \(error)"))
+                }
                 if count == 0 { return }
-                var offset = 0
-                while offset < count {
-                    let written = buffer.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + offset, count - offset) }
-                    if written < 0 && errno == EINTR { continue }
-                    guard written > 0 else { throw failure(SpoolError(.ioError, "standard output: \(String(cString: strerror(errno)))")) }
-                    offset += written
+                do throws(SystemCallError) { try POSIX.writeAll(STDOUT_FILENO, Array(buffer[..<count])) } catch {
+                    throw failure(SpoolError(.ioError, "standard output: \(error)"))
                 }
             }
         }

@@ -57,7 +57,7 @@ enum DropHandoff {
         let program = path
         let argv = ([name] + arguments).map { strdup($0) } + [nil]
         execv(program, argv)
-        warn("cannot run \(program): \(String(cString: strerror(errno))) (postern-drop is installed beside postern)", program: name)
+        warn("cannot run \(program): \(POSIX.errorText(errno)) (postern-drop is installed beside postern)", program: name)
         Glibc.exit(ExitStatus.unavailable.rawValue)
     }
 }

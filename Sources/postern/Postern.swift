@@ -71,7 +71,7 @@ enum SetID {
         guard active else { return }
         // setregid with the real id as both also sets the saved id (POSIX), so it cannot come back.
         guard setregid(getgid(), getgid()) == 0, setreuid(getuid(), getuid()) == 0 else {
-            FileHandle.standardError.write(Data("postern: cannot give up set-ID privileges: \(String(cString: strerror(errno)))\n".utf8))
+            FileHandle.standardError.write(Data("postern: cannot give up set-ID privileges: \(POSIX.errorText(errno))\n".utf8))
             Glibc.exit(ExitStatus.software.rawValue)
         }
     }

@@ -46,7 +46,7 @@ extension Postern {
         @Option(help: ArgumentHelp("The SNI and certificate name (default: the host).", valueName: "name"))
         var serverName: String?
 
-        @Option(help: ArgumentHelp("The name to send in EHLO (default: this host's name).", valueName: "name"))
+        @Option(help: ArgumentHelp("The name to send in EHLO (default: this host's mail name: /etc/mailname, else the host name).", valueName: "name"))
         var ehlo: String?
 
         @Option(help: ArgumentHelp("Envelope sender; '' for the null sender.", valueName: "address"))
@@ -127,7 +127,7 @@ extension Postern {
         }
 
         func options(mode: TLSMode, host: String) throws -> SMTPClientOptions {
-            var options = SMTPClientOptions(ehloName: ehlo ?? (SystemHost.name() ?? "localhost"), tlsMode: mode)
+            var options = SMTPClientOptions(ehloName: ehlo ?? SystemHost.defaultMailName() ?? SystemHost.lastResort, tlsMode: mode)
             let name = serverName ?? host
             let isLiteral = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
             options.tls = TLSClientOptions(verification: verify == "pkix" ? .pkix(hostnames: [name]) : .none, enforce: enforce,

@@ -24,16 +24,15 @@ func output(_ text: String) {
 
 /// Writes bytes to standard output with write(2), all of them (a pipe may
 /// take them in parts). A reader that went away (`| head`) ends the program
-/// as it ends any Unix tool: SIGPIPE.
+/// as it ends any Unix tool: SIGPIPE. Any other failure (a full disk under
+/// `> file`) ends it with one line and EX_IOERR, as coreutils do, rather
+/// than a silently cut listing and a status of success.
 func output(_ bytes: [UInt8]) {
-    var written = 0
-    while written < bytes.count {
-        let result = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + written, bytes.count - written) }
-        if result < 0 {
-            if errno == EINTR { continue }
-            return
-        }
-        written += result
+    do throws(SystemCallError) {
+        try POSIX.writeAll(STDOUT_FILENO, bytes)
+    } catch {
+        warn("cannot write to standard output: \(error)")
+        exit(ExitStatus.ioError.rawValue)
     }
 }
 

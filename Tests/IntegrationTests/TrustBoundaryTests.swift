@@ -229,12 +229,12 @@ struct TrustBoundaryTests {
     /// Item 3: README's set-group-ID install, for a user outside the drop
     /// group, in a private mount namespace whose /var/spool/postern is this
     /// test's spool: the drop works, and --spool and POSTERN_* (here, a size
-    /// limit that would refuse it) are ignored.
+    /// limit that would refuse it) are ignored. Like `postern drop`, it lets
+    /// the spool owner alone into the drop, by an ACL (spool-layout.md section 3).
     @Test func setGroupIDDropWorksForAnOutsider() throws {
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"), "unshare(1) from util-linux")
         let fixture = try DaemonFixture()
         try fixture.useDropGroup(65534, daemonUser: .init(uid: 65530, gid: 65530, groups: [65534]))
-        try fixture.start()
         let installed = fixture.spool.directory + "/postern-drop-sgid"
         try PosternProcess.copyBinary(PosternProcess.dropBinary, to: installed)
         #expect(chown(installed, 0, 65534) == 0 && chmod(installed, 0o2755) == 0)
@@ -252,6 +252,12 @@ struct TrustBoundaryTests {
                                                       "/bin/sh", "-c", script, "sh", fixture.spool.layout.root] + outsider.setpriv + [link])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("set-group-ID: ignoring --spool, POSTERN_CONFIG, POSTERN_HOSTNAME, POSTERN_MESSAGE_SIZE_LIMIT, POSTERN_SPOOL"))
+        let id = try #require(QueueID(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(result.stdout)")
+        let directory = fixture.spool.layout.path(.drop, id)
+        #expect(FileACL.users(directory) == [65530: 0o7])
+        #expect(FileACL.users(directory + "/message") == [65530: 0o4])
+        #expect(FileACL.users(directory + "/envelope.json") == [65530: 0o4])
+        try fixture.start()
         #expect(fixture.waitForSink(1))
         #expect(fixture.sink.subjects() == ["set-group-id"])
         #expect(fixture.log.contains("uid=65533"))

@@ -27,7 +27,7 @@ struct PermissionTests {
                                command: ["/usr/bin/setpriv", "--reuid", "\(uid)", "--regid", "\(gid)", "--clear-groups", binary])
     }
 
-    /// A member of the drop group can drop; the drop is its own, in the drop group, and passes the scanner.
+    /// A member of the drop group can drop; the drop is its own, lets in the spool owner alone, and passes the scanner.
     @Test func dropGroupMemberDrops() throws {
         try #require(getuid() == 0, "needs root to change users")
         let result = try dropAs(uid: 65534, gid: 65534)
@@ -37,9 +37,10 @@ struct PermissionTests {
         #expect(lstat(spool.layout.path(.drop, QueueID(id)!), &info) == 0)
         #expect(info.st_uid == 65534)
         #expect(info.st_gid == 65534)   // inherited from the set-group-ID tmp/
-        // The set-group-ID bit stays (a chmod to 0770 would clear it): files
-        // inside get the drop group whatever the writer's primary group.
+        // 2700 with the set-group-ID bit kept; the group bits shown are the
+        // mask of the ACL entry for the spool owner (root here), rwx.
         #expect(info.st_mode & 0o7777 == 0o2770)
+        #expect(FileACL.users(spool.layout.path(.drop, QueueID(id)!)) == [0: 0o7])
         var items: [ScanItem] = []
         let report = SpoolScanner(layout: spool.layout, mode: .readOnly).scan { items.append($0) }
         #expect(report.quarantined.isEmpty, "\(report.quarantined)")

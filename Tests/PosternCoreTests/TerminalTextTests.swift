@@ -86,4 +86,13 @@ struct MailNameTests {
     @Test func refusesAFileOthersMayWrite() throws {
         #expect(SystemHost.mailName(path: try file("mail.example.org\n", mode: 0o666)) == nil)
     }
+
+    /// The one fallback order: /etc/mailname, then the machine's name, then nothing (the caller's last resort).
+    @Test func defaultMailNameFallsBackInOrder() throws {
+        let mailname = try file("mail.example.org\n")
+        #expect(SystemHost.defaultMailName(mailNamePath: mailname, machineName: { "box.example.net" }) == "mail.example.org")
+        #expect(SystemHost.defaultMailName(mailNamePath: try file("bad_name\n"), machineName: { "box.example.net" }) == "box.example.net")
+        #expect(SystemHost.defaultMailName(mailNamePath: "/nonexistent/mailname", machineName: { "box.example.net" }) == "box.example.net")
+        #expect(SystemHost.defaultMailName(mailNamePath: "/nonexistent/mailname", machineName: { nil }) == nil)
+    }
 }

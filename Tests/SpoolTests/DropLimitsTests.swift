@@ -94,6 +94,9 @@ final class MemberView: FileSystem, @unchecked Sendable {
 
     func makeDirectory(_ path: String, mode: mode_t) throws(SpoolIOError) { try real.makeDirectory(path, mode: mode) }
     func createFile(_ path: String, mode: mode_t) throws(SpoolIOError) -> Int32 { try real.createFile(path, mode: mode) }
+    func grantAccess(_ path: String, to user: uid_t, permissions: mode_t) throws(SpoolIOError) {
+        try real.grantAccess(path, to: user, permissions: permissions)
+    }
     func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolIOError) { try real.write(fd, bytes, path: path) }
     func sync(_ fd: Int32, path: String) throws(SpoolIOError) { try real.sync(fd, path: path) }
     func close(_ fd: Int32) { real.close(fd) }

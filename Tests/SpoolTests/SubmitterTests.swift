@@ -197,22 +197,19 @@ struct SubmitterTests {
     @Test func durableOrder() throws {
         let recorder = RecordingFileSystem(root: spool.layout.root)
         let (envelope, _) = try drop(Array("Subject: x\n\nx\n".utf8), submission(), fileSystem: recorder)
-        let id = envelope.id
-        #expect(recorder.calls == [
-            "mkdir tmp/\(id)",
-            "create tmp/\(id)/message",
-            "write tmp/\(id)/message",
-            "fsync tmp/\(id)/message",
-            "close tmp/\(id)/message",
-            "create tmp/\(id)/envelope.json",
-            "write tmp/\(id)/envelope.json",
-            "utimensat tmp/\(id)/envelope.json",
-            "fsync tmp/\(id)/envelope.json",
-            "close tmp/\(id)/envelope.json",
-            "fsync tmp/\(id)/",
-            "rename tmp/\(id) drop/\(id)",
-            "fsync drop/",
-        ])
+        #expect(recorder.calls == Self.dropProtocol(envelope.id))
+    }
+
+    /// spool-layout.md 6.1 as RecordingFileSystem records it; with `reader`,
+    /// each entry's ACL for the spool owner right after its creation (section 3).
+    static func dropProtocol(_ id: QueueID, reader: uid_t? = nil) -> [String] {
+        let acl = { (path: String, access: String) in reader.map { ["acl tmp/\(id)\(path) user:\($0):\(access)"] } ?? [] }
+        return ["mkdir tmp/\(id)"] + acl("", "7")
+            + ["create tmp/\(id)/message"] + acl("/message", "4")
+            + ["write tmp/\(id)/message", "fsync tmp/\(id)/message", "close tmp/\(id)/message"]
+            + ["create tmp/\(id)/envelope.json"] + acl("/envelope.json", "4")
+            + ["write tmp/\(id)/envelope.json", "utimensat tmp/\(id)/envelope.json", "fsync tmp/\(id)/envelope.json",
+               "close tmp/\(id)/envelope.json", "fsync tmp/\(id)/", "rename tmp/\(id) drop/\(id)", "fsync drop/"]
     }
 }
 
@@ -241,6 +238,9 @@ final class StreamingProbe: FileSystem, @unchecked Sendable {
 
     func makeDirectory(_ path: String, mode: mode_t) throws(SpoolIOError) { try real.makeDirectory(path, mode: mode) }
     func createFile(_ path: String, mode: mode_t) throws(SpoolIOError) -> Int32 { try real.createFile(path, mode: mode) }
+    func grantAccess(_ path: String, to user: uid_t, permissions: mode_t) throws(SpoolIOError) {
+        try real.grantAccess(path, to: user, permissions: permissions)
+    }
     func sync(_ fd: Int32, path: String) throws(SpoolIOError) { try real.sync(fd, path: path) }
     func close(_ fd: Int32) { real.close(fd) }
     func syncDirectory(_ path: String) throws(SpoolIOError) { try real.syncDirectory(path) }
@@ -288,5 +288,80 @@ extension SubmitterTests {
         #expect(try #require(probe.fedAtFirstWrite) < 1 << 20)
         #expect(probe.largestWrite <= DropWriter.bufferSize + 1000)
         #expect(probe.writes > 700)
+    }
+}
+
+/// A drop by someone other than the spool owner (spool-layout.md section 3):
+/// the writer's alone, but for one ACL entry naming the spool owner.
+struct DropAccessTests {
+    let spool: TemporarySpool
+    /// The spool's owner in these tests; the test process (root) is another writer.
+    static let owner: uid_t = 65530
+
+    init() throws {
+        try #require(getuid() == 0, "needs root to give the spool to another owner")
+        spool = try TemporarySpool()
+        chown(spool.layout.tmp, Self.owner, 0)
+    }
+
+    func drop(fileSystem: any FileSystem) throws(SpoolError) -> QueueID {
+        var submitter = Submitter(layout: spool.layout)
+        submitter.fileSystem = fileSystem
+        submitter.checksSpool = false
+        let submission = Submission(sender: nil, recipients: [try! MailboxAddress(parsing: "bob@example.net")],
+                                    hostname: "host.example", maxSize: 1 << 20, uid: 0)
+        let stream = try submitter.begin(submission)
+        try stream.add(line: Array("Subject: x".utf8)[...])
+        return try stream.commit()
+    }
+
+    /// Each ACL is set before the fsync that makes its entry durable, and before the rename.
+    @Test func aclsInTheDurableOrder() throws {
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        let id = try drop(fileSystem: recorder)
+        #expect(recorder.calls == SubmitterTests.dropProtocol(id, reader: Self.owner))
+        #expect(recorder.calls.contains("acl tmp/\(id) user:65530:7"))
+        let directory = spool.layout.path(.drop, id)
+        for (path, access) in [(directory, mode_t(0o7)), (directory + "/message", 0o4), (directory + "/envelope.json", 0o4)] {
+            var info = stat()
+            #expect(lstat(path, &info) == 0)
+            #expect(info.st_mode & 0o070 == access << 3, "the group bits are the ACL's mask: \(String(info.st_mode, radix: 8))")
+            #expect(info.st_mode & 0o007 == 0)
+            #expect(FileACL.users(path) == [Self.owner: access])
+        }
+    }
+
+    /// The spool owner's own drops (the daemon's DSNs, the SMTP listener) need no ACL: 0700 and 0600.
+    @Test func ownersDropsAreItsAlone() throws {
+        chown(spool.layout.tmp, 0, 0)
+        let recorder = RecordingFileSystem(root: spool.layout.root)
+        let id = try drop(fileSystem: recorder)
+        #expect(!recorder.calls.contains { $0.hasPrefix("acl ") })
+        let directory = spool.layout.path(.drop, id)
+        for (path, mode) in [(directory, mode_t(0o700)), (directory + "/message", 0o600), (directory + "/envelope.json", 0o600)] {
+            var info = stat()
+            #expect(lstat(path, &info) == 0 && info.st_mode & 0o777 == mode)
+            #expect(FileACL.users(path).isEmpty)
+        }
+    }
+
+    /// A file system without POSIX ACLs (a real one: ramfs): the drop is
+    /// refused as a temporary failure that says why, and leaves nothing in
+    /// tmp/ or drop/: never a drop that the group could read, nor one the
+    /// daemon could not. The spool owner's own drops need no ACL and go on.
+    @Test func noACLsRefuses() throws {
+        let ramfs = try SmallFileSystem(withoutACLsOver: spool)
+        defer { ramfs.unmount() }
+        chown(spool.layout.tmp, Self.owner, 0)
+        #expect {
+            try drop(fileSystem: SystemFileSystem())
+        } throws: { error in
+            (error as? SpoolError)?.status == .tempFail && "\(error)".contains("POSIX ACL") && "\(error)".contains("mount it with acl")
+        }
+        #expect(try spool.temporaryNames().isEmpty)
+        #expect(try spool.names(.drop).isEmpty)
+        chown(spool.layout.tmp, 0, 0)
+        let id = try drop(fileSystem: SystemFileSystem())
+        #expect(try spool.names(.drop) == [id.rawValue])
     }
 }

@@ -15,4 +15,10 @@ unsigned long csys_heap_in_use(void);
 int csys_open_beneath(int dirfd, const char *path, int flags);
 /* fcntl(fd, F_SETPIPE_SZ, size); -1 when fd is not a pipe. */
 int csys_set_pipe_size(int fd, int size);
+/* Sets the POSIX access ACL of `path` (not following a link): its owner keeps
+   its mode bits, user `uid` gets `perms` (0-7), the owning group and others
+   nothing. -1 with errno (EOPNOTSUPP where the file system has no ACLs). */
+int csys_grant_user(const char *path, unsigned int uid, unsigned int perms);
+/* lgetxattr(2), which Swift's Glibc module leaves out. */
+long csys_lgetxattr(const char *path, const char *name, void *value, unsigned long size);
 #endif

@@ -1,10 +1,31 @@
 import Glibc
 
-/// This machine's host name, as gethostname(2) gives it: the default for
-/// `hostname`, EHLO names and Maildir file names, in one place.
+/// This host's names, looked up in one place with one fallback order.
+///
+/// The name mail carries when the configuration names none (EHLO, the drop's
+/// Message-ID and completed addresses, `hostname`'s default) is
+/// `defaultMailName()`:
+///
+/// 1. the first line of `/etc/mailname`, when it is safe and plain (`mailName(path:)`);
+/// 2. else the machine's name from gethostname(2) (`name()`);
+/// 3. else nil. The daemon's configuration then refuses to start without
+///    `hostname` rather than announce a made-up name; a drop or a probe, which
+///    must put some name in what it writes, uses `lastResort` ("localhost").
+///
+/// Maildir file names want the machine itself (the Maildir specification's
+/// "host"), not the mail domain: they use `name()`, then `lastResort`.
 public enum SystemHost {
-    /// nil when the call fails or the name is empty: each caller decides
-    /// whether to fall back ("localhost") or ask for `hostname` in the file.
+    /// The name of last resort, for a program that cannot stop for the lack of one.
+    public static let lastResort = "localhost"
+
+    /// The host's mail name by the fallback order above (steps 1 and 2);
+    /// the parameters are for tests.
+    public static func defaultMailName(mailNamePath: String = "/etc/mailname",
+                                       machineName: () -> String? = { name() }) -> String? {
+        mailName(path: mailNamePath) ?? machineName()
+    }
+
+    /// gethostname(2); nil when the call fails or the name is empty.
     public static func name() -> String? {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count - 1) == 0 else { return nil }

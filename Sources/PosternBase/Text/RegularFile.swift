@@ -19,10 +19,10 @@ public enum RegularFile {
     public static func open(_ name: String, in directory: Int32 = AT_FDCWD, singleLink: Bool = true,
                             expectedSize: Int? = nil) throws(Refusal) -> (fd: Int32, status: stat) {
         let fd = openat(directory, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else { throw Refusal(code: errno, description: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw Refusal(code: errno, description: POSIX.errorText(errno)) }
         var info = stat()
         let problem: String? = if fstat(fd, &info) != 0 {
-            String(cString: strerror(errno))
+            POSIX.errorText(errno)
         } else if info.st_mode & S_IFMT != S_IFREG {
             "not a regular file"
         } else if singleLink && info.st_nlink != 1 {
@@ -41,18 +41,10 @@ public enum RegularFile {
 
     /// Reads from `fd` until its end or `limit` octets, whichever comes first.
     public static func read(_ fd: Int32, upTo limit: Int) throws(Refusal) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: limit)
-        var count = 0
-        while count < limit {
-            let read = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, limit - count) }
-            if read < 0 {
-                if errno == EINTR { continue }
-                throw Refusal(code: errno, description: String(cString: strerror(errno)))
-            }
-            if read == 0 { break }
-            count += read
+        do throws(SystemCallError) {
+            return try POSIX.read(fd, upTo: limit)
+        } catch {
+            throw Refusal(code: error.code, description: error.description)
         }
-        bytes.removeSubrange(count...)
-        return bytes
     }
 }

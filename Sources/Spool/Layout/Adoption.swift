@@ -121,23 +121,22 @@ public struct Adoption {
             var inKernel = true
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
             while copied < size {
-                var count: Int
-                if inKernel {
-                    count = csys_copy_file_range(input, output, UInt(size - copied))
-                    if count < 0, [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP].contains(errno) {
-                        inKernel = false   // another file system or an old kernel: copy through memory
-                        continue
+                let count: Int
+                do throws(SystemCallError) {
+                    if inKernel {
+                        count = try POSIX.uninterrupted { csys_copy_file_range(input, output, UInt(size - copied)) }
+                    } else {
+                        count = try POSIX.uninterrupted {
+                            buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, min($0.count, size - copied)) }
+                        }
                     }
-                } else {
-                    count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, min($0.count, size - copied)) }
-                    if count > 0 {
-                        try fileSystem.write(output, Array(buffer[0..<count]), path: path)
-                    }
+                } catch where inKernel && [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP].contains(error.code) {
+                    inKernel = false   // another file system or an old kernel: copy through memory
+                    continue
+                } catch {
+                    throw SpoolIOError("copy", directory.path + "/" + SpoolLayout.messageFile, error.code)
                 }
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw SpoolIOError("copy", directory.path + "/" + SpoolLayout.messageFile)
-                }
+                if !inKernel, count > 0 { try fileSystem.write(output, Array(buffer[0..<count]), path: path) }
                 guard count > 0 else {
                     throw MessageDirectory.Problem("message changed while being accepted: it ended after \(copied) of \(size) octets")
                 }

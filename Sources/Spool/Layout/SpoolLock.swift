@@ -23,7 +23,7 @@ public final class SpoolLock {
         guard fd >= 0 else {
             let code = errno
             throw SpoolError(code == EACCES ? .noPermission : .cantCreate,
-                             "cannot open \(layout.lockFile): \(String(cString: strerror(code)))")
+                             "cannot open \(layout.lockFile): \(POSIX.errorText(code))")
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let code = errno
@@ -32,14 +32,16 @@ public final class SpoolLock {
             if code == EWOULDBLOCK {
                 throw SpoolError(.tempFail, "spool \(layout.root) is locked by another process\(holder.map { " (pid \($0))" } ?? "")")
             }
-            throw SpoolError(.osError, "cannot lock \(layout.lockFile): \(String(cString: strerror(code)))")
+            throw SpoolError(.osError, "cannot lock \(layout.lockFile): \(POSIX.errorText(code))")
         }
         self.fd = fd
         let pid = Array("\(getpid())\n".utf8)
         // The pid is informational; failing to write it does not weaken the lock.
         let writer = open(layout.lockFile, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)
         if writer >= 0 {
-            _ = pid.withUnsafeBytes { write(writer, $0.baseAddress, $0.count) }
+            do throws(SystemCallError) { try POSIX.writeAll(writer, pid) } catch {
+                // Informational only (above): the lock holds without it.
+            }
             close(writer)
         }
     }

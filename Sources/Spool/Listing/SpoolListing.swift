@@ -179,7 +179,7 @@ extension SpoolListing {
                 if code == ENOENT, MessageDirectory.lstatus(handles[area].path + "/" + id.rawValue) == nil { return nil }
                 return .problem(origin, code == EFBIG ? "envelope.json is larger than \(Envelope.maxEncodedSize) octets"
                                       : code == EINVAL ? "envelope.json is not a regular file"
-                                      : "envelope.json: \(String(cString: strerror(code)))")
+                                      : "envelope.json: \(POSIX.errorText(code))")
             }
         }
     }

@@ -43,7 +43,7 @@ public final class AliasesFile: @unchecked Sendable {
         var status = stat()
         var now = Identity()
         if fstatat(AT_FDCWD, path, &status, 0) != 0 {
-            if errno == ENOENT || errno == ENOTDIR { now.missing = true } else { now.error = String(cString: strerror(errno)) }
+            if errno == ENOENT || errno == ENOTDIR { now.missing = true } else { now.error = POSIX.errorText(errno) }
         } else {
             now = Identity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino), size: Int64(status.st_size),
                            modified: Int64(status.st_mtim.tv_sec), modifiedNanoseconds: Int(status.st_mtim.tv_nsec),
@@ -64,7 +64,7 @@ public final class AliasesFile: @unchecked Sendable {
         guard fd >= 0 else {
             // Reported once, as every problem: read again when the file changes
             // (a daemon that may not read it would otherwise log it per message).
-            let error = String(cString: strerror(errno))
+            let error = POSIX.errorText(errno)
             return (table, [problem("cannot open it: \(error); no aliases apply")])
         }
         defer { close(fd) }

@@ -167,7 +167,7 @@ public struct MessageDirectory {
         do {
             (fd, info) = try directory.openRegularFile(SpoolLayout.envelopeFile)
         } catch {
-            throw Problem("cannot open \(SpoolLayout.envelopeFile): \(String(cString: strerror(error.code)))",
+            throw Problem("cannot open \(SpoolLayout.envelopeFile): \(POSIX.errorText(error.code))",
                           code: error.code)
         }
         defer { close(fd) }

@@ -24,11 +24,18 @@ public enum DropStep: String, Sendable, CaseIterable {
 /// `tmp/` that the scanner removes once it is old; after it, the drop is
 /// complete, because everything in it was made durable before it became visible.
 public final class DropWriter {
-    /// Modes of what a drop creates. The directory is group-writable so that a
-    /// daemon in the drop group can accept it; it also keeps the set-group-ID
-    /// bit it inherits from `tmp/` (see `SystemFileSystem.makeDirectory`).
-    public static let directoryMode: mode_t = 0o770
-    public static let fileMode: mode_t = 0o640
+    /// Modes of what a drop creates: its writer's alone, so that no other
+    /// member of the drop group can list, read or change it. A writer that is
+    /// not the spool owner adds the spool owner by an ACL entry (`ownerAccess`;
+    /// spool-layout.md section 3). The directory keeps the set-group-ID bit it
+    /// inherits from `tmp/` (see `SystemFileSystem.makeDirectory`).
+    public static let directoryMode: mode_t = 0o700
+    public static let fileMode: mode_t = 0o600
+    /// What the spool owner gets on another writer's drop: read, write and
+    /// search on the directory (to validate it, remove its entries, and move
+    /// it, which rewrites its `..`), read on its files. Nothing more: the
+    /// daemon copies what it accepts (spool-layout.md 6.5).
+    public static let ownerAccess: (directory: mode_t, file: mode_t) = (0o7, 0o4)
     public static let bufferSize = 64 << 10
 
     public let id: QueueID
@@ -37,6 +44,9 @@ public final class DropWriter {
     private let fileSystem: any FileSystem
     private let observe: (DropStep) -> Void
     private let directory: String
+    /// The spool owner, when this process is someone else: the one user the
+    /// drop's ACL lets in.
+    private let reader: uid_t?
     private var messageFD: Int32 = -1
     private var buffer: [UInt8] = []
     private var committed = false
@@ -53,11 +63,16 @@ public final class DropWriter {
         self.fileSystem = fileSystem
         self.observe = observe
         directory = layout.temporaryPath(id)
+        let owner = try Self.spoolOwner(layout)
+        reader = owner == geteuid() ? nil : owner
         buffer.reserveCapacity(Self.bufferSize)
         try fileSystem.makeDirectory(directory, mode: Self.directoryMode)
         observe(.directoryCreated)
         do throws(SpoolIOError) {
-            messageFD = try fileSystem.createFile(directory + "/" + SpoolLayout.messageFile, mode: Self.fileMode)
+            let messagePath = directory + "/" + SpoolLayout.messageFile
+            if let reader { try fileSystem.grantAccess(directory, to: reader, permissions: Self.ownerAccess.directory) }
+            messageFD = try fileSystem.createFile(messagePath, mode: Self.fileMode)
+            if let reader { try fileSystem.grantAccess(messagePath, to: reader, permissions: Self.ownerAccess.file) }
         } catch {
             abandon()
             throw error
@@ -106,7 +121,8 @@ public final class DropWriter {
             fileSystem.close(messageFD)
             messageFD = -1
             observe(.messageSynced)
-            try fileSystem.writeFile(directory + "/" + SpoolLayout.envelopeFile, envelope, mode: Self.fileMode, modified: arrival)
+            try fileSystem.writeFile(directory + "/" + SpoolLayout.envelopeFile, envelope, mode: Self.fileMode, modified: arrival,
+                                     reader: reader)
             observe(.envelopeSynced)
             try fileSystem.syncDirectory(directory)
             observe(.directorySynced)
@@ -137,6 +153,14 @@ public final class DropWriter {
         }
         handle = nil
         observe(.dropAreaSynced)
+    }
+
+    /// The spool owner's uid: the owner of `tmp/`, as of every directory of
+    /// the layout (`postern init`).
+    static func spoolOwner(_ layout: SpoolLayout) throws(SpoolIOError) -> uid_t {
+        var info = stat()
+        guard stat(layout.tmp, &info) == 0 else { throw SpoolIOError("stat", layout.tmp) }
+        return info.st_uid
     }
 
     /// Removes the temporary directory; used on every failure path.

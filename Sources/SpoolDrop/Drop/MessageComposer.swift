@@ -34,10 +34,11 @@ final class MessageComposer {
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         var total = 0
         while !ended {
-            let count = chunk.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw SpoolError(.ioError, "cannot read the message: \(String(cString: strerror(errno)))")
+            let count: Int
+            do throws(SystemCallError) {
+                count = try POSIX.readSome(input, into: &chunk)
+            } catch {
+                throw SpoolError(.ioError, "cannot read the message: \(error)")
             }
             if count == 0 { break }
             total += count

@@ -14,7 +14,7 @@ public struct SpoolIOError: Error, Sendable, Equatable, CustomStringConvertible 
     }
 
     public var description: String {
-        "\(operation) \(path): \(String(cString: strerror(code)))"
+        "\(operation) \(path): \(POSIX.errorText(code))"
     }
 
     /// The sysexits status a command reports for this failure: a full or
@@ -22,7 +22,10 @@ public struct SpoolIOError: Error, Sendable, Equatable, CustomStringConvertible 
     /// a permission problem is `EX_NOPERM`, a missing spool is `EX_CANTCREAT`.
     public var exitStatus: ExitStatus {
         switch code {
-        case ENOSPC, EDQUOT, EROFS, EAGAIN, EINTR, EMFILE, ENFILE, ENOMEM, EBUSY: .tempFail
+        // EOPNOTSUPP: a spool on a file system without POSIX ACLs, which a drop
+        // by another user than the spool owner needs (spool-layout.md section 3):
+        // the caller keeps the message and retries once the admin has fixed it.
+        case ENOSPC, EDQUOT, EROFS, EAGAIN, EINTR, EMFILE, ENFILE, ENOMEM, EBUSY, EOPNOTSUPP: .tempFail
         case EACCES, EPERM: .noPermission
         case ENOENT, ENOTDIR: .cantCreate
         default: .ioError
@@ -40,6 +43,13 @@ public protocol FileSystem: Sendable {
     func makeDirectory(_ path: String, mode: mode_t) throws(SpoolIOError)
     /// Creates a new regular file for writing (`O_CREAT|O_EXCL|O_NOFOLLOW`).
     func createFile(_ path: String, mode: mode_t) throws(SpoolIOError) -> Int32
+    /// Gives `user` the access `permissions` (0 to 7: read, write, search) to
+    /// a file or directory this process owns, by a POSIX access ACL that
+    /// leaves its owner's mode bits and gives its group and others nothing
+    /// (`lsetxattr(2)` of `system.posix_acl_access`; no link followed). How a
+    /// drop lets the spool owner, and no other member of the drop group, in
+    /// (spool-layout.md section 3). `EOPNOTSUPP` on a file system without ACLs.
+    func grantAccess(_ path: String, to user: uid_t, permissions: mode_t) throws(SpoolIOError)
     func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolIOError)
     /// `fsync(2)` of an open file.
     func sync(_ fd: Int32, path: String) throws(SpoolIOError)
@@ -83,10 +93,13 @@ extension FileSystem {
     }
 
     /// Writes all of `data` to a new file, `fsync`s and closes it; with
-    /// `modified`, its modification time is set first, and synced with it.
-    public func writeFile(_ path: String, _ data: [UInt8], mode: mode_t, modified: Double? = nil) throws(SpoolIOError) {
+    /// `modified`, its modification time is set first, and synced with it;
+    /// with `reader`, that user may read it (`grantAccess`), synced with it too.
+    public func writeFile(_ path: String, _ data: [UInt8], mode: mode_t, modified: Double? = nil,
+                          reader: uid_t? = nil) throws(SpoolIOError) {
         let fd = try createFile(path, mode: mode)
         do throws(SpoolIOError) {
+            if let reader { try grantAccess(path, to: reader, permissions: 0o4) }
             try write(fd, data, path: path)
             if let modified { try setModified(path, epochSeconds: modified) }
             try sync(fd, path: path)

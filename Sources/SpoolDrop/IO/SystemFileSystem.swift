@@ -1,5 +1,6 @@
 import CSysShim
 import Glibc
+import PosternBase
 
 /// The real file system, through plain system calls.
 public struct SystemFileSystem: FileSystem {
@@ -31,16 +32,16 @@ public struct SystemFileSystem: FileSystem {
         return fd
     }
 
-    public func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolIOError) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw SpoolIOError("write", path)
-            }
-            offset += written
+    public func grantAccess(_ path: String, to user: uid_t, permissions: mode_t) throws(SpoolIOError) {
+        guard csys_grant_user(path, user, UInt32(permissions)) == 0 else {
+            let code = errno
+            throw SpoolIOError(code == EOPNOTSUPP ? "set a POSIX ACL (the spool's file system has none; mount it with acl) on"
+                                                  : "set a POSIX ACL on", path, code)
         }
+    }
+
+    public func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolIOError) {
+        do throws(SystemCallError) { try POSIX.writeAll(fd, bytes) } catch { throw SpoolIOError("write", path, error.code) }
     }
 
     public func sync(_ fd: Int32, path: String) throws(SpoolIOError) {

@@ -42,7 +42,7 @@ public enum SpoolCheck {
             case EROFS:
                 throw SpoolError(.tempFail, "\(path): read-only file system")
             default:
-                throw SpoolError(.cantCreate, "\(path): \(String(cString: strerror(code)))")
+                throw SpoolError(.cantCreate, "\(path): \(POSIX.errorText(code))")
             }
         }
     }
