@@ -18,6 +18,7 @@ _Static_assert(O_PATH == CSYS_O_PATH, "O_PATH");
 
 int csys_renameat2(int a, const char *b, int c, const char *d, unsigned int f) { return renameat2(a, b, c, d, f); }
 int csys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int csys_start_writeback(int fd) { return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); }
 int csys_syncfs(int fd) { return syncfs(fd); }
 unsigned long csys_heap_in_use(void) { return (unsigned long)mallinfo2().uordblks; }
 long csys_copy_file_range(int in_fd, int out_fd, unsigned long length) { return (long)copy_file_range(in_fd, NULL, out_fd, NULL, length, 0); }

@@ -206,9 +206,11 @@ struct SubmitterTests {
         let acl = { (path: String, access: String) in reader.map { ["acl tmp/\(id)\(path) user:\($0):\(access)"] } ?? [] }
         return ["mkdir tmp/\(id)"] + acl("", "7")
             + ["create tmp/\(id)/message"] + acl("/message", "4")
-            + ["write tmp/\(id)/message", "fsync tmp/\(id)/message", "close tmp/\(id)/message"]
+            + ["write tmp/\(id)/message"]
             + ["create tmp/\(id)/envelope.json"] + acl("/envelope.json", "4")
-            + ["write tmp/\(id)/envelope.json", "utimensat tmp/\(id)/envelope.json", "fsync tmp/\(id)/envelope.json",
+            + ["write tmp/\(id)/envelope.json", "utimensat tmp/\(id)/envelope.json"]
+            // Both written before either is synced (one journal commit for both); both synced before the directory.
+            + ["fsync tmp/\(id)/message", "close tmp/\(id)/message", "fsync tmp/\(id)/envelope.json",
                "close tmp/\(id)/envelope.json", "fsync tmp/\(id)/", "rename tmp/\(id) drop/\(id)", "fsync drop/"]
     }
 }

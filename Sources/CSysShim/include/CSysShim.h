@@ -5,6 +5,8 @@
 #define CSYS_RENAME_NOREPLACE 1
 int csys_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
 int csys_pipe2(int fds[2], int flags);
+/* sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE): start writing a file's data back, without waiting. */
+int csys_start_writeback(int fd);
 int csys_syncfs(int fd);
 long csys_copy_file_range(int in_fd, int out_fd, unsigned long length);
 #define CSYS_RENAME_EXCHANGE 2

@@ -53,6 +53,11 @@ public protocol FileSystem: Sendable {
     func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolIOError)
     /// `fsync(2)` of an open file.
     func sync(_ fd: Int32, path: String) throws(SpoolIOError)
+    /// Starts writing an open file's data to the disk without waiting
+    /// (`sync_file_range(2)` with `SYNC_FILE_RANGE_WRITE`): a hint that
+    /// promises nothing and fails silently. Started for every file before
+    /// the first `sync`, it lets one journal commit make them all durable.
+    func startWriteback(_ fd: Int32)
     func close(_ fd: Int32)
     /// Opens the directory without following links and `fsync(2)`s it, making
     /// the creation, rename or removal of its entries durable.
@@ -95,6 +100,9 @@ extension FileSystem {
     /// Writes all of `data` to a new file, `fsync`s and closes it; with
     /// `modified`, its modification time is set first, and synced with it;
     /// with `reader`, that user may read it (`grantAccess`), synced with it too.
+    /// No hint by default: test doubles record the durable steps only.
+    public func startWriteback(_ fd: Int32) {}
+
     public func writeFile(_ path: String, _ data: [UInt8], mode: mode_t, modified: Double? = nil,
                           reader: uid_t? = nil) throws(SpoolIOError) {
         let fd = try createFile(path, mode: mode)

@@ -48,6 +48,10 @@ public struct SystemFileSystem: FileSystem {
         guard fsync(fd) == 0 else { throw SpoolIOError("fsync", path) }
     }
 
+    public func startWriteback(_ fd: Int32) {
+        _ = csys_start_writeback(fd)
+    }
+
     public func close(_ fd: Int32) {
         // close(2) errors after a successful fsync cannot lose data; nothing to do.
         _ = Glibc.close(fd)
