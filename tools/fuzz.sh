@@ -77,6 +77,9 @@ fi
 # SwiftPM's --sanitize instruments the Swift and the C/C++ targets alike
 # (TOMLKit's toml++ included) and links libFuzzer's main. -enable-testing
 # lets targets reach parsers internal to their module with @testable import.
+# SwiftPM does not notice a file added to the root package (a dependency
+# here) while its build plan is cached: plan anew; compiling stays incremental.
+rm -f "$SCRATCH/release.yaml" "$SCRATCH/release/description.json"
 echo "tools/fuzz.sh: building the fuzz targets into $SCRATCH (release, libFuzzer, AddressSanitizer)"
 swift build -c release --package-path tools/fuzz --scratch-path "$SCRATCH" \
     --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing
