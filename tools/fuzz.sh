@@ -81,8 +81,12 @@ fi
 # here) while its build plan is cached: plan anew; compiling stays incremental.
 rm -f "$SCRATCH/release.yaml" "$SCRATCH/release/description.json"
 echo "tools/fuzz.sh: building the fuzz targets into $SCRATCH (release, libFuzzer, AddressSanitizer)"
-swift build -c release --package-path tools/fuzz --scratch-path "$SCRATCH" \
-    --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing
+# Product by product: a plain `swift build` would also build the root
+# package's executables (the CLI, the daemon) that no target needs.
+for name in "${selected[@]}"; do
+    swift build -c release --package-path tools/fuzz --scratch-path "$SCRATCH" --product "fuzz-$name" \
+        --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing
+done
 ((build_only)) && exit 0
 
 # Swift's own crash backtracer would fight AddressSanitizer over a crash

@@ -31,7 +31,7 @@ tools/mta-sts-peer.sh install
 tools/socks-peer.sh install
 
 # Seconds each fuzz target runs in the bounded run (tools/fuzz.sh; README, Reliability).
-FUZZ_SECONDS=10
+FUZZ_SECONDS=5
 command -v swift >/dev/null || { echo "tools/test.sh: swift is not on PATH (see README)" >&2; exit 69; }
 if [[ ${1:-} == --package ]]; then
     exec tools/package-test.sh
@@ -49,7 +49,7 @@ swift test
 # message accounted for, and 4 kills with the default backoff
 # (tools/crash-harness.py; README, Tests).
 tools/crash-harness.py --short --binary .build/debug/postern
-# Fuzzing, bounded (about 4 minutes on a fresh clone: a sanitized release
+# Fuzzing, bounded (3 to 5 minutes on a fresh clone: a sanitized release
 # build of the parsers, then each of the nine targets for FUZZ_SECONDS from
 # the committed seeds); any crash, broken invariant or sanitizer report fails.
 tools/fuzz.sh all "$FUZZ_SECONDS"
