@@ -18,7 +18,8 @@ enum TableHeaderCheck {
     /// quote, or the `]` toml++ reports itself. nil when every header is fine.
     static func firstBadHeader(in text: String) -> Int? {
         let bytes = Array(text.utf8)
-        var index = 0
+        // A byte-order mark is not part of the first line's text for toml++ either.
+        var index = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         var line = 1
         var depth = 0
         var lineStart = true

@@ -208,7 +208,8 @@ private let everyKey = """
     /// A table header without a name (`[!]`, a lone `[`, `[é]`) is a syntax error on its line; toml++ used to
     /// abort the process on it (found by tools/fuzz.sh's config target). A `[` inside a value is not a header.
     @Test(arguments: [("[!]\n", 1), ("hostname = \"a.example\"\n[\n", 2), ("[é]\n", 1), ("[[*]]\n", 1),
-                      ("# x\n[\t=]\n", 2), ("[[ [a]]]\n", 1), ("[queue]\n  [.]\n", 2)])
+                      ("# x\n[\t=]\n", 2), ("[[ [a]]]\n", 1), ("[queue]\n  [.]\n", 2),
+                      ("\u{FEFF}[#]\n", 1)])
     func tableHeaderWithoutName(text: String, line: Int) throws {
         let error = try #require(failure(text))
         #expect(error.line == line)
