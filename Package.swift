@@ -11,6 +11,11 @@ let package = Package(
     products: [
         .executable(name: "postern", targets: ["postern"]),
         .executable(name: "postern-drop", targets: ["postern-drop"]),
+        // The parsers, for the fuzz targets of tools/fuzz (a package of its own,
+        // so that neither `swift build` nor `swift test` builds or links them).
+        .library(name: "PosternParsers", targets: [
+            "PosternBase", "PosternCore", "SpoolDrop", "Spool", "SMTP", "SMTPServer", "DNS", "DSN", "Config", "Delivery",
+        ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),

@@ -10,6 +10,7 @@
 #   tools/test.sh --package                       the Debian package only
 #   tools/test.sh --crash                         the crash harness's short form only
 #   tools/test.sh --power-loss                    the power-loss replay's short form only
+#   tools/test.sh --fuzz                          the bounded fuzz run only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,9 +32,13 @@ tools/dnssec-peer.sh install
 tools/mta-sts-peer.sh install
 tools/socks-peer.sh install
 
+# Seconds each fuzz target runs in the bounded run (tools/fuzz.sh; README, Reliability).
+FUZZ_SECONDS=5
 command -v swift >/dev/null || { echo "tools/test.sh: swift is not on PATH (see README)" >&2; exit 69; }
 if [[ ${1:-} == --package ]]; then
     exec tools/package-test.sh
+elif [[ ${1:-} == --fuzz ]]; then
+    exec tools/fuzz.sh all "$FUZZ_SECONDS"
 elif [[ ${1:-} == --crash ]]; then
     swift build --product postern && swift build --product postern-drop
     exec tools/crash-harness.py --short --binary .build/debug/postern
@@ -54,6 +59,10 @@ tools/crash-harness.py --short --binary .build/debug/postern
 # states of every cut scanned, and each fsync of the drop skipped in turn to
 # prove the checks catch it (tools/power-loss.py; spool-layout.md 6.6).
 tools/power-loss.py --short --mutate --binary .build/debug/postern
+# Fuzzing, bounded (3 to 5 minutes on a fresh clone: a sanitized release
+# build of the parsers, then each of the nine targets for FUZZ_SECONDS from
+# the committed seeds); any crash, broken invariant or sanitizer report fails.
+tools/fuzz.sh all "$FUZZ_SECONDS"
 # After the Swift tests, as a step of its own: it makes a release build (a few
 # minutes on a fresh clone), installs the package into a throwaway copy of
 # this machine and sends mail through it (about a minute more).

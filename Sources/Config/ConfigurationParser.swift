@@ -75,6 +75,11 @@ struct ConfigurationParser {
             let line = text.utf8[..<nul].count(where: { $0 == UInt8(ascii: "\n") }) + 1
             throw ConfigurationError(source: source, line: line, message: "the file contains a NUL byte")
         }
+        // A header such as `[!]` would abort the process inside toml++ (TableHeaderCheck).
+        if let line = TableHeaderCheck.firstBadHeader(in: text) {
+            throw ConfigurationError(source: source, line: line,
+                                     message: "TOML syntax error: expected a table name after \"[\" or \"[[\"")
+        }
         do {
             return try TOMLTable(string: text)
         } catch let error as TOMLParseError {

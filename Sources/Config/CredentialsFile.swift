@@ -60,6 +60,10 @@ public enum CredentialsFile {
     /// `username` and `password`, both non-empty strings, nothing else.
     static func parse(_ text: String, source: String) throws(ConfigurationError) -> CredentialsSecret {
         let table: TOMLTable
+        // A header such as `[!]` would abort the process inside toml++ (TableHeaderCheck).
+        if let line = TableHeaderCheck.firstBadHeader(in: text) {
+            throw ConfigurationError(source: source, line: line, message: "TOML syntax error in the credentials file")
+        }
         do {
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {

@@ -205,6 +205,28 @@ private let everyKey = """
         #expect(failure("hostname = \"a\"\u{0}\nqueue.jitter = 5")?.message == "the file contains a NUL byte")
     }
 
+    /// A table header without a name (`[!]`, a lone `[`, `[é]`) is a syntax error on its line; toml++ used to
+    /// abort the process on it (found by tools/fuzz.sh's config target). A `[` inside a value is not a header.
+    @Test(arguments: [("[!]\n", 1), ("hostname = \"a.example\"\n[\n", 2), ("[é]\n", 1), ("[[*]]\n", 1),
+                      ("# x\n[\t=]\n", 2), ("[[ [a]]]\n", 1), ("[queue]\n  [.]\n", 2),
+                      ("\u{FEFF}[#]\n", 1)])
+    func tableHeaderWithoutName(text: String, line: Int) throws {
+        let error = try #require(failure(text))
+        #expect(error.line == line)
+        #expect(error.message == "TOML syntax error: expected a table name after \"[\" or \"[[\"")
+    }
+
+    /// What looks like a bad header inside a string, an array or a comment is not one.
+    @Test func bracketsInsideValuesAreNotHeaders() throws {
+        let text = "hostname = \"a.example\" # [!]\n[log]\nlevel = \"info\"\n[transports.x]\nkind = \"\"\"\n[!]\n\"\"\"\n"
+        // Refused by Postern's own checks, not as a header syntax error on line 6.
+        let error = try #require(failure(text))
+        #expect(error.message != "TOML syntax error: expected a table name after \"[\" or \"[[\"")
+        #expect(error.line != 6)
+        #expect(TableHeaderCheck.firstBadHeader(in: "x = [\n  [1, 2],\n  [ [3] ],\n]\ny = '''\n[!]\n'''\n[ok]\n") == nil)
+        #expect(TableHeaderCheck.firstBadHeader(in: "x = \"\"\"\\\n[\"\"\"\n[\n") == 3)
+    }
+
     /// Keys written as dotted keys or in inline tables are found on their own line.
     @Test func linesOfDottedAndInlineKeys() {
         #expect(failure("relay_tls = \"none\"\n\nqueue.max_attempts = 0\n")?.line == 3)

@@ -197,6 +197,15 @@ private let everyKind = """
         #expect(!"\(secret)".contains("s3cret"))
     }
 
+    /// A header toml++ would abort on is a syntax error of the file (found by fuzzing the configuration).
+    @Test func headerWithoutNameIsASyntaxError() throws {
+        let path = try write("username = \"me@example.net\"\n[!]\n", mode: 0o600)
+        defer { unlink(path) }
+        #expect(throws: ConfigurationError(source: path, line: 2, message: "TOML syntax error in the credentials file")) {
+            try CredentialsFile.load(path)
+        }
+    }
+
     @Test func refusesReadableByOthers() throws {
         let path = try write("username = \"u\"\npassword = \"p\"\n", mode: 0o640)
         defer { unlink(path) }

@@ -144,6 +144,18 @@ struct ServerSessionTests {
         #expect(last.0 == 421 && last.2 == .close)
     }
 
+    /// A HELO name with a control character is refused, a C1 one (U+0080 to U+009F) too; found by
+    /// tools/fuzz.sh's smtp-server target, which let `EHLO cl\u{8D}x` through.
+    @Test func heloNameWithControlCharacter() {
+        var session = Self.session()
+        for name in ["cl\u{8D}x", "a\u{9B}31m", "a\u{7F}", "a\u{1B}[0m"] {
+            #expect(Self.send(&session, "EHLO \(name)").0 == 501)
+            #expect(session.heloName == nil)
+        }
+        #expect(Self.send(&session, "EHLO bücher.example").0 == 250)
+        #expect(session.heloName == "bücher.example")
+    }
+
     /// A non-ASCII address needs SMTPUTF8 on MAIL (RFC 6531 3.4).
     @Test func smtputf8Addresses() {
         var session = Self.session()

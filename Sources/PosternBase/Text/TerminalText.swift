@@ -50,7 +50,7 @@ public enum TerminalText {
 
     /// C0 controls, DEL and the C1 controls (U+0080 to U+009F): Unicode's
     /// general category Cc, exactly.
-    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+    public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         // The ranges themselves: asking for the general category costs a table
         // lookup per character, and envelopes and log lines quote many.
         scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)

@@ -165,7 +165,9 @@ public struct ServerSession: Sendable {
 
     private mutating func hello(_ command: ServerCommand) -> Response {
         let name = command.argument.trimmingWhitespace()
-        guard !name.isEmpty, !name.contains(" "), name.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
+        // No space and no control character, C1 included (TerminalText.isControl): the name is logged and
+        // written into `Received:`.
+        guard !name.isEmpty, !name.unicodeScalars.contains(where: { $0 == " " || TerminalText.isControl($0) }) else {
             return Response(reply: ServerReply(501, "5.5.4", "Syntax: \(command.verb) hostname"), next: .proceed)
         }
         // RFC 5321 4.1.4: HELO or EHLO in the middle of a transaction resets it.
