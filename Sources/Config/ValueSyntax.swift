@@ -22,6 +22,12 @@ enum HostName {
                 throw bad("the label \"\(label)\" starts or ends with a hyphen")
             }
         }
+        // An A-label must decode to a valid U-label (RFC 5890 2.3.2.1, RFC
+        // 5891 5.4): "xn--example" is LDH but names nothing. local.domains,
+        // which defaults to the host name, holds its names to the same rule.
+        guard (try? IDNA.toASCII(name)) != nil else {
+            throw bad("a label is not valid IDNA (an xn-- label must be a valid A-label, RFC 5890 2.3.2.1)")
+        }
     }
 
     private static func isLDH(_ byte: UInt8) -> Bool {

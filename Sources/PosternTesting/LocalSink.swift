@@ -50,11 +50,15 @@ public final class LocalSink: @unchecked Sendable {
     /// smtp-sink creates a message's file at MAIL and writes it as the
     /// transaction goes: a file it still has open is a message not yet
     /// received whole, and is left out (it would be read half written).
+    ///
+    /// The directory is listed before the open files are read: a file listed
+    /// and no longer open has been closed, so it is whole. (The other order let
+    /// a file created between the two reads through half written.)
     public func messages() -> [String] {
         let dump = directory + "/dump"
+        let listed = (try? FileManager.default.contentsOfDirectory(atPath: dump)) ?? []
         let open = openBySink()
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dump)) ?? []).filter { !open.contains($0) }
-        return names.compactMap { try? String(contentsOfFile: dump + "/" + $0, encoding: .utf8) }
+        return listed.filter { !open.contains($0) }.compactMap { try? String(contentsOfFile: dump + "/" + $0, encoding: .utf8) }
     }
 
     /// Transactions the sink has seen reach MAIL, received whole or not: a
