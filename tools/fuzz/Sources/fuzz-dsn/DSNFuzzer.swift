@@ -122,7 +122,9 @@ func crlfLines(_ bytes: [UInt8]) -> [String] {
 func unfold(_ lines: [String]) -> [(name: String, value: String)] {
     var fields: [(name: String, value: String)] = []
     for line in lines {
-        if line.first == " " || line.first == "\t" {
+        // The first octet, not the first Character: a space followed by a
+        // combining mark is one Character in Swift, and still a continuation.
+        if line.utf8.first == UInt8(ascii: " ") || line.utf8.first == UInt8(ascii: "\t") {
             require(!fields.isEmpty, "a continuation line before any field: \(shown(line))")
             fields[fields.count - 1].value += line
             continue
