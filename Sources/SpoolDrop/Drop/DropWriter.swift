@@ -55,15 +55,19 @@ public final class DropWriter {
 
     /// Starts a drop: creates `tmp/ID/` and `tmp/ID/message`.
     ///
-    /// - Parameter observe: called after each completed step; the hidden crash hook.
+    /// - Parameters:
+    ///   - spoolOwner: the spool owner's uid when the caller knows it (a
+    ///     long-running writer looks it up once); nil looks it up here.
+    ///   - observe: called after each completed step; the hidden crash hook.
     public init(layout: SpoolLayout, id: QueueID, fileSystem: any FileSystem = SystemFileSystem(),
-                observe: @escaping (DropStep) -> Void = { _ in }) throws(SpoolIOError) {
+                spoolOwner: uid_t? = nil, observe: @escaping (DropStep) -> Void = { _ in }) throws(SpoolIOError) {
         self.layout = layout
         self.id = id
         self.fileSystem = fileSystem
         self.observe = observe
         directory = layout.temporaryPath(id)
-        let owner = try Self.spoolOwner(layout)
+        let owner: uid_t
+        if let spoolOwner { owner = spoolOwner } else { owner = try Self.spoolOwner(layout) }
         reader = owner == geteuid() ? nil : owner
         buffer.reserveCapacity(Self.bufferSize)
         try fileSystem.makeDirectory(directory, mode: Self.directoryMode)
@@ -171,7 +175,7 @@ public final class DropWriter {
 
     /// The spool owner's uid: the owner of `tmp/`, as of every directory of
     /// the layout (`postern init`).
-    static func spoolOwner(_ layout: SpoolLayout) throws(SpoolIOError) -> uid_t {
+    public static func spoolOwner(_ layout: SpoolLayout) throws(SpoolIOError) -> uid_t {
         var info = stat()
         guard stat(layout.tmp, &info) == 0 else { throw SpoolIOError("stat", layout.tmp) }
         return info.st_uid

@@ -61,6 +61,9 @@ public struct Submitter {
     /// Whether each drop first checks the spool (`SpoolCheck.requireWritable`):
     /// a long-running writer (the SMTP listener) checks once at its start.
     public var checksSpool = true
+    /// The spool owner's uid, for a long-running writer that looks it up once
+    /// (`DropWriter.spoolOwner`); nil looks it up at each drop.
+    public var spoolOwner: uid_t?
 
     public init(layout: SpoolLayout) {
         self.layout = layout
@@ -86,7 +89,8 @@ public struct Submitter {
         let arrival = now()
         let writer: DropWriter
         do {
-            writer = try DropWriter(layout: layout, id: ids.next(), fileSystem: fileSystem, observe: observe)
+            writer = try DropWriter(layout: layout, id: ids.next(), fileSystem: fileSystem, spoolOwner: spoolOwner,
+                                    observe: observe)
         } catch {
             throw SpoolError(error.exitStatus, "cannot create a drop: \(error)")
         }
