@@ -75,10 +75,9 @@ struct ConfigurationParser {
             let line = text.utf8[..<nul].count(where: { $0 == UInt8(ascii: "\n") }) + 1
             throw ConfigurationError(source: source, line: line, message: "the file contains a NUL byte")
         }
-        // A header such as `[!]` would abort the process inside toml++ (TableHeaderCheck).
-        if let line = TableHeaderCheck.firstBadHeader(in: text) {
-            throw ConfigurationError(source: source, line: line,
-                                     message: "TOML syntax error: expected a table name after \"[\" or \"[[\"")
+        // A header such as `[!]` or an array such as `[}]` would abort the process inside toml++.
+        if let trap = TOMLTrapCheck.firstTrap(in: text) {
+            throw ConfigurationError(source: source, line: trap.line, message: "TOML syntax error: \(trap.problem)")
         }
         do {
             return try TOMLTable(string: text)

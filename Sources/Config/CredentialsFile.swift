@@ -60,9 +60,9 @@ public enum CredentialsFile {
     /// `username` and `password`, both non-empty strings, nothing else.
     static func parse(_ text: String, source: String) throws(ConfigurationError) -> CredentialsSecret {
         let table: TOMLTable
-        // A header such as `[!]` would abort the process inside toml++ (TableHeaderCheck).
-        if let line = TableHeaderCheck.firstBadHeader(in: text) {
-            throw ConfigurationError(source: source, line: line, message: "TOML syntax error in the credentials file")
+        // A header such as `[!]` or an array such as `[}]` would abort the process inside toml++.
+        if let trap = TOMLTrapCheck.firstTrap(in: text) {
+            throw ConfigurationError(source: source, line: trap.line, message: "TOML syntax error in the credentials file")
         }
         do {
             table = try TOMLTable(string: text)

@@ -216,6 +216,23 @@ private let everyKey = """
         #expect(error.message == "TOML syntax error: expected a table name after \"[\" or \"[[\"")
     }
 
+    /// An array element that is not a value (`[}]`, `[1, }]`, or one that begins with U+2028, U+2029 or U+0085)
+    /// is a syntax error on its line; toml++ aborted the process on it (found by tools/fuzz.sh's config target
+    /// after 370,019 executions: `hostname = [}]`). The same characters inside strings and comments are text.
+    @Test(arguments: [("hostname = [}]\n", 1), ("local.domains = [\"a.example\", }]\n", 1), ("x = [[}]]\n", 1),
+                      ("x = [\n  # c\n  }]\n", 3), ("x = [{ a = 1 }, [ }]]\n", 1),
+                      ("hostname = [\u{2028}]\n", 1), ("x = 1\ny = [\u{85}]\n", 2), ("x = [1,\n\u{2029}]\n", 2),
+                      ("\u{2028}\n", 1)])
+    func arrayElementThatIsNoValue(text: String, line: Int) throws {
+        let error = try #require(failure(text))
+        #expect(error.line == line)
+        #expect(error.message.hasPrefix("TOML syntax error: "))
+        #expect(TOMLTrapCheck.firstTrap(in: text)?.line == line)
+        // Not traps: an inline table closing inside an array, the characters in a string or a comment.
+        #expect(TOMLTrapCheck.firstTrap(in: "x = [{ a = 1 }, { }]\ny = \"[}] \u{2028}\" # [}] \u{85}\nz = [ # }\n]\n") == nil)
+        #expect(try parse("hostname = \"a.example\" # \u{2028} [}]\n").hostname == "a.example")
+    }
+
     /// A host name whose xn-- label is not a valid A-label is refused, as
     /// local.domains refuses it: otherwise the default local.domains (the host
     /// name) made the printed configuration fail to parse back (found by
@@ -237,8 +254,8 @@ private let everyKey = """
         let error = try #require(failure(text))
         #expect(error.message != "TOML syntax error: expected a table name after \"[\" or \"[[\"")
         #expect(error.line != 6)
-        #expect(TableHeaderCheck.firstBadHeader(in: "x = [\n  [1, 2],\n  [ [3] ],\n]\ny = '''\n[!]\n'''\n[ok]\n") == nil)
-        #expect(TableHeaderCheck.firstBadHeader(in: "x = \"\"\"\\\n[\"\"\"\n[\n") == 3)
+        #expect(TOMLTrapCheck.firstTrap(in: "x = [\n  [1, 2],\n  [ [3] ],\n]\ny = '''\n[!]\n'''\n[ok]\n") == nil)
+        #expect(TOMLTrapCheck.firstTrap(in: "x = \"\"\"\\\n[\"\"\"\n[\n")?.line == 3)
     }
 
     /// Keys written as dotted keys or in inline tables are found on their own line.

@@ -197,9 +197,10 @@ private let everyKind = """
         #expect(!"\(secret)".contains("s3cret"))
     }
 
-    /// A header toml++ would abort on is a syntax error of the file (found by fuzzing the configuration).
-    @Test func headerWithoutNameIsASyntaxError() throws {
-        let path = try write("username = \"me@example.net\"\n[!]\n", mode: 0o600)
+    /// A header or an array toml++ would abort on is a syntax error of the file (found by fuzzing the configuration).
+    @Test(arguments: ["username = \"me@example.net\"\n[!]\n", "username = \"me@example.net\"\npassword = [}]\n"])
+    func trapIsASyntaxError(text: String) throws {
+        let path = try write(text, mode: 0o600)
         defer { unlink(path) }
         #expect(throws: ConfigurationError(source: path, line: 2, message: "TOML syntax error in the credentials file")) {
             try CredentialsFile.load(path)
