@@ -65,8 +65,12 @@ extension Daemon: RoundEffects {
             // Freeing the message's blocks costs the kernel more than anything
             // else the loop does for a delivery: out of queue/ by one rename
             // (spool-layout.md 6.4), removed on the janitor's thread.
+            // Kept as a blank for the listener's next message when it may be
+            // (`BlankPool`): no inode freed now and allocated again in a moment.
             let logger = self.logger
+            let blanks = inbox?.blanks
             janitor.submit {
+                if blanks?.keep(out) == true { return }
                 do {
                     try SystemFileSystem().removeTree(out)
                 } catch {

@@ -134,6 +134,15 @@ public final class Daemon {
         defer {
             pool.shutdown()
             workers = nil
+            // Blanks are kept only while the daemon runs (any left by a crash are
+            // removed from tmp/ once old): removed after the janitor's last job.
+            let blanks = inbox?.blanks
+            let removed = DispatchSemaphore(value: 0)
+            janitor?.submit {
+                for path in blanks?.takeAll() ?? [] { _ = try? SystemFileSystem().removeTree(path) }
+                removed.signal()
+            }
+            if janitor != nil { removed.wait() }
             janitor?.shutdown()
             janitor = nil
             settings.router.sessions?.closeAll()

@@ -1,4 +1,5 @@
 import PosternCore
+import SpoolDrop
 import Synchronization
 
 /// Messages the daemon's own SMTP listener renamed straight into `queue/`
@@ -27,6 +28,9 @@ public final class QueueInbox: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Messages the daemon finished, emptied for the listener's next ones
+    /// (`BlankPool`): filled only where a listener takes them.
+    public let blanks = BlankPool()
 
     public init() {}
 

@@ -41,6 +41,13 @@ public final class RecordingFileSystem: FileSystem {
         return fd
     }
 
+    public func reuseFile(_ path: String) throws(SpoolIOError) -> Int32 {
+        let fd = try real.reuseFile(path)
+        paths.withLock { $0[fd] = path }
+        record("reuse \(relative(path))")
+        return fd
+    }
+
     public func grantAccess(_ path: String, to user: uid_t, permissions: mode_t) throws(SpoolIOError) {
         try real.grantAccess(path, to: user, permissions: permissions)
         record("acl \(relative(path)) user:\(user):\(String(permissions, radix: 8))")

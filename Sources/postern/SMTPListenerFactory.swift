@@ -66,6 +66,7 @@ enum SMTPListenerFactory {
         if let inbox {
             settings.handoff = QueueHandoff(takes: inbox.takes, expect: inbox.expect,
                                             queued: inbox.queued, unsure: inbox.unsure)
+            settings.handoff?.blanks = inbox.blanks
         }
         return SMTPListener(settings: settings, layout: layout, logger: logger, metrics: metrics)
     }

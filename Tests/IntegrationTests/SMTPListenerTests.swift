@@ -102,6 +102,47 @@ struct SMTPListenerTests {
         #expect(remote.recipients.map(\.state) == [.delivered])
     }
 
+    /// A delivered message's directory is emptied and kept in tmp/ (`BlankPool`),
+    /// and the listener's next message is built in it: the same directory
+    /// inode goes round, the message arrives whole, and a stopped daemon leaves
+    /// no blank behind (spool-layout.md 6.4, "Blanks").
+    @Test func deliveredDirectoryCarriesTheNextMessage() throws {
+        let (fixture, port) = try Self.daemon()
+        defer { fixture.stop() }
+        let tmp = fixture.spool.layout.tmp
+        func blank() -> (name: String, inode: ino_t)? {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: tmp), names.count == 1 else { return nil }
+            var info = stat()
+            guard lstat(tmp + "/" + names[0], &info) == 0, info.st_size >= 0,
+                  (try? FileManager.default.contentsOfDirectory(atPath: tmp + "/" + names[0]).sorted()) == ["envelope.json", "message"]
+            else { return nil }
+            return (names[0], info.st_ino)
+        }
+        func send(_ subject: String) throws {
+            let out = try Self.python("""
+                s = smtplib.SMTP('127.0.0.1', PORT)
+                print(s.sendmail('alice@example.org', ['bob@example.net'], b'Subject: \(subject)\\r\\n\\r\\nbody of \(subject)\\r\\n'))
+                s.quit()
+                """, port: port)
+            #expect(out == "{}\n")
+        }
+        try send("first")
+        #expect(fixture.waitForSink(1))
+        #expect(fixture.waitForEmptyQueue())
+        #expect(BackgroundProcess.waitUntil(timeout: 60) { blank() != nil }, "no blank in tmp/")
+        let first = try #require(blank())
+        try send("second")
+        #expect(fixture.waitForSink(2))
+        #expect(fixture.waitForEmptyQueue())
+        #expect(BackgroundProcess.waitUntil(timeout: 60) { blank().map { $0.name != first.name } ?? false })
+        let second = try #require(blank())
+        #expect(second.inode == first.inode, "the second message was not built in the first one's directory")
+        let bodies = fixture.sink.messages()
+        #expect(bodies.contains { $0.contains("body of second") && !$0.contains("body of first") })
+        #expect(fixture.stop() == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty)
+    }
+
     /// PIPELINING: commands sent in one write get their replies in order, and
     /// several transactions share one connection.
     @Test func pipelining() throws {

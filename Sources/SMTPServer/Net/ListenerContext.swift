@@ -29,6 +29,7 @@ final class ListenerContext: @unchecked Sendable {
         var submitter = Submitter(layout: layout)
         submitter.checksSpool = false   // checked once, when the listener starts
         submitter.spoolOwner = try? DropWriter.spoolOwner(layout)   // nil: looked up at each drop
+        submitter.blanks = handoff?.blanks
         self.submitter = submitter
         dropCommit = DropGroupCommit(layout: layout, area: .drop)
         queueCommit = DropGroupCommit(layout: layout, area: .queue)

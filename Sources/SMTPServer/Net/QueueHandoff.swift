@@ -1,4 +1,5 @@
 import PosternCore
+import SpoolDrop
 
 /// How the listener of `postern run` hands its messages to the daemon beside
 /// it when it queues them itself (spool-layout.md 6.1, "Straight into the
@@ -27,6 +28,9 @@ public struct QueueHandoff: Sendable {
     /// The commit failed after `expect`: the message may or may not be in
     /// `queue/`, and the daemon looks.
     public var unsure: @Sendable (QueueID) -> Void
+    /// The daemon's finished message directories, for the listener's next
+    /// messages to be built in instead of new ones (`BlankPool`).
+    public var blanks: BlankPool?
 
     public init(takes: @escaping @Sendable ([String]) -> Bool, expect: @escaping @Sendable (QueueID) -> Void,
                 queued: @escaping @Sendable (QueueID) -> Void, unsure: @escaping @Sendable (QueueID) -> Void) {

@@ -52,15 +52,21 @@ public final class DropWriter {
     private var committed = false
     /// The message directory, open from just before the rename to the end.
     private var handle: DirectoryHandle?
+    /// Whether the directory is a blank (`BlankPool`): its files exist, empty.
+    private var reused = false
 
-    /// Starts a drop: creates `tmp/ID/` and `tmp/ID/message`.
+    /// Starts a drop: creates `tmp/ID/` and `tmp/ID/message`, or renames a
+    /// blank to `tmp/ID/` and opens its `message` (spool-layout.md 6.1 step 1).
     ///
     /// - Parameters:
     ///   - spoolOwner: the spool owner's uid when the caller knows it (a
     ///     long-running writer looks it up once); nil looks it up here.
+    ///   - blanks: where the daemon keeps finished message directories for
+    ///     reuse; used only by the spool owner.
     ///   - observe: called after each completed step; the hidden crash hook.
     public init(layout: SpoolLayout, id: QueueID, fileSystem: any FileSystem = SystemFileSystem(),
-                spoolOwner: uid_t? = nil, observe: @escaping (DropStep) -> Void = { _ in }) throws(SpoolIOError) {
+                spoolOwner: uid_t? = nil, blanks: BlankPool? = nil,
+                observe: @escaping (DropStep) -> Void = { _ in }) throws(SpoolIOError) {
         self.layout = layout
         self.id = id
         self.fileSystem = fileSystem
@@ -70,12 +76,21 @@ public final class DropWriter {
         if let spoolOwner { owner = spoolOwner } else { owner = try Self.spoolOwner(layout) }
         reader = owner == geteuid() ? nil : owner
         buffer.reserveCapacity(Self.bufferSize)
-        try fileSystem.makeDirectory(directory, mode: Self.directoryMode)
+        if reader == nil, let blank = blanks?.take() {
+            // A blank that cannot be had (removed as old meanwhile) is removed; a new directory serves.
+            do throws(SpoolIOError) {
+                try fileSystem.rename(blank, to: directory)
+                reused = true
+            } catch {
+                _ = try? fileSystem.removeTree(blank)
+            }
+        }
+        if !reused { try fileSystem.makeDirectory(directory, mode: Self.directoryMode) }
         observe(.directoryCreated)
         do throws(SpoolIOError) {
             let messagePath = directory + "/" + SpoolLayout.messageFile
             if let reader { try fileSystem.grantAccess(directory, to: reader, permissions: Self.ownerAccess.directory) }
-            messageFD = try fileSystem.createFile(messagePath, mode: Self.fileMode)
+            messageFD = reused ? try fileSystem.reuseFile(messagePath) : try fileSystem.createFile(messagePath, mode: Self.fileMode)
             if let reader { try fileSystem.grantAccess(messagePath, to: reader, permissions: Self.ownerAccess.file) }
         } catch {
             abandon()
@@ -124,7 +139,7 @@ public final class DropWriter {
         do throws(SpoolIOError) {
             try flush()
             observe(.messageWritten)
-            envelopeFD = try fileSystem.createFile(envelopePath, mode: Self.fileMode)
+            envelopeFD = reused ? try fileSystem.reuseFile(envelopePath) : try fileSystem.createFile(envelopePath, mode: Self.fileMode)
             if let reader { try fileSystem.grantAccess(envelopePath, to: reader, permissions: Self.ownerAccess.file) }
             try fileSystem.write(envelopeFD, envelope, path: envelopePath)
             if let arrival { try fileSystem.setModified(envelopePath, epochSeconds: arrival) }

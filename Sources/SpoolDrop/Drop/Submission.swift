@@ -64,6 +64,9 @@ public struct Submitter {
     /// The spool owner's uid, for a long-running writer that looks it up once
     /// (`DropWriter.spoolOwner`); nil looks it up at each drop.
     public var spoolOwner: uid_t?
+    /// Finished message directories to build drops in (the daemon's own
+    /// listener; `BlankPool`); nil creates each one.
+    public var blanks: BlankPool?
 
     public init(layout: SpoolLayout) {
         self.layout = layout
@@ -90,7 +93,7 @@ public struct Submitter {
         let writer: DropWriter
         do {
             writer = try DropWriter(layout: layout, id: ids.next(), fileSystem: fileSystem, spoolOwner: spoolOwner,
-                                    observe: observe)
+                                    blanks: blanks, observe: observe)
         } catch {
             throw SpoolError(error.exitStatus, "cannot create a drop: \(error)")
         }

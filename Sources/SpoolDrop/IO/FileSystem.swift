@@ -43,6 +43,10 @@ public protocol FileSystem: Sendable {
     func makeDirectory(_ path: String, mode: mode_t) throws(SpoolIOError)
     /// Creates a new regular file for writing (`O_CREAT|O_EXCL|O_NOFOLLOW`).
     func createFile(_ path: String, mode: mode_t) throws(SpoolIOError) -> Int32
+    /// Opens an existing file of a blank for writing, truncated
+    /// (`O_WRONLY|O_TRUNC|O_NOFOLLOW`), after checking that it is still a
+    /// private regular file of this user with one link (`BlankPool`).
+    func reuseFile(_ path: String) throws(SpoolIOError) -> Int32
     /// Gives `user` the access `permissions` (0 to 7: read, write, search) to
     /// a file or directory this process owns, by a POSIX access ACL that
     /// leaves its owner's mode bits and gives its group and others nothing
@@ -87,6 +91,16 @@ public protocol FileSystem: Sendable {
 }
 
 extension FileSystem {
+    public func reuseFile(_ path: String) throws(SpoolIOError) -> Int32 {
+        let fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw SpoolIOError("open", path) }
+        guard BlankPool.isPrivateFile(fd) else {
+            _ = Glibc.close(fd)
+            throw SpoolIOError("reuse (not a private file of this user)", path, EPERM)
+        }
+        return fd
+    }
+
     /// Writes all of `data` to an open file.
     public func write(_ fd: Int32, _ data: [UInt8], path: String) throws(SpoolIOError) {
         // Array.withUnsafeBytes rethrows untyped errors; carry the typed one out by hand.
