@@ -32,7 +32,8 @@ file-system operations (tools/reliability/syscalls.py). Then:
 
 Scenarios: drop (root's `postern drop`), drop-setgid (an outsider's
 set-group-ID `postern-drop`), listener (a message through the daemon's SMTP
-listener), accept-defer (the daemon accepts a trusted drop into queue/, the
+listener), listener-blank (three, each delivered before the next: the third
+built in the first's directory, a blank), accept-defer (the daemon accepts a trusted drop into queue/, the
 peer answers 451: an envelope update), accept-batch (three at once),
 adopt-defer (the same for an outsider's drop: adoption), deliver (accepted,
 delivered, removed), reject-dsn (rejected with 550: the failure recorded,

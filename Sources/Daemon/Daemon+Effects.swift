@@ -68,7 +68,8 @@ extension Daemon: RoundEffects {
             // Kept as a blank for the listener's next message when it may be
             // (`BlankPool`): no inode freed now and allocated again in a moment.
             let logger = self.logger
-            let blanks = inbox?.blanks
+            // Only out of queue/: its group fsync makes the removal durable before reuse (BlankPool).
+            let blanks = area == .queue ? inbox?.blanks ?? nil : nil
             janitor.submit {
                 if blanks?.keep(out) == true { return }
                 do {

@@ -136,7 +136,7 @@ public final class Daemon {
             workers = nil
             // Blanks are kept only while the daemon runs (any left by a crash are
             // removed from tmp/ once old): removed after the janitor's last job.
-            let blanks = inbox?.blanks
+            let blanks = inbox?.blanks ?? nil
             let removed = DispatchSemaphore(value: 0)
             janitor?.submit {
                 for path in blanks?.takeAll() ?? [] { _ = try? SystemFileSystem().removeTree(path) }

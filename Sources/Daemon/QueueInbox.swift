@@ -29,10 +29,12 @@ public final class QueueInbox: Sendable {
 
     private let state = Mutex(State())
     /// Messages the daemon finished, emptied for the listener's next ones
-    /// (`BlankPool`): filled only where a listener takes them.
-    public let blanks = BlankPool()
+    /// (`BlankPool`): only where a listener builds messages in them.
+    public let blanks: BlankPool?
 
-    public init() {}
+    public init(blanks: BlankPool? = nil) {
+        self.blanks = blanks
+    }
 
     /// Whether the listener may queue a message to recipients in `domains`
     /// itself: not when one of them is local, since local recipients are

@@ -98,7 +98,8 @@ extension Postern {
             }
             defer { server?.stop() }
             let listener: SMTPListener?
-            let inbox = QueueInbox()
+            // Blanks serve only a listener's messages (BlankPool).
+            let inbox = QueueInbox(blanks: configuration.smtp.listen.isEmpty ? nil : BlankPool())
             do {
                 listener = try SMTPListenerFactory.listener(configuration, layout: global.layout, logger: logger,
                                                             metrics: metrics, inbox: inbox)

@@ -103,42 +103,49 @@ struct SMTPListenerTests {
     }
 
     /// A delivered message's directory is emptied and kept in tmp/ (`BlankPool`),
-    /// and the listener's next message is built in it: the same directory
+    /// and once an fsync of queue/ (the next message's commit) has made its
+    /// removal durable, a later message is built in it: the same directory
     /// inode goes round, the message arrives whole, and a stopped daemon leaves
     /// no blank behind (spool-layout.md 6.4, "Blanks").
-    @Test func deliveredDirectoryCarriesTheNextMessage() throws {
+    @Test func deliveredDirectoryCarriesALaterMessage() throws {
         let (fixture, port) = try Self.daemon()
         defer { fixture.stop() }
         let tmp = fixture.spool.layout.tmp
-        func blank() -> (name: String, inode: ino_t)? {
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: tmp), names.count == 1 else { return nil }
-            var info = stat()
-            guard lstat(tmp + "/" + names[0], &info) == 0, info.st_size >= 0,
-                  (try? FileManager.default.contentsOfDirectory(atPath: tmp + "/" + names[0]).sorted()) == ["envelope.json", "message"]
-            else { return nil }
-            return (names[0], info.st_ino)
+        /// The blanks in tmp/ by name: their directory inodes, once there are `count` of them, each with its two files.
+        func blanks(_ count: Int) -> [String: ino_t]? {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: tmp), names.count == count else { return nil }
+            var found: [String: ino_t] = [:]
+            for name in names {
+                var info = stat()
+                guard lstat(tmp + "/" + name, &info) == 0,
+                      (try? FileManager.default.contentsOfDirectory(atPath: tmp + "/" + name).sorted()) == ["envelope.json", "message"]
+                else { return nil }
+                found[name] = info.st_ino
+            }
+            return found
         }
-        func send(_ subject: String) throws {
+        func send(_ subject: String, then count: Int) throws -> [String: ino_t] {
             let out = try Self.python("""
                 s = smtplib.SMTP('127.0.0.1', PORT)
                 print(s.sendmail('alice@example.org', ['bob@example.net'], b'Subject: \(subject)\\r\\n\\r\\nbody of \(subject)\\r\\n'))
                 s.quit()
                 """, port: port)
             #expect(out == "{}\n")
+            #expect(fixture.waitForSink(count))
+            #expect(fixture.waitForEmptyQueue())
+            #expect(BackgroundProcess.waitUntil(timeout: 60) { blanks(min(count, 2)) != nil }, "blanks in tmp/: \(count)")
+            return try #require(blanks(min(count, 2)))
         }
-        try send("first")
-        #expect(fixture.waitForSink(1))
-        #expect(fixture.waitForEmptyQueue())
-        #expect(BackgroundProcess.waitUntil(timeout: 60) { blank() != nil }, "no blank in tmp/")
-        let first = try #require(blank())
-        try send("second")
-        #expect(fixture.waitForSink(2))
-        #expect(fixture.waitForEmptyQueue())
-        #expect(BackgroundProcess.waitUntil(timeout: 60) { blank().map { $0.name != first.name } ?? false })
-        let second = try #require(blank())
-        #expect(second.inode == first.inode, "the second message was not built in the first one's directory")
+        // The first blank waits for the second message's commit to fsync queue/; the third message takes it.
+        let first = try send("first", then: 1)
+        let second = try send("second", then: 2)
+        #expect(second.values.contains(try #require(first.values.first)), "the second message should not have had it yet")
+        let third = try send("third", then: 3)
+        let reused = Set(third.values).intersection(first.values)
+        #expect(reused.count == 1, "the third message was not built in the first one's directory: \(first) \(third)")
+        #expect(Set(third.keys).isDisjoint(with: first.keys), "the blank of the first message is still there under its name")
         let bodies = fixture.sink.messages()
-        #expect(bodies.contains { $0.contains("body of second") && !$0.contains("body of first") })
+        #expect(bodies.contains { $0.contains("body of third") && !$0.contains("body of first") })
         #expect(fixture.stop() == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty)
     }

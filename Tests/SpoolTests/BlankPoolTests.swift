@@ -4,6 +4,7 @@ import PosternCore
 import PosternTesting
 import Testing
 @testable import Spool
+@testable import SpoolDrop
 
 /// Finished message directories kept empty and built in again (`BlankPool`,
 /// spool-layout.md 6.4): the same inodes, the same protocol, and nothing
@@ -11,9 +12,18 @@ import Testing
 struct BlankPoolTests {
     let spool: TemporarySpool
     let ids = QueueIDGenerator()
+    let queueCommit: DropGroupCommit
+    let pool = BlankPool()
 
     init() throws {
         spool = try TemporarySpool()
+        queueCommit = DropGroupCommit(layout: spool.layout, area: .queue)
+        pool.follow(queueCommit)
+    }
+
+    /// An fsync of queue/, as the listener's next commit makes: the blanks kept before it become ready.
+    func syncQueue() throws {
+        try queueCommit.shared.sync()
     }
 
     var layout: SpoolLayout { spool.layout }
@@ -29,7 +39,8 @@ struct BlankPoolTests {
         let id = ids.next()
         let writer = try DropWriter(layout: layout, id: id, fileSystem: fileSystem, spoolOwner: geteuid(), blanks: blanks)
         try writer.write(Array(text.utf8))
-        try writer.commit(envelopeBytes: Array("{\"id\":\"\(id)\"}\n".utf8), group: DropGroupCommit(layout: layout, area: .queue, fileSystem: fileSystem))
+        try writer.commit(envelopeBytes: Array("{\"id\":\"\(id)\"}\n".utf8),
+                          group: fileSystem is SystemFileSystem ? queueCommit : DropGroupCommit(layout: layout, area: .queue, fileSystem: fileSystem))
         return id
     }
 
@@ -43,16 +54,17 @@ struct BlankPoolTests {
         return lstat(path, &info) == 0 ? Int(info.st_size) : -1
     }
 
-    /// A finished message is emptied and kept; the next message is built in
-    /// it, in the same three inodes, and holds only its own bytes.
+    /// A finished message is kept as it is; a later message is built in it, in
+    /// the same three inodes, and holds only its own bytes.
     @Test func nextMessageReusesTheInodes() throws {
-        let pool = BlankPool()
         let out = try finished(String(repeating: "first message line\n", count: 500))
         let inodes = [out, out + "/message", out + "/envelope.json"].map(inode)
         #expect(pool.keep(out))
         #expect(pool.count == 1)
-        #expect(size(out + "/message") == 0 && size(out + "/envelope.json") == 0)
+        // Nothing truncated until it is reused: a power loss may still bring the finished message back.
+        #expect(size(out + "/message") == 19 * 500)
 
+        try syncQueue()
         let id = try write("second\n", blanks: pool)
         let queued = layout.path(.queue, id)
         #expect([queued, queued + "/message", queued + "/envelope.json"].map(inode) == inodes)
@@ -63,26 +75,25 @@ struct BlankPoolTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: layout.tmp).isEmpty)
     }
 
-    /// A blank is written by the same durable steps as a new directory: renamed
-    /// into place, its files opened truncated instead of created, every file and
-    /// the directory fsynced before the commit rename.
+    /// A blank is written by the same durable steps as a new directory, under
+    /// its name in tmp/: its files opened truncated instead of created, every
+    /// file and the directory fsynced before the commit rename names it.
     @Test func reuseFollowsTheDropProtocol() throws {
-        let pool = BlankPool()
         let out = try finished("old\n")
         #expect(pool.keep(out))
+        try syncQueue()
         let recorder = RecordingFileSystem(root: layout.root)
         let id = try write("new\n", blanks: pool, fileSystem: recorder)
         let old = String(out.dropFirst(layout.root.count + 1))
         #expect(recorder.calls == [
-            "rename \(old) tmp/\(id)", "reuse tmp/\(id)/message", "write tmp/\(id)/message",
-            "reuse tmp/\(id)/envelope.json", "write tmp/\(id)/envelope.json",
-            "fsync tmp/\(id)/message", "close tmp/\(id)/message", "fsync tmp/\(id)/envelope.json",
-            "close tmp/\(id)/envelope.json", "fsync tmp/\(id)/", "rename tmp/\(id) queue/\(id)", "fsync queue/",
+            "reuse \(old)/message", "write \(old)/message", "reuse \(old)/envelope.json", "write \(old)/envelope.json",
+            "fsync \(old)/message", "close \(old)/message", "fsync \(old)/envelope.json",
+            "close \(old)/envelope.json", "fsync \(old)/", "rename \(old) queue/\(id)", "fsync queue/",
         ])
     }
 
     /// What another user could hold open or reach, or what is not a finished
-    /// message's directory, is never kept; its files are left as they are.
+    /// message's directory, is never kept.
     @Test(arguments: ["group-readable", "hard link", "symlink", "extra file", "foreign owner", "no envelope", "fifo"])
     func refusesWhatIsNotPrivate(_ case: String) throws {
         let out = try finished("keep me\n")
@@ -102,38 +113,50 @@ struct BlankPoolTests {
             mkfifo(out + "/envelope.json", 0o600)
         default: Issue.record("unknown case")
         }
-        let pool = BlankPool()
         #expect(!pool.keep(out))
         #expect(pool.count == 0)
         #expect(size(message) == 8)
-        if `case` == "symlink" { #expect(size(spool.directory + "/target") == 1) }
     }
 
     /// An envelope update's leftover goes; the rest is kept.
     @Test func leftoverUpdateIsRemoved() throws {
         let out = try finished("x\n")
         FileManager.default.createFile(atPath: out + "/envelope.json.tmp", contents: Data("{".utf8))
-        let pool = BlankPool()
         #expect(pool.keep(out))
         #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == ["envelope.json", "message"])
+    }
+
+    /// A blank is handed out only after an fsync of queue/ that started after it
+    /// was kept, so that its removal is durable before another message is written
+    /// into it; a pool that follows no group commit keeps nothing.
+    @Test func blankWaitsForAnFsyncOfTheQueue() throws {
+        let out = try finished("a\n")
+        #expect(pool.keep(out))
+        #expect(pool.take() == nil)
+        #expect(pool.count == 1)
+        try syncQueue()
+        #expect(pool.take() == out)
+        let unfollowed = BlankPool()
+        #expect(!unfollowed.keep(try finished("b\n")))
+        #expect(unfollowed.take() == nil)
     }
 
     /// A full pool keeps nothing more: the caller removes the directory.
     @Test func fullPoolDeclines() throws {
         let pool = BlankPool(capacity: 1)
+        pool.follow(queueCommit)
         #expect(pool.keep(try finished("a\n")))
         let second = try finished("b\n")
         #expect(!pool.keep(second))
-        #expect(size(second + "/message") == 2)
         #expect(pool.takeAll().count == 1)
         #expect(pool.count == 0)
     }
 
     /// A blank removed meanwhile (tmp/ cleaning) costs nothing: a new directory serves.
     @Test func vanishedBlankFallsBackToANewDirectory() throws {
-        let pool = BlankPool()
         let out = try finished("a\n")
         #expect(pool.keep(out))
+        try syncQueue()
         try FileManager.default.removeItem(atPath: out)
         let id = try write("b\n", blanks: pool)
         #expect(try String(contentsOfFile: layout.path(.queue, id) + "/message", encoding: .utf8) == "b\n")

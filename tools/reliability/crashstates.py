@@ -164,8 +164,15 @@ class Sequence:
         self.created = {}      # ino -> (kind, mode, uid, gid, mtime_ns) at its creation
         live = initial.copy()
         fresh = itertools.count(max(initial.nodes) + 1)
+        # Each message file's bytes at each fsync of it: a reused file (a blank,
+        # spool-layout.md 6.4) holds one whole message after another.
+        self.synced_messages = set()
         for op in ops:
             self.bound.append(self._bind(live, op, fresh, owners, umask))
+            if op["op"] == "fsync" and op.get("path", "").endswith("/message"):
+                _, _, ino = live.lookup(op["path"])
+                if ino is not None:
+                    self.synced_messages.add(bytes(live.nodes[ino].data))
         self.final = live
 
     # -- binding: what each operation did, by inode

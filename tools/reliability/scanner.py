@@ -118,8 +118,9 @@ def judge(view, known, rules, cut, quarantine):
 
 def known_messages(seq):
     """The bytes of every message file complete at some point: the initial
-    spool's, and each file named `message` as it ended up."""
-    known = set()
+    spool's, each file named `message` as it ended up, and as it was at
+    each of its fsyncs (a blank's file holds several messages in turn)."""
+    known = set(seq.synced_messages)
     for spool in (seq.initial, seq.final):
         for node in spool.nodes.values():
             if node.kind == "dir":

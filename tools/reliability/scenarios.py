@@ -280,6 +280,44 @@ def sc_listener(b):
     return ops, [(replied + 1, None, present(b, n, ("drop", "queue")))], {"reports": ("reply",)}
 
 
+def sc_listener_blank(b):
+    """Three messages through the listener, each delivered before the next arrives: the first's
+    directory, emptied (a blank, 6.4), is handed out once the second's commit has fsynced queue/
+    (its removal is then durable), and the third is built in it by the same durable steps (files
+    opened truncated instead of created), committed by the rename into queue/."""
+    b.start_peer({"accept": 100})
+    port = free_port()
+    numbers = (27, 28, 29)
+    sent = []
+
+    def send(n):
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail(sender(n), [recipient(n)], b.message(n).replace(b"\n", b"\r\n"))
+        sent.append(n)
+
+    def delivered():
+        return sum(1 for e in b.peer.snapshot() if e[0] == "final" and e[3] == 250)
+
+    def done():
+        if not sent:
+            if port_open(port):
+                send(numbers[0])
+        elif len(sent) < 3 and delivered() == len(sent) and _empty(b, "queue") and len(b.ids("tmp")) == len(sent):
+            send(numbers[len(sent)])   # the earlier ones' directories wait in tmp/ as blanks
+        return len(sent) == 3 and delivered() == 3 and _empty(b, "queue", "drop")
+    ops = b.record_daemon(done, overrides=[f'smtp.listen=["127.0.0.1:{port}"]'])
+    replies = [i for i, op in enumerate(ops) if op["op"] == "reply" and op["code"] == 250 and "queued" in op["text"].lower()]
+    removals = [i for i, op in enumerate(ops) if op["op"] == "rename" and op["path"].startswith("queue/")
+                and op["to"].startswith("tmp/")]
+    if len(replies) != 3 or len(removals) != 3:
+        raise RuntimeError(f"expected three 250s and three removals, saw {len(replies)} and {len(removals)}")
+    blank = ops[removals[0]]["to"]
+    if _first(ops, lambda op: op["op"] == "rename" and op["path"] == blank and op["to"].startswith("queue/")) is None:
+        raise RuntimeError(f"no later message was built in the blank {blank}")
+    return ops, [(reply + 1, removal, present(b, n, ("queue",)))
+                 for reply, removal, n in zip(replies, removals, numbers)], {"reports": ("reply",)}
+
+
 def sc_hold_all(b):
     """`postern hold --all` of three messages: renamed, then both areas fsynced once before it answers (6.3)."""
     for n in (23, 24, 25):
@@ -345,7 +383,7 @@ def sc_quarantine(b):
 
 SCENARIOS = {
     "drop": sc_drop, "drop-setgid": sc_drop_setgid, "accept-defer": sc_accept_defer, "adopt-defer": sc_adopt_defer,
-    "accept-batch": sc_accept_batch, "listener": sc_listener,
+    "accept-batch": sc_accept_batch, "listener": sc_listener, "listener-blank": sc_listener_blank,
     "deliver": sc_deliver, "reject-dsn": sc_reject_dsn, "hold": sc_hold, "hold-all": sc_hold_all,
     "hold-reason": sc_hold_reason,
     "release": sc_release, "delete": sc_delete, "fail": sc_fail, "quarantine": sc_quarantine,
@@ -440,7 +478,7 @@ def quarantined(qid):
 REQUIRED = {
     "drop": {"commit"}, "drop-setgid": {"commit"}, "accept-defer": {"move", "update"},
     "adopt-defer": {"commit", "update", "adoption"}, "deliver": {"move", "remove"},
-    "accept-batch": {"move", "update"}, "listener": {"commit", "update"}, "hold-all": {"move"},
+    "accept-batch": {"move", "update"}, "listener": {"commit", "update"}, "listener-blank": {"commit", "remove"}, "hold-all": {"move"},
     "reject-dsn": {"move", "update", "commit", "remove"}, "hold": {"move"}, "hold-reason": {"move", "update"},
     "release": {"move"}, "delete": {"remove"}, "fail": {"update", "commit"}, "quarantine": {"quarantine"},
 }

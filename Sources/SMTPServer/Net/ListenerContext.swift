@@ -33,6 +33,7 @@ final class ListenerContext: @unchecked Sendable {
         self.submitter = submitter
         dropCommit = DropGroupCommit(layout: layout, area: .drop)
         queueCommit = DropGroupCommit(layout: layout, area: .queue)
+        handoff?.blanks?.follow(queueCommit)
         self.handoff = handoff
         self.tls = tls
         self.timeout = timeout

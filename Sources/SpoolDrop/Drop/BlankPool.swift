@@ -2,8 +2,8 @@ import Glibc
 import PosternBase
 import Synchronization
 
-/// Finished message directories kept, emptied, for the next message to be
-/// built in (spool-layout.md 6.4, "Blanks").
+/// Finished message directories kept for later messages to be built in
+/// (spool-layout.md 6.4, "Blanks").
 ///
 /// Why: every message costs three inodes (its directory, `message`,
 /// `envelope.json`), allocated when it is written and freed when it is
@@ -14,7 +14,8 @@ import Synchronization
 /// daemon's CPU in the SMTP end-to-end benchmark, and grew run after run. A
 /// directory that is emptied and reused allocates and frees nothing; on any
 /// file system it also saves the kernel the bitmap, inode-table and
-/// directory-entry updates of three creations and three removals.
+/// directory-entry updates of three creations and three removals. Its files
+/// are truncated as the next message opens them (`O_TRUNC`).
 ///
 /// Only the daemon's own writers use blanks (the SMTP listener and its DSNs),
 /// and only the daemon fills the pool, from messages it has finished and
@@ -24,34 +25,61 @@ import Synchronization
 /// but the spool owner can see what is later written into them. Anything else
 /// is removed as before. The pool lives in memory; blanks left by a crash are
 /// entries of `tmp/` like any other, removed once old (section 7).
+///
+/// A blank is handed out only once its removal from `queue/` is durable: after
+/// an `fsync` of `queue/` that started after it was kept (`follow`; the
+/// listener's group commit makes one for every batch of messages). Otherwise a
+/// power loss could undo the removal of a delivered message while the next
+/// message was being written into its files, and bring it back holding another
+/// message's bytes, to be delivered again to its recipients. For the same
+/// reason nothing is truncated before then: a power loss can only bring a
+/// delivered message back whole (6.4), never half emptied.
 public final class BlankPool: Sendable {
     /// Enough for the messages in flight at a high rate; beyond it, finished
     /// messages are removed as before.
     public static let defaultCapacity = 128
 
     public let capacity: Int
-    private let blanks = Mutex<[String]>([])
+    /// Each blank, with the number of the `fsync` of `queue/` after which it is
+    /// ready, in the order kept (so the numbers never decrease).
+    private let blanks = Mutex<[(path: String, readyAfter: Int)]>([])
+    private let queueSync = Mutex<DropGroupCommit?>(nil)
 
     public init(capacity: Int = BlankPool.defaultCapacity) {
         self.capacity = capacity
     }
 
-    /// The blanks ready now.
-    public var count: Int { blanks.withLock { $0.count } }
-
-    /// A blank to build the next message in (its path in `tmp/`), or nil.
-    public func take() -> String? {
-        blanks.withLock { $0.popLast() }
+    /// The group commit whose `fsync`s of `queue/` make removals durable.
+    /// Until one is followed, no blank is handed out.
+    public func follow(_ commit: DropGroupCommit) {
+        precondition(commit.area == .queue, "blanks wait for fsyncs of queue/")
+        queueSync.withLock { $0 = commit }
     }
 
-    /// Keeps the finished message directory at `path` (in `tmp/`) as a blank:
-    /// when there is room and it passes `empty(_:)`, which truncates its files.
-    /// False: the caller removes it.
+    /// The blanks kept, ready or not.
+    public var count: Int { blanks.withLock { $0.count } }
+
+    /// A ready blank to build the next message in (its path in `tmp/`), or nil.
+    public func take() -> String? {
+        guard let done = queueSync.withLock({ $0?.syncCount }) else { return nil }
+        return blanks.withLock { blanks in
+            // The ready ones are a prefix; the newest of them is the warmest in the caches.
+            guard let last = blanks.lastIndex(where: { $0.readyAfter <= done }) else { return nil }
+            return blanks.remove(at: last).path
+        }
+    }
+
+    /// Keeps the finished message directory at `path`, renamed out of `queue/`
+    /// into `tmp/`, as a blank: when there is room and it passes
+    /// `isReusable(_:)`. False: the caller removes it.
     public func keep(_ path: String) -> Bool {
-        guard count < capacity, Self.empty(path) else { return false }
+        guard let commit = queueSync.withLock({ $0 }), count < capacity else { return false }
+        // Any fsync of queue/ that starts from now on started after the removal's rename.
+        let readyAfter = commit.shared.startedCount + 1
+        guard Self.isReusable(path) else { return false }
         return blanks.withLock { blanks in
             guard blanks.count < capacity else { return false }
-            blanks.append(path)
+            blanks.append((path, readyAfter))
             return true
         }
     }
@@ -60,17 +88,17 @@ public final class BlankPool: Sendable {
     public func takeAll() -> [String] {
         blanks.withLock { blanks in
             defer { blanks.removeAll() }
-            return blanks
+            return blanks.map(\.path)
         }
     }
 
-    /// Truncates the two files of a finished message directory, after checking
-    /// that it may serve as a blank: a directory of this user, mode 0700 (with
-    /// any set-group-ID bit it inherited), holding `message` and
-    /// `envelope.json` (an update's leftover `envelope.json.tmp` is removed),
-    /// both regular files of this user, mode 0600, with one link. Everything
-    /// is reached through the directory's descriptor, no link followed.
-    static func empty(_ path: String) -> Bool {
+    /// Whether a finished message directory may serve as a blank: a directory
+    /// of this user, mode 0700 (with any set-group-ID bit it inherited),
+    /// holding `message` and `envelope.json` (an update's leftover
+    /// `envelope.json.tmp` is removed), both regular files of this user, mode
+    /// 0600, with one link. Everything is reached through the directory's
+    /// descriptor, no link followed.
+    static func isReusable(_ path: String) -> Bool {
         guard let directory = try? DirectoryHandle(path: path), let info = try? directory.status(),
               info.st_uid == geteuid(), info.st_mode & 0o777 == 0o700,
               var names = try? directory.names() else { return false }
@@ -79,16 +107,12 @@ public final class BlankPool: Sendable {
             names.removeAll { $0 == SpoolLayout.envelopeTemporaryFile }
         }
         guard Set(names) == [SpoolLayout.messageFile, SpoolLayout.envelopeFile] else { return false }
-        // Both checked before either is truncated: a refused directory is removed as it is.
-        var files: [Int32] = []
-        defer { for fd in files { _ = Glibc.close(fd) } }
-        for name in names {
-            let fd = openat(directory.fd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        return names.allSatisfy { name in
+            let fd = openat(directory.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
             guard fd >= 0 else { return false }
-            files.append(fd)
-            guard Self.isPrivateFile(fd) else { return false }
+            defer { _ = Glibc.close(fd) }
+            return Self.isPrivateFile(fd)
         }
-        return files.allSatisfy { ftruncate($0, 0) == 0 }
     }
 
     /// A regular file of this user, mode 0600, with no other link.

@@ -43,6 +43,7 @@ public final class DropWriter {
     private let layout: SpoolLayout
     private let fileSystem: any FileSystem
     private let observe: (DropStep) -> Void
+    /// Where the message is built: `tmp/ID`, or a blank under its old name.
     private let directory: String
     /// The spool owner, when this process is someone else: the one user the
     /// drop's ACL lets in.
@@ -55,8 +56,8 @@ public final class DropWriter {
     /// Whether the directory is a blank (`BlankPool`): its files exist, empty.
     private var reused = false
 
-    /// Starts a drop: creates `tmp/ID/` and `tmp/ID/message`, or renames a
-    /// blank to `tmp/ID/` and opens its `message` (spool-layout.md 6.1 step 1).
+    /// Starts a drop: creates `tmp/ID/` and `tmp/ID/message`, or takes a blank
+    /// and opens its `message` (spool-layout.md 6.1 steps 1 and 2).
     ///
     /// - Parameters:
     ///   - spoolOwner: the spool owner's uid when the caller knows it (a
@@ -71,26 +72,33 @@ public final class DropWriter {
         self.id = id
         self.fileSystem = fileSystem
         self.observe = observe
-        directory = layout.temporaryPath(id)
         let owner: uid_t
         if let spoolOwner { owner = spoolOwner } else { owner = try Self.spoolOwner(layout) }
         reader = owner == geteuid() ? nil : owner
         buffer.reserveCapacity(Self.bufferSize)
-        if reader == nil, let blank = blanks?.take() {
-            // A blank that cannot be had (removed as old meanwhile) is removed; a new directory serves.
+        // A blank is built in under the name it has in tmp/: the commit's
+        // rename names it, and no other rename is needed (or could be lost).
+        var blank: (path: String, fd: Int32)?
+        if reader == nil, let path = blanks?.take() {
             do throws(SpoolIOError) {
-                try fileSystem.rename(blank, to: directory)
-                reused = true
+                blank = (path, try fileSystem.reuseFile(path + "/" + SpoolLayout.messageFile))
             } catch {
-                _ = try? fileSystem.removeTree(blank)
+                _ = try? fileSystem.removeTree(path)   // removed as old meanwhile: a new directory serves
             }
         }
-        if !reused { try fileSystem.makeDirectory(directory, mode: Self.directoryMode) }
+        if let blank {
+            directory = blank.path
+            messageFD = blank.fd
+            reused = true
+        } else {
+            directory = layout.temporaryPath(id)
+            try fileSystem.makeDirectory(directory, mode: Self.directoryMode)
+        }
         observe(.directoryCreated)
         do throws(SpoolIOError) {
             let messagePath = directory + "/" + SpoolLayout.messageFile
             if let reader { try fileSystem.grantAccess(directory, to: reader, permissions: Self.ownerAccess.directory) }
-            messageFD = reused ? try fileSystem.reuseFile(messagePath) : try fileSystem.createFile(messagePath, mode: Self.fileMode)
+            if !reused { messageFD = try fileSystem.createFile(messagePath, mode: Self.fileMode) }
             if let reader { try fileSystem.grantAccess(messagePath, to: reader, permissions: Self.ownerAccess.file) }
         } catch {
             abandon()

@@ -58,6 +58,13 @@ final class SharedSync: @unchecked Sendable {
         if let result { throw result }
     }
 
+    /// Syncs started so far: the next to start is number `startedCount + 1`.
+    var startedCount: Int {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return started
+    }
+
     /// Syncs finished so far (one runs at a time, so they finish in order).
     var syncCount: Int {
         pthread_mutex_lock(lock)
