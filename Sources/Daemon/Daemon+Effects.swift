@@ -26,6 +26,12 @@ extension Daemon: RoundEffects {
     }
 
     func load(_ id: QueueID) {
+        // Written by the listener in this process a moment ago (QueueInbox): not read back.
+        if let envelope = inbox?.envelope(for: id) {
+            completed.append(.loaded(id, .queue, .envelope(envelope, recovered: false)))
+            wakePipe?.wake()
+            return
+        }
         let layout = self.layout
         let trusted = trustedOwners
         let completed = self.completed
@@ -151,6 +157,7 @@ extension Daemon: RoundEffects {
     /// rescan the spool.
     func apply(_ action: ControlAction, to ids: [QueueID]) -> [QueueID: ControlOutcome] {
         var outcomes: [QueueID: ControlOutcome] = [:]
+        inbox?.forget(ids)
         applyingControl = true
         defer { applyingControl = false }
         for start in stride(from: 0, to: ids.count, by: 2048) {

@@ -1,5 +1,6 @@
 import PosternCore
-import SpoolDrop
+import Spool
+import Foundation
 import Synchronization
 
 /// Messages the daemon's own SMTP listener renamed straight into `queue/`
@@ -8,8 +9,10 @@ import Synchronization
 ///
 /// The listener says `expect` before its rename and `queued` once the rename
 /// is durable; the loop skips the inotify event of an expected entry, and
-/// indexes the message, due at once, when it is posted, as the start-up scan
-/// indexes what it finds: the envelope is read when the message comes due.
+/// indexes the message, due at once, when it is posted. The listener posts
+/// the envelope's bytes with it; they are decoded here, on the listener's
+/// thread, and the message's first load takes them (`envelope(for:)`) instead
+/// of opening, reading and checking what this process wrote a moment ago.
 /// After a failed commit (`unsure`) the loop looks at the spool instead. A
 /// crash loses nothing here: whatever is in `queue/` is found by the next
 /// start-up scan.
@@ -22,6 +25,8 @@ public final class QueueInbox: Sendable {
     private struct State {
         var expected: Set<QueueID> = []
         var arrived: [Entry] = []
+        /// Envelopes posted and not yet loaded (at most `envelopeLimit`).
+        var envelopes: [QueueID: Envelope] = [:]
         var wake: (@Sendable () -> Void)?
         /// `local.domains`: their recipients are rewritten at acceptance (`takes`).
         var localDomains: Set<String> = []
@@ -52,7 +57,36 @@ public final class QueueInbox: Sendable {
         state.withLock { _ = $0.expected.insert(id) }
     }
 
-    public func queued(_ id: QueueID) { post(.queued(id)) }
+    /// Envelopes kept for first loads: beyond this (a queue that does not
+    /// move), messages are read from the spool as any other.
+    static let envelopeLimit = 4096
+
+    /// The message `id` is queued; `envelope` is what `envelope.json` holds
+    /// (an envelope that does not decode is left to the spool's reader).
+    public func queued(_ id: QueueID, envelope: [UInt8] = []) {
+        let decoded = envelope.isEmpty ? nil : try? Envelope.decode(Data(envelope))
+        if let decoded, decoded.id == id {
+            state.withLock { state in
+                if state.envelopes.count < Self.envelopeLimit { state.envelopes[id] = decoded }
+            }
+        }
+        post(.queued(id))
+    }
+
+    /// The envelope the listener posted for `id`, once: the message's first
+    /// load, while it is in `queue/` as the listener left it.
+    func envelope(for id: QueueID) -> Envelope? {
+        state.withLock { $0.envelopes.removeValue(forKey: id) }
+    }
+
+    /// Forgets the posted envelopes of messages a control action may have
+    /// moved or changed: their next load reads the spool.
+    func forget(_ ids: some Sequence<QueueID>) {
+        state.withLock { state in
+            guard !state.envelopes.isEmpty else { return }
+            for id in ids { state.envelopes.removeValue(forKey: id) }
+        }
+    }
 
     public func unsure(_ id: QueueID) { post(.unsure(id)) }
 

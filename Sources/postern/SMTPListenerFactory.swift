@@ -65,7 +65,8 @@ enum SMTPListenerFactory {
         settings.tls = tls
         if let inbox {
             settings.handoff = QueueHandoff(takes: inbox.takes, expect: inbox.expect,
-                                            queued: inbox.queued, unsure: inbox.unsure)
+                                            queued: { id, envelope in inbox.queued(id, envelope: envelope) },
+                                            unsure: inbox.unsure)
             settings.handoff?.blanks = inbox.blanks
         }
         return SMTPListener(settings: settings, layout: layout, logger: logger, metrics: metrics)

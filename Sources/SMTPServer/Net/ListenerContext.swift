@@ -72,7 +72,7 @@ final class ListenerContext: @unchecked Sendable {
             handoff.unsure(id)
             throw error
         }
-        handoff.queued(id)
+        handoff.queued(id, stream.envelopeBytes)
         return id
     }
 
