@@ -36,12 +36,17 @@ extension Daemon: RoundEffects {
         let trusted = trustedOwners
         let completed = self.completed
         let wake = wakePipe
+        let logger = self.logger
         workers?.submit {
             let area = QueueControl.area(of: id, in: layout)
             var result = LoadedEnvelope.damaged("vanished while being read")
             if let area {
                 do throws(MessageDirectory.Problem) {
                     let opened = try MessageDirectory(path: layout.path(area, id)).open(id: id, trustedOwners: trusted)
+                    if let damage = opened.damage {
+                        logger.warning("envelope.json is damaged; the envelope it replaced holds (envelope.json.tmp), and the next update rewrites it",
+                                       metadata: ["id": "\(id)", "reason": "\(damage)"])
+                    }
                     // Adoption writes: it is the event loop's to do.
                     result = trusted.contains(opened.owner) ? .envelope(opened.envelope, recovered: opened.recovered) : .adoptionNeeded
                 } catch {

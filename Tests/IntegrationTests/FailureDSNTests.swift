@@ -108,7 +108,9 @@ struct FailureDSNTests {
     }
 
     /// A message whose envelope was damaged while it waited is quarantined when
-    /// it comes due, with a log line, instead of silently leaving the schedule.
+    /// it comes due, with a log line, instead of silently leaving the schedule;
+    /// with only `envelope.json` damaged, the envelope the last update replaced
+    /// (the spare) holds, with a warning, as after a power loss that tore it.
     @Test func damagedEnvelopeIsQuarantinedWhenDue() throws {
         let fixture = try DaemonFixture(sinkOptions: ["-r", "RCPT"], overrides: ["queue.backoff_base=1s"])
         try fixture.start()
@@ -116,7 +118,15 @@ struct FailureDSNTests {
         #expect(fixture.waitForLog("status=deferred"))
         // After the daemon has written the attempt's result, which would replace the damage.
         #expect(BackgroundProcess.waitUntil(timeout: 30) { (try? fixture.envelope(id))?.lastResult != nil })
-        try Data("{not json".utf8).write(to: URL(fileURLWithPath: fixture.spool.layout.path(.queue, QueueID(id)!) + "/envelope.json"))
+        let directory = fixture.spool.layout.path(.queue, QueueID(id)!)
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: directory + "/envelope.json"))
+        #expect(fixture.waitForLog("envelope.json is damaged"))
+        #expect(fixture.log.contains("id=\(id)"))
+        #expect(fixture.waitForLog("status=deferred", count: 2))
+        #expect(BackgroundProcess.waitUntil(timeout: 30) { (try? fixture.envelope(id))?.attempts ?? 0 >= 2 })
+        for name in ["envelope.json", "envelope.json.tmp"] {
+            try Data("{not json".utf8).write(to: URL(fileURLWithPath: directory + "/" + name))
+        }
         #expect(TrustBoundaryTests.waitForReason(fixture, id, "from: queue/\(id)"))
         #expect(fixture.log.contains("cannot read a due message"))
         #expect(fixture.stop() == 0)

@@ -11,7 +11,9 @@ struct MessageStoreTests {
         spool = try TemporarySpool()
     }
 
-    /// A durable envelope update writes a temporary file, fsyncs it, renames it over, fsyncs the directory.
+    /// A durable envelope update writes a temporary file, fsyncs it, swaps it
+    /// with the envelope (which stays as the spare), fsyncs the directory; the
+    /// next update rewrites the spare in place.
     @Test func durableUpdateOrder() throws {
         var envelope = try spool.plant(.queue)
         envelope.attempts = 1
@@ -20,17 +22,26 @@ struct MessageStoreTests {
         store.fileSystem = recorder
         try store.update(envelope, in: .queue, durability: .powerLoss)
         let id = envelope.id
-        #expect(recorder.calls == [
-            "unlink queue/\(id)/envelope.json.tmp",
-            "create queue/\(id)/envelope.json.tmp",
+        let steps = [
             "write queue/\(id)/envelope.json.tmp",
             "utimensat queue/\(id)/envelope.json.tmp",
             "fsync queue/\(id)/envelope.json.tmp",
             "close queue/\(id)/envelope.json.tmp",
-            "replace queue/\(id)/envelope.json.tmp queue/\(id)/envelope.json",
+            "exchange queue/\(id)/envelope.json.tmp queue/\(id)/envelope.json",
             "fsync queue/\(id)/",
-        ])
+        ]
+        #expect(recorder.calls == ["unlink queue/\(id)/envelope.json.tmp", "create queue/\(id)/envelope.json.tmp"] + steps)
         #expect(try Envelope.decode(spool.read("queue/\(id)/envelope.json")).attempts == 1)
+        #expect(try Envelope.decode(spool.read("queue/\(id)/envelope.json.tmp")).attempts == 0)
+        // The spare is now the planted envelope; from the next update on it is one this store wrote (0600), reused.
+        try store.update(envelope, in: .queue, durability: .powerLoss)
+        envelope.attempts = 2
+        let second = RecordingFileSystem(root: spool.layout.root)
+        store.fileSystem = second
+        try store.update(envelope, in: .queue, durability: .powerLoss)
+        #expect(second.calls == ["reuse queue/\(id)/envelope.json.tmp"] + steps)
+        #expect(try Envelope.decode(spool.read("queue/\(id)/envelope.json")).attempts == 2)
+        #expect(try Envelope.decode(spool.read("queue/\(id)/envelope.json.tmp")).attempts == 1)
     }
 
     /// A crash-only update skips both fsyncs and still replaces the envelope atomically.

@@ -164,15 +164,36 @@ struct SpoolScannerTests {
         #expect(FileManager.default.fileExists(atPath: fresh))
     }
 
-    /// A leftover envelope update beside a valid envelope is removed; the message stays.
+    /// An `envelope.json.tmp` beside a valid envelope (an update's spare, or one
+    /// that never committed) is left alone: the next update rewrites it.
     @Test func staleEnvelopeUpdate() throws {
         let envelope = try spool.plant(.queue)
         let leftover = spool.layout.path(.queue, envelope.id) + "/envelope.json.tmp"
         try Data("{\"half".utf8).write(to: URL(fileURLWithPath: leftover))
         let (report, items) = scan()
         #expect(items.map(\.id) == [envelope.id])
-        #expect(report.removed == ["queue/\(envelope.id)/envelope.json.tmp"])
-        #expect(!FileManager.default.fileExists(atPath: leftover))
+        #expect(report.removed.isEmpty)
+        #expect(FileManager.default.fileExists(atPath: leftover))
+    }
+
+    /// An update keeps the envelope it replaced as the spare; should a power loss
+    /// leave the new one torn (an update without fsync), the spare is read
+    /// instead and nothing is quarantined (spool-layout.md 6.2). Both torn: quarantined.
+    @Test func tornEnvelopeFallsBackToTheSpare() throws {
+        var envelope = try spool.plant(.queue)
+        envelope.attempts = 1
+        try MessageStore(layout: spool.layout).update(envelope, in: .queue, durability: .processCrash)
+        let directory = spool.layout.path(.queue, envelope.id)
+        #expect(try Envelope.decode(spool.read("queue/\(envelope.id)/envelope.json.tmp")).attempts == 0)
+        try Data("{\"id\":\"01".utf8).write(to: URL(fileURLWithPath: directory + "/envelope.json"))
+        let loaded = try MessageDirectory(path: directory).load(id: envelope.id, trustedOwners: [0, getuid()])
+        #expect(loaded.attempts == 0)
+        let (report, items) = scan()
+        #expect(items.map(\.id) == [envelope.id])
+        #expect(report.quarantined.isEmpty)
+        try Data().write(to: URL(fileURLWithPath: directory + "/envelope.json.tmp"))
+        let (after, _) = scan()
+        #expect(after.quarantined.map(\.origin) == ["queue/\(envelope.id)"])
     }
 
     /// Read-only mode reports the same findings and changes nothing.

@@ -89,7 +89,8 @@ struct TrustBoundaryTests {
         #expect(symlink("../..", directory + "/envelope.json.tmp") == 0)
         try MessageStore(layout: spool.layout).update(queued, in: .queue, durability: .processCrash)
         #expect(try spool.names(.queue) == [queued.id.rawValue])
-        #expect(MessageDirectory.lstatus(directory + "/envelope.json.tmp") == nil)
+        // What is there now is the spare: the envelope the update replaced, a regular file.
+        #expect(MessageDirectory.lstatus(directory + "/envelope.json.tmp").map { $0.st_mode & S_IFMT == S_IFREG } == true)
     }
 
     /// Spool files are opened without blocking or following: a FIFO, a link

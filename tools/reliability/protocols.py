@@ -138,15 +138,18 @@ class Checker:
     def _update(self, i, op):
         kind, path = "update", op["to"]
         tmp_ino = self.seq.bound[i]["ino"]
-        create = next((k for k in range(i - 1, -1, -1) if self.ops[k]["op"] == "create"
+        # Created (O_EXCL), or the spare the last update left, opened truncated (6.2).
+        create = next((k for k in range(i - 1, -1, -1) if self.ops[k]["op"] in ("create", "truncate")
                        and self.ops[k]["path"] == op["path"]), None)
         verdict = "ok (process-crash only)"
         if create is None:
             verdict = self._fail(kind, f"{op['path']} renamed but its creation was not recorded")
             self.instances.append((kind, path, verdict))
             return
-        if not self.ops[create].get("excl"):
+        if self.ops[create]["op"] == "create" and not self.ops[create].get("excl"):
             verdict = self._fail(kind, f"{op['path']} created without O_EXCL")
+        if op["flags"] != "exchange" and self._previous_envelope(path, create) is not None:
+            verdict = self._fail(kind, f"{op['path']} renamed over the envelope: no spare kept (6.2)")
         utimes = [k for k in range(create, i) if self.ops[k]["op"] == "utime" and self.ops[k]["path"] == op["path"]]
         if not utimes:
             verdict = self._fail(kind, f"{op['path']}: no resting time set before the rename (6.2)")

@@ -32,6 +32,25 @@ def scan(binary, env, spool, listing=True):
     return _read_spool(spool, view)
 
 
+def _envelope(directory, name, size):
+    """The envelope the spool's reader takes (spool-layout.md 6.2): envelope.json,
+    or, when it does not decode or does not fit the message, the spare an
+    update left, envelope.json.tmp, if that one does."""
+    def read(file):
+        with open(os.path.join(directory, file), "rb") as f:
+            envelope = json.loads(f.read())
+        if envelope.get("id") != name or envelope.get("size") != size:
+            raise ValueError(f"{file} does not fit the message")
+        return envelope
+    try:
+        return read("envelope.json")
+    except (OSError, ValueError) as e:
+        try:
+            return read("envelope.json.tmp")
+        except (OSError, ValueError):
+            raise e
+
+
 def _read_spool(spool, view):
     for area in ("queue", "hold", "drop"):
         for name in sorted(os.listdir(os.path.join(spool, area))):
@@ -39,8 +58,7 @@ def _read_spool(spool, view):
             try:
                 with open(os.path.join(d, "message"), "rb") as f:
                     message = f.read()
-                with open(os.path.join(d, "envelope.json"), "rb") as f:
-                    envelope = json.loads(f.read())
+                envelope = _envelope(d, name, len(message))
             except (OSError, ValueError) as e:
                 view["damage"].append(f"{area}/{name} left unreadable by the scanner: {e}")
                 continue

@@ -28,9 +28,7 @@ public struct MessageStore {
     public func update(_ envelope: Envelope, in area: SpoolLayout.Area, durability: Durability) throws(SpoolIOError) {
         let directory = layout.path(area, envelope.id)
         let temporary = directory + "/" + SpoolLayout.envelopeTemporaryFile
-        // A leftover from a writer that died before its rename: a file, never
-        // walked as a tree (a directory there is refused with EISDIR).
-        try fileSystem.removeFile(temporary)
+        let current = directory + "/" + SpoolLayout.envelopeFile
         // Never write what no reader would accept: the oldest attempts go first.
         var bytes = envelope.encoded()
         var trimmed = envelope
@@ -38,7 +36,17 @@ public struct MessageStore {
             trimmed.history.removeFirst((trimmed.history.count + 1) / 2)
             bytes = trimmed.encoded()
         }
-        let fd = try fileSystem.createFile(temporary, mode: DropWriter.fileMode)
+        // The previous envelope, kept by the last update (the spare), is
+        // rewritten in place; anything else there (a leftover of another
+        // writer, not a private file of ours) is removed as a file, never
+        // walked as a tree (a directory there is refused with EISDIR).
+        let fd: Int32
+        if let spare = try? fileSystem.reuseFile(temporary) {
+            fd = spare
+        } else {
+            try fileSystem.removeFile(temporary)
+            fd = try fileSystem.createFile(temporary, mode: DropWriter.fileMode)
+        }
         do throws(SpoolIOError) {
             try fileSystem.write(fd, Array(bytes), path: temporary)
             // Its resting time: no attempt registered (Envelope+Registration).
@@ -49,7 +57,14 @@ public struct MessageStore {
             throw error
         }
         fileSystem.close(fd)
-        try fileSystem.replace(temporary, with: directory + "/" + SpoolLayout.envelopeFile)
+        // Commit point: the two swap in one step, and the old envelope stays as
+        // the spare: what a reader falls back on should a power loss leave the
+        // new one torn (an update without fsync, 6.2), and the next update's file.
+        do throws(SpoolIOError) {
+            try fileSystem.exchange(temporary, current)
+        } catch where error.code == ENOENT {
+            try fileSystem.replace(temporary, with: current)   // no envelope to keep (a damaged message being repaired)
+        }
         if durability == .powerLoss { try fileSystem.syncDirectory(directory) }
     }
 

@@ -68,8 +68,9 @@ public struct MessageDirectory {
     ///   - id: the queue ID its name claims.
     ///   - trustedOwners: uids that may own any entry (root and the spool owner);
     ///     any other owner must be the uid the envelope records.
-    ///   - allowStaleUpdate: whether a leftover `envelope.json.tmp` is tolerated
-    ///     (it is an update that never committed; the caller removes it).
+    ///   - allowStaleUpdate: whether an `envelope.json.tmp` is tolerated: the
+    ///     envelope the last update replaced (the spare, read only when
+    ///     `envelope.json` is damaged), or an update that never committed.
     public func load(id: QueueID, trustedOwners: Set<uid_t>, allowStaleUpdate: Bool = true) throws(Problem) -> Envelope {
         try open(id: id, trustedOwners: trustedOwners, allowStaleUpdate: allowStaleUpdate).envelope
     }
@@ -86,6 +87,9 @@ public struct MessageDirectory {
         /// reported (a crash; `Envelope.recoveringAttempt`), which its file
         /// does not say yet.
         public var recovered = false
+        /// Why `envelope.json` could not be read, when the envelope is the
+        /// spare it replaced (`envelope.json.tmp`, 6.2): for the log.
+        public var damage: String?
     }
 
     /// Validates the directory through a descriptor and returns it open with its envelope.
@@ -125,9 +129,39 @@ public struct MessageDirectory {
             }
             if name == SpoolLayout.messageFile { message = file } else { envelopeStatus = file }
         }
+        var envelope: Envelope
+        var damage: String?
+        do throws(Problem) {
+            envelope = try Self.envelope(SpoolLayout.envelopeFile, in: directory, id: id, messageSize: Int(message.st_size))
+        } catch {
+            // A power loss after an update without fsync may leave the new
+            // envelope torn; the one it replaced is the spare (6.2), and holds.
+            let spareName = SpoolLayout.envelopeTemporaryFile
+            guard !error.isTransient, names.contains(spareName), let spare = directory.status(of: spareName),
+                  spare.st_mode & S_IFMT == S_IFREG, spare.st_nlink == 1,
+                  spare.st_uid == owner || trustedOwners.contains(spare.st_uid),
+                  let previous = try? Self.envelope(spareName, in: directory, id: id, messageSize: Int(message.st_size))
+            else { throw error }
+            envelope = previous
+            envelopeStatus = spare
+            damage = error.description
+        }
+        if !trustedOwners.contains(owner), envelope.uid != Int(owner) {
+            throw Problem("wrong owner: the directory belongs to uid \(owner) but the envelope claims uid \(envelope.uid)")
+        }
+        var opened = Opened(directory: directory, envelope: envelope, owner: owner, damage: damage)
+        if let recovered = envelope.recoveringAttempt(modifiedSeconds: envelopeStatus.st_mtim.tv_sec,
+                                                      nanoseconds: envelopeStatus.st_mtim.tv_nsec) {
+            opened = Opened(directory: directory, envelope: recovered, owner: owner, recovered: true, damage: damage)
+        }
+        return opened
+    }
+
+    /// The envelope in file `name`, decoded and held to the directory's ID and the message's size.
+    static func envelope(_ name: String, in directory: DirectoryHandle, id: QueueID, messageSize: Int) throws(Problem) -> Envelope {
         let envelope: Envelope
         do {
-            envelope = try Envelope.decode(try Self.readEnvelope(in: directory))
+            envelope = try Envelope.decode(try readEnvelope(in: directory, name: name))
         } catch let error as EnvelopeError {
             throw Problem(error.description)
         } catch {
@@ -136,18 +170,10 @@ public struct MessageDirectory {
         guard envelope.id == id else {
             throw Problem("envelope id \(envelope.id) does not match the directory name \(id)")
         }
-        guard Int(message.st_size) == envelope.size else {
-            throw Problem("message has \(message.st_size) octets, the envelope says \(envelope.size)")
+        guard messageSize == envelope.size else {
+            throw Problem("message has \(messageSize) octets, the envelope says \(envelope.size)")
         }
-        if !trustedOwners.contains(owner), envelope.uid != Int(owner) {
-            throw Problem("wrong owner: the directory belongs to uid \(owner) but the envelope claims uid \(envelope.uid)")
-        }
-        var opened = Opened(directory: directory, envelope: envelope, owner: owner)
-        if let recovered = envelope.recoveringAttempt(modifiedSeconds: envelopeStatus.st_mtim.tv_sec,
-                                                      nanoseconds: envelopeStatus.st_mtim.tv_nsec) {
-            opened = Opened(directory: directory, envelope: recovered, owner: owner, recovered: true)
-        }
-        return opened
+        return envelope
     }
 
     /// The bytes of `envelope.json`, opened without following links and bounded in size.
@@ -161,23 +187,22 @@ public struct MessageDirectory {
         }
     }
 
-    static func readEnvelope(in directory: DirectoryHandle) throws(Problem) -> Data {
+    static func readEnvelope(in directory: DirectoryHandle, name: String = SpoolLayout.envelopeFile) throws(Problem) -> Data {
         let fd: Int32
         let info: stat
         do {
-            (fd, info) = try directory.openRegularFile(SpoolLayout.envelopeFile)
+            (fd, info) = try directory.openRegularFile(name)
         } catch {
-            throw Problem("cannot open \(SpoolLayout.envelopeFile): \(POSIX.errorText(error.code))",
-                          code: error.code)
+            throw Problem("cannot open \(name): \(POSIX.errorText(error.code))", code: error.code)
         }
         defer { close(fd) }
         guard info.st_size <= Envelope.maxEncodedSize else {
-            throw Problem("\(SpoolLayout.envelopeFile) is larger than \(Envelope.maxEncodedSize) octets")
+            throw Problem("\(name) is larger than \(Envelope.maxEncodedSize) octets")
         }
         do {
             return Data(try RegularFile.read(fd, upTo: Int(info.st_size)))
         } catch {
-            throw Problem("cannot read \(SpoolLayout.envelopeFile): \(error)", code: error.code)
+            throw Problem("cannot read \(name): \(error)", code: error.code)
         }
     }
 }

@@ -108,7 +108,6 @@ public struct SpoolScanner {
                                 .open(id: id, trustedOwners: trusted)
                             seen.insert(id)
                             report.messages[area, default: 0] += 1
-                            removeStaleUpdate(in: directory + "/" + name, report: &report)
                             visit(ScanItem(area: area, envelope: opened.envelope, owner: opened.owner))
                             continue
                         } catch where error.isTransient {
@@ -157,25 +156,6 @@ public struct SpoolScanner {
             }
         }
         report.quarantined.append(.init(origin: "\(area)/\(name)", reason: reason, destination: destination))
-    }
-
-    /// An `envelope.json.tmp` beside a valid envelope is an update that never
-    /// committed (the writer died before its rename): the envelope it would have
-    /// replaced is still the truth, so the leftover goes.
-    private func removeStaleUpdate(in directory: String, report: inout ScanReport) {
-        let path = directory + "/" + SpoolLayout.envelopeTemporaryFile
-        guard MessageDirectory.lstatus(path) != nil else { return }
-        let relative = String(path.dropFirst(layout.root.count + 1))
-        guard mode == .repair else {
-            report.removed.append(relative)
-            return
-        }
-        do {
-            try fileSystem.removeFile(path)
-            report.removed.append(relative)
-        } catch {
-            report.errors.append("cannot remove \(relative): \(error)")
-        }
     }
 
     /// Removes entries of `tmp/` whose newest change is older than `temporaryMaxAge`.
