@@ -123,6 +123,17 @@ final class PolicyPeers: @unchecked Sendable {
         try postfix.sinkMessages().map { String(decoding: $0, as: UTF8.self) }.filter { $0.contains("X-Rcpt-Args: <\(recipient)>") }
     }
 
+    /// The first message to `recipient` once the sink has it: Postfix's 250
+    /// to the daemon comes before its own delivery to the sink (bounded wait).
+    func firstSinkMessage(to recipient: String) -> String? {
+        var found: String?
+        _ = BackgroundProcess.waitUntil(timeout: 30) {
+            found = (try? sinkMessages(to: recipient))?.first
+            return found != nil
+        }
+        return found
+    }
+
     /// A daemon delivering directly through the validating resolver to the MX
     /// hosts on `port`, fetching MTA-STS policies from the HTTPS server, and
     /// trusting the test CA as its system store.

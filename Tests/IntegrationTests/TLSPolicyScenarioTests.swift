@@ -53,7 +53,7 @@ struct TLSPolicyScenarioTests {
         for (recipient, ip) in [("pass@dane-ee.test", "127.0.0.2"), ("pass@dane-ta.test", "127.0.0.3")] {
             let line = try deliveryLine(fixture, recipient, status: "sent")
             #expect(line.contains("tls_policy=dane") && line.contains("tls_outcome=dane"), "\(line)")
-            let message = try #require(try peers.sinkMessages(to: recipient).first)
+            let message = try #require(peers.firstSinkMessage(to: recipient))
             #expect(message.contains("by \(peers.listener(ip).hostname) (Postfix) with ESMTPS"), "\(message)")
         }
         let explained = try fixture.postern(["explain", id])
@@ -112,7 +112,7 @@ struct TLSPolicyScenarioTests {
         for field in ["host=mx2.enforce.test", "tls_policy=mta-sts-enforce", "tls_outcome=pkix"] {
             #expect(line.contains(field), "\(line)")
         }
-        let message = try #require(try peers.sinkMessages(to: "sts@enforce.test").first)
+        let message = try #require(peers.firstSinkMessage(to: "sts@enforce.test"))
         #expect(message.contains("by \(peers.listener("127.0.0.3").hostname) (Postfix) with ESMTPS"))
         #expect(peers.sts.requests(for: "mta-sts.enforce.test") == 1)
 
@@ -134,6 +134,7 @@ struct TLSPolicyScenarioTests {
         try drop(fixture, to: ["testing@testing.test"])
         let line = try deliveryLine(fixture, "testing@testing.test", status: "sent")
         #expect(line.contains("tls_policy=mta-sts-testing") && line.contains("tls_outcome=opportunistic"), "\(line)")
+        #expect(peers.firstSinkMessage(to: "testing@testing.test") != nil)
         #expect(try peers.sinkMessages(to: "testing@testing.test").count == 1)
         #expect(fixture.stop() == 0)
         let result = try fixture.postern(["tlsrpt", "--domain", "testing.test"])
