@@ -65,6 +65,19 @@ struct SpoolListingTests {
         #expect(Array(out.dropFirst(50)) == ["problem:queue/zz-not-an-id", "problem:hold/also-not"])
     }
 
+    /// A torn `envelope.json` beside the spare an update kept is listed from the
+    /// spare, as every reader takes it (spool-layout.md 6.2); with no good spare, a problem.
+    @Test func tornEnvelopeIsListedFromTheSpare() throws {
+        var envelope = try spool.plant(.queue)
+        envelope.attempts = 1
+        try MessageStore(layout: spool.layout).update(envelope, in: .queue, durability: .processCrash)
+        let path = spool.layout.path(.queue, envelope.id)
+        try Data().write(to: URL(fileURLWithPath: path + "/envelope.json"))
+        #expect(try listed([.queue], sortLimit: 10) == [envelope.id.rawValue])
+        try Data("{".utf8).write(to: URL(fileURLWithPath: path + "/envelope.json.tmp"))
+        #expect(try listed([.queue], sortLimit: 10) == ["problem:queue/\(envelope.id)"])
+    }
+
     @Test func emptyAreasListNothing() throws {
         #expect(try listed([.queue, .hold, .drop], sortLimit: 0).isEmpty)
         #expect(try listed([.queue], sortLimit: 10_000).isEmpty)

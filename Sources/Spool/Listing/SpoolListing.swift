@@ -155,6 +155,15 @@ extension SpoolListing {
             return Array(listed[range.lowerBound..<min(range.upperBound, listed.count)])
         }
 
+        /// The spare an update left (`envelope.json.tmp`), listed when
+        /// `envelope.json` is damaged, as every reader takes it (spool-layout.md 6.2).
+        func spare(_ area: Int, _ id: QueueID) -> Item? {
+            guard let directory = try? DirectoryHandle(path: handles[area].path + "/" + id.rawValue),
+                  let bytes = try? MessageDirectory.readEnvelope(in: directory, name: SpoolLayout.envelopeTemporaryFile),
+                  let summary = try? EnvelopeSummary.decode(Array(bytes)), summary.id == id else { return nil }
+            return .message(areas[area], summary)
+        }
+
         func read(_ name: Name) -> Item? {
             let (area, id): (Int, QueueID)
             switch name {
@@ -168,10 +177,12 @@ extension SpoolListing {
             case .success(let bytes):
                 do {
                     let summary = try EnvelopeSummary.decode(bytes)
-                    guard summary.id == id else { return .problem(origin, "its envelope is that of \(summary.id)") }
+                    guard summary.id == id else {
+                        return spare(area, id) ?? .problem(origin, "its envelope is that of \(summary.id)")
+                    }
                     return .message(areas[area], summary)
                 } catch {
-                    return .problem(origin, error.description)
+                    return spare(area, id) ?? .problem(origin, error.description)
                 }
             case .failure(let error):
                 let code = error.code
