@@ -44,7 +44,7 @@ extension Daemon: RoundEffects {
                 do throws(MessageDirectory.Problem) {
                     let opened = try MessageDirectory(path: layout.path(area, id)).open(id: id, trustedOwners: trusted)
                     if let damage = opened.damage {
-                        logger.warning("envelope.json is damaged; the envelope it replaced holds (envelope.json.tmp), and the next update rewrites it",
+                        logger.warning("envelope.json is damaged; the envelope it replaced holds (envelope.json.tmp) until the next update",
                                        metadata: ["id": "\(id)", "reason": "\(damage)"])
                     }
                     // Adoption writes: it is the event loop's to do.

@@ -11,9 +11,9 @@ struct MessageStoreTests {
         spool = try TemporarySpool()
     }
 
-    /// A durable envelope update writes a temporary file, fsyncs it, swaps it
-    /// with the envelope (which stays as the spare), fsyncs the directory; the
-    /// next update rewrites the spare in place.
+    /// A durable envelope update writes a new temporary file, fsyncs it, swaps
+    /// it with the envelope (which stays as the spare), fsyncs the directory;
+    /// the next update removes that spare first, never rewriting it in place.
     @Test func durableUpdateOrder() throws {
         var envelope = try spool.plant(.queue)
         envelope.attempts = 1
@@ -33,13 +33,11 @@ struct MessageStoreTests {
         #expect(recorder.calls == ["unlink queue/\(id)/envelope.json.tmp", "create queue/\(id)/envelope.json.tmp"] + steps)
         #expect(try Envelope.decode(spool.read("queue/\(id)/envelope.json")).attempts == 1)
         #expect(try Envelope.decode(spool.read("queue/\(id)/envelope.json.tmp")).attempts == 0)
-        // The spare is now the planted envelope; from the next update on it is one this store wrote (0600), reused.
-        try store.update(envelope, in: .queue, durability: .powerLoss)
         envelope.attempts = 2
         let second = RecordingFileSystem(root: spool.layout.root)
         store.fileSystem = second
         try store.update(envelope, in: .queue, durability: .powerLoss)
-        #expect(second.calls == ["reuse queue/\(id)/envelope.json.tmp"] + steps)
+        #expect(second.calls == ["unlink queue/\(id)/envelope.json.tmp", "create queue/\(id)/envelope.json.tmp"] + steps)
         #expect(try Envelope.decode(spool.read("queue/\(id)/envelope.json")).attempts == 2)
         #expect(try Envelope.decode(spool.read("queue/\(id)/envelope.json.tmp")).attempts == 1)
     }

@@ -36,17 +36,13 @@ public struct MessageStore {
             trimmed.history.removeFirst((trimmed.history.count + 1) / 2)
             bytes = trimmed.encoded()
         }
-        // The previous envelope, kept by the last update (the spare), is
-        // rewritten in place; anything else there (a leftover of another
-        // writer, not a private file of ours) is removed as a file, never
-        // walked as a tree (a directory there is refused with EISDIR).
-        let fd: Int32
-        if let spare = try? fileSystem.reuseFile(temporary) {
-            fd = spare
-        } else {
-            try fileSystem.removeFile(temporary)
-            fd = try fileSystem.createFile(temporary, mode: DropWriter.fileMode)
-        }
+        // The spare the last update kept goes first, as a file, never walked as
+        // a tree (a directory there is refused with EISDIR). It is not rewritten
+        // in place: a power loss could then keep the swap below and lose the new
+        // bytes, and bring back the envelope from before the last update (found
+        // by tools/power-loss.py: a recorded failure undone).
+        try fileSystem.removeFile(temporary)
+        let fd = try fileSystem.createFile(temporary, mode: DropWriter.fileMode)
         do throws(SpoolIOError) {
             try fileSystem.write(fd, Array(bytes), path: temporary)
             // Its resting time: no attempt registered (Envelope+Registration).
@@ -59,7 +55,7 @@ public struct MessageStore {
         fileSystem.close(fd)
         // Commit point: the two swap in one step, and the old envelope stays as
         // the spare: what a reader falls back on should a power loss leave the
-        // new one torn (an update without fsync, 6.2), and the next update's file.
+        // new one torn (an update without fsync, 6.2).
         do throws(SpoolIOError) {
             try fileSystem.exchange(temporary, current)
         } catch where error.code == ENOENT {
