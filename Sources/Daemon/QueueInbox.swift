@@ -1,6 +1,6 @@
+import Foundation
 import PosternCore
 import Spool
-import Foundation
 import Synchronization
 
 /// Messages the daemon's own SMTP listener renamed straight into `queue/`
@@ -33,8 +33,8 @@ public final class QueueInbox: Sendable {
     }
 
     private let state = Mutex(State())
-    /// Messages the daemon finished, emptied for the listener's next ones
-    /// (`BlankPool`): only where a listener builds messages in them.
+    /// Directories of messages the daemon finished, kept for the listener's
+    /// next ones (`BlankPool`): only where a listener builds messages in them.
     public let blanks: BlankPool?
 
     public init(blanks: BlankPool? = nil) {

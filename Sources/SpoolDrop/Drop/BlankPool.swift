@@ -12,14 +12,14 @@ import Synchronization
 /// lookup per free inode), so at a few hundred messages a second each `mkdir`
 /// and `open(O_CREAT)` walks thousands of them: that walk was 40% of the
 /// daemon's CPU in the SMTP end-to-end benchmark, and grew run after run. A
-/// directory that is emptied and reused allocates and frees nothing; on any
+/// directory that is reused allocates and frees nothing; on any
 /// file system it also saves the kernel the bitmap, inode-table and
 /// directory-entry updates of three creations and three removals. Its files
 /// are truncated as the next message opens them (`O_TRUNC`).
 ///
-/// Only the daemon's own writers use blanks (the SMTP listener and its DSNs),
-/// and only the daemon fills the pool, from messages it has finished and
-/// renamed into `tmp/` (6.4). A directory is kept only when it and its two
+/// Only the daemon's own SMTP listener builds messages in blanks, and only the
+/// daemon fills the pool, from messages it has finished and renamed out of
+/// `queue/` into `tmp/` (6.4). A directory is kept only when it and its two
 /// files are the spool owner's, private (0700 and 0600), and the files have
 /// no other link: no other user could hold them open or reach them, so no one
 /// but the spool owner can see what is later written into them. Anything else
