@@ -116,6 +116,9 @@ struct BlankPoolTests {
         #expect(!pool.keep(out))
         #expect(pool.count == 0)
         #expect(size(message) == 8)
+        // Nothing of it is handed out later either.
+        try syncQueue()
+        #expect(pool.take() == nil)
     }
 
     /// An envelope update's leftover goes; the rest is kept.

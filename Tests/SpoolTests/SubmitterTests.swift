@@ -240,6 +240,7 @@ final class StreamingProbe: FileSystem, @unchecked Sendable {
 
     func makeDirectory(_ path: String, mode: mode_t) throws(SpoolIOError) { try real.makeDirectory(path, mode: mode) }
     func createFile(_ path: String, mode: mode_t) throws(SpoolIOError) -> Int32 { try real.createFile(path, mode: mode) }
+    func reuseFile(_ path: String) throws(SpoolIOError) -> Int32 { try real.reuseFile(path) }
     func grantAccess(_ path: String, to user: uid_t, permissions: mode_t) throws(SpoolIOError) {
         try real.grantAccess(path, to: user, permissions: permissions)
     }

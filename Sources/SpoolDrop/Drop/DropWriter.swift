@@ -53,7 +53,7 @@ public final class DropWriter {
     private var committed = false
     /// The message directory, open from just before the rename to the end.
     private var handle: DirectoryHandle?
-    /// Whether the directory is a blank (`BlankPool`): its files exist, empty.
+    /// Whether the directory is a blank (`BlankPool`): its files exist, and are truncated as they are opened.
     private var reused = false
 
     /// Starts a drop: creates `tmp/ID/` and `tmp/ID/message`, or takes a blank

@@ -91,16 +91,6 @@ public protocol FileSystem: Sendable {
 }
 
 extension FileSystem {
-    public func reuseFile(_ path: String) throws(SpoolIOError) -> Int32 {
-        let fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw SpoolIOError("open", path) }
-        guard BlankPool.isPrivateFile(fd) else {
-            _ = Glibc.close(fd)
-            throw SpoolIOError("reuse (not a private file of this user)", path, EPERM)
-        }
-        return fd
-    }
-
     /// Writes all of `data` to an open file.
     public func write(_ fd: Int32, _ data: [UInt8], path: String) throws(SpoolIOError) {
         // Array.withUnsafeBytes rethrows untyped errors; carry the typed one out by hand.
@@ -111,12 +101,12 @@ extension FileSystem {
         if let failure { throw failure }
     }
 
-    /// Writes all of `data` to a new file, `fsync`s and closes it; with
-    /// `modified`, its modification time is set first, and synced with it;
-    /// with `reader`, that user may read it (`grantAccess`), synced with it too.
     /// No hint by default: test doubles record the durable steps only.
     public func startWriteback(_ fd: Int32) {}
 
+    /// Writes all of `data` to a new file, `fsync`s and closes it; with
+    /// `modified`, its modification time is set first, and synced with it;
+    /// with `reader`, that user may read it (`grantAccess`), synced with it too.
     public func writeFile(_ path: String, _ data: [UInt8], mode: mode_t, modified: Double? = nil,
                           reader: uid_t? = nil) throws(SpoolIOError) {
         let fd = try createFile(path, mode: mode)

@@ -32,6 +32,16 @@ public struct SystemFileSystem: FileSystem {
         return fd
     }
 
+    public func reuseFile(_ path: String) throws(SpoolIOError) -> Int32 {
+        let fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw SpoolIOError("open", path) }
+        guard BlankPool.isPrivateFile(fd) else {
+            _ = Glibc.close(fd)
+            throw SpoolIOError("reuse (not a private file of this user)", path, EPERM)
+        }
+        return fd
+    }
+
     public func grantAccess(_ path: String, to user: uid_t, permissions: mode_t) throws(SpoolIOError) {
         guard csys_grant_user(path, user, UInt32(permissions)) == 0 else {
             let code = errno
