@@ -78,7 +78,17 @@ public final class SessionCache: Sendable {
     public let limits: Limits
     private let idle = Mutex<(sessions: [Key: [Session]], reaping: Bool)>(([:], false))
     /// Told how many messages each connection carried when it closes (metrics).
-    private let observer = Mutex<(@Sendable (Int) -> Void)?>(nil)
+    private let observer = Mutex<Observer?>(nil)
+
+    /// The observer's closure, kept in a struct. A closure stored straight in
+    /// `Mutex` is generic there: each `withLock`, which passes it `inout`,
+    /// wraps it in two re-abstraction thunks and stores the wrapped one back.
+    /// The wrappers piled up, two per closed connection, for the life of the
+    /// daemon: memory that grew without end (the soak's RSS creep, issue #17)
+    /// and a call chain that deepened until it would have overflowed the stack.
+    private struct Observer: Sendable {
+        let body: @Sendable (Int) -> Void
+    }
 
     public init(limits: Limits = Limits()) {
         self.limits = limits
@@ -86,7 +96,7 @@ public final class SessionCache: Sendable {
 
     /// Sets what is told, for each connection that closes, how many messages it carried.
     public func observeClosing(_ body: @escaping @Sendable (Int) -> Void) {
-        observer.withLock { $0 = body }
+        observer.withLock { $0 = Observer(body: body) }
     }
 
     /// A new session, counted from its first message.
@@ -127,7 +137,12 @@ public final class SessionCache: Sendable {
     /// Ends a session: QUIT, and its count of messages reported.
     public func close(_ session: Session) {
         session.client.quit()
-        observer.withLock { $0 }?(session.uses)
+        reportClosed(uses: session.uses)
+    }
+
+    /// Tells the observer that a connection which carried `uses` messages closed.
+    func reportClosed(uses: Int) {
+        observer.withLock { $0 }?.body(uses)
     }
 
     /// Ends every idle session (shutdown, reload).

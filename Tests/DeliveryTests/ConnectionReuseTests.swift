@@ -192,3 +192,23 @@ extension ConnectionReuseTests {
         #expect(peer.finish().failures.isEmpty)
     }
 }
+
+extension ConnectionReuseTests {
+    /// The closing observer runs at the same stack depth after a thousand closed connections as
+    /// after the first. Kept straight in a `Mutex`, the closure was wrapped in two more thunks at each
+    /// call and stored back wrapped: the daemon's memory grew without end (the soak's RSS creep) and
+    /// each call went deeper, on the way to overflowing a delivery thread's stack.
+    @Test func closingObserverStaysAtOneDepth() {
+        let sessions = SessionCache()
+        let stackAddresses = Mutex<[Int]>([])
+        sessions.observeClosing { _ in
+            var marker = 0
+            let address = withUnsafeMutablePointer(to: &marker) { Int(bitPattern: $0) }
+            stackAddresses.withLock { $0.append(address) }
+        }
+        for _ in 0..<1000 { sessions.reportClosed(uses: 1) }
+        let seen = stackAddresses.withLock { $0 }
+        #expect(seen.count == 1000)
+        #expect(Set(seen).count == 1, "the observer ran \((seen.first ?? 0) - (seen.last ?? 0)) bytes deeper after 1000 calls")
+    }
+}
