@@ -318,10 +318,11 @@ struct SMTPListenerTests {
 
     /// Overlong lines: a command line over the limit gets 500 5.5.2 and the
     /// session goes on; a message line over 998 octets refuses the message
-    /// (554 5.6.0), leaving nothing in the spool.
+    /// (554 5.6.0), leaving nothing in the spool, counted by reason in the metrics.
     @Test func overlongLines() throws {
-        let (fixture, port) = try Self.daemon(relayPort: 1)
+        let (fixture, port) = try Self.daemon(["metrics.listen=127.0.0.1:0"], relayPort: 1)
         defer { fixture.stop() }
+        let metrics = try #require(fixture.metricsPort)
         let out = try Self.python("""
             s = smtplib.SMTP('127.0.0.1', PORT)
             s.ehlo()
@@ -334,6 +335,8 @@ struct SMTPListenerTests {
             """, port: port)
         #expect(out == "500\n554 5.6.0\n250\n")
         #expect(try Self.leftovers(fixture).isEmpty)
+        #expect(FullDiskTests.metric(metrics, "postern_smtp_messages_total{result=\"rejected\",reason=\"line_too_long\"}") == 1)
+        #expect(FullDiskTests.metric(metrics, "postern_smtp_messages_total{result=\"rejected\",reason=\"too_big\"}") == 0)
     }
 
     /// Beyond smtp.max_connections_per_client, a client's next connection gets

@@ -26,7 +26,7 @@ struct ServerSessionTests {
         var session = Self.session { $0.tlsAvailable = true; $0.users = ["alice": Array("pw".utf8)] }
         let response = session.handle(line: Array("EHLO client.example".utf8)[...])
         #expect(response.reply.lines == ["mail.example.org", "PIPELINING", "SIZE 10000", "8BITMIME", "SMTPUTF8",
-                                         "ENHANCEDSTATUSCODES", "DSN", "STARTTLS"])
+                                         "ENHANCEDSTATUSCODES", "DSN", "CHUNKING", "STARTTLS"])
         #expect(String(decoding: response.reply.wire, as: UTF8.self).hasPrefix("250-mail.example.org\r\n250-PIPELINING\r\n"))
         #expect(Self.send(&session, "AUTH PLAIN AGFsaWNlAHB3").0 == 538)
         #expect(Self.send(&session, "STARTTLS").2 == .startTLS)

@@ -34,10 +34,40 @@ final class LineReader {
     /// Whether any byte is buffered (after STARTTLS, RFC 3207 5: none may be).
     var hasBufferedBytes: Bool { end > start }
 
+    /// How many octets are buffered and not yet read.
+    var bufferedCount: Int { end - start }
+
     /// Forgets what is buffered.
     func discardBuffered() {
         start = 0
         end = 0
+    }
+
+    /// Up to `count` octets as they come, for data counted in advance (a
+    /// BDAT chunk, RFC 3030): what is buffered first, else one read of the
+    /// stream. The slice is valid until the next call; throws
+    /// `StreamError.closed` at the end of the stream.
+    func octets(upTo count: Int, deadline: Deadline) throws(StreamError) -> ArraySlice<UInt8> {
+        if start == end {
+            start = 0
+            end = 0
+            let stream = self.stream
+            var failure: StreamError?
+            let read = buffer.withUnsafeMutableBytes { raw -> Int in
+                do throws(StreamError) {
+                    return try stream.read(into: raw, deadline: deadline)
+                } catch {
+                    failure = error
+                    return 0
+                }
+            }
+            if let failure { throw failure }
+            if read == 0 { throw .closed }
+            end = read
+        }
+        let taken = min(count, end - start)
+        defer { start += taken }
+        return buffer[start..<(start + taken)]
     }
 
     /// The next line of at most `limit` octets before its LF; throws

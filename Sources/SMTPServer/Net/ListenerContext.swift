@@ -76,6 +76,23 @@ final class ListenerContext: @unchecked Sendable {
         return id
     }
 
+    /// The metrics and a log line for a message refused after its data
+    /// (accepted ones are counted by `accepted`).
+    func finished(_ outcome: ServerSession.DataOutcome, session: ServerSession) {
+        let reason: SMTPRejection? = switch outcome {
+        case .accepted: nil
+        case .tooBig: .tooBig
+        case .lineTooLong: .lineTooLong
+        case .nul: .nul
+        case .invalid: .invalid
+        case .temporaryFailure: .temporary
+        }
+        guard let reason else { return }
+        metrics.smtpRejected(reason)
+        logger.info("refused", metadata: ["client": "\(session.clientText)", "reason": "\(reason.rawValue)",
+                                          "sender": "\(session.transaction?.sender?.smtpForm ?? "")"])
+    }
+
     /// One log line and the metrics for an accepted message.
     func accepted(id: QueueID, size: Int, transaction: MailTransaction, session: ServerSession) {
         metrics.smtpAccepted(bytes: size)

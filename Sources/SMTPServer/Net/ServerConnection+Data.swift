@@ -21,79 +21,27 @@ extension ServerConnection {
     /// line ends as `postern drop` makes them (CRLF throughout).
     func receiveData() throws(StreamError) -> ServerSession.DataOutcome {
         guard let transaction = session.transaction else { return .invalid("no transaction") }
-        var failure: ServerSession.DataOutcome?
-        var drop: DropStream?
-        do throws(SpoolError) {
-            drop = try context.begin(transaction, session: session)
-        } catch {
-            context.logger.error("smtp cannot store", metadata: ["error": "\(error)"])
-            failure = .temporaryFailure(error.message)
-        }
+        let sink = MessageSink(context: context, transaction: transaction, session: session)
         var previousCRLF = true
-        var size = 0
-        let maxSize = context.settings.maxMessageSize
         while true {
             let next: LineReader.Line
             do throws(StreamError) {
                 // One more octet than a text line may have, so that a CR before the LF still fits.
                 next = try reader.next(limit: Self.maxLineLength + 1, deadline: { self.deadline })
             } catch {
-                drop?.abandon()
+                sink.abandon()
                 throw error
             }
             guard case .line(var line, let crlf) = next else {
-                if failure == nil { failure = .lineTooLong }
-                drop?.abandon()
-                drop = nil
+                sink.refuse(.lineTooLong)
                 if case .tooLong(let crlf) = next { previousCRLF = crlf }
                 continue
             }
             if crlf, previousCRLF, line.count == 1, line.first == UInt8(ascii: ".") { break }
             previousCRLF = crlf
-            guard failure == nil, let stream = drop else { continue }
             if line.first == UInt8(ascii: ".") { line = line.dropFirst() }
-            size += line.count + 2
-            let problem: ServerSession.DataOutcome? = line.withUnsafeBytes { raw in
-                guard let base = raw.baseAddress else { return nil }
-                if memchr(base, 0, raw.count) != nil { return .nul }
-                return nil
-            }
-            if let problem {
-                failure = problem
-            } else if line.count > Self.maxLineLength {
-                failure = .lineTooLong
-            } else if size > maxSize {
-                failure = .tooBig
-            } else {
-                do throws(SpoolError) {
-                    try Self.add(line, to: stream)
-                } catch {
-                    failure = stream.size > maxSize ? .tooBig : .invalid(error.message)
-                }
-            }
-            if failure != nil {
-                stream.abandon()
-                drop = nil
-            }
+            sink.add(line)
         }
-        if let failure { return failure }
-        guard let stream = drop else { return .temporaryFailure("no drop") }
-        do throws(SpoolError) {
-            let id = try context.commit(stream, transaction)
-            context.accepted(id: id, size: stream.size, transaction: transaction, session: session)
-            return .accepted(id: id)
-        } catch {
-            if error.status == .dataError { return .invalid(error.message) }
-            context.logger.error("smtp cannot store", metadata: ["error": "\(error)"])
-            return .temporaryFailure(error.message)
-        }
-    }
-
-    /// A line, split at bare CRs as `postern drop`'s line splitter splits them.
-    private static func add(_ line: ArraySlice<UInt8>, to stream: DropStream) throws(SpoolError) {
-        guard line.contains(0x0D) else { return try stream.add(line: line) }
-        for part in line.split(separator: 0x0D, omittingEmptySubsequences: false) {
-            try stream.add(line: part)
-        }
+        return sink.finish(session: session)
     }
 }

@@ -18,6 +18,8 @@ final class ServerConnection {
     let context: ListenerContext
     var session: ServerSession
     let reader: LineReader
+    /// The message of a BDAT transaction, between its chunks.
+    var chunked: ChunkedMessage?
     private var output: [UInt8] = []
 
     init(stream: ByteStream, context: ListenerContext, clientAddress: [UInt8], clientText: String) {
@@ -30,6 +32,7 @@ final class ServerConnection {
 
     /// The whole session; returns how it ended.
     func run() -> SMTPSessionEnd {
+        defer { dropUnfinishedChunks(always: true) }
         do throws(StreamError) {
             output += session.greeting.wire
             try flush()
@@ -39,7 +42,9 @@ final class ServerConnection {
                 case .line(let line, _): response = session.handle(line: line)
                 case .tooLong: response = session.lineTooLong()
                 }
-                output += response.reply.wire
+                dropUnfinishedChunks()
+                // A chunk's reply comes once the chunk is read (finishChunk).
+                if case .receiveChunk = response.next {} else { output += response.reply.wire }
                 switch response.next {
                 case .proceed:
                     // RFC 2920 3.2: replies to pipelined commands go out together,
@@ -64,7 +69,17 @@ final class ServerConnection {
                 case .receiveData:
                     try flush()
                     let outcome = try receiveData()
-                    output += session.finishData(outcome).reply.wire
+                    context.finished(outcome, session: session)
+                    if try answer(session.finishData(outcome)) { return .errors }
+                case .receiveChunk(let size, let last):
+                    let outcome = try receiveChunk(size: size, last: last)
+                    // A refusal is counted at the chunk that earned it, not again at the chunks after it.
+                    if case .finished(let result) = outcome, session.transaction?.chunkRefusal == nil {
+                        context.finished(result, session: session)
+                    }
+                    if try answer(session.finishChunk(outcome, last: last)) { return .errors }
+                case .discardChunk(let size):
+                    try discardChunk(size: size)
                     if !reader.hasBufferedLine { try flush() }
                 }
             }
@@ -78,7 +93,19 @@ final class ServerConnection {
         }
     }
 
-    private func flush() throws(StreamError) {
+    /// Queues the reply to a message's data or chunk; true when the session
+    /// must end (that reply was the last error allowed, now 421).
+    private func answer(_ response: ServerSession.Response) throws(StreamError) -> Bool {
+        output += response.reply.wire
+        if response.next == .close {
+            try flush()
+            return true
+        }
+        if !reader.hasBufferedLine { try flush() }
+        return false
+    }
+
+    func flush() throws(StreamError) {
         guard !output.isEmpty else { return }
         try reader.stream.write(output, deadline: deadline)
         output.removeAll(keepingCapacity: true)

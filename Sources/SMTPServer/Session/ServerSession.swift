@@ -12,6 +12,13 @@ public struct ServerSession: Sendable {
         case startTLS
         /// Read the message (after 354 to DATA), then call `finishData`.
         case receiveData
+        /// Read a BDAT chunk of `size` octets into the message, then call
+        /// `finishChunk`; the response's reply is not sent (RFC 3030 2: a
+        /// chunk's reply comes after the chunk).
+        case receiveChunk(size: Int, last: Bool)
+        /// Read a BDAT chunk of `size` octets and throw it away; the reply
+        /// (an error) is sent (RFC 3030 2: a refused chunk is still read).
+        case discardChunk(size: Int)
         /// Close the connection (after 221 or 421).
         case close
     }
@@ -102,7 +109,12 @@ public struct ServerSession: Sendable {
     public mutating func finishData(_ outcome: DataOutcome) -> Response {
         transaction = nil
         phase = .greeted
-        let reply = switch outcome {
+        return count(Response(reply: reply(to: outcome), next: .proceed))
+    }
+
+    /// The reply to a message's end: queued, or why not.
+    func reply(to outcome: DataOutcome) -> ServerReply {
+        switch outcome {
         case .accepted(let id): ServerReply(250, "2.0.0", "Ok: queued as \(id)")
         case .tooBig: ServerReply(552, "5.3.4", "Message size exceeds fixed limit of \(settings.maxMessageSize) octets")
         case .lineTooLong: ServerReply(554, "5.6.0", "Message has a line longer than 998 octets (RFC 5322 2.1.1)")
@@ -110,11 +122,10 @@ public struct ServerSession: Sendable {
         case .invalid(let why): ServerReply(554, "5.6.0", "Message refused: \(Self.printable(why))")
         case .temporaryFailure: ServerReply(451, "4.3.0", "Local error: the message could not be stored; try again later")
         }
-        return count(Response(reply: reply, next: .proceed))
     }
 
     /// Counts an error reply; past the limit, the session ends (RFC 5321 4.3.2 allows 421 at any time).
-    private mutating func count(_ response: Response) -> Response {
+    mutating func count(_ response: Response) -> Response {
         guard response.reply.isError else { return response }
         errors += 1
         guard errors >= settings.maxErrors, response.next != .close else { return response }
@@ -136,7 +147,11 @@ public struct ServerSession: Sendable {
             guard command.argument.isEmpty else { return reply(501, "5.5.4", "Syntax: DATA") }
             guard let transaction else { return reply(503, "5.5.1", "Error: need MAIL command") }
             guard !transaction.recipients.isEmpty else { return reply(554, "5.5.1", "Error: no valid recipients") }
+            // RFC 3030 2: DATA and BDAT cannot be used in the same transaction.
+            guard !transaction.chunked else { return reply(503, "5.5.1", "Error: BDAT in progress") }
             return reply(354, nil, "End data with <CR><LF>.<CR><LF>", .receiveData)
+        case "BDAT":
+            return chunk(command.argument)
         case "RSET":
             transaction = nil
             if phase == .mail { phase = .greeted }
@@ -180,7 +195,7 @@ public struct ServerSession: Sendable {
         }
         esmtp = true
         var lines = [settings.hostname, "PIPELINING", "SIZE \(settings.maxMessageSize)", "8BITMIME", "SMTPUTF8",
-                     "ENHANCEDSTATUSCODES", "DSN"]
+                     "ENHANCEDSTATUSCODES", "DSN", "CHUNKING"]
         if settings.tlsAvailable && !tls { lines.append("STARTTLS") }
         // RFC 4954 4: no plaintext mechanism without TLS.
         if tls && !settings.users.isEmpty && authenticatedUser == nil { lines.append("AUTH PLAIN LOGIN") }

@@ -45,4 +45,9 @@ public struct MailTransaction: Sendable {
     public var declaredSize: Int?
     /// SMTPUTF8 on MAIL (RFC 6531): non-ASCII addresses are allowed.
     public var smtputf8 = false
+    /// The message comes in BDAT chunks (RFC 3030): DATA may not follow.
+    public var chunked = false
+    /// Why the message was refused before its last chunk: the chunks still
+    /// in the pipeline get the same reply, and BDAT LAST ends the transaction.
+    public var chunkRefusal: ServerSession.DataOutcome?
 }

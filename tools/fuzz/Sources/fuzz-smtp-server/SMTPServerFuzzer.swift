@@ -8,14 +8,15 @@ import TLS
 /// stream that delivers the client's octets in reads of fuzzed sizes), the
 /// command parser (`ServerCommand`: verbs, paths, ESMTP parameters, xtext) and
 /// the session's state machine (`ServerSession`: HELO/EHLO, MAIL, RCPT, AUTH,
-/// STARTTLS, DATA), as `ServerConnection` drives them.
+/// STARTTLS, DATA, BDAT), as `ServerConnection` drives them.
 ///
 /// The first input bytes choose the read size, the client's address (loopback
 /// may relay, 192.0.2.1 may not) and what becomes of each DATA; the rest is
 /// what the client sends. A STARTTLS the session accepts is taken as done, so
 /// that the TLS-only paths (AUTH, REQUIRETLS) are reached; DATA's content is
 /// not read (the message store is the drop's, fuzzed elsewhere), so what
-/// follows is read as commands again.
+/// follows is read as commands again; a BDAT chunk's octets are read and
+/// dropped, as the connection reads them.
 ///
 /// Invariants: every reply is well formed on the wire (a 2xx-5xx code, one
 /// CRLF per line and no other CR or LF, lines of at most 512 octets, RFC 5321
@@ -74,6 +75,26 @@ public func fuzzSMTPServer(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32
             let finished = session.finishData(outcome)
             checkWire(finished.reply)
             require(session.transaction == nil, "a transaction survives its DATA")
+        case .receiveChunk(let size, _), .discardChunk(let size):
+            // The chunk's octets are read as the connection reads them, and dropped.
+            var remaining = size
+            while remaining > 0 {
+                guard let piece = try? reader.octets(upTo: remaining, deadline: Deadline.after(60)) else { return 0 }
+                remaining -= piece.count
+            }
+            guard case .receiveChunk(_, let last) = response.next else { continue }
+            dataCount += 1
+            let id = QueueID(high: 0x0193_0000_0000_0001, low: UInt64(dataCount))
+            // Stored or refused before the last chunk; accepted or refused at it.
+            let outcome: ServerSession.ChunkOutcome = switch (Int(outcomeSeed) + dataCount) % 3 {
+            case 0: last ? .finished(.accepted(id: id)) : .stored(octets: size)
+            case 1: .finished(.tooBig)
+            default: .finished(.invalid("header line \u{0D}\u{0A}injected: \(String(decoding: client.prefix(40), as: UTF8.self))"))
+            }
+            let finished = session.finishChunk(outcome, last: last)
+            checkWire(finished.reply)
+            if finished.next == .close { return 0 }
+            require(!last || session.transaction == nil, "a transaction survives its BDAT LAST")
         }
     }
 }
