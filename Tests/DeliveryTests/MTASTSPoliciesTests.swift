@@ -117,6 +117,22 @@ struct MTASTSPoliciesTests {
         #expect(fetcher.fetches == 2)
     }
 
+    /// A hold-off is forgotten once it is over: the daemon does not keep one for each domain whose
+    /// fetch ever failed.
+    @Test func holdOffsThatAreOverAreForgotten() {
+        fetcher.fail("timeout")
+        let txt = Dictionary(uniqueKeysWithValues: ["a.example", "b.example", "c.example"].map { ("_mta-sts." + $0, ["v=STSv1; id=one;"]) })
+        let transport = MTASTSPolicies(resolver: MockResolver(txt: txt), fetcher: fetcher, cache: MTASTSCache(directory: directory),
+                                       clock: clock, failureHoldOff: 300)
+        _ = transport.lookup("a.example")
+        _ = transport.lookup("b.example")
+        #expect(transport.heldOffCount == 2)
+        clock.advance(by: 301)
+        _ = transport.lookup("c.example")
+        #expect(transport.heldOffCount == 1)
+        #expect(fetcher.fetches == 3)
+    }
+
     /// Mode none withdraws the policy (RFC 8461 8.3): it is cached, and no policy applies.
     @Test func modeNone() {
         fetcher.serve("version: STSv1\nmode: none\nmax_age: 86400\n")

@@ -47,6 +47,9 @@ public final class MTASTSPolicies: MTASTSPolicySource {
     public let storesFetched: Bool
     private let failedUntil = Mutex<[String: Double]>([:])
 
+    /// Domains held off now or not yet forgotten (tests).
+    var heldOffCount: Int { failedUntil.withLock { $0.count } }
+
     public init(resolver: any Resolver, fetcher: any MTASTSFetcher, cache: MTASTSCache?, clock: any WallClock = SystemClock(),
                 failureHoldOff: Double = 300, storesFetched: Bool = true) {
         self.storesFetched = storesFetched
@@ -122,7 +125,11 @@ public final class MTASTSPolicies: MTASTSPolicySource {
                 }
                 return applied(entry, note: "fetched")
             } catch {
-                failedUntil.withLock { $0[domain] = now + failureHoldOff }
+                failedUntil.withLock { failed in
+                    // Hold-offs that are over go: over months of direct delivery, every domain whose fetch failed once would stay.
+                    failed = failed.filter { $0.value > now }
+                    failed[domain] = now + failureHoldOff
+                }
                 if let cached {
                     var lookup = applied(cached, note: "cached; the refresh failed: \(error)")
                     lookup.fetchError = error.description
