@@ -19,9 +19,9 @@ must converge to empty, and then: every message accounted for (as
 tools/crash-harness.py proves it: delivered or bounced as the peer decided, 0
 lost, no duplicates, no retry storm), nothing in corrupt/, `postern check`
 clean, and RSS, descriptors and threads flat: over the loaded part of the run
-after a warm-up (the longest life of a message), the last third's peak
-within bounds of the first third's (descriptors +16, threads +4, RSS +20% and
-8 MiB).
+after a warm-up (the longest life of a message), the last third's peak (descriptors, threads)
+within bounds of the first third's (descriptors +16, threads +4; RSS, the
+last third's median at most 2 MiB or 5% over the first third's).
 
 Usage (as root; it enters a private mount namespace of its own):
   tools/soak.py --minutes 2       a short run
@@ -70,8 +70,11 @@ def flat(samples, warmup_until):
         problems.append(f"descriptors grew: {f['fds_first']} -> {f['fds_last']}")
     if f["threads_last"] > f["threads_first"] + 4:
         problems.append(f"threads grew: {f['threads_first']} -> {f['threads_last']}")
-    if f["rss_mib_last"] > f["rss_mib_first"] * 1.2 + 8:
-        problems.append(f"RSS grew: {f['rss_mib_first']} -> {f['rss_mib_last']} MiB")
+    # Medians: a lone peak (a burst of large messages) is not growth. The bound is tight enough
+    # that the SessionCache leak (about 1 MiB in 10 minutes) failed the hour-long run.
+    grown = f["rss_mib_median_last"] - f["rss_mib_median_first"]
+    if grown > max(2.0, f["rss_mib_median_first"] * 0.05):
+        problems.append(f"RSS grew: median {f['rss_mib_median_first']} -> {f['rss_mib_median_last']} MiB")
     return f, problems
 
 
