@@ -104,4 +104,27 @@ struct SMTPListenerChunkingTests {
         #expect(try SMTPListenerTests.leftovers(fixture).isEmpty)
         #expect(!fixture.log.contains("msg=received"))
     }
+
+    /// After RSET between chunks the next transaction starts from nothing: the chunk sent before
+    /// the RSET is not part of the message that follows.
+    @Test func resetBetweenChunksStartsAfresh() throws {
+        let (fixture, port) = try SMTPListenerTests.daemon(relayPort: 1)
+        defer { fixture.stop() }
+        let out = try SMTPListenerTests.python(Self.client + #"""
+            c.sendall(b'MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nBDAT 16\r\nSubject: reset\r\n')
+            print(reply()[:3], reply()[:3], reply()[:3])
+            fresh = b'Subject: fresh\r\n\r\nbody\r\n'
+            c.sendall(b'RSET\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nBDAT %d LAST\r\n' % len(fresh) + fresh)
+            print(reply()[:3], reply()[:3], reply()[:3], reply()[:24].strip())
+            c.sendall(b'QUIT\r\n')
+            reply()
+            """#, port: port)
+        #expect(out == "250 250 250\n250 250 250 250 2.0.0 Ok: queued as\n", "\(out)")
+        #expect(fixture.waitForLog("msg=received"))
+        let queued = try fixture.spool.names(.queue)
+        try #require(queued.count == 1, "\(queued)")
+        let message = String(decoding: try fixture.spool.read("queue/\(queued[0])/message"), as: UTF8.self)
+        #expect(message.contains("Subject: fresh\r\n") && message.hasSuffix("\r\nbody\r\n"))
+        #expect(!message.contains("Subject: reset"), "\(message)")
+    }
 }

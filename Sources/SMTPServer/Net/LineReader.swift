@@ -51,19 +51,7 @@ final class LineReader {
         if start == end {
             start = 0
             end = 0
-            let stream = self.stream
-            var failure: StreamError?
-            let read = buffer.withUnsafeMutableBytes { raw -> Int in
-                do throws(StreamError) {
-                    return try stream.read(into: raw, deadline: deadline)
-                } catch {
-                    failure = error
-                    return 0
-                }
-            }
-            if let failure { throw failure }
-            if read == 0 { throw .closed }
-            end = read
+            try fill(deadline: deadline)
         }
         let taken = min(count, end - start)
         defer { start += taken }
@@ -102,23 +90,27 @@ final class LineReader {
                 start = 0
                 end = count
             }
-            let space = buffer.count - end
-            // withUnsafeMutableBytes rethrows untyped errors: the typed one is carried out by hand.
-            var failure: StreamError?
-            let stream = self.stream
-            let from = end
-            let time = deadline()
-            let read = buffer.withUnsafeMutableBytes { raw -> Int in
-                do throws(StreamError) {
-                    return try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[from..<(from + space)]), deadline: time)
-                } catch {
-                    failure = error
-                    return 0
-                }
-            }
-            if let failure { throw failure }
-            if read == 0 { throw .closed }
-            end += read
+            try fill(deadline: deadline())
         }
+    }
+
+    /// One read of the stream into the free space after `end`; throws
+    /// `StreamError.closed` at the end of the stream.
+    private func fill(deadline: Deadline) throws(StreamError) {
+        // withUnsafeMutableBytes rethrows untyped errors: the typed one is carried out by hand.
+        var failure: StreamError?
+        let stream = self.stream
+        let from = end
+        let read = buffer.withUnsafeMutableBytes { raw -> Int in
+            do throws(StreamError) {
+                return try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[from...]), deadline: deadline)
+            } catch {
+                failure = error
+                return 0
+            }
+        }
+        if let failure { throw failure }
+        if read == 0 { throw .closed }
+        end += read
     }
 }

@@ -79,14 +79,7 @@ extension ServerConnection {
         }
         let message = chunked ?? ChunkedMessage(sink: MessageSink(context: context, transaction: transaction, session: session))
         chunked = message
-        // No reply comes before the chunk: what pipelined commands earned goes out before waiting for it.
-        if reader.bufferedCount < size { try flush() }
-        var remaining = size
-        while remaining > 0 {
-            let piece = try reader.octets(upTo: remaining, deadline: deadline)
-            remaining -= piece.count
-            message.lines.feed(piece, into: message.sink)
-        }
+        try readChunk(size: size) { message.lines.feed($0, into: message.sink) }
         guard last else { return message.sink.failure.map { .finished($0) } ?? .stored(octets: size) }
         chunked = nil
         message.lines.finish(into: message.sink)
@@ -95,10 +88,19 @@ extension ServerConnection {
 
     /// Reads a chunk whose command was refused and throws it away.
     func discardChunk(size: Int) throws(StreamError) {
+        try readChunk(size: size) { _ in }
+    }
+
+    /// Hands the chunk's `size` octets to `body` as they come, in pieces of
+    /// at most the reader's buffer: memory stays bounded whatever the size.
+    private func readChunk(size: Int, _ body: (ArraySlice<UInt8>) -> Void) throws(StreamError) {
+        // No reply comes before a chunk: what pipelined commands earned goes out before waiting for it.
         if reader.bufferedCount < size { try flush() }
         var remaining = size
         while remaining > 0 {
-            remaining -= try reader.octets(upTo: remaining, deadline: deadline).count
+            let piece = try reader.octets(upTo: remaining, deadline: deadline)
+            remaining -= piece.count
+            body(piece)
         }
     }
 
