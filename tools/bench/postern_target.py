@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from procs import PROCS, BenchError, TreeCPU, count_entries, free_port, rmtree, run, vm_status, wait_for
+from procs import PROCS, BenchError, SetAside, TreeCPU, count_entries, free_port, rmtree, run, vm_status, wait_for
 from msgset import RECIPIENT, SENDER
 from target import HOSTNAME, ColdStart, Ready, Resumed, Target
 
@@ -41,11 +41,14 @@ class Postern(Target):
         self.daemon_log = None
         self.t_spawn = None
         self.smtp_port = free_port()
+        self.aside = SetAside(base, "postern")
 
     # -- the spool
-    def empty(self):
+    def empty(self, set_aside=False):
         """Stops the daemon and makes a fresh spool (`postern init`)."""
         self.stop()
+        if set_aside and os.path.isdir(self.spool):
+            self.aside.keep(self.spool)
         rmtree(self.spool)
         run([self.binary, "init", "--spool", self.spool], env=self.env)
 

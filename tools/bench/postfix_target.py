@@ -19,7 +19,7 @@ import os
 import subprocess
 import time
 
-from procs import BenchError, TreeCPU, count_files, free_port, port_open, run, wait_for
+from procs import BenchError, SetAside, TreeCPU, count_files, free_port, port_open, run, wait_for
 from msgset import RECIPIENT, SENDER
 from target import HOSTNAME, ColdStart, Resumed, Target
 
@@ -58,6 +58,7 @@ class Postfix(Target):
         self.deferred = False
         self.tls = False
         self.env = dict(os.environ, MAIL_CONFIG=self.etc)
+        self.aside = SetAside(base, "postfix")
         # The first configure also creates the queue (postfix check), so that
         # sendmail works before the first start.
         self.configure()
@@ -143,15 +144,22 @@ class Postfix(Target):
     def queued(self):
         return self.count()
 
-    def empty(self):
-        """Deletes every message (postsuper if the master runs, else the files)."""
-        if self.running():
+    def empty(self, set_aside=False):
+        """Deletes every message (postsuper if the master runs, else the
+        files); with `set_aside`, stops the master and renames each queue file
+        aside instead (procs.SetAside)."""
+        if set_aside:
+            self.stop()
+        elif self.running():
             run([POSTSUPER, "-c", self.etc, "-d", "ALL"], check=False)
         for q in ACTIVE_QUEUES + ("defer", "bounce", "trace", "flush"):
             for root, _, files in os.walk(os.path.join(self.queue, q)):
                 for name in files:
                     with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(root, name))
+                        if set_aside:
+                            self.aside.keep(os.path.join(root, name))
+                        else:
+                            os.unlink(os.path.join(root, name))
 
     def list_command(self):
         return [POSTQUEUE, "-c", self.etc, "-j"]

@@ -74,8 +74,15 @@ class Target(ABC):
         be thrown away, so no graceful shutdown is needed."""
 
     @abstractmethod
-    def empty(self):
-        """No message queued anywhere, and no delivery under way."""
+    def empty(self, set_aside=False):
+        """No message queued anywhere, and no delivery under way. With
+        `set_aside`, what was queued is renamed into a directory of its own on
+        the same file system instead of deleted (see procs.SetAside), until
+        `purge_set_aside()`."""
+
+    def purge_set_aside(self):
+        """Deletes what `empty(set_aside=True)` kept."""
+        self.aside.purge()
 
     @abstractmethod
     def cpu(self):
