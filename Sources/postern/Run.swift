@@ -99,19 +99,13 @@ extension Postern {
             defer { server?.stop() }
             let listener: SMTPListener?
             // Blanks serve only a listener's messages (BlankPool).
-            let inbox = QueueInbox(blanks: configuration.smtp.listen.isEmpty ? nil : BlankPool())
+            let inbox = QueueInbox(blanks: configuration.smtp.listen.isEmpty ? nil : BlankPool(layout: global.layout))
             do {
                 listener = try SMTPListenerFactory.listener(configuration, layout: global.layout, logger: logger,
                                                             metrics: metrics, inbox: inbox)
             } catch {
                 warn("\(error)")
                 throw ExitCode(78)
-            }
-            do {
-                try listener?.start()
-            } catch {
-                warn("\(error)")
-                throw ExitCode(error.status.rawValue)
             }
             defer { listener?.stop() }
             do {
@@ -121,7 +115,18 @@ extension Postern {
                            dsn: SpoolDSN(layout: global.layout, settings: Self.dsnSettings(configuration), logger: logger,
                                          metrics: metrics, trouble: trouble),
                            metrics: metrics, notifier: ServiceNotifier(environment: ProcessInfo.processInfo.environment),
-                           trouble: trouble, inbox: inbox, reload: reload).run()
+                           trouble: trouble, inbox: inbox, reload: reload).run {
+                    // Served once the daemon holds the spool's lock and has recovered
+                    // incoming/, where the listener seals its messages (IncomingRecovery).
+                    do throws(SpoolError) {
+                        try listener?.start()
+                    } catch {
+                        warn("\(error)")
+                        throw ExitCode(error.status.rawValue)
+                    }
+                }
+            } catch let code as ExitCode {
+                throw code
             } catch let error as SpoolError {
                 throw failure(error)
             } catch {
