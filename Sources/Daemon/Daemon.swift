@@ -112,13 +112,8 @@ public final class Daemon {
 
     /// Runs until SIGTERM or SIGINT, then drains and returns.
     ///
-    /// - Parameter whenLocked: called once the daemon holds the spool's lock
-    ///   and has recovered `incoming/`, before anything is delivered: where
-    ///   `postern run` starts its SMTP listener, whose sealed messages
-    ///   `incoming/` holds (`IncomingRecovery`).
-    /// - Throws: `SpoolError` with `.tempFail` when another daemon holds the
-    ///   spool; what `whenLocked` throws.
-    public func run(whenLocked: () throws -> Void = {}) throws {
+    /// - Throws: `SpoolError` with `.tempFail` when another daemon holds the spool.
+    public func run() throws {
         try SpoolCheck.requireSpool(layout)
         let lock = try SpoolLock(layout: layout)
         defer { withExtendedLifetime(lock) {} }
@@ -126,10 +121,7 @@ public final class Daemon {
                                            "transport": "\(settings.router.defaultTransport)",
                                            "routes": "\(settings.router.routes.count)"])
         try ensureDirectory(layout.control)
-        try ensureDirectory(layout.incoming)
         if settings.keepRetired > 0 { try ensureDirectory(layout.retired) }
-        recoverIncoming()
-        try whenLocked()
         let wake = try WakePipe()
         wakePipe = wake
         SignalRouting.install(wake)
@@ -265,21 +257,6 @@ public final class Daemon {
     private func observeSessions() {
         let metrics = self.metrics
         settings.router.sessions?.observeClosing { metrics.connectionMessages($0) }
-    }
-
-    /// Queues the sealed messages a crash left in `incoming/` and removes the
-    /// rest (`IncomingRecovery`); the start-up scan then finds them in `queue/`.
-    private func recoverIncoming() {
-        let report = IncomingRecovery(layout: layout).recover()
-        for id in report.queued {
-            logger.info("recovered", metadata: ["id": "\(id)", "from": "incoming/"])
-        }
-        for (name, reason) in report.removed {
-            logger.info("removed", metadata: ["entry": "incoming/\(name)", "reason": "\(reason)"])
-        }
-        for (name, error) in report.failed {
-            logger.error("cannot recover", metadata: ["entry": "incoming/\(name)", "error": "\(error)"])
-        }
     }
 
     func ensureDirectory(_ path: String) throws {

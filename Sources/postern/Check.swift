@@ -16,10 +16,7 @@ extension Postern {
                 envelope records), owners, and links. What fails is moved to corrupt/NAME/entry \
                 with the reason in corrupt/NAME/reason; nothing is ever deleted and no link is \
                 followed. Entries of tmp/ older than --temporary-age are abandoned drops and \
-                are removed. First, what the SMTP listener left in incoming/ when the daemon \
-                stopped abruptly is resolved: each sealed message (acknowledged, or about to be) \
-                is moved into queue/, anything else (a message cut short, never acknowledged) \
-                removed; --dry-run leaves incoming/ alone.
+                are removed.
 
                 Takes the spool lock, so it refuses to run while the daemon runs; --dry-run \
                 reports without changing anything and needs no lock.
@@ -55,8 +52,6 @@ extension Postern {
             } catch {
                 throw failure(error)
             }
-            var recovered = IncomingRecovery.Report()
-            if !dryRun { recovered = IncomingRecovery(layout: layout).recover() }
             var scanner = SpoolScanner(layout: layout, mode: dryRun ? .readOnly : .repair)
             scanner.temporaryMaxAge = age
             // Progress for large spools, on a terminal only: scripts get the summary alone.
@@ -78,17 +73,12 @@ extension Postern {
                 let target = item.destination.map { " -> \($0.dropFirst(layout.root.count + 1))" } ?? (dryRun ? " (would quarantine)" : "")
                 print("quarantined \(item.origin)\(target): \(TerminalText.safe(item.reason))")
             }
-            for id in recovered.queued { print("queued incoming/\(id): sealed") }
-            for (name, reason) in recovered.removed {
-                print("removed incoming/\(TerminalText.safe(name)): \(TerminalText.safe(reason))")
-            }
             for path in report.removed {
                 print(dryRun ? "would remove \(path)" : "removed \(path)")
             }
-            for (name, error) in recovered.failed { warn("incoming/\(name): \(error)") }
             for error in report.errors { warn(error) }
             if !report.quarantined.isEmpty { throw ExitCode(ExitStatus.dataError.rawValue) }
-            if !report.errors.isEmpty || !recovered.failed.isEmpty { throw ExitCode(ExitStatus.ioError.rawValue) }
+            if !report.errors.isEmpty { throw ExitCode(ExitStatus.ioError.rawValue) }
         }
     }
 }

@@ -99,13 +99,19 @@ extension Postern {
             defer { server?.stop() }
             let listener: SMTPListener?
             // Blanks serve only a listener's messages (BlankPool).
-            let inbox = QueueInbox(blanks: configuration.smtp.listen.isEmpty ? nil : BlankPool(layout: global.layout))
+            let inbox = QueueInbox(blanks: configuration.smtp.listen.isEmpty ? nil : BlankPool())
             do {
                 listener = try SMTPListenerFactory.listener(configuration, layout: global.layout, logger: logger,
                                                             metrics: metrics, inbox: inbox)
             } catch {
                 warn("\(error)")
                 throw ExitCode(78)
+            }
+            do {
+                try listener?.start()
+            } catch {
+                warn("\(error)")
+                throw ExitCode(error.status.rawValue)
             }
             defer { listener?.stop() }
             do {
@@ -115,18 +121,7 @@ extension Postern {
                            dsn: SpoolDSN(layout: global.layout, settings: Self.dsnSettings(configuration), logger: logger,
                                          metrics: metrics, trouble: trouble),
                            metrics: metrics, notifier: ServiceNotifier(environment: ProcessInfo.processInfo.environment),
-                           trouble: trouble, inbox: inbox, reload: reload).run {
-                    // Served once the daemon holds the spool's lock and has recovered
-                    // incoming/, where the listener seals its messages (IncomingRecovery).
-                    do throws(SpoolError) {
-                        try listener?.start()
-                    } catch {
-                        warn("\(error)")
-                        throw ExitCode(error.status.rawValue)
-                    }
-                }
-            } catch let code as ExitCode {
-                throw code
+                           trouble: trouble, inbox: inbox, reload: reload).run()
             } catch let error as SpoolError {
                 throw failure(error)
             } catch {

@@ -10,7 +10,7 @@ struct CrashSafetyTests {
     static let message = "Subject: crash test\n\n" + String(repeating: "line of the body\n", count: 5000)
 
     /// After a kill at any step, the scanner finds the whole message or none, and check leaves the spool clean.
-    @Test(arguments: DropStep.dropSteps)
+    @Test(arguments: DropStep.allCases)
     func killedAfter(_ step: DropStep) throws {
         let spool = try TemporarySpool()
         let result = try PosternProcess.run(["drop", "--spool", spool.layout.root, "-v", "bob@example.net"],
@@ -21,7 +21,7 @@ struct CrashSafetyTests {
         var items: [ScanItem] = []
         let report = SpoolScanner(layout: spool.layout, mode: .readOnly).scan { items.append($0) }
         #expect(report.quarantined.isEmpty, "a partial drop was visible: \(report.quarantined)")
-        let committed = DropStep.dropSteps.firstIndex(of: step)! >= DropStep.dropSteps.firstIndex(of: .renamed)!
+        let committed = DropStep.allCases.firstIndex(of: step)! >= DropStep.allCases.firstIndex(of: .renamed)!
         #expect(items.count == (committed ? 1 : 0))
         if let item = items.first {
             let stored = try spool.read("drop/\(item.id)/message")

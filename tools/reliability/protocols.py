@@ -10,12 +10,6 @@ Each protocol instance is recognised by its commit point, a rename:
       syncfs) before the writer reports (it exits, the daemon connects to
       deliver, the SMTP listener replies, the next message is committed, or
       the daemon clears the dsn_pending mark a DSN's drop answers).
-  seal      incoming/ID -> queue/ID                           6.1 the listener's
-      before the rename (and so before the listener's reply): every file in
-      incoming/ID written and fsynced, incoming/ID/ fsynced after its last
-      entry, and the entry incoming/ID itself durable (incoming/ fsynced after
-      its mkdir, or after the rename that brought a blank there); the rename,
-      RENAME_NOREPLACE, needs no fsync (the scanner queues a sealed incoming/ID).
   update    AREA/ID/envelope.json.tmp -> envelope.json       6.2
       always: created with O_EXCL, its modification time set before the
       rename (the resting time), no write to it after the rename. An update
@@ -95,8 +89,6 @@ class Checker:
             sp, dp = _parts(src), _parts(dst)
             if sp[0] == "tmp" and len(sp) == 2 and _is_area_entry(dst, ("drop", "queue")):
                 self._commit(i, op)
-            elif sp[0] == "incoming" and len(sp) == 2 and _is_area_entry(dst, ("queue",)):
-                self._seal(i, op)
             elif len(sp) == 3 and sp[2] == "envelope.json.tmp" and dp[-1] == "envelope.json":
                 self._update(i, op)
             elif _is_area_entry(src) and _is_area_entry(dst, ("queue", "hold")):
@@ -134,29 +126,6 @@ class Checker:
         if not self._synced_dir_between(area, i, report):
             verdict = self._fail(kind, f"{area}/ not fsynced after {src} -> {dst} before "
                                        f"{self._what(report)}")
-        self.instances.append((kind, f"{src} -> {dst}", verdict))
-
-    def _seal(self, i, op):
-        kind, src, dst = "seal", op["path"], op["to"]
-        verdict = "ok"
-        if op["flags"] != "noreplace":
-            verdict = self._fail(kind, f"{src} -> {dst} without RENAME_NOREPLACE")
-        durable = self.seq.durable(i)
-        ino = self.seq.bound[i]["ino"]
-        for k in range(i):
-            b = self.seq.bound[k]
-            if b["op"] in ("write", "truncate") and self._inside(b["ino"], ino, k) and k not in durable:
-                verdict = self._fail(kind, f"{self._name(k)} not fsynced before {src} was renamed into queue/")
-            if b["op"] in ("create", "mkdir", "unlink", "rename") and b.get("dir") == ino and k not in durable:
-                verdict = self._fail(kind, f"{self._name(k)} (an entry of {src}) not made durable "
-                                           f"(fsync {src}/) before its rename into queue/")
-        # The entry in incoming/: made by mkdir, or by the rename of a blank.
-        made = next((k for k in range(i - 1, -1, -1) if self.ops[k]["op"] in ("mkdir", "rename")
-                     and (self.ops[k].get("to") if self.ops[k]["op"] == "rename" else self.ops[k]["path"]) == src), None)
-        if made is None:
-            verdict = self._fail(kind, f"{src}: its creation was not recorded")
-        elif made not in durable:
-            verdict = self._fail(kind, f"{src} not durable in incoming/ (fsync incoming/) before its rename into queue/")
         self.instances.append((kind, f"{src} -> {dst}", verdict))
 
     def _inside(self, file_ino, dir_ino, k):

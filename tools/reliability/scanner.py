@@ -18,7 +18,7 @@ def scan(binary, env, spool, listing=True):
     check = subprocess.run([binary, "check", "--spool", spool, "--temporary-age", "0s"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, env=env, timeout=60)
     view = {"check": check.returncode, "check_output": check.stdout.decode(errors="replace"),
-            "list": 0, "listed": None, "messages": [], "corrupt": [], "tmp": [], "incoming": [], "damage": []}
+            "list": 0, "listed": None, "messages": [], "corrupt": [], "tmp": [], "damage": []}
     if not listing:
         return _read_spool(spool, view)
     listing = subprocess.run([binary, "list", "--json", "--spool", spool], stdout=subprocess.PIPE,
@@ -81,9 +81,6 @@ def _read_spool(spool, view):
             pass
         view["corrupt"].append({"name": name, "reason": reason, "msgid": msgid,
                                 "entry": os.path.lexists(entry)})
-    # What check left in incoming/: nothing (each entry queued or removed, 7).
-    incoming = os.path.join(spool, "incoming")
-    view["incoming"] = sorted(os.listdir(incoming)) if os.path.isdir(incoming) else []
     # What check left in tmp/: only entries whose newest time is still to
     # come (a registration mark, 6.2) may stay; everything else is removed.
     now = time.time_ns()
@@ -122,8 +119,6 @@ def judge(view, known, rules, cut, quarantine):
             notes.append(f"{q['name']}: {why}")
     if view["tmp"]:
         problems.append(f"tmp/ not cleaned: {view['tmp']}")
-    if view["incoming"]:
-        problems.append(f"incoming/ not resolved: {view['incoming']}")
     for m in view["messages"]:
         if bytes(m["message"]) not in known:
             problems.append(f"{m['area']}/{m['id']}: a message that was never written whole ({len(m['message'])} octets)")

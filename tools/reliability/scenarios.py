@@ -255,8 +255,8 @@ def sc_accept_batch(b):
 
 
 def sc_listener(b):
-    """A message through the daemon's SMTP listener (6.1, "Sealed into the queue"): sealed in incoming/,
-    durable there before the 250 after the final dot, renamed into queue/ with no fsync; then deferred."""
+    """A message through the daemon's SMTP listener (6.1, "Straight into the queue"): committed by its
+    rename from tmp/ into queue/ and durable before the 250 after the final dot; then deferred."""
     b.start_peer({"defer": 100})
     port = free_port()
     n = 26
@@ -281,11 +281,10 @@ def sc_listener(b):
 
 
 def sc_listener_blank(b):
-    """Three messages through the listener, each delivered before the next arrives: each one's
-    directory, a blank once delivered (6.4), is handed out once the daemon's janitor has fsynced
-    queue/ (its removal is then durable), and the next is built in it by the same durable steps
-    (moved to its own name in incoming/, files opened truncated instead of created), sealed and
-    renamed into queue/."""
+    """Three messages through the listener, each delivered before the next arrives: the first's
+    directory, emptied (a blank, 6.4), is handed out once the second's commit has fsynced queue/
+    (its removal is then durable), and the third is built in it by the same durable steps (files
+    opened truncated instead of created), committed by the rename into queue/."""
     b.start_peer({"accept": 100})
     port = free_port()
     numbers = (27, 28, 29)
@@ -303,8 +302,8 @@ def sc_listener_blank(b):
         if not sent:
             if port_open(port):
                 send(numbers[0])
-        elif len(sent) < 3 and delivered() == len(sent) and _empty(b, "queue") and len(b.ids("tmp")) == 1:
-            send(numbers[len(sent)])   # the last one's directory waits in tmp/ as a blank
+        elif len(sent) < 3 and delivered() == len(sent) and _empty(b, "queue") and len(b.ids("tmp")) == len(sent):
+            send(numbers[len(sent)])   # the earlier ones' directories wait in tmp/ as blanks
         return len(sent) == 3 and delivered() == 3 and _empty(b, "queue", "drop")
     ops = b.record_daemon(done, overrides=[f'smtp.listen=["127.0.0.1:{port}"]'])
     replies = [i for i, op in enumerate(ops) if op["op"] == "reply" and op["code"] == 250 and "queued" in op["text"].lower()]
@@ -313,7 +312,7 @@ def sc_listener_blank(b):
     if len(replies) != 3 or len(removals) != 3:
         raise RuntimeError(f"expected three 250s and three removals, saw {len(replies)} and {len(removals)}")
     blank = ops[removals[0]]["to"]
-    if _first(ops, lambda op: op["op"] == "rename" and op["path"] == blank and op["to"].startswith("incoming/")) is None:
+    if _first(ops, lambda op: op["op"] == "rename" and op["path"] == blank and op["to"].startswith("queue/")) is None:
         raise RuntimeError(f"no later message was built in the blank {blank}")
     return ops, [(reply + 1, removal, present(b, n, ("queue",)))
                  for reply, removal, n in zip(replies, removals, numbers)], {"reports": ("reply",)}
@@ -479,7 +478,7 @@ def quarantined(qid):
 REQUIRED = {
     "drop": {"commit"}, "drop-setgid": {"commit"}, "accept-defer": {"move", "update"},
     "adopt-defer": {"commit", "update", "adoption"}, "deliver": {"move", "remove"},
-    "accept-batch": {"move", "update"}, "listener": {"seal", "update"}, "listener-blank": {"seal", "remove"}, "hold-all": {"move"},
+    "accept-batch": {"move", "update"}, "listener": {"commit", "update"}, "listener-blank": {"commit", "remove"}, "hold-all": {"move"},
     "reject-dsn": {"move", "update", "commit", "remove"}, "hold": {"move"}, "hold-reason": {"move", "update"},
     "release": {"move"}, "delete": {"remove"}, "fail": {"update", "commit"}, "quarantine": {"quarantine"},
 }

@@ -12,7 +12,7 @@ final class ListenerContext: @unchecked Sendable {
     let layout: SpoolLayout
     let submitter: Submitter
     /// Share the drop protocol's last sync between sessions (group commit):
-    /// of `drop/`, and of `incoming/` for messages sealed into `queue/`.
+    /// of `drop/`, and of `queue/` for messages queued straight away.
     let dropCommit: DropGroupCommit
     let queueCommit: DropGroupCommit
     /// The daemon beside the listener, when it takes messages straight into `queue/`.
@@ -33,6 +33,7 @@ final class ListenerContext: @unchecked Sendable {
         self.submitter = submitter
         dropCommit = DropGroupCommit(layout: layout, area: .drop)
         queueCommit = DropGroupCommit(layout: layout, area: .queue)
+        handoff?.blanks?.follow(queueCommit)
         self.handoff = handoff
         self.tls = tls
         self.timeout = timeout
@@ -51,18 +52,16 @@ final class ListenerContext: @unchecked Sendable {
         submission.requireTLS = transaction.requireTLS
         submission.dsnReturn = transaction.dsnReturn
         submission.envelopeID = transaction.envelopeID
-        // Straight into queue/ when the daemon takes it so: sealed in incoming/.
-        let sealed = handoff?.takes(transaction.recipients.map(\.routingDomain)) ?? false
-        let stream = try submitter.begin(submission, sealed: sealed)
+        let stream = try submitter.begin(submission)
         stream.trace = ReceivedField.bytes(session: session, transaction: transaction, id: stream.id,
                                            hostname: settings.hostname, time: stream.arrivalTime)
         return stream
     }
 
     /// Commits a finished message: straight into `queue/` when the daemon
-    /// takes it so (`QueueHandoff`; the stream was begun sealed), else into `drop/`.
+    /// takes it so (`QueueHandoff`), else into `drop/`.
     func commit(_ stream: DropStream, _ transaction: MailTransaction) throws(SpoolError) -> QueueID {
-        guard let handoff, stream.sealed else {
+        guard let handoff, handoff.takes(transaction.recipients.map(\.routingDomain)) else {
             return try stream.commit(group: dropCommit)
         }
         let id = stream.id

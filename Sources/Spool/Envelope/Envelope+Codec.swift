@@ -1,6 +1,5 @@
 import Foundation
 import PosternCore
-import SpoolDrop
 
 extension Envelope {
     /// The largest `envelope.json` read; more is not an envelope this program wrote.
@@ -98,9 +97,6 @@ extension Envelope {
         }
         envelope.history = try reader.array("history", AttemptRecord.decode)
         envelope.extra = reader.leftovers
-        // The listener's seal proves the message whole only while it is in
-        // incoming/ (spool-layout.md 6.1); an update would leave it stale.
-        envelope.extra[Seal.key] = nil
         return envelope
     }
 

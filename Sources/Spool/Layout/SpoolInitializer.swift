@@ -36,7 +36,6 @@ public struct SpoolInitializer {
             (layout.root, ownerGroup, 0o755),
             (layout.tmp, dropAreaGroup, dropGroup == nil ? 0o700 : 0o3730),
             (layout.directory(.drop), dropAreaGroup, dropGroup == nil ? 0o700 : 0o1730),
-            (layout.incoming, ownerGroup, 0o700),
             (layout.directory(.queue), ownerGroup, 0o700),
             (layout.directory(.hold), ownerGroup, 0o700),
             (layout.corrupt, ownerGroup, 0o700),

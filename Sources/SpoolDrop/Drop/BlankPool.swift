@@ -26,78 +26,69 @@ import Synchronization
 /// is removed as before. The pool lives in memory; blanks left by a crash are
 /// entries of `tmp/` like any other, removed once old (section 7).
 ///
-/// A blank is handed out only once its removal from `queue/` is durable:
-/// after an `fsync` of `queue/` that started after it was kept. Otherwise a
+/// A blank is handed out only once its removal from `queue/` is durable: after
+/// an `fsync` of `queue/` that started after it was kept (`follow`; the
+/// listener's group commit makes one for every batch of messages). Otherwise a
 /// power loss could undo the removal of a delivered message while the next
 /// message was being written into its files, and bring it back holding another
 /// message's bytes, to be delivered again to its recipients. For the same
 /// reason nothing is truncated before then: a power loss can only bring a
-/// delivered message back whole (6.4), never half emptied. The thread that
-/// keeps blanks (the daemon's janitor) makes that `fsync` itself, never on a
-/// listener session's way to its 250: when no blank is ready, or once
-/// `readyBatch` wait for one (at a high rate, one `fsync` per batch).
+/// delivered message back whole (6.4), never half emptied.
 public final class BlankPool: Sendable {
     /// Enough for the messages in flight at a high rate; beyond it, finished
     /// messages are removed as before.
     public static let defaultCapacity = 128
-    /// Blanks kept, at most, per `fsync` of `queue/` that readies them.
-    public static let defaultReadyBatch = 16
 
     public let capacity: Int
-    public let readyBatch: Int
-    /// Blanks ready to hand out (the newest last, warmest in the caches),
-    /// and those kept since the last `fsync` of `queue/` started.
-    private let blanks = Mutex<(ready: [String], waiting: [String])>(([], []))
-    private let syncQueue: @Sendable () throws(SpoolIOError) -> Void
+    /// Each blank, with the number of the `fsync` of `queue/` after which it is
+    /// ready, in the order kept (so the numbers never decrease).
+    private let blanks = Mutex<[(path: String, readyAfter: Int)]>([])
+    private let queueSync = Mutex<DropGroupCommit?>(nil)
 
-    /// - Parameter layout: the spool whose `queue/` the blanks were taken out of.
-    public init(layout: SpoolLayout, capacity: Int = BlankPool.defaultCapacity, readyBatch: Int = BlankPool.defaultReadyBatch,
-                fileSystem: any FileSystem = SystemFileSystem()) {
+    public init(capacity: Int = BlankPool.defaultCapacity) {
         self.capacity = capacity
-        self.readyBatch = max(1, readyBatch)
-        let queue = layout.directory(.queue)
-        syncQueue = { () throws(SpoolIOError) in try fileSystem.syncDirectory(queue) }
+    }
+
+    /// The group commit whose `fsync`s of `queue/` make removals durable.
+    /// Until one is followed, no blank is handed out.
+    public func follow(_ commit: DropGroupCommit) {
+        precondition(commit.area == .queue, "blanks wait for fsyncs of queue/")
+        queueSync.withLock { $0 = commit }
     }
 
     /// The blanks kept, ready or not.
-    public var count: Int { blanks.withLock { $0.ready.count + $0.waiting.count } }
+    public var count: Int { blanks.withLock { $0.count } }
 
     /// A ready blank to build the next message in (its path in `tmp/`), or nil.
     public func take() -> String? {
-        blanks.withLock { $0.ready.popLast() }
+        guard let done = queueSync.withLock({ $0?.syncCount }) else { return nil }
+        return blanks.withLock { blanks in
+            // The ready ones are a prefix; the newest of them is the warmest in the caches.
+            guard let last = blanks.lastIndex(where: { $0.readyAfter <= done }) else { return nil }
+            return blanks.remove(at: last).path
+        }
     }
 
     /// Keeps the finished message directory at `path`, renamed out of `queue/`
     /// into `tmp/`, as a blank: when there is room and it passes
-    /// `isReusable(_:)`. False: the caller removes it. When no blank is
-    /// ready, or `readyBatch` wait, it `fsync`s `queue/` and readies those
-    /// kept before.
+    /// `isReusable(_:)`. False: the caller removes it.
     public func keep(_ path: String) -> Bool {
-        guard count < capacity, Self.isReusable(path) else { return false }
-        let batch: [String]? = blanks.withLock { blanks in
-            blanks.waiting.append(path)
-            guard blanks.waiting.count >= readyBatch || blanks.ready.isEmpty else { return nil }
-            defer { blanks.waiting.removeAll() }
-            return blanks.waiting
-        }
-        guard let batch else { return true }
-        // Started after each of these was renamed out of queue/.
-        do throws(SpoolIOError) {
-            try syncQueue()
-        } catch {
-            // Not ready yet: they wait for the next batch's fsync.
-            blanks.withLock { $0.waiting.append(contentsOf: batch) }
+        guard let commit = queueSync.withLock({ $0 }), count < capacity else { return false }
+        // Any fsync of queue/ that starts from now on started after the removal's rename.
+        let readyAfter = commit.shared.startedCount + 1
+        guard Self.isReusable(path) else { return false }
+        return blanks.withLock { blanks in
+            guard blanks.count < capacity else { return false }
+            blanks.append((path, readyAfter))
             return true
         }
-        blanks.withLock { $0.ready.append(contentsOf: batch) }
-        return true
     }
 
     /// Every blank, taken out of the pool: for removal when the daemon stops.
     public func takeAll() -> [String] {
         blanks.withLock { blanks in
-            defer { blanks = ([], []) }
-            return blanks.ready + blanks.waiting
+            defer { blanks.removeAll() }
+            return blanks.map(\.path)
         }
     }
 

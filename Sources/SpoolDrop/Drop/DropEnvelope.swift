@@ -33,9 +33,6 @@ public struct DropEnvelope: Sendable, Equatable {
     public var dsnReturn: DSNReturn?
     /// RFC 3461 ENVID (xtext): the envelope's `envid`.
     public var envelopeID: String?
-    /// Whether the envelope carries a `seal` (`Seal`), encoded as its
-    /// placeholder: a message the listener builds in `incoming/`.
-    public var sealed = false
 
     public init(id: QueueID, sender: String?, recipients: [String], arrival: Double, size: Int, uid: Int) {
         self.id = id
@@ -63,7 +60,6 @@ public struct DropEnvelope: Sendable, Equatable {
         if notifyNever { object["notify"] = .string("never") }
         if let dsnReturn { object["ret"] = .string(dsnReturn.rawValue) }
         if let envelopeID { object["envid"] = .string(envelopeID) }
-        if sealed { object[Seal.key] = .string(Seal.placeholder) }
         return JSONValue.object(object).encodedBytes()
     }
 

@@ -22,8 +22,6 @@ public final class DropStream {
     }
 
     public var id: QueueID { writer.id }
-    /// Whether it is sealed into `queue/` (`Submitter.begin(_:sealed:)`).
-    public var sealed: Bool { writer.sealed }
     /// Octets written so far, as stored.
     public var size: Int { writer.size }
     /// When the drop began (seconds since the Unix epoch): its arrival.
@@ -87,7 +85,6 @@ public final class DropStream {
         envelope.notifyNever = submission.notifyNever
         envelope.dsnReturn = submission.dsnReturn
         envelope.envelopeID = submission.envelopeID
-        envelope.sealed = writer.sealed
         let encoded = envelope.encoded()
         guard DropEnvelope.largestSize(encodedSize: encoded.count, recipients: recipients) <= DropEnvelope.maxEncodedSize else {
             writer.abandon()
@@ -99,7 +96,7 @@ public final class DropStream {
         } catch {
             throw SpoolError(error.exitStatus, "cannot write the drop: \(error)")
         }
-        envelopeBytes = writer.envelopeBytes
+        envelopeBytes = encoded
         return writer.id
     }
 

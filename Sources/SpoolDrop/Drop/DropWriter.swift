@@ -11,15 +11,9 @@ public enum DropStep: String, Sendable, CaseIterable {
     case messageSynced = "message-fsync"
     case envelopeSynced = "envelope-fsync"
     case directorySynced = "directory-fsync"
-    /// A sealed message's commit point (the listener's, built in
-    /// `incoming/`): `incoming/` fsynced. Its rename into `queue/` follows.
-    case sealed = "incoming-fsync"
     /// The commit point: the drop is visible in `drop/`.
     case renamed = "rename"
     case dropAreaSynced = "drop-fsync"
-
-    /// The steps of a drop into `drop/`, in order (no `sealed`).
-    public static let dropSteps = allCases.filter { $0 != .sealed }
 }
 
 /// Writes one drop by the durable protocol: build the message directory in
@@ -61,12 +55,6 @@ public final class DropWriter {
     private var handle: DirectoryHandle?
     /// Whether the directory is a blank (`BlankPool`): its files exist, and are truncated as they are opened.
     private var reused = false
-    /// Whether the message is built in `incoming/ID` and sealed (`Seal`).
-    public let sealed: Bool
-    /// The message's octets so far, for its seal.
-    private var hasher = XXH64()
-    /// `envelope.json` as written (sealed when the message is); empty before the commit.
-    public private(set) var envelopeBytes: [UInt8] = []
 
     /// Starts a drop: creates `tmp/ID/` and `tmp/ID/message`, or takes a blank
     /// and opens its `message` (spool-layout.md 6.1 steps 1 and 2).
@@ -76,37 +64,26 @@ public final class DropWriter {
     ///     long-running writer looks it up once); nil looks it up here.
     ///   - blanks: where the daemon keeps finished message directories for
     ///     reuse; used only by the spool owner.
-    ///   - sealed: build the message in `incoming/ID` and seal it, for a
-    ///     commit straight into `queue/` (the daemon's own listener: spool
-    ///     owner only; `DropGroupCommit` of `queue/`).
     ///   - observe: called after each completed step; the hidden crash hook.
     public init(layout: SpoolLayout, id: QueueID, fileSystem: any FileSystem = SystemFileSystem(),
-                spoolOwner: uid_t? = nil, blanks: BlankPool? = nil, sealed: Bool = false,
+                spoolOwner: uid_t? = nil, blanks: BlankPool? = nil,
                 observe: @escaping (DropStep) -> Void = { _ in }) throws(SpoolIOError) {
         self.layout = layout
         self.id = id
         self.fileSystem = fileSystem
         self.observe = observe
-        self.sealed = sealed
         let owner: uid_t
         if let spoolOwner { owner = spoolOwner } else { owner = try Self.spoolOwner(layout) }
         reader = owner == geteuid() ? nil : owner
-        precondition(!sealed || reader == nil, "only the spool owner seals messages into the queue")
         buffer.reserveCapacity(Self.bufferSize)
-        // A drop is built in a blank under the name it has in tmp/: the
-        // commit's rename names it. A sealed message is built under its own
-        // name in incoming/, where a seal must match it (a blank's old
-        // envelope names another ID and never does).
-        let home = sealed ? layout.incomingPath(id) : nil
+        // A blank is built in under the name it has in tmp/: the commit's
+        // rename names it, and no other rename is needed (or could be lost).
         var blank: (path: String, fd: Int32)?
         if reader == nil, let path = blanks?.take() {
             do throws(SpoolIOError) {
-                if let home { try fileSystem.rename(path, to: home) }
-                let place = home ?? path
-                blank = (place, try fileSystem.reuseFile(place + "/" + SpoolLayout.messageFile))
+                blank = (path, try fileSystem.reuseFile(path + "/" + SpoolLayout.messageFile))
             } catch {
-                _ = try? fileSystem.removeTree(home ?? path)   // removed as old meanwhile: a new directory serves
-                _ = try? fileSystem.removeTree(path)
+                _ = try? fileSystem.removeTree(path)   // removed as old meanwhile: a new directory serves
             }
         }
         if let blank {
@@ -114,7 +91,7 @@ public final class DropWriter {
             messageFD = blank.fd
             reused = true
         } else {
-            directory = home ?? layout.temporaryPath(id)
+            directory = layout.temporaryPath(id)
             try fileSystem.makeDirectory(directory, mode: Self.directoryMode)
         }
         observe(.directoryCreated)
@@ -142,7 +119,6 @@ public final class DropWriter {
 
     private func flush() throws(SpoolIOError) {
         guard !buffer.isEmpty else { return }
-        if sealed { hasher.update(buffer) }
         let path = directory + "/" + SpoolLayout.messageFile
         try fileSystem.write(messageFD, buffer, path: path)
         buffer.removeAll(keepingCapacity: true)
@@ -160,35 +136,47 @@ public final class DropWriter {
     /// (`DropGroupCommit`): the area is made durable by one `fsync` that
     /// starts after this drop's rename and serves every rename before it.
     /// The group also names the area: `drop/`, or `queue/` for the daemon's
-    /// own listener, whose sealed messages are committed by the group's
-    /// `fsync` of `incoming/` and renamed into `queue/` after it.
+    /// own listener.
     public func commit(envelopeBytes envelope: [UInt8], arrival: Double? = nil,
                        group: DropGroupCommit? = nil) throws(SpoolIOError) {
         precondition(!committed, "a drop is committed once")
-        precondition(sealed == (group?.area == .queue), "a sealed message is committed into queue/, and only one")
+        let messagePath = directory + "/" + SpoolLayout.messageFile
+        let envelopePath = directory + "/" + SpoolLayout.envelopeFile
+        var envelopeFD: Int32 = -1
+        defer { if envelopeFD >= 0 { fileSystem.close(envelopeFD) } }
         do throws(SpoolIOError) {
-            try writeAndSync(envelope: envelope, arrival: arrival)
-            if sealed, let group {
-                // The commit point: incoming/ durable with this entry, whose
-                // seal now holds. The rename into queue/ needs no fsync: a
-                // power loss that undoes it leaves the sealed entry, which
-                // the scanner queues (spool-layout.md 7).
-                try group.shared.sync()
-                observe(.sealed)
-                try fileSystem.rename(directory, to: layout.path(.queue, id))
-            } else {
-                // Opened before the rename: once in drop/, the daemon may move it
-                // on at any moment, and a path would then lead nowhere.
-                handle = try DirectoryHandle(path: directory)
-                try fileSystem.rename(directory, to: layout.path(group?.area ?? .drop, id))
-            }
+            try flush()
+            observe(.messageWritten)
+            envelopeFD = reused ? try fileSystem.reuseFile(envelopePath) : try fileSystem.createFile(envelopePath, mode: Self.fileMode)
+            if let reader { try fileSystem.grantAccess(envelopePath, to: reader, permissions: Self.ownerAccess.file) }
+            try fileSystem.write(envelopeFD, envelope, path: envelopePath)
+            if let arrival { try fileSystem.setModified(envelopePath, epochSeconds: arrival) }
+            // Both files on their way to the disk before the first wait: on a
+            // journaling file system the message's fsync then commits the
+            // envelope's blocks too, and the next two fsyncs find nothing left
+            // to commit (one journal commit per drop instead of three).
+            fileSystem.startWriteback(messageFD)
+            fileSystem.startWriteback(envelopeFD)
+            try fileSystem.sync(messageFD, path: messagePath)
+            fileSystem.close(messageFD)
+            messageFD = -1
+            observe(.messageSynced)
+            try fileSystem.sync(envelopeFD, path: envelopePath)
+            fileSystem.close(envelopeFD)
+            envelopeFD = -1
+            observe(.envelopeSynced)
+            try fileSystem.syncDirectory(directory)
+            observe(.directorySynced)
+            // Opened before the rename: once in drop/, the daemon may move it
+            // on at any moment, and a path would then lead nowhere.
+            handle = try DirectoryHandle(path: directory)
+            try fileSystem.rename(directory, to: layout.path(group?.area ?? .drop, id))
         } catch {
             abandon()
             throw error
         }
         committed = true
         observe(.renamed)
-        if sealed { return }
         // The drop is committed. A failure to make the rename durable is still
         // reported (exit 75): the message is there and will be delivered unless
         // the machine loses power, and the caller's retry at worst duplicates it.
@@ -206,45 +194,6 @@ public final class DropWriter {
         }
         handle = nil
         observe(.dropAreaSynced)
-    }
-
-    /// Steps 2 to 4 (spool-layout.md 6.1): the rest of the message, the
-    /// envelope (sealed when the message is), both files and their directory
-    /// fsynced.
-    private func writeAndSync(envelope unsealed: [UInt8], arrival: Double?) throws(SpoolIOError) {
-        let messagePath = directory + "/" + SpoolLayout.messageFile
-        let envelopePath = directory + "/" + SpoolLayout.envelopeFile
-        var envelopeFD: Int32 = -1
-        defer { if envelopeFD >= 0 { fileSystem.close(envelopeFD) } }
-        try flush()
-        observe(.messageWritten)
-        var envelope = unsealed
-        if sealed {
-            guard Seal.close(&envelope, message: hasher) else {
-                throw SpoolIOError("seal (the envelope has no \(Seal.key) placeholder)", envelopePath, EINVAL)
-            }
-        }
-        envelopeFD = reused ? try fileSystem.reuseFile(envelopePath) : try fileSystem.createFile(envelopePath, mode: Self.fileMode)
-        if let reader { try fileSystem.grantAccess(envelopePath, to: reader, permissions: Self.ownerAccess.file) }
-        try fileSystem.write(envelopeFD, envelope, path: envelopePath)
-        envelopeBytes = envelope
-        if let arrival { try fileSystem.setModified(envelopePath, epochSeconds: arrival) }
-        // Both files on their way to the disk before the first wait: on a
-        // journaling file system the message's fsync then commits the
-        // envelope's blocks too, and the next two fsyncs find nothing left
-        // to commit (one journal commit per drop instead of three).
-        fileSystem.startWriteback(messageFD)
-        fileSystem.startWriteback(envelopeFD)
-        try fileSystem.sync(messageFD, path: messagePath)
-        fileSystem.close(messageFD)
-        messageFD = -1
-        observe(.messageSynced)
-        try fileSystem.sync(envelopeFD, path: envelopePath)
-        fileSystem.close(envelopeFD)
-        envelopeFD = -1
-        observe(.envelopeSynced)
-        try fileSystem.syncDirectory(directory)
-        observe(.directorySynced)
     }
 
     /// The spool owner's uid: the owner of `tmp/`, as of every directory of

@@ -73,35 +73,33 @@ final class SharedSync: @unchecked Sendable {
     }
 }
 
-/// Group commit of the drop protocol's last wait (spool-layout.md 6.1) for
+/// Group commit of step 6 of the drop protocol (spool-layout.md 6.1) for
 /// many writers in one process (the SMTP listener's sessions): each drop
-/// needs an `fsync` of the directory that holds it that starts after it got
-/// there, and one such `fsync` serves every drop before it. Under load, one
-/// `fsync` per batch of drops instead of one per drop; no step is weaker.
-/// The steps before it stay each drop's own: a shared `syncfs(2)` for them
-/// was tried; it flushes the whole file system (everyone's dirty data, the
-/// daemon's unsynced envelope updates too) and made injection slower on the
-/// root file system (about 600 instead of 1,100 messages a second, measured
-/// by hand).
+/// needs an `fsync` of the area it is renamed into that starts after its
+/// rename, and one such `fsync` serves every rename before it. Under load,
+/// one `fsync` of the area per batch of drops instead of one per drop; no
+/// step is weaker. Steps 2 to 4 stay each drop's own: a shared `syncfs(2)`
+/// for them was tried; it flushes the whole file system (everyone's dirty
+/// data, the daemon's unsynced envelope updates too) and made injection
+/// slower on the root file system (about 600 instead of 1,100 messages a
+/// second, measured by hand).
 ///
-/// The area is `drop/`: step 6, after the rename. Or `queue/`, for the
-/// listener of `postern run`, the spool's owner beside the daemon that holds
-/// the spool's lock: its messages are sealed in `incoming/` (`Seal`), and
-/// the `fsync` shared is that of `incoming/`, the commit point, after which
-/// each is renamed into `queue/` with no second wait (6.1, "Sealed into the
-/// queue").
+/// The area is `drop/`, or `queue/` for a writer that is the spool's owner
+/// and works beside the daemon holding the spool's lock (the listener of
+/// `postern run`): its messages are queued by the drop's own rename, with
+/// no second move by the daemon (spool-layout.md 6.1, "Straight into the queue").
 public final class DropGroupCommit: @unchecked Sendable {
-    /// Where each drop ends: `drop/`, or `queue/` through `incoming/`.
+    /// Where each drop is renamed, and what is synced after.
     public let area: SpoolLayout.Area
     let shared: SharedSync
 
     public init(layout: SpoolLayout, area: SpoolLayout.Area = .drop, fileSystem: any FileSystem = SystemFileSystem()) {
         precondition(area != .hold, "a drop is committed into drop/ or queue/")
         self.area = area
-        let path = area == .queue ? layout.incoming : layout.directory(area)
+        let path = layout.directory(area)
         shared = SharedSync { () throws(SpoolIOError) in try fileSystem.syncDirectory(path) }
     }
 
-    /// The `fsync`s made so far.
+    /// The `fsync`s of the area made so far.
     public var syncCount: Int { shared.syncCount }
 }

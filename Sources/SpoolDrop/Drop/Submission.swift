@@ -86,16 +86,14 @@ public struct Submitter {
     }
 
     /// Starts a drop whose lines the caller feeds (`DropStream.add(line:)`):
-    /// the SMTP listener's way into the same protocol as `submit`. A `sealed`
-    /// one is built in `incoming/` and committed straight into `queue/`
-    /// (`DropWriter`; the daemon's own listener only).
-    public func begin(_ submission: Submission, sealed: Bool = false) throws(SpoolError) -> DropStream {
+    /// the SMTP listener's way into the same protocol as `submit`.
+    public func begin(_ submission: Submission) throws(SpoolError) -> DropStream {
         if checksSpool { try SpoolCheck.requireWritable(layout) }
         let arrival = now()
         let writer: DropWriter
         do {
             writer = try DropWriter(layout: layout, id: ids.next(), fileSystem: fileSystem, spoolOwner: spoolOwner,
-                                    blanks: blanks, sealed: sealed, observe: observe)
+                                    blanks: blanks, observe: observe)
         } catch {
             throw SpoolError(error.exitStatus, "cannot create a drop: \(error)")
         }

@@ -7,7 +7,6 @@ import PosternBase
 /// SPOOL/VERSION        layout version ("1")
 /// SPOOL/lock           flock(2)ed by the daemon and by `postern check`
 /// SPOOL/tmp/ID/        a drop being written (private to its writer)
-/// SPOOL/incoming/ID/   a message the SMTP listener is writing, queued once sealed
 /// SPOOL/drop/ID/       complete drops, not yet accepted by the daemon
 /// SPOOL/queue/ID/      accepted messages
 /// SPOOL/hold/ID/       accepted messages held by an operator
@@ -57,9 +56,6 @@ public struct SpoolLayout: Sendable, Equatable {
     }
 
     public var tmp: String { root + "/tmp" }
-    /// Where the daemon's SMTP listener builds the messages it queues itself
-    /// (spool-layout.md 6.1, "Sealed into the queue"); the spool owner's alone.
-    public var incoming: String { root + "/incoming" }
     public var corrupt: String { root + "/corrupt" }
     public var control: String { root + "/control" }
     public var retired: String { root + "/retired" }
@@ -71,5 +67,4 @@ public struct SpoolLayout: Sendable, Equatable {
     public func directory(_ area: Area) -> String { root + "/" + area.rawValue }
     public func path(_ area: Area, _ id: QueueID) -> String { directory(area) + "/" + id.rawValue }
     public func temporaryPath(_ id: QueueID) -> String { tmp + "/" + id.rawValue }
-    public func incomingPath(_ id: QueueID) -> String { incoming + "/" + id.rawValue }
 }
