@@ -98,21 +98,30 @@ public final class BlankPool: Sendable {
     /// `envelope.json.tmp` is removed), both regular files of this user, mode
     /// 0600, with one link. Everything is reached through the directory's
     /// descriptor, no link followed.
+    ///
+    /// A blank's entries are durable when it is kept, so that the message
+    /// later built in it needs no `fsync` of its directory (spool-layout.md
+    /// 6.1 step 4): its files are opened truncated, and no entry is made or
+    /// removed. They are unless envelope updates swapped the envelope with its
+    /// spare (6.2, without `fsync`): then the spare is removed and the
+    /// directory fsynced here, on the janitor's thread.
     static func isReusable(_ path: String) -> Bool {
         guard let directory = try? DirectoryHandle(path: path), let info = try? directory.status(),
               info.st_uid == geteuid(), info.st_mode & 0o777 == 0o700,
               var names = try? directory.names() else { return false }
-        if names.contains(SpoolLayout.envelopeTemporaryFile) {
+        let updated = names.contains(SpoolLayout.envelopeTemporaryFile)
+        if updated {
             guard (try? directory.removeFile(SpoolLayout.envelopeTemporaryFile)) != nil else { return false }
             names.removeAll { $0 == SpoolLayout.envelopeTemporaryFile }
         }
         guard Set(names) == [SpoolLayout.messageFile, SpoolLayout.envelopeFile] else { return false }
-        return names.allSatisfy { name in
+        let intact = names.allSatisfy { name in
             let fd = openat(directory.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
             guard fd >= 0 else { return false }
             defer { _ = Glibc.close(fd) }
             return Self.isPrivateFile(fd)
         }
+        return intact && (!updated || fsync(directory.fd) == 0)
     }
 
     /// A regular file of this user, mode 0600, with no other link.

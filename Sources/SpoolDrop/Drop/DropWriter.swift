@@ -165,7 +165,9 @@ public final class DropWriter {
             fileSystem.close(envelopeFD)
             envelopeFD = -1
             observe(.envelopeSynced)
-            try fileSystem.syncDirectory(directory)
+            // A blank's entries are durable since it was kept (`BlankPool`):
+            // its files were opened truncated, no entry was made.
+            if !reused { try fileSystem.syncDirectory(directory) }
             observe(.directorySynced)
             // Opened before the rename: once in drop/, the daemon may move it
             // on at any moment, and a path would then lead nowhere.
