@@ -33,7 +33,9 @@ file-system operations (tools/reliability/syscalls.py). Then:
 Scenarios: drop (root's `postern drop`), drop-setgid (an outsider's
 set-group-ID `postern-drop`), listener (a message through the daemon's SMTP
 listener), listener-blank (three, each delivered before the next: the third
-built in the first's directory, a blank), accept-defer (the daemon accepts a trusted drop into queue/, the
+built in the first's directory, a blank), listener-blank-updated (the same with
+each message deferred once first: the blank's envelope was swapped with its
+spare, so its directory is fsynced when it is kept), accept-defer (the daemon accepts a trusted drop into queue/, the
 peer answers 451: an envelope update), accept-batch (three at once),
 adopt-defer (the same for an outsider's drop: adoption), deliver (accepted,
 delivered, removed), reject-dsn (rejected with 550: the failure recorded,

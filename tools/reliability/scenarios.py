@@ -312,7 +312,48 @@ def sc_listener_blank(b):
     if len(replies) != 3 or len(removals) != 3:
         raise RuntimeError(f"expected three 250s and three removals, saw {len(replies)} and {len(removals)}")
     blank = ops[removals[0]]["to"]
-    if _first(ops, lambda op: op["op"] == "rename" and op["path"] == blank and op["to"].startswith("queue/")) is None:
+    if _first(ops[removals[0]:], lambda op: op["op"] == "rename" and op["path"] == blank and op["to"].startswith("queue/")) is None:
+        raise RuntimeError(f"no later message was built in the blank {blank}")
+    return ops, [(reply + 1, removal, present(b, n, ("queue",)))
+                 for reply, removal, n in zip(replies, removals, numbers)], {"reports": ("reply",)}
+
+
+def sc_listener_blank_updated(b):
+    """Three messages through the listener, each deferred once (an envelope update swaps the
+    envelope with its spare, 6.2, without fsync) and delivered on its retry a second later: the
+    first's directory is kept as a blank only once its spare is removed and the directory fsynced
+    (6.4), since the third, built in it, fsyncs its files but not that directory (6.1 step 4)."""
+    b.start_peer({"defer-once": 100})
+    port = free_port()
+    numbers = (30, 31, 32)
+    sent = []
+
+    def send(n):
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail(sender(n), [recipient(n)], b.message(n).replace(b"\n", b"\r\n"))
+        sent.append(n)
+
+    def delivered():
+        return sum(1 for e in b.peer.snapshot() if e[0] == "final" and e[3] == 250)
+
+    def done():
+        if not sent:
+            if port_open(port):
+                send(numbers[0])
+        elif len(sent) < 3 and delivered() == len(sent) and _empty(b, "queue") and len(b.ids("tmp")) == len(sent):
+            send(numbers[len(sent)])   # the earlier ones' directories wait in tmp/ as blanks
+        return len(sent) == 3 and delivered() == 3 and _empty(b, "queue", "drop")
+    ops = b.record_daemon(done, overrides=[f'smtp.listen=["127.0.0.1:{port}"]', "queue.backoff_base=1s",
+                                           "queue.jitter=0s"])
+    replies = [i for i, op in enumerate(ops) if op["op"] == "reply" and op["code"] == 250 and "queued" in op["text"].lower()]
+    removals = [i for i, op in enumerate(ops) if op["op"] == "rename" and op["path"].startswith("queue/")
+                and op["to"].startswith("tmp/")]
+    if len(replies) != 3 or len(removals) != 3:
+        raise RuntimeError(f"expected three 250s and three removals, saw {len(replies)} and {len(removals)}")
+    blank = ops[removals[0]]["to"]
+    if _first(ops, lambda op: op["op"] == "unlink" and op["path"] == blank + "/envelope.json.tmp") is None:
+        raise RuntimeError(f"the spare of {blank} was not removed: no update was recorded")
+    if _first(ops[removals[0]:], lambda op: op["op"] == "rename" and op["path"] == blank and op["to"].startswith("queue/")) is None:
         raise RuntimeError(f"no later message was built in the blank {blank}")
     return ops, [(reply + 1, removal, present(b, n, ("queue",)))
                  for reply, removal, n in zip(replies, removals, numbers)], {"reports": ("reply",)}
@@ -384,6 +425,7 @@ def sc_quarantine(b):
 SCENARIOS = {
     "drop": sc_drop, "drop-setgid": sc_drop_setgid, "accept-defer": sc_accept_defer, "adopt-defer": sc_adopt_defer,
     "accept-batch": sc_accept_batch, "listener": sc_listener, "listener-blank": sc_listener_blank,
+    "listener-blank-updated": sc_listener_blank_updated,
     "deliver": sc_deliver, "reject-dsn": sc_reject_dsn, "hold": sc_hold, "hold-all": sc_hold_all,
     "hold-reason": sc_hold_reason,
     "release": sc_release, "delete": sc_delete, "fail": sc_fail, "quarantine": sc_quarantine,
@@ -478,7 +520,8 @@ def quarantined(qid):
 REQUIRED = {
     "drop": {"commit"}, "drop-setgid": {"commit"}, "accept-defer": {"move", "update"},
     "adopt-defer": {"commit", "update", "adoption"}, "deliver": {"move", "remove"},
-    "accept-batch": {"move", "update"}, "listener": {"commit", "update"}, "listener-blank": {"commit", "remove"}, "hold-all": {"move"},
+    "accept-batch": {"move", "update"}, "listener": {"commit", "update"}, "listener-blank": {"commit", "remove"},
+    "listener-blank-updated": {"commit", "update", "remove"}, "hold-all": {"move"},
     "reject-dsn": {"move", "update", "commit", "remove"}, "hold": {"move"}, "hold-reason": {"move", "update"},
     "release": {"move"}, "delete": {"remove"}, "fail": {"update", "commit"}, "quarantine": {"quarantine"},
 }
