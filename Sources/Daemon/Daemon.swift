@@ -145,7 +145,7 @@ public final class Daemon {
             if janitor != nil { removed.wait() }
             janitor?.shutdown()
             janitor = nil
-            settings.router.sessions?.closeAll()
+            settings.router.finish()
         }
         let watcher = try DirectoryWatcher()
         self.watcher = watcher
@@ -241,8 +241,9 @@ public final class Daemon {
                 logger.error("configuration not reloaded: it has errors (see above); keeping the running one")
                 return
             }
-            // Sessions opened under the old configuration end; the new one starts afresh.
-            settings.router.sessions?.closeAll()
+            // Sessions opened under the old configuration end, its TLSRPT counts
+            // are written; the new one starts afresh.
+            settings.router.finish()
             settings = fresh
             observeSessions()
             core.limits = fresh.limits

@@ -13,6 +13,16 @@ public struct Router: Sendable {
     /// The idle SMTP sessions its transports share; closed when the router is
     /// replaced (reload) or the daemon stops.
     public var sessions: SessionCache?
+    /// The TLSRPT counts its direct transports keep; written out when the
+    /// router is replaced or the daemon stops (`TLSReportCounter.flush`).
+    public var reports: TLSReportCounter?
+
+    /// What the router holds beyond its transports, let go: idle sessions
+    /// closed, TLSRPT counts written.
+    public func finish() {
+        sessions?.closeAll()
+        reports?.flush()
+    }
 
     public init(transports: [any Transport], routes: [Route] = [], defaultTransport: String) {
         self.transports = Dictionary(transports.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })

@@ -31,6 +31,7 @@ enum TransportFactory {
         var router = Router(transports: transports, routes: configuration.routes.map(\.route),
                             defaultTransport: configuration.defaultTransportName)
         router.sessions = factory.sessions
+        router.reports = factory.reports
         return router
     }
 

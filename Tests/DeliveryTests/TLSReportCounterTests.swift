@@ -31,6 +31,37 @@ struct TLSReportCounterTests {
         #expect(counter.days("2025-11-30").map { $0.policies["no-policy-found"]?.successful } == [1])
     }
 
+    /// Counts are written behind: the first at once, the next ones once the
+    /// write interval is over or at `flush` (the daemon's stop), never lost
+    /// in between; a day that is over has its last counts written when the
+    /// next day's first comes.
+    @Test func countsAreWrittenBehind() throws {
+        let counter = TLSReportCounter(directory: directory, clock: clock, writeInterval: 10)
+        let path = directory + "/2025-11-29/example.org.json"
+        func stored() -> Int? { TLSReportDay.load(path)?.policies["sts"]?.successful }
+        let event = TLSReportCounter.Event(domain: "example.org", policy: .mtaSTSEnforce, host: "mx.example.org")
+        counter.count(event)
+        #expect(stored() == 1)
+        counter.count(event)
+        counter.count(event)
+        #expect(stored() == 1, "written again within the interval")
+        clock.advance(by: 10)
+        counter.count(event)
+        #expect(stored() == 4)
+        counter.count(event)
+        counter.flush()
+        #expect(stored() == 5)
+        counter.count(event)
+        clock.advance(by: 86_400)
+        counter.count(.init(domain: "example.org", policy: .dane, host: "mx.example.org"))
+        #expect(stored() == 6, "the day that is over was not written out")
+        // A new counter (a restarted daemon) goes on from the file.
+        let restarted = TLSReportCounter(directory: directory, clock: clock)
+        clock.advance(by: -86_400)
+        restarted.count(event)
+        #expect(stored() == 7)
+    }
+
     /// The report has the RFC 8460 4.4 fields: date range, policies with type, domain, summary and failure details.
     @Test func rfcReport() throws {
         let counter = TLSReportCounter(directory: directory, clock: clock)

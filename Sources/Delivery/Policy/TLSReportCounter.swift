@@ -9,10 +9,16 @@ import TLS
 /// policy domain and UTC day in `SPOOL/tlsrpt/DAY/DOMAIN.json`
 /// (spool-layout.md 11), which `postern tlsrpt` prints as the RFC's JSON.
 ///
-/// Each count rewrites the day's file of its domain by the atomic protocol
-/// (write `.tmp`, rename over), without fsync: a count lost to a power
-/// failure makes a report a session short, which TLSRPT tolerates (its counts
-/// are statistics, RFC 8460 4.4) and no mail depends on.
+/// Counts are kept in memory and written behind: a day's file of a domain is
+/// rewritten by the atomic protocol (write `.tmp`, rename over), without
+/// fsync, at its first count and then at most once per `writeInterval` while
+/// counts come, and every pending count at `flush()` (the daemon's stop, a
+/// reload). Why: a delivery to a domain with a policy is counted, and at a
+/// few hundred deliveries a second to one large provider a file rewrite each
+/// (read, parse, encode, write, rename, under one lock) would be on every
+/// delivery's path. A count lost to a crash (at most the last interval's) or
+/// a power failure makes a report a few sessions short, which TLSRPT
+/// tolerates (its counts are statistics, RFC 8460 4.4) and no mail depends on.
 public final class TLSReportCounter: Sendable {
     /// RFC 8460 4.3: the result types this sender can observe.
     public enum Failure: Sendable, Equatable {
@@ -59,14 +65,29 @@ public final class TLSReportCounter: Sendable {
         }
     }
 
+    /// The longest a count waits in memory while more come.
+    public static let defaultWriteInterval: TimeInterval = 10
+
     public let directory: String
     public let clock: any WallClock
+    public let writeInterval: TimeInterval
     private let fileSystem: any FileSystem
-    private let writing = Mutex<Void>(())
+    /// Each day's counts of a domain seen by this process, by file path:
+    /// read from the file at the first count, then kept here.
+    private let days = Mutex<[String: Day]>([:])
 
-    public init(directory: String, clock: any WallClock = SystemClock(), fileSystem: any FileSystem = SystemFileSystem()) {
+    struct Day {
+        var counts: TLSReportDay
+        /// When the file was last written; nil: never by this process.
+        var written: Date?
+        var pending = false
+    }
+
+    public init(directory: String, clock: any WallClock = SystemClock(), writeInterval: TimeInterval = TLSReportCounter.defaultWriteInterval,
+                fileSystem: any FileSystem = SystemFileSystem()) {
         self.directory = directory
         self.clock = clock
+        self.writeInterval = writeInterval
         self.fileSystem = fileSystem
     }
 
@@ -88,24 +109,56 @@ public final class TLSReportCounter: Sendable {
     /// purpose: counts are statistics, and delivery must not wait on them.
     public func count(_ event: Event?) {
         guard let event, let file = MTASTSCache.fileName(event.domain) else { return }
-        let day = Self.day(clock.now)
-        let dayDirectory = directory + "/" + day
-        let path = dayDirectory + "/" + file
-        do throws(SpoolIOError) {
-            try writing.withLock { _ throws(SpoolIOError) in
-                try MTASTSCache.ensureDirectory(directory, fileSystem)
-                try MTASTSCache.ensureDirectory(dayDirectory, fileSystem)
-                var counts = TLSReportDay.load(path) ?? TLSReportDay(domain: event.domain, day: day)
-                counts.add(event)
-                let temporary = path + ".tmp"
-                try? fileSystem.removeFile(temporary)   // a leftover of a crash; absent as a rule
-                let fd = try fileSystem.createFile(temporary, mode: 0o600)
-                defer { fileSystem.close(fd) }
-                try fileSystem.write(fd, counts.json.encodedBytes(), path: temporary)
-                try fileSystem.replace(temporary, with: path)
+        let now = clock.now
+        let day = Self.day(now)
+        let path = directory + "/" + day + "/" + file
+        days.withLock { days in
+            var entry = days[path] ?? Day(counts: TLSReportDay.load(path) ?? TLSReportDay(domain: event.domain, day: day))
+            entry.counts.add(event)
+            entry.pending = true
+            if let written = entry.written, now.timeIntervalSince(written) < writeInterval {
+                days[path] = entry
+                return
             }
+            write(&entry, to: path, day: day, now: now)
+            days[path] = entry
+            // A day that is over takes no more counts: its last ones are written, and it is forgotten.
+            for (other, old) in days where old.counts.day != day {
+                var old = old
+                if old.pending { write(&old, to: other, day: old.counts.day, now: now) }
+                days[other] = nil
+            }
+        }
+    }
+
+    /// Writes every count still in memory.
+    public func flush() {
+        let now = clock.now
+        days.withLock { days in
+            for (path, entry) in days where entry.pending {
+                var entry = entry
+                write(&entry, to: path, day: entry.counts.day, now: now)
+                days[path] = entry
+            }
+        }
+    }
+
+    /// Rewrites one day's file of a domain; on failure the counts stay pending.
+    private func write(_ entry: inout Day, to path: String, day: String, now: Date) {
+        let dayDirectory = directory + "/" + day
+        do throws(SpoolIOError) {
+            try MTASTSCache.ensureDirectory(directory, fileSystem)
+            try MTASTSCache.ensureDirectory(dayDirectory, fileSystem)
+            let temporary = path + ".tmp"
+            try? fileSystem.removeFile(temporary)   // a leftover of a crash; absent as a rule
+            let fd = try fileSystem.createFile(temporary, mode: 0o600)
+            defer { fileSystem.close(fd) }
+            try fileSystem.write(fd, entry.counts.json.encodedBytes(), path: temporary)
+            try fileSystem.replace(temporary, with: path)
+            entry.pending = false
+            entry.written = now
         } catch {
-            // Dropped, as said above.
+            // Kept pending for the next write, as said above.
         }
     }
 
@@ -149,6 +202,7 @@ public final class TLSReportCounter: Sendable {
 
     /// Every day's counts, oldest first; only `day` when given.
     public func days(_ day: String? = nil) -> [TLSReportDay] {
+        flush()   // what this process counted, first
         var result: [TLSReportDay] = []
         // An absent directory: nothing counted yet.
         let days = ((try? DirectoryListing.names(in: directory)) ?? []).filter { $0.count == 10 && (day == nil || $0 == day) }
