@@ -284,48 +284,25 @@ def sc_listener_blank(b):
     """Three messages through the listener, each delivered before the next arrives: the first's
     directory, emptied (a blank, 6.4), is handed out once the second's commit has fsynced queue/
     (its removal is then durable), and the third is built in it by the same durable steps (files
-    opened truncated instead of created), committed by the rename into queue/."""
-    b.start_peer({"accept": 100})
-    port = free_port()
-    numbers = (27, 28, 29)
-    sent = []
-
-    def send(n):
-        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-            client.sendmail(sender(n), [recipient(n)], b.message(n).replace(b"\n", b"\r\n"))
-        sent.append(n)
-
-    def delivered():
-        return sum(1 for e in b.peer.snapshot() if e[0] == "final" and e[3] == 250)
-
-    def done():
-        if not sent:
-            if port_open(port):
-                send(numbers[0])
-        elif len(sent) < 3 and delivered() == len(sent) and _empty(b, "queue") and len(b.ids("tmp")) == len(sent):
-            send(numbers[len(sent)])   # the earlier ones' directories wait in tmp/ as blanks
-        return len(sent) == 3 and delivered() == 3 and _empty(b, "queue", "drop")
-    ops = b.record_daemon(done, overrides=[f'smtp.listen=["127.0.0.1:{port}"]'])
-    replies = [i for i, op in enumerate(ops) if op["op"] == "reply" and op["code"] == 250 and "queued" in op["text"].lower()]
-    removals = [i for i, op in enumerate(ops) if op["op"] == "rename" and op["path"].startswith("queue/")
-                and op["to"].startswith("tmp/")]
-    if len(replies) != 3 or len(removals) != 3:
-        raise RuntimeError(f"expected three 250s and three removals, saw {len(replies)} and {len(removals)}")
-    blank = ops[removals[0]]["to"]
-    if _first(ops[removals[0]:], lambda op: op["op"] == "rename" and op["path"] == blank and op["to"].startswith("queue/")) is None:
-        raise RuntimeError(f"no later message was built in the blank {blank}")
-    return ops, [(reply + 1, removal, present(b, n, ("queue",)))
-                 for reply, removal, n in zip(replies, removals, numbers)], {"reports": ("reply",)}
+    opened truncated instead of created, its directory not fsynced: its entries are durable),
+    committed by the rename into queue/."""
+    return _through_a_blank(b, {"accept": 100}, (27, 28, 29))
 
 
 def sc_listener_blank_updated(b):
-    """Three messages through the listener, each deferred once (an envelope update swaps the
-    envelope with its spare, 6.2, without fsync) and delivered on its retry a second later: the
-    first's directory is kept as a blank only once its spare is removed and the directory fsynced
-    (6.4), since the third, built in it, fsyncs its files but not that directory (6.1 step 4)."""
-    b.start_peer({"defer-once": 100})
+    """The same, each message deferred once (an envelope update swaps the envelope with its spare,
+    6.2, without fsync) and delivered on its retry a second later: the first's directory is kept as
+    a blank only once its spare is removed and the directory fsynced (6.4), since the third, built
+    in it, fsyncs its files but not that directory (6.1 step 4)."""
+    return _through_a_blank(b, {"defer-once": 100}, (30, 31, 32),
+                            overrides=("queue.backoff_base=1s", "queue.jitter=0s"), updated=True)
+
+
+def _through_a_blank(b, mix, numbers, overrides=(), updated=False):
+    """Three messages through the listener, each sent once the one before is delivered; the third
+    must be built in the first's directory."""
+    b.start_peer(mix)
     port = free_port()
-    numbers = (30, 31, 32)
     sent = []
 
     def send(n):
@@ -343,15 +320,14 @@ def sc_listener_blank_updated(b):
         elif len(sent) < 3 and delivered() == len(sent) and _empty(b, "queue") and len(b.ids("tmp")) == len(sent):
             send(numbers[len(sent)])   # the earlier ones' directories wait in tmp/ as blanks
         return len(sent) == 3 and delivered() == 3 and _empty(b, "queue", "drop")
-    ops = b.record_daemon(done, overrides=[f'smtp.listen=["127.0.0.1:{port}"]', "queue.backoff_base=1s",
-                                           "queue.jitter=0s"])
+    ops = b.record_daemon(done, overrides=[f'smtp.listen=["127.0.0.1:{port}"]', *overrides])
     replies = [i for i, op in enumerate(ops) if op["op"] == "reply" and op["code"] == 250 and "queued" in op["text"].lower()]
     removals = [i for i, op in enumerate(ops) if op["op"] == "rename" and op["path"].startswith("queue/")
                 and op["to"].startswith("tmp/")]
     if len(replies) != 3 or len(removals) != 3:
         raise RuntimeError(f"expected three 250s and three removals, saw {len(replies)} and {len(removals)}")
     blank = ops[removals[0]]["to"]
-    if _first(ops, lambda op: op["op"] == "unlink" and op["path"] == blank + "/envelope.json.tmp") is None:
+    if updated and _first(ops, lambda op: op["op"] == "unlink" and op["path"] == blank + "/envelope.json.tmp") is None:
         raise RuntimeError(f"the spare of {blank} was not removed: no update was recorded")
     if _first(ops[removals[0]:], lambda op: op["op"] == "rename" and op["path"] == blank and op["to"].startswith("queue/")) is None:
         raise RuntimeError(f"no later message was built in the blank {blank}")
