@@ -42,6 +42,31 @@ public final class MTASTSCache: Sendable {
     public let directory: String
     private let fileSystem: any FileSystem
     private let writing = Mutex<Void>(())
+    /// The entries read so far, each with the identity of the file it was
+    /// read from: a `load` whose file is unchanged (`lstat`) takes it from
+    /// here instead of reading and parsing it again. The file stays what
+    /// counts: replaced, edited or removed, it is read again (or is gone).
+    private let memo = Mutex<[String: (file: FileIdentity, entry: CachedMTASTSPolicy)]>([:])
+    /// Entries remembered at most (then forgotten all at once): a few
+    /// kilobytes each, for the domains a server sends to with a policy.
+    static let memoLimit = 4096
+
+    /// What tells one version of a file from another.
+    struct FileIdentity: Equatable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int64
+        var modified: Int64
+        var modifiedNanoseconds: Int
+
+        init(_ info: stat) {
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+            size = Int64(info.st_size)
+            modified = Int64(info.st_mtim.tv_sec)
+            modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
+        }
+    }
 
     public init(directory: String, fileSystem: any FileSystem = SystemFileSystem()) {
         self.directory = directory
@@ -64,14 +89,29 @@ public final class MTASTSCache: Sendable {
     }
 
     public func load(_ domain: String) -> CachedMTASTSPolicy? {
-        guard let path = path(domain), let bytes = Self.read(path),
+        guard let path = path(domain) else { return nil }
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            memo.withLock { _ = $0.removeValue(forKey: domain) }
+            return nil   // never fetched (or removed by hand)
+        }
+        if let known = memo.withLock({ $0[domain] }), known.file == FileIdentity(info) { return known.entry }
+        guard let (fd, opened) = try? RegularFile.open(path) else { return nil }
+        defer { close(fd) }
+        // An entry is at most one policy, escaped, and a few short fields.
+        guard let bytes = try? RegularFile.read(fd, upTo: MTASTSPolicy.maxSize * 7 + 4096),
               case .object(let object)? = try? JSONValue.decode(bytes),
               case .string(let id)? = object["id"], case .string(let fetched)? = object["fetched"],
               case .string(let text)? = object["policy"], let time = Timestamp.parseEpochSeconds(fetched),
               let policy = try? MTASTSPolicy.parse(Array(text.utf8)) else {
             return nil   // absent or damaged: as if never fetched (the type's discussion says why)
         }
-        return CachedMTASTSPolicy(domain: domain, id: id, fetched: time, text: text, policy: policy)
+        let entry = CachedMTASTSPolicy(domain: domain, id: id, fetched: time, text: text, policy: policy)
+        memo.withLock { memo in
+            if memo.count >= Self.memoLimit { memo.removeAll() }
+            memo[domain] = (FileIdentity(opened), entry)
+        }
+        return entry
     }
 
     /// The file's bytes, opened as a file someone may have tampered with; nil when unreadable.
