@@ -30,9 +30,10 @@ final class ListenerContext: @unchecked Sendable {
         submitter.checksSpool = false   // checked once, when the listener starts
         submitter.spoolOwner = try? DropWriter.spoolOwner(layout)   // nil: looked up at each drop
         submitter.blanks = handoff?.blanks
+        submitter.fileSystem = InjectedSyncFailure.wrapping(submitter.fileSystem, layout: layout)
         self.submitter = submitter
-        dropCommit = DropGroupCommit(layout: layout, area: .drop)
-        queueCommit = DropGroupCommit(layout: layout, area: .queue)
+        dropCommit = DropGroupCommit(layout: layout, area: .drop, fileSystem: submitter.fileSystem)
+        queueCommit = DropGroupCommit(layout: layout, area: .queue, fileSystem: submitter.fileSystem)
         handoff?.blanks?.follow(queueCommit)
         self.handoff = handoff
         self.tls = tls
