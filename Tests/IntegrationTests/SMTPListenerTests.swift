@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PosternCore
 import PosternTesting
 import Spool
 import Testing
@@ -174,6 +175,59 @@ struct SMTPListenerTests {
         #expect(fixture.waitForEmptyQueue())
         let delivered = fixture.sink.messages()
         #expect(delivered.count == 1 && delivered.first?.contains("Subject: unsure") == true, "\(delivered)")
+        #expect(fixture.stop() == 0)
+    }
+
+    /// A control action on a message the listener handed over (its envelope in
+    /// memory, `QueueInbox`), taken while the message waits for a delivery
+    /// thread, reaches its first attempt: the only delivery thread is kept busy
+    /// by a first message (the sink waits 5 s before answering its DATA); the
+    /// second is then told `kick --transport refuse`, and bounces through that
+    /// fail transport instead of leaving by the relay.
+    @Test func controlActionBeforeTheFirstAttemptIsHeeded() throws {
+        let config = """
+            [transports.refuse]
+            kind = "fail"
+            code = 554
+            enhanced = "5.7.1"
+            text = "refused by the operator"
+            """
+        let fixture = try DaemonFixture(sinkOptions: ["-w", "5"], overrides: [
+            "smtp.listen=[\"127.0.0.1:0\"]", "queue.max_concurrent=1", "queue.per_domain=1",
+        ], config: config)
+        defer { fixture.stop() }
+        try fixture.start()
+        let port = try #require(fixture.smtpPort, "no smtp listening line: \(fixture.log)")
+        func send(_ subject: String) throws -> String {
+            let out = try Self.python("""
+                s = smtplib.SMTP('127.0.0.1', PORT)
+                s.ehlo()
+                s.mail('alice@example.org')
+                s.rcpt('bob@example.net')
+                code, text = s.data(b'Subject: \(subject)\\r\\n\\r\\nbody\\r\\n')
+                print(code, text.decode().split()[-1])
+                s.quit()
+                """, port: port)
+            let words = out.split(separator: " ")
+            #expect(words.first == "250", "\(out)")
+            return String(words.last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let first = try send("first")
+        // Its attempt is under way once registered: the envelope's time set a backoff ahead (6.5).
+        let registered = BackgroundProcess.waitUntil(timeout: 30) {
+            var info = stat()
+            let path = fixture.spool.layout.path(.queue, QueueID(first)!) + "/envelope.json"
+            return stat(path, &info) == 0 && Double(info.st_mtim.tv_sec) > Date().timeIntervalSince1970 + 60
+        }
+        #expect(registered, "the first message's attempt did not start")
+        let second = try send("second")
+        let kick = try fixture.postern(["kick", "--transport", "refuse", second])
+        #expect(kick.status == 0, "\(kick.stdout)\(kick.stderr)")
+        #expect(fixture.waitForLog("id=\(second)"))
+        #expect(fixture.waitForLog("status=bounced"))
+        let lines = fixture.log.split(separator: "\n").filter { $0.contains("msg=delivery") && $0.contains("id=\(second)") }
+        #expect(lines.count == 1 && lines[0].contains("transport=refuse") && lines[0].contains("status=bounced"), "\(lines)")
+        #expect(fixture.waitForLog("status=sent"), "the first message was not delivered")
         #expect(fixture.stop() == 0)
     }
 
