@@ -64,8 +64,8 @@ extension SubmitterTests {
 
 /// The file system as a drop-group member sees it, with a daemon that accepts
 /// each drop the instant it is renamed into drop/.
-final class MemberView: FileSystem, @unchecked Sendable {
-    private let real = SystemFileSystem()
+final class MemberView: FileSystemDecorator, @unchecked Sendable {
+    let base: any FileSystem = SystemFileSystem()
     private let layout: SpoolLayout
     let synced = Mutex(false)
 
@@ -74,36 +74,21 @@ final class MemberView: FileSystem, @unchecked Sendable {
     }
 
     func rename(_ source: String, to destination: String) throws(SpoolIOError) {
-        try real.rename(source, to: destination)
+        try base.rename(source, to: destination)
         if destination.hasPrefix(layout.directory(.drop) + "/") {
             let name = String(destination.dropFirst(layout.directory(.drop).count + 1))
-            try real.rename(destination, to: layout.directory(.queue) + "/" + name)
+            try base.rename(destination, to: layout.directory(.queue) + "/" + name)
         }
     }
 
     func syncDirectory(_ path: String) throws(SpoolIOError) {
         // No read permission on drop/: it cannot be opened to fsync.
         if path == layout.directory(.drop) { throw SpoolIOError("open directory", path, EACCES) }
-        try real.syncDirectory(path)
+        try base.syncDirectory(path)
     }
 
     func syncFileSystem(_ directory: DirectoryHandle) throws(SpoolIOError) {
-        try real.syncFileSystem(directory)
+        try base.syncFileSystem(directory)
         synced.withLock { $0 = true }
     }
-
-    func makeDirectory(_ path: String, mode: mode_t) throws(SpoolIOError) { try real.makeDirectory(path, mode: mode) }
-    func createFile(_ path: String, mode: mode_t) throws(SpoolIOError) -> Int32 { try real.createFile(path, mode: mode) }
-    func reuseFile(_ path: String) throws(SpoolIOError) -> Int32 { try real.reuseFile(path) }
-    func grantAccess(_ path: String, to user: uid_t, permissions: mode_t) throws(SpoolIOError) {
-        try real.grantAccess(path, to: user, permissions: permissions)
-    }
-    func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolIOError) { try real.write(fd, bytes, path: path) }
-    func sync(_ fd: Int32, path: String) throws(SpoolIOError) { try real.sync(fd, path: path) }
-    func close(_ fd: Int32) { real.close(fd) }
-    func exchange(_ first: String, _ second: String) throws(SpoolIOError) { try real.exchange(first, second) }
-    func replace(_ source: String, with destination: String) throws(SpoolIOError) { try real.replace(source, with: destination) }
-    func removeTree(_ path: String) throws(SpoolIOError) { try real.removeTree(path) }
-    func removeFile(_ path: String) throws(SpoolIOError) { try real.removeFile(path) }
-    func setModified(_ path: String, epochSeconds: Double) throws(SpoolIOError) { try real.setModified(path, epochSeconds: epochSeconds) }
 }

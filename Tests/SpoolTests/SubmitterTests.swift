@@ -217,8 +217,8 @@ struct SubmitterTests {
 
 /// A file system that notes, at each write of the message file, how much input
 /// the feeding thread had written by then.
-final class StreamingProbe: FileSystem, @unchecked Sendable {
-    private let real = SystemFileSystem()
+final class StreamingProbe: FileSystemDecorator, @unchecked Sendable {
+    let base: any FileSystem = SystemFileSystem()
     private let lock = NSLock()
     private var fed = 0
     private(set) var fedAtFirstWrite: Int?
@@ -235,25 +235,8 @@ final class StreamingProbe: FileSystem, @unchecked Sendable {
                 writes += 1
             }
         }
-        try real.write(fd, bytes, path: path)
+        try base.write(fd, bytes, path: path)
     }
-
-    func makeDirectory(_ path: String, mode: mode_t) throws(SpoolIOError) { try real.makeDirectory(path, mode: mode) }
-    func createFile(_ path: String, mode: mode_t) throws(SpoolIOError) -> Int32 { try real.createFile(path, mode: mode) }
-    func reuseFile(_ path: String) throws(SpoolIOError) -> Int32 { try real.reuseFile(path) }
-    func grantAccess(_ path: String, to user: uid_t, permissions: mode_t) throws(SpoolIOError) {
-        try real.grantAccess(path, to: user, permissions: permissions)
-    }
-    func sync(_ fd: Int32, path: String) throws(SpoolIOError) { try real.sync(fd, path: path) }
-    func close(_ fd: Int32) { real.close(fd) }
-    func syncDirectory(_ path: String) throws(SpoolIOError) { try real.syncDirectory(path) }
-    func syncFileSystem(_ directory: DirectoryHandle) throws(SpoolIOError) { try real.syncFileSystem(directory) }
-    func rename(_ source: String, to destination: String) throws(SpoolIOError) { try real.rename(source, to: destination) }
-    func replace(_ source: String, with destination: String) throws(SpoolIOError) { try real.replace(source, with: destination) }
-    func removeTree(_ path: String) throws(SpoolIOError) { try real.removeTree(path) }
-    func removeFile(_ path: String) throws(SpoolIOError) { try real.removeFile(path) }
-    func setModified(_ path: String, epochSeconds: Double) throws(SpoolIOError) { try real.setModified(path, epochSeconds: epochSeconds) }
-    func exchange(_ first: String, _ second: String) throws(SpoolIOError) { try real.exchange(first, second) }
 }
 
 extension SubmitterTests {

@@ -96,10 +96,7 @@ public final class MTASTSCache: Sendable {
             return nil   // never fetched (or removed by hand)
         }
         if let known = memo.withLock({ $0[domain] }), known.file == FileIdentity(info) { return known.entry }
-        guard let (fd, opened) = try? RegularFile.open(path) else { return nil }
-        defer { close(fd) }
-        // An entry is at most one policy, escaped, and a few short fields.
-        guard let bytes = try? RegularFile.read(fd, upTo: MTASTSPolicy.maxSize * 7 + 4096),
+        guard let (bytes, opened) = Self.readWithStatus(path),
               case .object(let object)? = try? JSONValue.decode(bytes),
               case .string(let id)? = object["id"], case .string(let fetched)? = object["fetched"],
               case .string(let text)? = object["policy"], let time = Timestamp.parseEpochSeconds(fetched),
@@ -116,10 +113,16 @@ public final class MTASTSCache: Sendable {
 
     /// The file's bytes, opened as a file someone may have tampered with; nil when unreadable.
     static func read(_ path: String) -> [UInt8]? {
-        guard let (fd, _) = try? RegularFile.open(path) else { return nil }
+        readWithStatus(path)?.bytes
+    }
+
+    /// The file's bytes and its status as opened (`fstat`).
+    private static func readWithStatus(_ path: String) -> (bytes: [UInt8], status: stat)? {
+        guard let (fd, status) = try? RegularFile.open(path) else { return nil }
         defer { close(fd) }
         // An entry is at most one policy, escaped, and a few short fields.
-        return try? RegularFile.read(fd, upTo: MTASTSPolicy.maxSize * 7 + 4096)
+        guard let bytes = try? RegularFile.read(fd, upTo: MTASTSPolicy.maxSize * 7 + 4096) else { return nil }
+        return (bytes, status)
     }
 
     public func store(_ entry: CachedMTASTSPolicy) throws(SpoolIOError) {

@@ -120,12 +120,12 @@ public final class TLSReportCounter: Sendable {
                 days[path] = entry
                 return
             }
-            write(&entry, to: path, day: day, now: now)
+            write(&entry, to: path, now: now)
             days[path] = entry
             // A day that is over takes no more counts: its last ones are written, and it is forgotten.
             for (other, old) in days where old.counts.day != day {
                 var old = old
-                if old.pending { write(&old, to: other, day: old.counts.day, now: now) }
+                if old.pending { write(&old, to: other, now: now) }
                 days[other] = nil
             }
         }
@@ -137,15 +137,15 @@ public final class TLSReportCounter: Sendable {
         days.withLock { days in
             for (path, entry) in days where entry.pending {
                 var entry = entry
-                write(&entry, to: path, day: entry.counts.day, now: now)
+                write(&entry, to: path, now: now)
                 days[path] = entry
             }
         }
     }
 
     /// Rewrites one day's file of a domain; on failure the counts stay pending.
-    private func write(_ entry: inout Day, to path: String, day: String, now: Date) {
-        let dayDirectory = directory + "/" + day
+    private func write(_ entry: inout Day, to path: String, now: Date) {
+        let dayDirectory = directory + "/" + entry.counts.day
         do throws(SpoolIOError) {
             try MTASTSCache.ensureDirectory(directory, fileSystem)
             try MTASTSCache.ensureDirectory(dayDirectory, fileSystem)

@@ -11,7 +11,7 @@ import SpoolDrop
 /// the listener (`QueueHandoff.unsure`: it looks at the spool). Nothing else
 /// can make a real `fsync` fail on demand. The variable costs nothing when
 /// unset, and set it only makes messages be answered 451 (and delivered).
-struct InjectedSyncFailure: FileSystem {
+struct InjectedSyncFailure: FileSystemDecorator {
     let base: any FileSystem
     let failing: String
 
@@ -26,22 +26,4 @@ struct InjectedSyncFailure: FileSystem {
         if path == failing { throw SpoolIOError("fsync directory (POSTERN_TEST_FAIL_SYNC_OF)", path, EIO) }
         try base.syncDirectory(path)
     }
-
-    func makeDirectory(_ path: String, mode: mode_t) throws(SpoolIOError) { try base.makeDirectory(path, mode: mode) }
-    func createFile(_ path: String, mode: mode_t) throws(SpoolIOError) -> Int32 { try base.createFile(path, mode: mode) }
-    func reuseFile(_ path: String) throws(SpoolIOError) -> Int32 { try base.reuseFile(path) }
-    func grantAccess(_ path: String, to user: uid_t, permissions: mode_t) throws(SpoolIOError) {
-        try base.grantAccess(path, to: user, permissions: permissions)
-    }
-    func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolIOError) { try base.write(fd, bytes, path: path) }
-    func sync(_ fd: Int32, path: String) throws(SpoolIOError) { try base.sync(fd, path: path) }
-    func startWriteback(_ fd: Int32) { base.startWriteback(fd) }
-    func close(_ fd: Int32) { base.close(fd) }
-    func syncFileSystem(_ directory: DirectoryHandle) throws(SpoolIOError) { try base.syncFileSystem(directory) }
-    func rename(_ source: String, to destination: String) throws(SpoolIOError) { try base.rename(source, to: destination) }
-    func exchange(_ first: String, _ second: String) throws(SpoolIOError) { try base.exchange(first, second) }
-    func replace(_ source: String, with destination: String) throws(SpoolIOError) { try base.replace(source, with: destination) }
-    func removeTree(_ path: String) throws(SpoolIOError) { try base.removeTree(path) }
-    func removeFile(_ path: String) throws(SpoolIOError) { try base.removeFile(path) }
-    func setModified(_ path: String, epochSeconds: Double) throws(SpoolIOError) { try base.setModified(path, epochSeconds: epochSeconds) }
 }
