@@ -24,7 +24,9 @@ for arg in "$@"; do
     esac
 done
 [[ $(id -u) -eq 0 ]] || { echo "tools/bench.sh: run as root (Postfix's master, mount, perf)" >&2; exit 77; }
-tools/install-packages.sh python3 e2fsprogs util-linux libssl-dev pkg-config
+# libcurl4-openssl-dev: the static build below links Foundation's URL
+# session, which needs libcurl (tools/package-deb.sh says the same).
+tools/install-packages.sh python3 e2fsprogs util-linux libssl-dev pkg-config libcurl4-openssl-dev
 tools/postfix-peer.sh install
 # perf counts the inodes each message costs (kernel tracepoints); optional.
 command -v perf >/dev/null || tools/install-packages.sh linux-perf || echo "tools/bench.sh: no perf; the inode count will be skipped" >&2
