@@ -8,7 +8,8 @@ import Synchronization
 import TLS
 
 /// The SMTP listener of `postern run` (`smtp.listen`): accepts connections on
-/// its addresses and serves each on a thread of its own, writing every
+/// its addresses and serves each on a thread of its own (`SessionThreads`,
+/// which keeps the threads of ended sessions for the next ones), writing every
 /// accepted message into the spool by the drop protocol: straight into
 /// `queue/` when the daemon beside it takes it so (`QueueHandoff`), else into
 /// `drop/`, where the daemon's inotify watch picks it up like any other drop.
@@ -55,11 +56,16 @@ public final class SMTPListener: @unchecked Sendable {
     /// The ports bound, in the order of `addresses` (port 0 resolved).
     public private(set) var ports: [UInt16] = []
     private var stopPipe: [Int32] = [-1, -1]
+    /// At most 32 threads wait for the next session: enough for the
+    /// connection-per-message clients of a busy host, few enough to cost
+    /// nothing worth counting when idle (and they end after a minute).
+    private let threads: SessionThreads
     /// Open connections by client address text.
     private let clients = Mutex<(total: Int, byClient: [String: Int])>((0, [:]))
 
     public init(settings: Settings, layout: SpoolLayout, logger: Logger, metrics: PosternMetrics) {
         self.settings = settings
+        threads = SessionThreads(keepIdle: min(settings.maxConnections, 32))
         self.layout = layout
         self.logger = logger
         self.metrics = metrics
@@ -169,7 +175,7 @@ public final class SMTPListener: @unchecked Sendable {
         }
         context.metrics.smtpSessionStarted()
         let context: ListenerContext = self.context
-        Thread.detachNewThread { [self] in
+        threads.run { [self] in
             var nodelay: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &nodelay, socklen_t(MemoryLayout<Int32>.size))
             let end: SMTPSessionEnd
