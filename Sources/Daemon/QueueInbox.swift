@@ -61,13 +61,13 @@ public final class QueueInbox: Sendable {
     /// move), messages are read from the spool as any other.
     static let envelopeLimit = 4096
 
-    /// The message `id` is queued; `envelope` is what `envelope.json` holds
-    /// (an envelope that does not decode is left to the spool's reader).
-    public func queued(_ id: QueueID, envelope: [UInt8] = []) {
-        let decoded = envelope.isEmpty ? nil : try? Envelope.decode(Data(envelope))
-        if let decoded, decoded.id == id {
+    /// The message `id` is queued; `envelope` is what its `envelope.json`
+    /// holds (one that names another message is left to the spool's reader).
+    public func queued(_ id: QueueID, envelope: DropEnvelope? = nil) {
+        if let envelope, envelope.id == id {
+            let converted = Envelope(queued: envelope)
             state.withLock { state in
-                if state.envelopes.count < Self.envelopeLimit { state.envelopes[id] = decoded }
+                if state.envelopes.count < Self.envelopeLimit { state.envelopes[id] = converted }
             }
         }
         post(.queued(id))

@@ -37,4 +37,29 @@ struct DropEnvelopeTests {
         #expect(bare.sender == nil && bare.messageID == nil && bare.requireTLS == nil)
         #expect(bare.dsnReturn == nil && bare.envelopeID == nil)
     }
+
+    /// The envelope the listener hands to the daemon (`Envelope(queued:)`)
+    /// is the one the daemon would read back from the drop's bytes, whatever
+    /// the drop holds: every optional field set or unset, originals equal to
+    /// their address or not, an arrival with a fraction of a second.
+    @Test(arguments: 0..<8) func queuedEnvelopeIsWhatTheCodecReads(variant: Int) throws {
+        let id = QueueIDGenerator().next()
+        let all = variant & 1 == 1
+        var drop = DropEnvelope(id: id, sender: variant & 2 == 0 ? "alice@example.org" : nil,
+                                recipients: ["bob@example.net", "carol@example.net", "d\u{e9}@b\u{fc}cher.example"],
+                                arrival: 1_764_386_254.75 + Double(variant), size: 1234 * variant, uid: 1000 + variant)
+        drop.eightBit = variant & 4 == 4
+        drop.smtputf8 = all
+        if all {
+            drop.messageID = "abc.\(variant)@example.org"
+            drop.requireTLS = variant & 2 == 2
+            drop.originals = ["bob@example.net": "rfc822;Bob@example.net", "carol@example.net": "carol@example.net"]
+            drop.notifyNever = true
+            drop.dsnReturn = variant & 4 == 4 ? .hdrs : .full
+            drop.envelopeID = "QQ+2B\(variant)"
+        }
+        let read = try Envelope.decode(Data(drop.encoded()))
+        #expect(Envelope(queued: drop) == read)
+        #expect(Envelope(queued: drop).encoded() == read.encoded())
+    }
 }

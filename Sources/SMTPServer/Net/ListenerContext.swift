@@ -73,7 +73,7 @@ final class ListenerContext: @unchecked Sendable {
             handoff.unsure(id)
             throw error
         }
-        handoff.queued(id, stream.envelopeBytes)
+        handoff.queued(id, stream.committedEnvelope)
         return id
     }
 

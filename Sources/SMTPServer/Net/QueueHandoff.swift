@@ -24,9 +24,9 @@ public struct QueueHandoff: Sendable {
     /// inotify event to `queued`, so it does not read what it is told.
     public var expect: @Sendable (QueueID) -> Void
     /// After the rename and its `fsync`: the message is due at once. With
-    /// the envelope's bytes as written, so that its first attempt need not
-    /// read them back.
-    public var queued: @Sendable (QueueID, _ envelope: [UInt8]) -> Void
+    /// the envelope as written, so that its first attempt need not read it
+    /// back.
+    public var queued: @Sendable (QueueID, _ envelope: DropEnvelope?) -> Void
     /// The commit failed after `expect`: the message may or may not be in
     /// `queue/`, and the daemon looks.
     public var unsure: @Sendable (QueueID) -> Void
@@ -35,7 +35,7 @@ public struct QueueHandoff: Sendable {
     public var blanks: BlankPool?
 
     public init(takes: @escaping @Sendable ([String]) -> Bool, expect: @escaping @Sendable (QueueID) -> Void,
-                queued: @escaping @Sendable (QueueID, [UInt8]) -> Void, unsure: @escaping @Sendable (QueueID) -> Void) {
+                queued: @escaping @Sendable (QueueID, DropEnvelope?) -> Void, unsure: @escaping @Sendable (QueueID) -> Void) {
         self.takes = takes
         self.expect = expect
         self.queued = queued

@@ -1,5 +1,6 @@
 @_exported import SpoolDrop
 import Foundation
+import PosternCore
 
 // SpoolDrop (the drop path, linked by the set-group-ID drop program) works in
 // bytes and seconds; the rest of Postern speaks `Data`, `Date` and `Envelope`.
@@ -13,6 +14,32 @@ extension JSONValue {
 
     public static func decode(_ data: Data) throws -> JSONValue {
         try JSONText.parse(data)
+    }
+}
+
+extension Envelope {
+    /// The envelope a drop wrote, as the codec would read it back from
+    /// `DropEnvelope.encoded()`, without the JSON in between: the listener
+    /// hands each message's envelope to the daemon beside it so (`QueueInbox`),
+    /// and decoding what it had just encoded cost it as much as the encoding.
+    /// `DropEnvelopeTests` holds the two ways together.
+    public init(queued drop: DropEnvelope) {
+        // The codec's form of the time: whole seconds, as `arrival` is written.
+        let arrival = Timestamp.parse(Timestamp.format(epochSeconds: drop.arrival))
+            ?? Date(timeIntervalSince1970: drop.arrival.rounded(.down))
+        self.init(id: drop.id, sender: drop.sender,
+                  recipients: drop.recipients.map { address in
+                      let original = drop.originals[address]
+                      return Recipient(address: address, original: original == address ? nil : original)
+                  },
+                  arrival: arrival, size: drop.size, uid: drop.uid)
+        messageID = drop.messageID
+        eightBit = drop.eightBit
+        smtputf8 = drop.smtputf8
+        requireTLS = drop.requireTLS
+        notifyNever = drop.notifyNever
+        dsnReturn = drop.dsnReturn
+        envelopeID = drop.envelopeID
     }
 }
 

@@ -26,8 +26,8 @@ public final class DropStream {
     public var size: Int { writer.size }
     /// When the drop began (seconds since the Unix epoch): its arrival.
     public var arrivalTime: Double { arrival }
-    /// The envelope as committed (`envelope.json`'s bytes); empty before.
-    public private(set) var envelopeBytes: [UInt8] = []
+    /// The envelope as committed (what `envelope.json` holds); nil before.
+    public private(set) var committedEnvelope: DropEnvelope?
 
     /// Trace fields (RFC 5321 4.4, `Received:`) stored above the header
     /// section, each line CRLF-terminated. Set before the first line.
@@ -96,7 +96,7 @@ public final class DropStream {
         } catch {
             throw SpoolError(error.exitStatus, "cannot write the drop: \(error)")
         }
-        envelopeBytes = encoded
+        committedEnvelope = envelope
         return writer.id
     }
 
