@@ -209,53 +209,75 @@ package enum JSONText {
 
     /// Pretty-printed (two spaces, `"key": value`), keys sorted, as `jq` prints.
     package static func write(_ value: JSONValue, pretty: Bool) -> String {
-        var out = ""
+        String(decoding: bytes(value, pretty: pretty), as: UTF8.self)
+    }
+
+    /// The same as UTF-8 bytes, written straight into an array: the daemon
+    /// encodes an envelope at every attempt, and building a `String` piece
+    /// by piece cost twice as much.
+    package static func bytes(_ value: JSONValue, pretty: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(1024)
         write(value, pretty: pretty, indent: 0, into: &out)
         return out
     }
 
-    private static func write(_ value: JSONValue, pretty: Bool, indent: Int, into out: inout String) {
+    private static func write(_ value: JSONValue, pretty: Bool, indent: Int, into out: inout [UInt8]) {
         switch value {
-        case .null: out += "null"
-        case .bool(let flag): out += flag ? "true" : "false"
-        case .integer(let number): out += String(number)
-        case .number(let number) where !number.isFinite: out += "null"   // JSON has no infinities
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
+        case .integer(let number): out.append(contentsOf: String(number).utf8)
+        case .number(let number) where !number.isFinite: out.append(contentsOf: "null".utf8)   // JSON has no infinities
         case .number(let number):
             // A whole double keeps a fraction, so it reads back as a number, not an integer.
-            out += number == number.rounded() && abs(number) < 1e15 ? "\(Int64(number)).0" : "\(number)"
+            out.append(contentsOf: (number == number.rounded() && abs(number) < 1e15 ? "\(Int64(number)).0" : "\(number)").utf8)
         case .string(let text): writeString(text, into: &out)
         case .array(let elements):
-            guard !elements.isEmpty else { out += "[]"; return }
-            out += "["
+            guard !elements.isEmpty else { out.append(contentsOf: "[]".utf8); return }
+            out.append(UInt8(ascii: "["))
             for (position, element) in elements.enumerated() {
-                if position > 0 { out += "," }
+                if position > 0 { out.append(UInt8(ascii: ",")) }
                 if pretty { newline(indent + 1, &out) }
                 write(element, pretty: pretty, indent: indent + 1, into: &out)
             }
             if pretty { newline(indent, &out) }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let members):
-            guard !members.isEmpty else { out += "{}"; return }
-            out += "{"
-            for (position, key) in members.keys.sorted().enumerated() {
-                if position > 0 { out += "," }
+            guard !members.isEmpty else { out.append(contentsOf: "{}".utf8); return }
+            out.append(UInt8(ascii: "{"))
+            for (position, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
                 if pretty { newline(indent + 1, &out) }
-                writeString(key, into: &out)
-                out += pretty ? ": " : ":"
-                write(members[key]!, pretty: pretty, indent: indent + 1, into: &out)
+                writeString(member.key, into: &out)
+                out.append(UInt8(ascii: ":"))
+                if pretty { out.append(UInt8(ascii: " ")) }
+                write(member.value, pretty: pretty, indent: indent + 1, into: &out)
             }
             if pretty { newline(indent, &out) }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    private static func newline(_ indent: Int, _ out: inout String) {
-        out += "\n" + String(repeating: "  ", count: indent)
+    private static func newline(_ indent: Int, _ out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\n"))
+        out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: 2 * indent))
     }
 
     /// Quotes and escapes (RFC 8259 7): everything but `"`, `\` and control
-    /// characters as UTF-8, `/` unescaped.
-    private static func writeString(_ text: String, into out: inout String) {
-        out += QuotedString.quoted(text)
+    /// characters as UTF-8, `/` unescaped. Printable ASCII, most of what an
+    /// envelope holds, is copied as it is; anything else is left to
+    /// `QuotedString`, which knows the control characters beyond ASCII.
+    private static func writeString(_ text: String, into out: inout [UInt8]) {
+        var text = text
+        let copied = text.withUTF8 { bytes -> Bool in
+            guard bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else {
+                return false
+            }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: bytes)
+            out.append(UInt8(ascii: "\""))
+            return true
+        }
+        if !copied { out.append(contentsOf: QuotedString.quoted(text).utf8) }
     }
 }

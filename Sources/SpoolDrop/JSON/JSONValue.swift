@@ -17,7 +17,9 @@ public enum JSONValue: Sendable, Hashable {
 
     /// Pretty-printed with sorted keys and a final newline: stable, diffable, `jq`-friendly.
     public func encodedBytes() -> [UInt8] {
-        Array((JSONText.write(self, pretty: true) + "\n").utf8)
+        var bytes = JSONText.bytes(self, pretty: true)
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
     }
 
     /// One line of compact JSON with sorted keys, for JSON Lines output.
