@@ -71,4 +71,24 @@ struct SessionThreadsTests {
         threads.run { done.signal() }
         #expect(done.wait(timeout: .now() + 20) == .success)
     }
+
+    /// `close` ends the waiting threads at once, and a busy one when its
+    /// session ends; the session still runs to its end.
+    @Test func closeEndsTheThreads() {
+        let threads = SessionThreads(keepIdle: 4)
+        let done = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let alive = Mutex(0)
+        for _ in 0..<2 { threads.run { done.signal() } }
+        for _ in 0..<2 { #expect(done.wait(timeout: .now() + 20) == .success) }
+        #expect(eventually { threads.waiting == 2 })
+        // A session that outlives the close.
+        threads.run { alive.withLock { $0 += 1 }; release.wait(); done.signal() }
+        #expect(eventually { alive.withLock { $0 } == 1 })
+        threads.close()
+        #expect(threads.waiting == 0)
+        release.signal()
+        #expect(done.wait(timeout: .now() + 20) == .success, "the session ran to its end")
+        #expect(eventually(1) { threads.waiting > 0 } == false, "its thread does not wait after it")
+    }
 }

@@ -109,8 +109,10 @@ public final class SMTPListener: @unchecked Sendable {
         Thread.detachNewThread { [self] in acceptLoop(sockets, wake: wake) }
     }
 
-    /// Stops accepting; sessions in progress finish on their own threads.
+    /// Stops accepting; sessions in progress finish on their own threads,
+    /// and the threads that wait for a session end.
     public func stop() {
+        threads.close()
         guard stopPipe[1] >= 0 else { return }
         var byte: UInt8 = 0
         _ = write(stopPipe[1], &byte, 1)

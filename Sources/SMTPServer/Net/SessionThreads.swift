@@ -24,6 +24,8 @@ final class SessionThreads: @unchecked Sendable {
         var sessions: [@Sendable () -> Void] = []
         /// Threads waiting on `ready` that no session has claimed yet.
         var idle = 0
+        /// Set by `close`: a thread that has no session to take ends.
+        var closing = false
     }
 
     private let state = Mutex(State())
@@ -39,8 +41,7 @@ final class SessionThreads: @unchecked Sendable {
         sem_init(ready, 0, 0)
     }
 
-    /// Never called while a thread runs: the listener keeps its pool for the
-    /// life of the process, and each thread holds the pool.
+    /// Never called while a thread runs: each thread holds the pool.
     deinit {
         sem_destroy(ready)
         ready.deallocate()
@@ -63,15 +64,28 @@ final class SessionThreads: @unchecked Sendable {
         }
     }
 
+    /// Ends the waiting threads, and each busy one when its session ends:
+    /// the listener has stopped accepting. Sessions handed over before still
+    /// run.
+    func close() {
+        let waiting = state.withLock { state -> Int in
+            state.closing = true
+            defer { state.idle = 0 }
+            return state.idle
+        }
+        for _ in 0..<waiting { sem_post(ready) }
+    }
+
     /// How many threads wait for a session now (for tests).
     var waiting: Int { state.withLock { $0.idle } }
 
     /// Takes the oldest session, runs it, and waits for the next: every
     /// session in `sessions` was either posted to `ready` or started a thread
-    /// of its own, so there is always one to take after either.
+    /// of its own, so there is one to take after either, unless `close`
+    /// posted to end the waiting threads.
     private func serve() {
         while true {
-            let session = state.withLock { $0.sessions.removeFirst() }
+            guard let session = state.withLock({ $0.sessions.isEmpty ? nil : $0.sessions.removeFirst() }) else { return }
             session()
             guard park() else { return }
         }
@@ -82,7 +96,7 @@ final class SessionThreads: @unchecked Sendable {
     /// `idleTime`.
     private func park() -> Bool {
         let parked = state.withLock { state -> Bool in
-            guard state.idle < keepIdle else { return false }
+            guard !state.closing, state.idle < keepIdle else { return false }
             state.idle += 1
             return true
         }
