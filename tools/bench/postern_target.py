@@ -47,10 +47,21 @@ class Postern(Target):
     def empty(self, set_aside=False):
         """Stops the daemon and makes a fresh spool (`postern init`)."""
         self.stop()
-        if set_aside and os.path.isdir(self.spool):
+        if set_aside and self.holds_entries():
             self.aside.keep(self.spool)
         rmtree(self.spool)
         run([self.binary, "init", "--spool", self.spool], env=self.env)
+
+    def holds_entries(self):
+        """Whether any area of the spool holds an entry (a fresh one, from
+        `postern init`, frees only its empty directories when deleted)."""
+        if not os.path.isdir(self.spool):
+            return False
+        for name in os.listdir(self.spool):
+            area = os.path.join(self.spool, name)
+            if os.path.isdir(area) and not os.path.islink(area) and os.listdir(area):
+                return True
+        return False
 
     def generate(self, count, area="queue", deferred=False):
         """Writes `count` messages into `area` with gen-spool.py; returns seconds."""
