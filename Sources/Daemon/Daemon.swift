@@ -75,6 +75,7 @@ public final class Daemon {
     var lastStatus = ""
     /// When the queue gauges were last published, and whether they changed since.
     var lastPublish = Date.distantPast
+    var lastReportWrite = Date.distantPast
     var metricsDirty = true
     /// A full disk, no descriptor left, a read-only spool: said once, probed until it ends.
     let trouble: SpoolTrouble
@@ -198,6 +199,7 @@ public final class Daemon {
             for entry in inbox?.take() ?? [] { received(entry) }
             checkSpool()
             publishMetrics()
+            writeTLSReportsDue()
             feedWatchdog()
             machine.abortOverdueAttempts()
             if stopping, let deadline = stopDeadline, clock.now >= deadline, !cancellations.isEmpty {
@@ -321,6 +323,17 @@ extension Daemon {
     var statusLine: String {
         let tally = core.tally
         return "\(tally.queuedMessages) queued, \(tally.heldMessages) held, \(machine.inFlight) attempts in flight"
+    }
+
+    /// TLSRPT counts that waited their write interval are written on the
+    /// janitor's thread, never on the loop. The loop wakes at least once a
+    /// minute (`timeout`), so a count waits at most about that long even when
+    /// no delivery follows it.
+    func writeTLSReportsDue() {
+        guard let reports = settings.router.reports,
+              clock.now.timeIntervalSince(lastReportWrite) >= reports.writeInterval else { return }
+        lastReportWrite = clock.now
+        janitor?.submit { reports.writeDue() }
     }
 
     /// `WATCHDOG=1` at half the watchdog interval, from the event loop itself:

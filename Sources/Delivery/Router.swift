@@ -14,7 +14,8 @@ public struct Router: Sendable {
     /// replaced (reload) or the daemon stops.
     public var sessions: SessionCache?
     /// The TLSRPT counts its direct transports keep; written out when the
-    /// router is replaced or the daemon stops (`TLSReportCounter.flush`).
+    /// router is replaced or the daemon stops (`TLSReportCounter.flush`), and
+    /// now and then in between (`writeDue`).
     public var reports: TLSReportCounter?
 
     /// What the router holds beyond its transports, let go: idle sessions

@@ -62,6 +62,26 @@ struct TLSReportCounterTests {
         #expect(stored() == 7)
     }
 
+    /// A count that waits with no count after it is written by `writeDue`
+    /// (the daemon's periodic call) once its interval is over, not before.
+    @Test func waitingCountsAreWrittenWhenDue() throws {
+        let counter = TLSReportCounter(directory: directory, clock: clock, writeInterval: 10)
+        let path = directory + "/2025-11-29/example.org.json"
+        func stored() -> Int? { TLSReportDay.load(path)?.policies["sts"]?.successful }
+        let event = TLSReportCounter.Event(domain: "example.org", policy: .mtaSTSEnforce, host: "mx.example.org")
+        counter.count(event)
+        counter.count(event)
+        #expect(stored() == 1)
+        clock.advance(by: 5)
+        counter.writeDue()
+        #expect(stored() == 1, "written before its interval was over")
+        clock.advance(by: 5)
+        counter.writeDue()
+        #expect(stored() == 2, "the waiting count was not written")
+        counter.writeDue()
+        #expect(stored() == 2)
+    }
+
     /// The report has the RFC 8460 4.4 fields: date range, policies with type, domain, summary and failure details.
     @Test func rfcReport() throws {
         let counter = TLSReportCounter(directory: directory, clock: clock)

@@ -154,7 +154,7 @@ struct SMTPListenerTests {
     /// A commit that fails after its rename into queue/ (every fsync of queue/
     /// made to fail, `POSTERN_TEST_FAIL_SYNC_OF`): the client is told 4xx, the
     /// daemon, told the listener is unsure, finds the message in queue/ and
-    /// delivers it once. The client's retry could make a second copy; none is never.
+    /// delivers it once. The client's retry could make a second copy; the message is never lost.
     @Test func commitFailingAfterItsRenameIsDeliveredAllTheSame() throws {
         let fixture = try DaemonFixture(overrides: ["smtp.listen=[\"127.0.0.1:0\"]"])
         defer { fixture.stop() }

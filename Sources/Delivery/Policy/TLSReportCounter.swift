@@ -12,13 +12,15 @@ import TLS
 /// Counts are kept in memory and written behind: a day's file of a domain is
 /// rewritten by the atomic protocol (write `.tmp`, rename over), without
 /// fsync, at its first count and then at most once per `writeInterval` while
-/// counts come, and every pending count at `flush()` (the daemon's stop, a
-/// reload). Why: a delivery to a domain with a policy is counted, and at a
-/// few hundred deliveries a second to one large provider a file rewrite each
-/// (read, parse, encode, write, rename, under one lock) would be on every
-/// delivery's path. A count lost to a crash (at most the last interval's) or
-/// a power failure makes a report a few sessions short, which TLSRPT
-/// tolerates (its counts are statistics, RFC 8460 4.4) and no mail depends on.
+/// counts come; counts that have waited that long are written by `writeDue()`,
+/// which the daemon calls at least once a minute whether counts come or not,
+/// and every pending count at `flush()` (the daemon's stop, a reload). Why: a
+/// delivery to a domain with a policy is counted, and at a few hundred
+/// deliveries a second to one large provider a file rewrite each (read,
+/// parse, encode, write, rename, under one lock) would be on every delivery's
+/// path. A count lost to a crash (at most the last minute's) or a power
+/// failure makes a report a few sessions short, which TLSRPT tolerates (its
+/// counts are statistics, RFC 8460 4.4) and no mail depends on.
 public final class TLSReportCounter: Sendable {
     /// RFC 8460 4.3: the result types this sender can observe.
     public enum Failure: Sendable, Equatable {
@@ -133,9 +135,20 @@ public final class TLSReportCounter: Sendable {
 
     /// Writes every count still in memory.
     public func flush() {
+        writePending(now: clock.now) { _ in true }
+    }
+
+    /// Writes the counts that have waited `writeInterval` or longer: a
+    /// domain's last counts of a burst, with no count after them to write
+    /// them (the daemon calls this now and then, off its event loop).
+    public func writeDue() {
         let now = clock.now
+        writePending(now: now) { entry in entry.written.map { now.timeIntervalSince($0) >= writeInterval } ?? true }
+    }
+
+    private func writePending(now: Date, _ due: (Day) -> Bool) {
         days.withLock { days in
-            for (path, entry) in days where entry.pending {
+            for (path, entry) in days where entry.pending && due(entry) {
                 var entry = entry
                 write(&entry, to: path, now: now)
                 days[path] = entry

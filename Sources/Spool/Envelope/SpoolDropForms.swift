@@ -1,6 +1,5 @@
 @_exported import SpoolDrop
 import Foundation
-import PosternCore
 
 // SpoolDrop (the drop path, linked by the set-group-ID drop program) works in
 // bytes and seconds; the rest of Postern speaks `Data`, `Date` and `Envelope`.
@@ -24,9 +23,8 @@ extension Envelope {
     /// and decoding what it had just encoded cost it as much as the encoding.
     /// `DropEnvelopeTests` holds the two ways together.
     public init(queued drop: DropEnvelope) {
-        // The codec's form of the time: whole seconds, as `arrival` is written.
-        let arrival = Timestamp.parse(Timestamp.format(epochSeconds: drop.arrival))
-            ?? Date(timeIntervalSince1970: drop.arrival.rounded(.down))
+        // Whole seconds, as `arrival` is written (`Timestamp.format`).
+        let arrival = Date(timeIntervalSince1970: drop.arrival.rounded(.down))
         self.init(id: drop.id, sender: drop.sender,
                   recipients: drop.recipients.map { address in
                       let original = drop.originals[address]
