@@ -11,6 +11,11 @@ struct TLSReportCounterTests {
     // 2025-11-29T03:17:34Z.
     let clock = ManualClock(Date(timeIntervalSince1970: 1_764_386_254))
 
+    /// One successful MTA-STS session of example.org, and how many of them
+    /// its file of 2025-11-29 holds.
+    static let stsSuccess = TLSReportCounter.Event(domain: "example.org", policy: .mtaSTSEnforce, host: "mx.example.org")
+    func stored() -> Int? { TLSReportDay.load(directory + "/2025-11-29/example.org.json")?.policies["sts"]?.successful }
+
     /// Successes and failures add up per policy type and failure; another day is another file.
     @Test func countsPerDomainAndDay() throws {
         let counter = TLSReportCounter(directory: directory, clock: clock)
@@ -37,9 +42,7 @@ struct TLSReportCounterTests {
     /// next day's first comes.
     @Test func countsAreWrittenBehind() throws {
         let counter = TLSReportCounter(directory: directory, clock: clock, writeInterval: 10)
-        let path = directory + "/2025-11-29/example.org.json"
-        func stored() -> Int? { TLSReportDay.load(path)?.policies["sts"]?.successful }
-        let event = TLSReportCounter.Event(domain: "example.org", policy: .mtaSTSEnforce, host: "mx.example.org")
+        let event = Self.stsSuccess
         counter.count(event)
         #expect(stored() == 1)
         counter.count(event)
@@ -66,9 +69,7 @@ struct TLSReportCounterTests {
     /// (the daemon's periodic call) once its interval is over, not before.
     @Test func waitingCountsAreWrittenWhenDue() throws {
         let counter = TLSReportCounter(directory: directory, clock: clock, writeInterval: 10)
-        let path = directory + "/2025-11-29/example.org.json"
-        func stored() -> Int? { TLSReportDay.load(path)?.policies["sts"]?.successful }
-        let event = TLSReportCounter.Event(domain: "example.org", policy: .mtaSTSEnforce, host: "mx.example.org")
+        let event = Self.stsSuccess
         counter.count(event)
         counter.count(event)
         #expect(stored() == 1)
