@@ -45,14 +45,15 @@ and its DSN), quarantine (`postern check` moving a damaged drop to
 corrupt/).
 
 Usage (as root; it enters a private mount namespace of its own):
-  tools/power-loss.py --short --mutate   the structured crash states (tools/test.sh, about 30 s)
+  tools/power-loss.py --short --mutate   the structured crash states (tools/test.sh, about a minute)
   tools/power-loss.py --mutate           the full form (README's figures)
 Options: --binary PATH (default .build/debug/postern, else release);
 --model conservative|strict|ext4 (default conservative; see
 tools/reliability/crashstates.py); --limit N (crash states per cut, default
 256; --short 3, and no `postern list`); --scenario NAME (repeatable); --seed
 N; --keep; --verbose (print each sequence); --mutate (each fsync of the drop
-skipped in turn by strace's fault injection: each mutant must fail);
+skipped in turn by strace's fault injection, then the syncfs of the
+listener's first blanks made ahead: each mutant must fail);
 --skip-fsync K (a mutant by hand: the K-th fsync of each recorded program
 skipped, failures expected). Exit 0 when every check holds, 1 otherwise.
 """
@@ -79,13 +80,13 @@ def log(text):
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-def run_scenario(a, work, name, rng, totals, skip_fsync=None):
+def run_scenario(a, work, name, rng, totals, skip=None):
     """Records scenario `name`, checks its protocol and every crash state;
-    returns its problems. `skip_fsync=K`: strace skips the program's K-th
-    fsync (a mutation the checks must catch)."""
-    b = Bench(a.binary, work, a.seed, name if skip_fsync is None else f"{name}-without-fsync-{skip_fsync}")
-    if skip_fsync is not None:
-        b.strace_extra = ["-e", f"inject=fsync:retval=0:when={skip_fsync}"]
+    returns its problems. `skip=(CALL, K)`: strace skips each thread's K-th
+    CALL (`fsync`, `syncfs`; a mutation the checks must catch)."""
+    b = Bench(a.binary, work, a.seed, name if skip is None else f"{name}-without-{skip[0]}-{skip[1]}")
+    if skip is not None:
+        b.strace_extra = ["-e", f"inject={skip[0]}:retval=0:when={skip[1]}"]
     problems = []
     try:
         ops, rules, opts = SCENARIOS[name](b)
@@ -153,30 +154,32 @@ def run_scenario(a, work, name, rng, totals, skip_fsync=None):
         problems.append(f"could not run: {e!r}")
     finally:
         b.close()
-    if skip_fsync is not None:
+    if skip is not None:
         return problems, b.injected
     return problems
 
 
 def mutations(a, work, rng):
-    """Each fsync of root's `postern drop` skipped in turn (strace's fault
+    """Each fsync of root's `postern drop` skipped in turn, and the `syncfs`
+    that makes the listener's first blanks made ahead durable (strace's fault
     injection: the call returns 0 and does nothing, as if the line that makes
     it were deleted): the protocol checker and the crash states must each
     fail the mutant. Returns the problems (a mutant that got through)."""
     problems = []
     scratch = dict.fromkeys(("sequences", "operations", "cuts", "states", "distinct", "failed_states", "instances",
                              "lost", "corrupt", "quarantined_not_owed", "sampled_cuts"), 0)
-    for k in range(1, 5):
-        found, skipped = run_scenario(a, work, "drop", rng, scratch, skip_fsync=k)
+    cases = [("drop", ("fsync", k)) for k in range(1, 5)] + [("listener-blank", ("syncfs", 1))]
+    for number, (name, skip) in enumerate(cases, 1):
+        found, skipped = run_scenario(a, work, name, rng, scratch, skip=skip)
         protocol = [p for p in found if p.startswith("protocol:")]
         states = [p for p in found if p.startswith("power loss")]
-        what = skipped[0] if skipped else "nothing (no such fsync)"
-        log(f"mutant {k}: {what} skipped: protocol checker {'caught it' if protocol else 'MISSED it'}, "
+        what = f"{name}: {skipped[0]}" if skipped else f"{name}: nothing (no {skip[0]} number {skip[1]})"
+        log(f"mutant {number}: {what} skipped: protocol checker {'caught it' if protocol else 'MISSED it'}, "
             f"crash states {'caught it' if states else 'MISSED it'}")
         for p in (protocol + states)[:2]:
             log(f"    {p}")
         if not skipped or not protocol or not states:
-            problems.append(f"mutant {k} ({what} skipped) got through: protocol {bool(protocol)}, states {bool(states)}")
+            problems.append(f"mutant {number} ({what} skipped) got through: protocol {bool(protocol)}, states {bool(states)}")
     return problems
 
 
@@ -219,7 +222,7 @@ def main():
     try:
         for name in names:
             if a.skip_fsync:
-                problems, skipped = run_scenario(a, work, name, rng, totals, skip_fsync=a.skip_fsync)
+                problems, skipped = run_scenario(a, work, name, rng, totals, skip=("fsync", a.skip_fsync))
                 log(f"{name}: skipped {skipped}")
             else:
                 problems = run_scenario(a, work, name, rng, totals)

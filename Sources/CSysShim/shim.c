@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include <stdio.h>
+#include <pthread.h>
+#include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -64,4 +66,11 @@ int csys_grant_user(const char *path, unsigned int uid, unsigned int perms) {
 
 long csys_lgetxattr(const char *path, const char *name, void *value, unsigned long size) {
     return (long)lgetxattr(path, name, value, size);
+}
+
+int csys_name_thread(const char *name) {
+    char short_name[16];
+    strncpy(short_name, name, sizeof short_name - 1);
+    short_name[sizeof short_name - 1] = 0;
+    return pthread_setname_np(pthread_self(), short_name);
 }

@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import PosternCore
+import SpoolDrop
 import Synchronization
 
 /// A fake recursive resolver on loopback, for `SystemResolver` tests: a UDP
@@ -110,7 +111,7 @@ public final class FakeDNSServer: Sendable {
             self.udp = udp
             self.tcp = tcp
             self.port = port
-            ServerThread.start { [self] in serve() }
+            DetachedThread.start(name: "fake-dns") { [self] in serve() }
             return
         }
         throw SetupError(description: "no free UDP+TCP port pair")
@@ -274,24 +275,5 @@ public final class FakeDNSServer: Sendable {
             // sin_port and sin6_port both sit at offset 2, in network order.
             UInt16(raw[2]) << 8 | UInt16(raw[3])
         }
-    }
-}
-
-/// A thread for the server loop, without Foundation.
-private enum ServerThread {
-    static func start(_ body: @escaping @Sendable () -> Void) {
-        final class Box: Sendable {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        let context = Unmanaged.passRetained(Box(body)).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            box.body()
-            return nil
-        }, context)
-        precondition(result == 0, "pthread_create failed")
-        pthread_detach(thread)
     }
 }

@@ -40,9 +40,16 @@ struct SMTPListenerTests {
         return lines.joined(separator: "\n")
     }
 
-    /// Every message directory left anywhere in the spool, temporary ones included.
+    /// Every message directory left anywhere in the spool, temporary ones
+    /// included, once the daemon has stopped (it must exit 0). Stopped,
+    /// because while it runs `tmp/` holds blanks (spool-layout.md 6.4), and a
+    /// blank made ahead that an unfinished message took and left behind
+    /// would look just like one: the daemon removes its blanks as it stops,
+    /// so whatever else is left, a refused message left.
     static func leftovers(_ fixture: DaemonFixture) throws -> [String] {
-        try fixture.spool.names(.drop) + fixture.spool.names(.queue) + fixture.spool.temporaryNames()
+        let status = fixture.stop()
+        return try fixture.spool.names(.drop) + fixture.spool.names(.queue) + fixture.spool.temporaryNames()
+            + (status == 0 ? [] : ["(the daemon exited \(status))"])
     }
 
     /// End to end: submitted by SMTP, the message reaches smtp-sink through the
@@ -103,27 +110,31 @@ struct SMTPListenerTests {
         #expect(remote.recipients.map(\.state) == [.delivered])
     }
 
-    /// A delivered message's directory is emptied and kept in tmp/ (`BlankPool`),
+    /// A delivered message's directory is kept in tmp/ as it is (`BlankPool`),
     /// and once an fsync of queue/ (the next message's commit) has made its
     /// removal durable, a later message is built in it: the same directory
     /// inode goes round, the message arrives whole, and a stopped daemon leaves
-    /// no blank behind (spool-layout.md 6.4, "Blanks").
+    /// no blank behind (spool-layout.md 6.4, "Blanks"). Blanks made ahead
+    /// (empty) serve the second message meanwhile.
     @Test func deliveredDirectoryCarriesALaterMessage() throws {
         let (fixture, port) = try Self.daemon()
         defer { fixture.stop() }
         let tmp = fixture.spool.layout.tmp
-        /// The blanks in tmp/ by name: their directory inodes, once there are `count` of them, each with its two files.
-        func blanks(_ count: Int) -> [String: ino_t]? {
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: tmp), names.count == count else { return nil }
+        /// The kept blanks in tmp/ (those holding a delivered message, where a
+        /// made one is empty) by name: their directory inodes, once there are
+        /// `count` of them, every entry of tmp/ a blank with its two files.
+        func kept(_ count: Int) -> [String: ino_t]? {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: tmp) else { return nil }
             var found: [String: ino_t] = [:]
             for name in names {
-                var info = stat()
+                var info = stat(), message = stat()
                 guard lstat(tmp + "/" + name, &info) == 0,
-                      (try? FileManager.default.contentsOfDirectory(atPath: tmp + "/" + name).sorted()) == ["envelope.json", "message"]
+                      (try? FileManager.default.contentsOfDirectory(atPath: tmp + "/" + name).sorted()) == ["envelope.json", "message"],
+                      lstat(tmp + "/" + name + "/message", &message) == 0
                 else { return nil }
-                found[name] = info.st_ino
+                if message.st_size > 0 { found[name] = info.st_ino }
             }
-            return found
+            return found.count == count ? found : nil
         }
         func send(_ subject: String, then count: Int) throws -> [String: ino_t] {
             let out = try Self.python("""
@@ -134,8 +145,8 @@ struct SMTPListenerTests {
             #expect(out == "{}\n")
             #expect(fixture.waitForSink(count))
             #expect(fixture.waitForEmptyQueue())
-            #expect(BackgroundProcess.waitUntil(timeout: 60) { blanks(min(count, 2)) != nil }, "blanks in tmp/: \(count)")
-            return try #require(blanks(min(count, 2)))
+            #expect(BackgroundProcess.waitUntil(timeout: 60) { kept(min(count, 2)) != nil }, "kept blanks in tmp/: \(count)")
+            return try #require(kept(min(count, 2)))
         }
         // The first blank waits for the second message's commit to fsync queue/; the third message takes it.
         let first = try send("first", then: 1)
@@ -149,6 +160,57 @@ struct SMTPListenerTests {
         #expect(bodies.contains { $0.contains("body of third") && !$0.contains("body of first") })
         #expect(fixture.stop() == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty)
+    }
+
+    /// With nothing delivered (the relay refuses connections), no message
+    /// leaves a blank: the first message, finding none, has blanks made
+    /// ahead (spool-layout.md 6.4, "Blanks made ahead"), private and empty,
+    /// and the next is built in one of them, whole. A stopped daemon
+    /// removes the rest.
+    @Test func blanksAreMadeAheadWhenNothingIsDelivered() throws {
+        let (fixture, port) = try Self.daemon(relayPort: 1)
+        defer { fixture.stop() }
+        let tmp = fixture.spool.layout.tmp
+        func send(_ subject: String) throws {
+            let out = try Self.python("""
+                s = smtplib.SMTP('127.0.0.1', PORT)
+                print(s.sendmail('alice@example.org', ['bob@example.net'], b'Subject: \(subject)\\r\\n\\r\\nbody of \(subject)\\r\\n'))
+                s.quit()
+                """, port: port)
+            #expect(out == "{}\n")
+        }
+        /// The made blanks in tmp/ by directory inode, once there are some:
+        /// each the daemon's, 0700, holding its two files, empty and 0600.
+        func made() -> [ino_t: String]? {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: tmp), !names.isEmpty else { return nil }
+            var found: [ino_t: String] = [:]
+            for name in names {
+                let path = tmp + "/" + name
+                var info = stat(), message = stat(), envelope = stat()
+                guard lstat(path, &info) == 0, info.st_mode & 0o7777 == 0o700, info.st_uid == geteuid(),
+                      (try? FileManager.default.contentsOfDirectory(atPath: path).sorted()) == ["envelope.json", "message"],
+                      lstat(path + "/message", &message) == 0, lstat(path + "/envelope.json", &envelope) == 0,
+                      [message, envelope].allSatisfy({ $0.st_size == 0 && $0.st_mode == S_IFREG | 0o600 && $0.st_nlink == 1 })
+                else { return nil }
+                found[info.st_ino] = name
+            }
+            return found
+        }
+        try send("first")
+        #expect(BackgroundProcess.waitUntil(timeout: 30) { made() != nil }, "no blanks made ahead in tmp/")
+        let blanks = try #require(made())
+        let before = Set(try fixture.spool.names(.queue))
+        try send("second")
+        let id = try #require(Set(try fixture.spool.names(.queue)).subtracting(before).first)
+        let queued = fixture.spool.layout.directory(.queue) + "/" + id
+        var info = stat()
+        #expect(lstat(queued, &info) == 0 && blanks[info.st_ino] != nil, "the second message was not built in a blank made ahead")
+        let message = try String(contentsOfFile: queued + "/message", encoding: .utf8)
+        #expect(message.hasPrefix("Received: ") && message.hasSuffix("\r\n\r\nbody of second\r\n"), "\(message)")
+        #expect(try fixture.envelope(id).recipients.map(\.address) == ["bob@example.net"])
+        #expect(fixture.stop() == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty)
+        #expect(Set(try fixture.spool.names(.queue)) == before.union([id]))
     }
 
     /// A commit that fails after its rename into queue/ (every fsync of queue/
@@ -415,9 +477,9 @@ struct SMTPListenerTests {
             print(s.noop()[0])
             """, port: port)
         #expect(out == "500\n554 5.6.0\n250\n")
-        #expect(try Self.leftovers(fixture).isEmpty)
         #expect(FullDiskTests.metric(metrics, "postern_smtp_messages_total{result=\"rejected\",reason=\"line_too_long\"}") == 1)
         #expect(FullDiskTests.metric(metrics, "postern_smtp_messages_total{result=\"rejected\",reason=\"too_big\"}") == 0)
+        #expect(try Self.leftovers(fixture).isEmpty)
     }
 
     /// Beyond smtp.max_connections_per_client, a client's next connection gets

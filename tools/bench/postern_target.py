@@ -82,7 +82,7 @@ class Postern(Target):
         return count_entries(os.path.join(self.spool, "drop"))
 
     def queued(self):
-        return sum(count_entries(os.path.join(self.spool, a)) for a in ("drop", "tmp", "queue", "hold"))
+        return sum(count_entries(os.path.join(self.spool, a)) for a in ("drop", "queue", "hold"))
 
     def count_command(self):
         return [self.binary, "count", "--spool", self.spool]

@@ -40,7 +40,10 @@ class Bench:
         self.config = os.path.join(self.work, "postern.toml")
         with open(self.config, "w") as f:
             f.write("# the power-loss harness: defaults, the rest through -o\n")
-        self.env = dict(os.environ, POSTERN_CONFIG=self.config)
+        # Blanks made ahead (spool-layout.md 6.4) two at a time, not 32: each
+        # is made the same way, and every operation recorded multiplies the
+        # crash states to check.
+        self.env = dict(os.environ, POSTERN_CONFIG=self.config, POSTERN_TEST_BLANK_BATCH="2")
         self.run([self.binary, "init", "--spool", self.spool, "--drop-group", "nogroup"])
         self.peer = None
         self.mounted = False
@@ -164,6 +167,16 @@ def _child_of(pid):
 
 def _empty(b, *areas):
     return all(not b.ids(a) for a in areas)
+
+
+def _kept(b):
+    """The finished messages' directories in tmp/ (blanks made ahead, 6.4, are there too, empty)."""
+    def holds_a_message(name):
+        try:
+            return os.lstat(os.path.join(b.spool, "tmp", name, "message")).st_size > 0
+        except OSError:
+            return False
+    return [name for name in b.ids("tmp") if holds_a_message(name)]
 
 
 # -- scenarios: each prepares (untraced), records, and says what every crash state must show.
@@ -299,8 +312,9 @@ def sc_listener_blank_updated(b):
 
 
 def _through_a_blank(b, mix, numbers, overrides=(), updated=False):
-    """Three messages through the listener, each sent once the one before is delivered; the third
-    must be built in the first's directory."""
+    """Three messages through the listener, each sent once the one before is delivered; the second
+    must be built in a blank made ahead (the first, finding none, had them made), the third in the
+    first's directory."""
     b.start_peer(mix)
     port = free_port()
     sent = []
@@ -317,7 +331,7 @@ def _through_a_blank(b, mix, numbers, overrides=(), updated=False):
         if not sent:
             if port_open(port):
                 send(numbers[0])
-        elif len(sent) < 3 and delivered() == len(sent) and _empty(b, "queue") and len(b.ids("tmp")) == len(sent):
+        elif len(sent) < 3 and delivered() == len(sent) and _empty(b, "queue") and len(_kept(b)) == len(sent):
             send(numbers[len(sent)])   # the earlier ones' directories wait in tmp/ as blanks
         return len(sent) == 3 and delivered() == 3 and _empty(b, "queue", "drop")
     ops = b.record_daemon(done, overrides=[f'smtp.listen=["127.0.0.1:{port}"]', *overrides])
@@ -331,6 +345,11 @@ def _through_a_blank(b, mix, numbers, overrides=(), updated=False):
         raise RuntimeError(f"the spare of {blank} was not removed: no update was recorded")
     if _first(ops[removals[0]:], lambda op: op["op"] == "rename" and op["path"] == blank and op["to"].startswith("queue/")) is None:
         raise RuntimeError(f"no later message was built in the blank {blank}")
+    # The second came while the first's blank was not ready yet: it was built in one made ahead.
+    commits = [op for op in ops if op["op"] == "rename" and op["path"].startswith("tmp/") and op["to"].startswith("queue/")]
+    made = {op["path"] for op in ops if op["op"] == "mkdir" and op["path"].startswith("tmp/")}
+    if len(commits) != 3 or commits[1]["path"] == "tmp/" + commits[1]["to"][len("queue/"):] or commits[1]["path"] not in made:
+        raise RuntimeError(f"the second message was not built in a blank made ahead: {commits[1:2]}")
     return ops, [(reply + 1, removal, present(b, n, ("queue",)))
                  for reply, removal, n in zip(replies, removals, numbers)], {"reports": ("reply",)}
 

@@ -23,4 +23,6 @@ int csys_set_pipe_size(int fd, int size);
 int csys_grant_user(const char *path, unsigned int uid, unsigned int perms);
 /* lgetxattr(2), which Swift's Glibc module leaves out. */
 long csys_lgetxattr(const char *path, const char *name, void *value, unsigned long size);
+/* pthread_setname_np for the calling thread; the kernel keeps 15 bytes. */
+int csys_name_thread(const char *name);
 #endif

@@ -34,16 +34,32 @@ import Synchronization
 /// message's bytes, to be delivered again to its recipients. For the same
 /// reason nothing is truncated before then: a power loss can only bring a
 /// delivered message back whole (6.4), never half emptied.
+///
+/// When none is ready, the pool asks its `BlankMaker` for a batch of new,
+/// empty ones (`makeAhead`), ready as soon as they are durable. A kept one
+/// that is ready is still handed out first: it allocates nothing.
 public final class BlankPool: Sendable {
     /// Enough for the messages in flight at a high rate; beyond it, finished
     /// messages are removed as before.
     public static let defaultCapacity = 128
 
     public let capacity: Int
-    /// Each blank, with the number of the `fsync` of `queue/` after which it is
-    /// ready, in the order kept (so the numbers never decrease).
-    private let blanks = Mutex<[(path: String, readyAfter: Int)]>([])
+    private struct Blank {
+        /// Its path in `tmp/`.
+        let path: String
+        /// The number of the `fsync` of `queue/` after which it is ready: 0
+        /// for one made ahead, which was never in `queue/`.
+        let readyAfter: Int
+        var made: Bool { readyAfter == 0 }
+    }
+
+    /// The made blanks first, then the kept ones in the order kept (so the
+    /// numbers never decrease, and the ready ones are a prefix).
+    private let blanks = Mutex<[Blank]>([])
     private let queueSync = Mutex<DropGroupCommit?>(nil)
+    /// What makes blanks when none is ready (`makeAhead`), and how many of
+    /// those it made wait unused.
+    private let making = Mutex<(maker: BlankMaker?, unused: Int)>((nil, 0))
 
     public init(capacity: Int = BlankPool.defaultCapacity) {
         self.capacity = capacity
@@ -56,17 +72,47 @@ public final class BlankPool: Sendable {
         queueSync.withLock { $0 = commit }
     }
 
+    /// From now until `takeAll`, makes a batch of new blanks in `layout`'s
+    /// `tmp/` whenever a message finds none ready, or the made ones run low
+    /// (`BlankMaker`).
+    public func makeAhead(layout: SpoolLayout, fileSystem: any FileSystem) {
+        let maker = BlankMaker(tmp: layout.tmp, fileSystem: fileSystem)
+        guard making.withLock({ state in
+            guard state.maker == nil else { return false }
+            state.maker = maker
+            return true
+        }) else { return }
+        maker.start { [weak self] paths in self?.add(made: paths) ?? false }
+    }
+
+    /// Takes in blanks the maker made, ready at once. False once the pool
+    /// takes none (`takeAll`): the maker removes them.
+    private func add(made paths: [String]) -> Bool {
+        making.withLock { state in
+            guard state.maker != nil else { return false }
+            state.unused += paths.count
+            blanks.withLock { $0.insert(contentsOf: paths.map { Blank(path: $0, readyAfter: 0) }, at: 0) }
+            return true
+        }
+    }
+
     /// The blanks kept, ready or not.
     public var count: Int { blanks.withLock { $0.count } }
 
     /// A ready blank to build the next message in (its path in `tmp/`), or nil.
     public func take() -> String? {
         guard let done = queueSync.withLock({ $0?.syncCount }) else { return nil }
-        return blanks.withLock { blanks in
-            // The ready ones are a prefix; the newest of them is the warmest in the caches.
+        let taken = blanks.withLock { blanks -> Blank? in
+            // The newest ready one: a kept one if any, the warmest in the caches.
             guard let last = blanks.lastIndex(where: { $0.readyAfter <= done }) else { return nil }
-            return blanks.remove(at: last).path
+            return blanks.remove(at: last)
         }
+        let maker = making.withLock { state -> BlankMaker? in
+            if taken?.made == true { state.unused -= 1 }
+            return taken == nil || state.unused < (state.maker?.batch ?? 0) / 2 ? state.maker : nil
+        }
+        maker?.want()
+        return taken?.path
     }
 
     /// Keeps the finished message directory at `path`, renamed out of `queue/`
@@ -79,14 +125,20 @@ public final class BlankPool: Sendable {
         guard Self.isReusable(path) else { return false }
         return blanks.withLock { blanks in
             guard blanks.count < capacity else { return false }
-            blanks.append((path, readyAfter))
+            blanks.append(Blank(path: path, readyAfter: readyAfter))
             return true
         }
     }
 
-    /// Every blank, taken out of the pool: for removal when the daemon stops.
+    /// Every blank, taken out of the pool, once the maker has ended: for
+    /// removal when the daemon stops.
     public func takeAll() -> [String] {
-        blanks.withLock { blanks in
+        let maker = making.withLock { state in
+            defer { state = (nil, 0) }
+            return state.maker
+        }
+        maker?.close()
+        return blanks.withLock { blanks in
             defer { blanks.removeAll() }
             return blanks.map(\.path)
         }
