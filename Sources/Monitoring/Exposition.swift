@@ -27,13 +27,14 @@ enum MetricFamily: String, CaseIterable, Sendable {
     case smtpSessionsActive = "postern_smtp_sessions_active"
     case smtpMessages = "postern_smtp_messages_total"
     case smtpBytes = "postern_smtp_received_bytes_total"
+    case smtpBlanksMade = "postern_smtp_blanks_made_total"
 
     var name: String { rawValue }
 
     var type: String {
         switch self {
         case .connections, .drops, .deliveries, .dsns, .inotifyOverflows, .tls, .doubleBounces, .spoolWriteFailures,
-             .smtpSessions, .smtpMessages, .smtpBytes: "counter"
+             .smtpSessions, .smtpMessages, .smtpBytes, .smtpBlanksMade: "counter"
         case .deliveryDuration, .connectionMessages: "histogram"
         case .messages, .recipients, .oldestQueuedAge, .rescanDuration, .rescanMessages, .inFlight, .spoolUnwritable,
              .smtpSessionsActive: "gauge"
@@ -64,6 +65,7 @@ enum MetricFamily: String, CaseIterable, Sendable {
         case .smtpSessionsActive: "Sessions of the SMTP listener open now."
         case .smtpMessages: "Messages the SMTP listener received: accepted, or rejected with a reason."
         case .smtpBytes: "Octets of messages the SMTP listener accepted, as stored."
+        case .smtpBlanksMade: "Message directories made ahead for the SMTP listener, when no delivered message left one to reuse (delivery slower than injection, or paused)."
         }
     }
 

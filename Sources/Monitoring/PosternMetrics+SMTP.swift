@@ -11,6 +11,7 @@ extension PosternMetrics {
         _ = acceptedCounter
         _ = bytesCounter
         _ = activeGauge
+        _ = blanksMadeCounter
     }
 
     public func smtpSessionStarted() {
@@ -31,6 +32,11 @@ extension PosternMetrics {
         rejectionCounter(reason).increment()
     }
 
+    /// A batch of blanks made ahead and handed to the pool (`BlankMaker`).
+    public func smtpBlanksMade(_ count: Int) {
+        blanksMadeCounter.increment(by: Int64(count))
+    }
+
     private func sessionCounter(_ end: SMTPSessionEnd) -> Counter {
         registry.makeCounter(descriptor: MetricFamily.smtpSessions.descriptor, labels: [("result", end.rawValue)])
     }
@@ -46,6 +52,10 @@ extension PosternMetrics {
 
     private var bytesCounter: Counter {
         registry.makeCounter(descriptor: MetricFamily.smtpBytes.descriptor)
+    }
+
+    private var blanksMadeCounter: Counter {
+        registry.makeCounter(descriptor: MetricFamily.smtpBlanksMade.descriptor)
     }
 
     private var activeGauge: Gauge {

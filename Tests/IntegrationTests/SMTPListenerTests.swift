@@ -120,19 +120,19 @@ struct SMTPListenerTests {
         let (fixture, port) = try Self.daemon()
         defer { fixture.stop() }
         let tmp = fixture.spool.layout.tmp
-        /// The kept blanks in tmp/ (those holding a delivered message, where a
-        /// made one is empty) by name: their directory inodes, once there are
-        /// `count` of them, every entry of tmp/ a blank with its two files.
+        /// The kept blanks in tmp/ by name (those holding a delivered message
+        /// and its envelope; made ones are empty, and may be half made as
+        /// this looks): their directory inodes, once there are `count` of them.
         func kept(_ count: Int) -> [String: ino_t]? {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: tmp) else { return nil }
             var found: [String: ino_t] = [:]
             for name in names {
                 var info = stat(), message = stat()
-                guard lstat(tmp + "/" + name, &info) == 0,
-                      (try? FileManager.default.contentsOfDirectory(atPath: tmp + "/" + name).sorted()) == ["envelope.json", "message"],
-                      lstat(tmp + "/" + name + "/message", &message) == 0
-                else { return nil }
-                if message.st_size > 0 { found[name] = info.st_ino }
+                if lstat(tmp + "/" + name, &info) == 0,
+                   (try? FileManager.default.contentsOfDirectory(atPath: tmp + "/" + name).sorted()) == ["envelope.json", "message"],
+                   lstat(tmp + "/" + name + "/message", &message) == 0, message.st_size > 0 {
+                    found[name] = info.st_ino
+                }
             }
             return found.count == count ? found : nil
         }
@@ -145,8 +145,12 @@ struct SMTPListenerTests {
             #expect(out == "{}\n")
             #expect(fixture.waitForSink(count))
             #expect(fixture.waitForEmptyQueue())
-            #expect(BackgroundProcess.waitUntil(timeout: 60) { kept(min(count, 2)) != nil }, "kept blanks in tmp/: \(count)")
-            return try #require(kept(min(count, 2)))
+            var found: [String: ino_t]?
+            #expect(BackgroundProcess.waitUntil(timeout: 60) {
+                found = kept(min(count, 2))
+                return found != nil
+            }, "kept blanks in tmp/: \(count)")
+            return try #require(found)
         }
         // The first blank waits for the second message's commit to fsync queue/; the third message takes it.
         let first = try send("first", then: 1)
@@ -163,13 +167,16 @@ struct SMTPListenerTests {
     }
 
     /// With nothing delivered (the relay refuses connections), no message
-    /// leaves a blank: the first message, finding none, has blanks made
-    /// ahead (spool-layout.md 6.4, "Blanks made ahead"), private and empty,
-    /// and the next is built in one of them, whole. A stopped daemon
+    /// leaves a blank: the first message, finding none, has a batch of 32
+    /// blanks made ahead (spool-layout.md 6.4, "Blanks made ahead"), private
+    /// and empty, counted in the metrics once the pool has them, and the
+    /// next message is built in one of them, whole. A stopped daemon
     /// removes the rest.
     @Test func blanksAreMadeAheadWhenNothingIsDelivered() throws {
-        let (fixture, port) = try Self.daemon(relayPort: 1)
+        let (fixture, port) = try Self.daemon(["metrics.listen=127.0.0.1:0"], relayPort: 1)
         defer { fixture.stop() }
+        let metrics = try #require(fixture.metricsPort)
+        #expect(FullDiskTests.metric(metrics, "postern_smtp_blanks_made_total") == 0)
         let tmp = fixture.spool.layout.tmp
         func send(_ subject: String) throws {
             let out = try Self.python("""
@@ -197,8 +204,11 @@ struct SMTPListenerTests {
             return found
         }
         try send("first")
-        #expect(BackgroundProcess.waitUntil(timeout: 30) { made() != nil }, "no blanks made ahead in tmp/")
+        #expect(BackgroundProcess.waitUntil(timeout: 30) {
+            FullDiskTests.metric(metrics, "postern_smtp_blanks_made_total") == 32
+        }, "no batch of blanks made ahead")
         let blanks = try #require(made())
+        #expect(blanks.count == 32)
         let before = Set(try fixture.spool.names(.queue))
         try send("second")
         let id = try #require(Set(try fixture.spool.names(.queue)).subtracting(before).first)

@@ -76,6 +76,7 @@ import Testing
         "postern_smtp_sessions_active": "gauge",
         "postern_smtp_messages_total": "counter",
         "postern_smtp_received_bytes_total": "counter",
+        "postern_smtp_blanks_made_total": "counter",
     ]
 
     @Test func everyMetricShowsBeforeTheFirstEvent() {

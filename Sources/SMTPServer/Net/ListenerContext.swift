@@ -35,7 +35,7 @@ final class ListenerContext: @unchecked Sendable {
         dropCommit = DropGroupCommit(layout: layout, area: .drop, fileSystem: submitter.fileSystem)
         queueCommit = DropGroupCommit(layout: layout, area: .queue, fileSystem: submitter.fileSystem)
         handoff?.blanks?.follow(queueCommit)
-        handoff?.blanks?.makeAhead(layout: layout, fileSystem: submitter.fileSystem)
+        handoff?.blanks?.makeAhead(layout: layout, fileSystem: submitter.fileSystem) { [metrics] in metrics.smtpBlanksMade($0) }
         self.handoff = handoff
         self.tls = tls
         self.timeout = timeout

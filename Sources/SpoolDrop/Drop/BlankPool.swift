@@ -74,15 +74,20 @@ public final class BlankPool: Sendable {
 
     /// From now until `takeAll`, makes a batch of new blanks in `layout`'s
     /// `tmp/` whenever a message finds none ready, or the made ones run low
-    /// (`BlankMaker`).
-    public func makeAhead(layout: SpoolLayout, fileSystem: any FileSystem) {
+    /// (`BlankMaker`); `made` is told the size of each batch taken in.
+    public func makeAhead(layout: SpoolLayout, fileSystem: any FileSystem,
+                          made: @escaping @Sendable (Int) -> Void = { _ in }) {
         let maker = BlankMaker(tmp: layout.tmp, fileSystem: fileSystem)
         guard making.withLock({ state in
             guard state.maker == nil else { return false }
             state.maker = maker
             return true
         }) else { return }
-        maker.start { [weak self] paths in self?.add(made: paths) ?? false }
+        maker.start { [weak self] paths in
+            guard self?.add(made: paths) == true else { return false }
+            made(paths.count)
+            return true
+        }
     }
 
     /// Takes in blanks the maker made, ready at once. False once the pool
