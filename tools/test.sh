@@ -54,10 +54,11 @@ swift test
 # message accounted for, and 4 kills with the default backoff
 # (tools/crash-harness.py; README, Tests).
 tools/crash-harness.py --short --binary .build/debug/postern
-# Power loss, short form (about 30 s): each write protocol recorded under
+# Power loss, short form (about a minute): each write protocol recorded under
 # strace, its order checked against spool-layout.md, the structured crash
-# states of every cut scanned, and each fsync of the drop skipped in turn to
-# prove the checks catch it (tools/power-loss.py; spool-layout.md 6.6).
+# states of every cut scanned, and each fsync of the drop (then the syncfs of
+# the listener's blanks made ahead) skipped in turn to prove the checks catch
+# it (tools/power-loss.py; spool-layout.md 6.6).
 tools/power-loss.py --short --mutate --binary .build/debug/postern
 # Fuzzing, bounded (3 to 5 minutes on a fresh clone: a sanitized release
 # build of the parsers, then each of the nine targets for FUZZ_SECONDS from
