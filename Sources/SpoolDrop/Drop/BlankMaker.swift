@@ -81,18 +81,17 @@ final class BlankMaker: @unchecked Sendable {
             defer { sem_post(ended) }
             while true {
                 while sem_wait(wanted) != 0 {}   // EINTR: wait again
-                let closed = state.withLock { state in
-                    state.pending = false
-                    return state.closed
-                }
-                if closed { return }
+                if state.withLock({ $0.closed }) { return }
                 let made = makeBatch()
                 if !made.isEmpty, !deliver(made) { remove(made) }
+                // Asked again while making: this batch answered it; a message that
+                // still finds too few asks anew.
+                state.withLock { $0.pending = false }
             }
         }
     }
 
-    /// Asks for a batch; asking again before it is begun asks for the same one.
+    /// Asks for a batch; asking again before it is handed over asks for the same one.
     func want() {
         let post = state.withLock { state -> Bool in
             guard !state.pending, !state.closed else { return false }
