@@ -112,7 +112,7 @@ struct BlankMakerTests {
     }
 
     /// `takeAll`, as the daemon stops: every blank is handed over for
-    /// removal, and a later miss asks for none.
+    /// removal, and the maker is gone: a later miss asks it for nothing.
     @Test func takeAllEndsTheMaking() throws {
         _ = pool.take()
         #expect(poolHolds(batch))
@@ -121,7 +121,17 @@ struct BlankMakerTests {
         for path in all { try FileManager.default.removeItem(atPath: path) }
         #expect(pool.take() == nil)
         #expect(pool.count == 0)
+        // Making again (another listener would): the next miss is answered by
+        // the new maker alone, after the old one was asked first and is gone.
+        let again = RecordingFileSystem(root: layout.root)
+        pool.makeAhead(layout: layout, fileSystem: again)
+        #expect(pool.take() == nil)
+        #expect(poolHolds(batch))
+        #expect(again.calls.filter { $0.hasPrefix("syncfs") }.count == 1)
         #expect(recorder.calls.filter { $0.hasPrefix("syncfs") }.count == 1)
+        #expect(recorder.calls.filter { $0.hasPrefix("mkdir") }.count == batch)
+        #expect(try tmpNames().count == batch)
+        for path in pool.takeAll() { try FileManager.default.removeItem(atPath: path) }
     }
 
     /// `close` returns only once the thread has ended, and a batch the pool

@@ -345,10 +345,12 @@ def _through_a_blank(b, mix, numbers, overrides=(), updated=False):
         raise RuntimeError(f"the spare of {blank} was not removed: no update was recorded")
     if _first(ops[removals[0]:], lambda op: op["op"] == "rename" and op["path"] == blank and op["to"].startswith("queue/")) is None:
         raise RuntimeError(f"no later message was built in the blank {blank}")
-    # The second came while the first's blank was not ready yet: it was built in one made ahead.
+    # The second came while the first's blank was not ready yet: it was built in one made ahead,
+    # a directory made in tmp/ under a name no message had (a message's own is named by its ID).
     commits = [op for op in ops if op["op"] == "rename" and op["path"].startswith("tmp/") and op["to"].startswith("queue/")]
-    made = {op["path"] for op in ops if op["op"] == "mkdir" and op["path"].startswith("tmp/")}
-    if len(commits) != 3 or commits[1]["path"] == "tmp/" + commits[1]["to"][len("queue/"):] or commits[1]["path"] not in made:
+    ids = {"tmp/" + op["to"][len("queue/"):] for op in commits}
+    made = {op["path"] for op in ops if op["op"] == "mkdir" and op["path"].startswith("tmp/")} - ids
+    if len(commits) != 3 or commits[1]["path"] not in made:
         raise RuntimeError(f"the second message was not built in a blank made ahead: {commits[1:2]}")
     return ops, [(reply + 1, removal, present(b, n, ("queue",)))
                  for reply, removal, n in zip(replies, removals, numbers)], {"reports": ("reply",)}

@@ -57,9 +57,8 @@ public final class BlankPool: Sendable {
     /// numbers never decrease, and the ready ones are a prefix).
     private let blanks = Mutex<[Blank]>([])
     private let queueSync = Mutex<DropGroupCommit?>(nil)
-    /// What makes blanks when none is ready (`makeAhead`), and how many of
-    /// those it made wait unused.
-    private let making = Mutex<(maker: BlankMaker?, unused: Int)>((nil, 0))
+    /// What makes blanks when none is ready (`makeAhead`), until `takeAll`.
+    private let maker = Mutex<BlankMaker?>(nil)
 
     public init(capacity: Int = BlankPool.defaultCapacity) {
         self.capacity = capacity
@@ -77,13 +76,13 @@ public final class BlankPool: Sendable {
     /// (`BlankMaker`); `made` is told the size of each batch taken in.
     public func makeAhead(layout: SpoolLayout, fileSystem: any FileSystem,
                           made: @escaping @Sendable (Int) -> Void = { _ in }) {
-        let maker = BlankMaker(tmp: layout.tmp, fileSystem: fileSystem)
-        guard making.withLock({ state in
-            guard state.maker == nil else { return false }
-            state.maker = maker
+        let new = BlankMaker(tmp: layout.tmp, fileSystem: fileSystem)
+        guard maker.withLock({ maker in
+            guard maker == nil else { return false }
+            maker = new
             return true
         }) else { return }
-        maker.start { [weak self] paths in
+        new.start { [weak self] paths in
             guard self?.add(made: paths) == true else { return false }
             made(paths.count)
             return true
@@ -91,14 +90,12 @@ public final class BlankPool: Sendable {
     }
 
     /// Takes in blanks the maker made, ready at once. False once the pool
-    /// takes none (`takeAll`): the maker removes them.
+    /// takes none (`takeAll`): the maker removes them. (Any taken in before
+    /// are in `takeAll`'s answer, which waits for the maker to end.)
     private func add(made paths: [String]) -> Bool {
-        making.withLock { state in
-            guard state.maker != nil else { return false }
-            state.unused += paths.count
-            blanks.withLock { $0.insert(contentsOf: paths.map { Blank(path: $0, readyAfter: 0) }, at: 0) }
-            return true
-        }
+        guard maker.withLock({ $0 != nil }) else { return false }
+        blanks.withLock { $0.insert(contentsOf: paths.map { Blank(path: $0, readyAfter: 0) }, at: 0) }
+        return true
     }
 
     /// The blanks kept, ready or not.
@@ -107,17 +104,14 @@ public final class BlankPool: Sendable {
     /// A ready blank to build the next message in (its path in `tmp/`), or nil.
     public func take() -> String? {
         guard let done = queueSync.withLock({ $0?.syncCount }) else { return nil }
-        let taken = blanks.withLock { blanks -> Blank? in
+        let (taken, madeLeft) = blanks.withLock { blanks -> (String?, Int) in
             // The newest ready one: a kept one if any, the warmest in the caches.
-            guard let last = blanks.lastIndex(where: { $0.readyAfter <= done }) else { return nil }
-            return blanks.remove(at: last)
+            let taken = blanks.lastIndex(where: { $0.readyAfter <= done }).map { blanks.remove(at: $0).path }
+            // The made ones are the first (`add`).
+            return (taken, blanks.prefix(while: \.made).count)
         }
-        let maker = making.withLock { state -> BlankMaker? in
-            if taken?.made == true { state.unused -= 1 }
-            return taken == nil || state.unused < (state.maker?.batch ?? 0) / 2 ? state.maker : nil
-        }
-        maker?.want()
-        return taken?.path
+        if let maker = maker.withLock({ $0 }), taken == nil || madeLeft < maker.batch / 2 { maker.want() }
+        return taken
     }
 
     /// Keeps the finished message directory at `path`, renamed out of `queue/`
@@ -138,11 +132,11 @@ public final class BlankPool: Sendable {
     /// Every blank, taken out of the pool, once the maker has ended: for
     /// removal when the daemon stops.
     public func takeAll() -> [String] {
-        let maker = making.withLock { state in
-            defer { state = (nil, 0) }
-            return state.maker
+        let ending = maker.withLock { maker in
+            defer { maker = nil }
+            return maker
         }
-        maker?.close()
+        ending?.close()
         return blanks.withLock { blanks in
             defer { blanks.removeAll() }
             return blanks.map(\.path)
