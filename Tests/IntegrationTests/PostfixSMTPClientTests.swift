@@ -102,8 +102,13 @@ extension PostfixSMTPClientTests {
         sessions.closeAll()
         #expect(uses == [1, 2, 3, 4, 5])
         #expect(try peer.waitForSinkMessages(count: 5).count == 5)
-        // smtpd's summary of each session that carried mail (the peer's own readiness probe carries none).
-        let sessionsWithMail = peer.log.components(separatedBy: "\n").filter { $0.contains(" disconnect from ") && $0.contains(" mail=") }
+        // smtpd's summary of each session that carried mail (the peer's own readiness probe carries none),
+        // logged once smtpd has handled the QUIT, which may be after the sink has the messages.
+        func sessionsWithMailLogged() -> [String] {
+            peer.log.components(separatedBy: "\n").filter { $0.contains(" disconnect from ") && $0.contains(" mail=") }
+        }
+        #expect(BackgroundProcess.waitUntil(timeout: 30) { !sessionsWithMailLogged().isEmpty }, "\(peer.log)")
+        let sessionsWithMail = sessionsWithMailLogged()
         #expect(sessionsWithMail.count == 1 && sessionsWithMail[0].contains(" mail=5 ") && sessionsWithMail[0].contains(" rset=4 "),
                 "\(sessionsWithMail)")
     }
