@@ -206,7 +206,8 @@ def main():
     p.add_argument("--skip-fsync", type=int, metavar="K",
                    help="a mutant by hand: strace skips the K-th fsync of each recorded program (expect failures)")
     p.add_argument("--mutate", action="store_true",
-                   help="also skip each fsync of `postern drop` in turn (strace -e inject): each mutant must fail")
+                   help="also skip each fsync of `postern drop` in turn, then the syncfs of the listener's first blanks "
+                        "made ahead (strace -e inject): each mutant must fail")
     a = p.parse_args()
     a.binary = a.binary or default_binary()
     a.limit = a.limit or (3 if a.short else 256)
